@@ -1,0 +1,44 @@
+"""Shared fixtures: the real names data from ../shared, and a CLI runner."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from toolkit.cli import make_app
+
+REPO = Path(__file__).resolve().parents[1]
+NAMES_DIR = REPO.parent / "shared" / "datasets" / "names"
+
+
+@pytest.fixture(scope="session")
+def names_dir() -> Path:
+    if not NAMES_DIR.is_dir():
+        pytest.fail(f"the names data is missing: expected {NAMES_DIR} (../shared beside the repo)")
+    return NAMES_DIR
+
+
+@pytest.fixture
+def cli():
+    """Invoke the CLI in-process; returns click's Result (exit_code, stdout, stderr)."""
+    runner = CliRunner()
+
+    def invoke(args: Sequence[str], plugins: Sequence[str] = (), **kwargs):
+        return runner.invoke(make_app(plugins), list(args), **kwargs)
+
+    return invoke
+
+
+def run_toolkit(args: Sequence[str], env: dict[str, str] | None = None, **kwargs):
+    """Run the real `toolkit` console script in a subprocess."""
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "toolkit", *args],
+        capture_output=True, text=True, env=full_env, **kwargs,
+    )

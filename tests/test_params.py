@@ -1,0 +1,99 @@
+"""Parameter declaration, conversion, validation, and `toolkit run`'s checks before training."""
+
+from __future__ import annotations
+
+import pytest
+
+from toolkit.errors import ToolkitError
+from toolkit.params import Param, Section, parse_assignments, resolve
+
+MODEL = Section("model", "model 'm'", (
+    Param("hidden_size", int, 128, "Hidden units."),
+    Param("dropout", float, 0.0, "Dropout."),
+    Param("bidirectional", bool, False, "Both directions."),
+    Param("cell", str, "gru", "Cell type.", choices=("gru", "lstm")),
+))
+TRAIN = Section("train", "the trainer", (
+    Param("epochs", int, 10, "Epochs."),
+    Param("dropout", float, 0.1, "A clash with model.dropout, for ambiguity."),
+))
+
+
+def test_defaults_fill_every_section():
+    assert resolve([MODEL, TRAIN], {}) == {
+        "model": {"hidden_size": 128, "dropout": 0.0, "bidirectional": False, "cell": "gru"},
+        "train": {"epochs": 10, "dropout": 0.1},
+    }
+
+
+@pytest.mark.parametrize(("raw", "expected"), [
+    ({"model.hidden_size": "256"}, {"hidden_size": 256}),
+    ({"hidden_size": "1_000"}, {"hidden_size": 1000}),
+    ({"model.dropout": "0.25"}, {"dropout": 0.25}),
+    ({"model.dropout": 1}, {"dropout": 1.0}),
+    ({"bidirectional": "yes"}, {"bidirectional": True}),
+    ({"bidirectional": "False"}, {"bidirectional": False}),
+    ({"cell": "lstm"}, {"cell": "lstm"}),
+    ({"hidden_size": 64}, {"hidden_size": 64}),
+])
+def test_values_are_converted_to_declared_types(raw, expected):
+    resolved = resolve([MODEL, TRAIN], raw)["model"]
+    for name, value in expected.items():
+        assert resolved[name] == value
+        assert type(resolved[name]) is type(value)
+
+
+@pytest.mark.parametrize(("raw", "message"), [
+    ({"model.hidden_size": "big"}, "model 'm' parameter 'hidden_size' expects an integer; got 'big'."),
+    ({"hidden_size": 1.5}, "expects an integer; got 1.5"),
+    ({"hidden_size": True}, "expects an integer; got True"),
+    ({"bidirectional": "maybe"}, "parameter 'bidirectional' expects true or false; got 'maybe'"),
+    ({"model.dropout": "x"}, "expects a number; got 'x'"),
+    ({"cell": "transformer"}, "parameter 'cell' must be one of gru, lstm; got 'transformer'"),
+    ({"model.hiden_size": "3"}, "model 'm' has no parameter 'hiden_size'. Did you mean 'hidden_size'?"),
+    ({"hiden_size": "3"}, "this run has no parameter 'hiden_size'. Did you mean 'hidden_size'? Valid:"),
+    ({"dropout": "0.5"}, "parameter 'dropout' is ambiguous; write model.dropout or train.dropout."),
+    ({"modle.cell": "gru"}, "unknown parameter group 'modle' in 'modle.cell'. Did you mean 'model'?"),
+])
+def test_bad_values_are_refused_with_a_clear_message(raw, message):
+    with pytest.raises(ToolkitError) as info:
+        resolve([MODEL, TRAIN], raw)
+    assert message in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_unknown_parameter_lists_the_valid_ones():
+    with pytest.raises(ToolkitError) as info:
+        resolve([MODEL], {"model.size": "3"})
+    assert "Valid: model.hidden_size, model.dropout, model.bidirectional, model.cell." in str(info.value)
+
+
+def test_parse_assignments():
+    assert parse_assignments(["a=1", "b.c=x=y", "a=2"]) == {"a": "2", "b.c": "x=y"}
+    with pytest.raises(ToolkitError, match="--param expects KEY=VALUE"):
+        parse_assignments(["novalue"])
+
+
+def test_param_type_must_be_supported():
+    with pytest.raises(TypeError):
+        Param("x", list, [], "A list is not a supported type.")
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["run", "--dataset", "no-such-data", "--model", "scratch-rnn"], "unknown dataset 'no-such-data'."),
+    (["run", "--dataset", "names", "--model", "scratch-rnm"],
+     "unknown model 'scratch-rnm'. Did you mean 'scratch-rnn'? Available:"),
+    (["run", "--dataset", "names", "--encoder", "onehott"],
+     "unknown encoder 'onehott'. Did you mean 'onehot'? Available: onehot"),
+    (["run", "--dataset", "names", "--param", "encoder.alfabet=abc"],
+     "encoder 'onehot' has no parameter 'alfabet'. Did you mean 'alphabet'?"),
+    (["run", "--dataset", "names", "--param", "train.epochs=many"],
+     "the trainer parameter 'epochs' expects an integer; got 'many'."),
+    (["run", "--dataset", "names", "--device", "tpu"], "unknown device 'tpu'; use one of auto, cpu, cuda, mps."),
+    (["run", "--dataset", "names", "--param", "oops"], "--param expects KEY=VALUE"),
+])
+def test_run_refuses_bad_input_before_training(cli, args, message):
+    result = cli(args)
+    assert result.exit_code == 2, result.output
+    assert message in result.stderr
+    assert result.stderr.count("\n") == 1 and result.stderr.startswith("Error: ")

@@ -1,0 +1,53 @@
+"""toolkit: plugin-based character-level text classification.
+
+The public API: what plugins implement (`hookimpl`, the `*Spec` records, `Param`,
+`TextDataset`, `Encoder`) and what notebook users call (`run`, and the functions listed
+in `__all__`). Heavy modules (torch) load on first use, so the CLI starts fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from toolkit.errors import ToolkitError
+from toolkit.hookspecs import hookimpl
+from toolkit.params import Param
+from toolkit.types import (
+    CHAR_INDICES,
+    DatasetSpec,
+    Encoder,
+    EncoderSpec,
+    ModelSpec,
+    TextDataset,
+)
+
+__version__ = "0.1.0"
+
+# name -> module that defines it; imported on first access.
+_LAZY = {
+    "run": "toolkit.api",
+    "plan_run": "toolkit.api",
+    "RunPlan": "toolkit.api",
+    "load_registry": "toolkit.registry",
+}
+
+__all__ = [
+    "CHAR_INDICES",
+    "DatasetSpec",
+    "Encoder",
+    "EncoderSpec",
+    "ModelSpec",
+    "Param",
+    "TextDataset",
+    "ToolkitError",
+    "__version__",
+    "hookimpl",
+    *_LAZY,
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'toolkit' has no attribute {name!r}")

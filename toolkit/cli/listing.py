@@ -1,0 +1,84 @@
+"""`toolkit plugins`, `toolkit datasets`, `toolkit models`, `toolkit encoders`."""
+
+from __future__ import annotations
+
+import typer
+
+from toolkit.cli import new_typer, registry_from
+from toolkit.params import Param
+from toolkit.types import ModelSpec
+
+
+def _param_line(param: Param) -> str:
+    choices = f"; one of {', '.join(map(str, param.choices))}" if param.choices else ""
+    return f"    {param.name} ({param.type.__name__}, default {param.default!r}{choices}): {param.help}"
+
+
+def _print_specs(kind: str, ctx: typer.Context) -> None:
+    registry = registry_from(ctx)
+    specs = registry.specs[kind]
+    if not specs:
+        typer.echo(f"No {kind}s are registered.")
+        return
+    for name in sorted(specs):
+        spec = specs[name]
+        owner = registry.owner(kind, name)
+        typer.echo(f"{name}: {spec.help}")
+        typer.echo(f"  plugin: {owner.name}")
+        if kind == "model":
+            assert isinstance(spec, ModelSpec)
+            typer.echo(f"  consumes: {', '.join(spec.consumes)}")
+        if kind == "encoder":
+            typer.echo(f"  produces: {spec.produces}")
+        if spec.params:
+            typer.echo("  parameters:")
+            for param in spec.params:
+                typer.echo(_param_line(param))
+        else:
+            typer.echo("  parameters: none")
+
+
+plugins_app = new_typer(help="Loaded plugins, and tools for writing them.")
+datasets_app = new_typer(help="List, inspect and download datasets.")
+
+
+@plugins_app.callback(invoke_without_command=True)
+def plugins(ctx: typer.Context) -> None:
+    """List every loaded plugin, where it came from, and what it registers."""
+    if ctx.invoked_subcommand is not None:
+        return
+    for info in registry_from(ctx).plugins:
+        origin = info.source
+        if info.distribution:
+            origin += f", {info.distribution} {info.version or ''}".rstrip()
+        typer.echo(f"{info.name} ({origin})")
+        if info.error:
+            typer.echo(f"  FAILED: {info.error}")
+        elif info.provides:
+            typer.echo(f"  provides: {', '.join(info.provides)}")
+        else:
+            typer.echo("  provides: only commands or nothing")
+
+
+@datasets_app.callback(invoke_without_command=True)
+def datasets(ctx: typer.Context) -> None:
+    """List the datasets, with their parameters."""
+    if ctx.invoked_subcommand is None:
+        _print_specs("dataset", ctx)
+
+
+def models(ctx: typer.Context) -> None:
+    """List the models, with their parameters and what they consume."""
+    _print_specs("model", ctx)
+
+
+def encoders(ctx: typer.Context) -> None:
+    """List the encoders, with their parameters and what they produce."""
+    _print_specs("encoder", ctx)
+
+
+def add_to(app: typer.Typer) -> None:
+    app.add_typer(plugins_app, name="plugins")
+    app.add_typer(datasets_app, name="datasets")
+    app.command("models")(models)
+    app.command("encoders")(encoders)

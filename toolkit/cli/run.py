@@ -1,0 +1,50 @@
+"""`toolkit run`: train a model on a dataset and evaluate it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from toolkit import api
+from toolkit.params import parse_assignments
+
+
+def run(
+    ctx: typer.Context,
+    dataset: Annotated[str, typer.Option("--dataset", "-d", help="Dataset name (toolkit datasets).")],
+    model: Annotated[str, typer.Option("--model", "-m", help="Model name (toolkit models).")] = (
+        "scratch-rnn"
+    ),
+    encoder: Annotated[
+        str, typer.Option("--encoder", "-e", help="Encoder name (toolkit encoders).")
+    ] = api.DEFAULT_ENCODER,
+    param: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--param", "-p", metavar="KEY=VALUE",
+            help="Set a parameter, e.g. model.hidden_size=256 or train.epochs=5 (repeatable). "
+            "Groups: dataset, encoder, model, split, train; a bare name works when unambiguous.",
+        ),
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Random seed: same seed, same run.")] = 0,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda or mps.")] = "auto",
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Run folder (default runs/<time>-<dataset>-<model>).")
+    ] = None,
+) -> None:
+    """Train a model on a dataset, evaluate it on the held-out split, save the run."""
+    api.run(
+        dataset=dataset, model=model, encoder=encoder,
+        params=parse_assignments(param or []), seed=seed, device=device, output=output,
+        plugins=_cli_plugins(ctx),
+    )
+
+
+def _cli_plugins(ctx: typer.Context) -> list[str]:
+    return list(ctx.find_root().params.get("plugin") or [])
+
+
+def add_to(app: typer.Typer) -> None:
+    app.command("run")(run)

@@ -1,0 +1,1 @@
+"""Built-in encoder and model plugins."""

@@ -1,0 +1,146 @@
+"""What plugins register, and the objects that flow between them.
+
+A dataset plugin registers a `DatasetSpec` whose `load(**params)` returns a `TextDataset`.
+An encoder plugin registers an `EncoderSpec` whose `factory(**params)` returns an `Encoder`.
+A model plugin registers a `ModelSpec` whose `factory(vocab_size=, num_classes=, **params)`
+returns a `torch.nn.Module` mapping `(indices, lengths)` to logits of shape (batch, classes).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+from toolkit.errors import ToolkitError
+from toolkit.params import Param
+
+if TYPE_CHECKING:
+    import torch
+
+#: What the built-in one-hot encoder produces and the built-in models consume: a padded
+#: LongTensor of character indices (batch, time) and a LongTensor of lengths (batch,).
+CHAR_INDICES = "char-indices"
+
+
+@dataclass(frozen=True)
+class TextDataset:
+    """Labelled short texts. `targets[i]` indexes `classes`, which are sorted.
+
+    `provenance` says where the data came from (source, checksums, counts, options), and is
+    written into every run. Build one with `TextDataset.from_pairs`.
+    """
+
+    texts: tuple[str, ...]
+    targets: tuple[int, ...]
+    classes: tuple[str, ...]
+    provenance: Mapping[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_pairs(
+        cls,
+        texts: Sequence[str],
+        labels: Sequence[str],
+        provenance: Mapping[str, Any] | None = None,
+    ) -> TextDataset:
+        """Build from parallel lists of texts and label names; classes come out sorted."""
+        if len(texts) != len(labels):
+            raise ToolkitError(f"got {len(texts)} texts but {len(labels)} labels.")
+        if not texts:
+            raise ToolkitError("the dataset is empty: no labelled texts were found.")
+        classes = tuple(sorted(set(labels)))
+        if len(classes) < 2:
+            raise ToolkitError(
+                f"the dataset has a single class '{classes[0]}'; "
+                "a classifier needs at least two. Add data for another class."
+            )
+        index = {name: i for i, name in enumerate(classes)}
+        counts = Counter(labels)
+        info = dict(provenance or {})
+        info.setdefault("counts", {name: counts[name] for name in classes})
+        info.setdefault("total", len(texts))
+        return cls(tuple(texts), tuple(index[label] for label in labels), classes, info)
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    def labels(self) -> list[str]:
+        """The class name of every text."""
+        return [self.classes[t] for t in self.targets]
+
+    def subset(self, indices: Sequence[int]) -> TextDataset:
+        """The texts at `indices`, with the same classes and provenance."""
+        return TextDataset(
+            tuple(self.texts[i] for i in indices),
+            tuple(self.targets[i] for i in indices),
+            self.classes,
+            self.provenance,
+        )
+
+
+@runtime_checkable
+class Encoder(Protocol):
+    """Turns texts into model input. Fitted on training texts; its state saved as JSON."""
+
+    produces: str
+
+    @property
+    def vocab_size(self) -> int: ...
+
+    def fit(self, texts: Sequence[str]) -> None: ...
+
+    def encode(self, texts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Return (indices, lengths): a padded LongTensor (batch, time) and (batch,)."""
+        ...
+
+    def state(self) -> dict[str, Any]:
+        """JSON-serialisable state, enough for `load_state` to rebuild the encoder."""
+        ...
+
+    def load_state(self, state: Mapping[str, Any]) -> None: ...
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """A dataset a plugin provides. `load(**params)` returns a `TextDataset`.
+
+    `download(**params)`, when given, fetches the data ahead of time and returns where it is;
+    `location(**params)` says where the data is (or would be) cached.
+    """
+
+    name: str
+    help: str
+    load: Callable[..., TextDataset]
+    params: tuple[Param, ...] = ()
+    download: Callable[..., Any] | None = None
+    location: Callable[..., Any] | None = None
+
+
+@dataclass(frozen=True)
+class EncoderSpec:
+    """An encoder a plugin provides. `factory(**params)` returns an `Encoder`."""
+
+    name: str
+    help: str
+    factory: Callable[..., Encoder]
+    params: tuple[Param, ...] = ()
+    produces: str = CHAR_INDICES
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A model a plugin provides.
+
+    `factory(vocab_size=..., num_classes=..., **params)` returns a `torch.nn.Module` whose
+    `forward(indices, lengths)` returns logits of shape (batch, num_classes).
+    """
+
+    name: str
+    help: str
+    factory: Callable[..., Any]
+    params: tuple[Param, ...] = ()
+    consumes: tuple[str, ...] = (CHAR_INDICES,)
+
+
+Spec = DatasetSpec | EncoderSpec | ModelSpec
