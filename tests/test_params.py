@@ -89,7 +89,8 @@ def test_param_type_must_be_supported():
      "encoder 'onehot' has no parameter 'alfabet'. Did you mean 'alphabet'?"),
     (["run", "--dataset", "names", "--param", "train.epochs=many"],
      "the trainer parameter 'epochs' expects an integer; got 'many'."),
-    (["run", "--dataset", "names", "--device", "tpu"], "unknown device 'tpu'; use one of auto, cpu, cuda, mps."),
+    (["run", "--dataset", "names", "--device", "tpu"],
+     "unknown device 'tpu'; use one of auto, cpu, cuda, mps."),
     (["run", "--dataset", "names", "--param", "oops"], "--param expects KEY=VALUE"),
 ])
 def test_run_refuses_bad_input_before_training(cli, args, message):

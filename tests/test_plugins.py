@@ -6,8 +6,8 @@ import textwrap
 from pathlib import Path
 
 import pytest
-
 from conftest import run_toolkit
+
 from toolkit.errors import ToolkitError
 from toolkit.registry import Registry
 
@@ -57,7 +57,7 @@ def test_plugin_file_registers_a_model(cli, tmp_path):
     assert "tiny-one: A tiny test model." in result.stdout
     assert "width (int, default 8): Width of the tiny model." in result.stdout
     listing = cli(["--plugin", str(path), "plugins"])
-    assert f"tiny_one (--plugin)" in listing.stdout
+    assert "tiny_one (--plugin)" in listing.stdout
     assert "provides: model tiny-one" in listing.stdout
 
 

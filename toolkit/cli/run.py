@@ -31,7 +31,8 @@ def run(
     seed: Annotated[int, typer.Option(help="Random seed: same seed, same run.")] = 0,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or mps.")] = "auto",
     output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="Run folder (default runs/<time>-<dataset>-<model>).")
+        Path | None,
+        typer.Option("--output", "-o", help="Run folder (default runs/<time>-<dataset>-<model>)."),
     ] = None,
 ) -> None:
     """Train a model on a dataset, evaluate it on the held-out split, save the run."""
