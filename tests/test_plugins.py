@@ -154,3 +154,14 @@ def test_version_and_help(cli):
     help_text = cli(["--help"]).stdout
     for command in ("run", "plugins", "datasets", "models", "encoders"):
         assert command in help_text
+
+
+def test_python_api_lists_what_the_cli_lists(tmp_path):
+    import toolkit
+
+    path = write_plugin(tmp_path, "py_api.py", TINY_MODEL.format(name="py-api"))
+    models = toolkit.list_models([str(path)])
+    assert models["py-api"].params[0].name == "width"
+    assert "onehot" in toolkit.list_encoders()
+    names = [info.name for info in toolkit.list_plugins([str(path)])]
+    assert "py_api" in names and "toolkit.plugins.onehot" in names

@@ -30,6 +30,10 @@ _LAZY = {
     "plan_run": "toolkit.api",
     "RunPlan": "toolkit.api",
     "load_registry": "toolkit.registry",
+    "list_plugins": "toolkit.catalog",
+    "list_datasets": "toolkit.catalog",
+    "list_encoders": "toolkit.catalog",
+    "list_models": "toolkit.catalog",
 }
 
 __all__ = [
