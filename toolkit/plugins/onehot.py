@@ -2,7 +2,8 @@
 
 Index 0 is padding and index 1 the out-of-vocabulary bucket (shown as `_`), so an unseen
 character neither crashes nor silently disappears. Models get padded index batches with
-lengths; a model that wants one-hot vectors applies `torch.nn.functional.one_hot`.
+lengths; a model that wants one-hot vectors applies `torch.nn.functional.one_hot` with
+`vocab_size` classes. The alphabet is the encoder's whole state, saved with the model.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import toolkit
 TUTORIAL_ALPHABET = string.ascii_letters + " .,;'"
 PAD, OOV = 0, 1
 OOV_SYMBOL = "_"
+LEARN = "auto"
 
 
 class OneHotEncoder:
@@ -26,7 +28,12 @@ class OneHotEncoder:
     produces = toolkit.CHAR_INDICES
 
     def __init__(self, alphabet: str = TUTORIAL_ALPHABET) -> None:
-        self.learn = alphabet == "auto"
+        if not alphabet:
+            raise toolkit.ToolkitError(
+                "encoder 'onehot' got an empty alphabet; give the characters to keep "
+                f"or '{LEARN}' to learn them from the training texts."
+            )
+        self.learn = alphabet == LEARN
         self.alphabet = "" if self.learn else _unique(alphabet)
         self._index = self._build_index()
 
@@ -44,24 +51,42 @@ class OneHotEncoder:
             self._index = self._build_index()
 
     def encode(self, texts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
-        lengths = torch.tensor([max(len(t), 1) for t in texts], dtype=torch.long)
-        indices = torch.full((len(texts), int(lengths.max()) if len(texts) else 0), PAD)
-        for row, text in enumerate(texts):
-            codes = [self._index.get(char, OOV) for char in text] or [OOV]
-            indices[row, : len(codes)] = torch.tensor(codes)
+        """Padded indices (batch, longest) and lengths; an empty text is one unknown character,
+        so every sequence has at least one step."""
+        rows = [[self._index.get(char, OOV) for char in text] or [OOV] for text in texts]
+        lengths = torch.tensor([len(row) for row in rows], dtype=torch.long)
+        longest = int(lengths.max()) if rows else 0
+        indices = torch.full((len(rows), longest), PAD, dtype=torch.long)
+        filled = torch.arange(longest) < lengths.unsqueeze(1)
+        indices[filled] = torch.tensor([code for row in rows for code in row], dtype=torch.long)
         return indices, lengths
 
     def decode(self, indices: Sequence[int]) -> str:
         """The text for a row of indices (padding dropped, unknown characters as `_`)."""
         symbols = {i: char for char, i in self._index.items()} | {OOV: OOV_SYMBOL}
-        return "".join(symbols[int(i)] for i in indices if int(i) != PAD)
+        return "".join(symbols.get(int(i), OOV_SYMBOL) for i in indices if int(i) != PAD)
 
     def state(self) -> dict[str, Any]:
+        if self.learn and not self.alphabet:
+            raise toolkit.ToolkitError(
+                "encoder 'onehot' has not learned its alphabet yet; call fit(texts) before state()."
+            )
         return {"alphabet": self.alphabet, "pad": PAD, "oov": OOV, "oov_symbol": OOV_SYMBOL}
 
     def load_state(self, state: Mapping[str, Any]) -> None:
+        alphabet = state.get("alphabet") if isinstance(state, Mapping) else None
+        if not isinstance(alphabet, str) or not alphabet:
+            raise toolkit.ToolkitError(
+                "the saved onehot encoder state has no alphabet; the file is damaged or "
+                "was written by a different encoder."
+            )
+        if (state.get("pad", PAD), state.get("oov", OOV)) != (PAD, OOV):
+            raise toolkit.ToolkitError(
+                f"the saved onehot encoder uses padding/unknown indices "
+                f"{state.get('pad')}/{state.get('oov')}, but this version uses {PAD}/{OOV}."
+            )
         self.learn = False
-        self.alphabet = str(state["alphabet"])
+        self.alphabet = _unique(alphabet)
         self._index = self._build_index()
 
 
@@ -80,7 +105,7 @@ def register_encoders(register) -> None:
                 toolkit.Param(
                     "alphabet", str, TUTORIAL_ALPHABET,
                     "Characters to keep; others go to the '_' bucket. "
-                    "'auto' learns the alphabet from the training texts.",
+                    f"'{LEARN}' learns the alphabet from the training texts.",
                 ),
             ),
         )
