@@ -1,12 +1,420 @@
-"""The trainer: mini-batches, optimisers, early stopping, progress."""
+"""The trainer: mini-batches, optimisers, early stopping, progress.
+
+`train(model, encoder, train_data, val_data, params)` encodes the texts once, then feeds the
+model mini-batches of names of similar length (little padding), either shuffled epochs or
+the tutorial's class-balanced draws (a random class, then a random name of it). After every
+epoch it measures the validation loss and keeps the best weights. A NaN or infinite loss
+stops training with a ToolkitError; Ctrl-C stops it cleanly and keeps what was learned.
+"""
 
 from __future__ import annotations
 
-from toolkit.params import Param
+import copy
+import math
+import sys
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, fields
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from torch import nn
+from torch.nn import functional as F
+
+from toolkit.errors import ToolkitError
+from toolkit.params import Param, Section, resolve
+from toolkit.types import Encoder, TextDataset
 
 TRAIN_PARAMS: tuple[Param, ...] = (
-    Param("epochs", int, 10, "Passes over the training data."),
-    Param("batch_size", int, 64, "Names per mini-batch."),
-    Param("lr", float, 0.005, "Learning rate."),
+    Param("epochs", int, 8, "Passes over the training data (one epoch = as many names as it holds)."),
+    Param(
+        "examples", int, 0,
+        "Train on this many names in total instead (the tutorial: 100000); 0 counts epochs.",
+    ),
+    Param("batch_size", int, 32, "Names per mini-batch (1 is the tutorial's one name at a time)."),
     Param("optimizer", str, "adam", "Optimiser.", choices=("adam", "sgd")),
+    Param("lr", float, 0.005, "Learning rate (the tutorial's SGD uses 0.005)."),
+    Param("weight_decay", float, 0.0, "L2 penalty on the weights."),
+    Param(
+        "schedule", str, "cosine",
+        "Learning-rate schedule: constant, or cosine decay to zero over the whole run.",
+        choices=("constant", "cosine"),
+    ),
+    Param(
+        "sampling", str, "shuffle",
+        "shuffle: every name once per epoch; balanced: the tutorial's random class, then random name.",
+        choices=("shuffle", "balanced"),
+    ),
+    Param("bucket", bool, True, "Batch names of similar length together (less padding, faster)."),
+    Param("clip", float, 1.0, "Clip the gradient norm to this value; 0 turns clipping off."),
+    Param(
+        "class_weights", bool, False,
+        "Weight the loss by inverse class frequency (rare classes count more).",
+    ),
+    Param(
+        "patience", int, 0,
+        "Stop after this many epochs without a lower validation loss; 0 never stops early. "
+        "The weights of the best validation epoch are kept either way.",
+    ),
+    Param("threads", int, 0, "CPU threads for torch; 0 chooses (one per core, at most 2)."),
 )
+
+#: Names per batch when predicting; large, because no gradients are kept.
+PREDICT_BATCH = 1024
+#: Bucketing sorts this many batches' worth of names by length at a time, then shuffles batches.
+BUCKET_WINDOW = 50
+#: The `threads=0` choice: beyond two, these small sequential models gain little from more.
+MAX_AUTO_THREADS = 2
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """The checked trainer parameters (see TRAIN_PARAMS for their meaning)."""
+
+    epochs: int = 8
+    examples: int = 0
+    batch_size: int = 32
+    optimizer: str = "adam"
+    lr: float = 0.005
+    weight_decay: float = 0.0
+    schedule: str = "cosine"
+    sampling: str = "shuffle"
+    bucket: bool = True
+    clip: float = 1.0
+    class_weights: bool = False
+    patience: int = 0
+    threads: int = 0
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any] | TrainConfig | None = None) -> TrainConfig:
+        """Build from `{name: value}` (strings allowed), checking every value."""
+        if isinstance(params, TrainConfig):
+            return params
+        values = resolve([Section("train", "the trainer", TRAIN_PARAMS)], dict(params or {}))["train"]
+        config = cls(**values)
+        config._check()
+        return config
+
+    def _check(self) -> None:
+        at_least = {"epochs": 1, "batch_size": 1, "examples": 0, "patience": 0, "threads": 0}
+        for name, low in at_least.items():
+            if getattr(self, name) < low:
+                raise ToolkitError(f"train.{name} must be at least {low}; got {getattr(self, name)}.")
+        for name in ("lr", "weight_decay", "clip"):
+            value = getattr(self, name)
+            if not math.isfinite(value) or value < 0 or (name == "lr" and value == 0):
+                kind = "positive" if name == "lr" else "zero or positive"
+                raise ToolkitError(f"train.{name} must be a {kind} number; got {value}.")
+
+    def as_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+@dataclass(frozen=True)
+class BatchInfo:
+    """What a callback sees after every optimiser step."""
+
+    epoch: int
+    step: int
+    examples_seen: int
+    loss: float
+    model: nn.Module
+
+
+@dataclass
+class TrainResult:
+    """The trained model (best validation weights, eval mode) and how training went."""
+
+    model: nn.Module
+    history: pd.DataFrame
+    seconds: float
+    stop_reason: str
+    best_epoch: int | None
+    examples_seen: int
+    config: TrainConfig
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """`auto` picks cuda, then mps, then cpu; naming an unavailable device is a user error."""
+    available = {
+        "cuda": torch.cuda.is_available(),
+        "mps": bool(getattr(torch.backends, "mps", None)) and torch.backends.mps.is_available(),
+        "cpu": True,
+    }
+    if name == "auto":
+        return torch.device(next(dev for dev in ("cuda", "mps", "cpu") if available[dev]))
+    if name not in available:
+        raise ToolkitError(f"unknown device '{name}'; use one of auto, cpu, cuda, mps.")
+    if not available[name]:
+        raise ToolkitError(f"device '{name}' is not available on this machine; use --device auto or cpu.")
+    return torch.device(name)
+
+
+def train(
+    model: nn.Module,
+    encoder: Encoder,
+    train_data: TextDataset,
+    val_data: TextDataset | None = None,
+    params: Mapping[str, Any] | TrainConfig | None = None,
+    *,
+    seed: int = 0,
+    device: str | torch.device = "cpu",
+    progress: bool | None = None,
+    callbacks: Sequence[Callable[[BatchInfo], None]] = (),
+) -> TrainResult:
+    """Train `model` on `train_data` encoded by the (fitted) `encoder`.
+
+    `params` are the trainer parameters (TRAIN_PARAMS). The same seed on the CPU repeats a
+    run exactly (the model's initial weights are the caller's: seed before building it).
+    `progress` shows a progress bar (default: when stderr is a terminal). Every callback is
+    called after each step; one that raises KeyboardInterrupt stops training like Ctrl-C.
+    """
+    config = TrainConfig.from_params(params)
+    target = device if isinstance(device, torch.device) else resolve_device(device)
+    num_classes = len(train_data.classes)
+    batches = _Batches(encoder, train_data, target)
+    val = _Batches(encoder, val_data, target) if val_data is not None and len(val_data) else None
+    model.to(target)
+    check_model_reads_encoder(model, batches, num_classes)
+
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    optimizer = _optimizer(model, config)
+    total = config.examples or config.epochs * len(train_data)
+    scheduler = _scheduler(optimizer, config, total)
+    weights = _class_weights(train_data, num_classes).to(target) if config.class_weights else None
+    previous_threads = torch.get_num_threads()
+    torch.set_num_threads(config.threads or min(previous_threads, MAX_AUTO_THREADS))
+
+    rows: list[dict[str, Any]] = []
+    best: tuple[float, int, dict[str, torch.Tensor]] | None = None
+    seen, step, stop_reason = 0, 0, "completed"
+    show = sys.stderr.isatty() if progress is None else progress
+    started = time.perf_counter()
+    try:
+        with _progress_bar(show, total) as bar:
+            task = bar.add_task("training", total=total, status="")
+            for epoch, epoch_size in enumerate(_epoch_sizes(total, len(train_data)), start=1):
+                model.train()
+                epoch_start = time.perf_counter()
+                loss_sum, correct, count = 0.0, 0, 0
+                for rows_idx in _epoch_batches(train_data, batches.lengths, epoch_size, config, rng):
+                    x, lengths, y = batches.take(rows_idx)
+                    logits = model(x, lengths)
+                    loss = F.cross_entropy(logits, y, weight=weights)
+                    loss_value = loss.item()
+                    if not math.isfinite(loss_value):
+                        raise _diverged(loss_value, epoch, step + 1, config)
+                    optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    if config.clip:
+                        nn.utils.clip_grad_norm_(model.parameters(), config.clip)
+                    optimizer.step()
+                    scheduler.step()
+                    step += 1
+                    seen += len(y)
+                    count += len(y)
+                    loss_sum += loss_value * len(y)
+                    correct += int((logits.argmax(1) == y).sum())
+                    rate = count / max(time.perf_counter() - epoch_start, 1e-9)
+                    bar.update(task, advance=len(y), status=(
+                        f"epoch {epoch} loss {loss_sum / count:.3f} acc {correct / count:.1%} "
+                        f"{rate:,.0f} names/s"
+                    ))
+                    for callback in callbacks:
+                        callback(BatchInfo(epoch, step, seen, loss_value, model))
+                train_seconds = time.perf_counter() - epoch_start
+                row: dict[str, Any] = {
+                    "epoch": epoch, "examples": seen,
+                    "train_loss": loss_sum / count, "train_acc": correct / count,
+                    "val_loss": math.nan, "val_acc": math.nan,
+                    "seconds": train_seconds, "names_per_sec": count / max(train_seconds, 1e-9),
+                    "lr": optimizer.param_groups[0]["lr"],
+                }
+                if val is not None:
+                    row["val_loss"], row["val_acc"] = _evaluate(model, val)
+                    if not math.isfinite(row["val_loss"]):
+                        raise _diverged(row["val_loss"], epoch, step, config, "validation ")
+                    if best is None or row["val_loss"] < best[0]:
+                        best = (row["val_loss"], epoch, copy.deepcopy(model.state_dict()))
+                row["seconds"] = time.perf_counter() - epoch_start
+                rows.append(row)
+                if config.patience and best is not None and epoch - best[1] >= config.patience:
+                    stop_reason = f"early stop: no better validation loss for {config.patience} epochs"
+                    break
+    except KeyboardInterrupt:
+        stop_reason = f"interrupted after {seen:,} names"
+    finally:
+        torch.set_num_threads(previous_threads)
+    seconds = time.perf_counter() - started
+    if best is not None:
+        model.load_state_dict(best[2])
+    model.eval()
+    history = pd.DataFrame(rows, columns=[
+        "epoch", "examples", "train_loss", "train_acc", "val_loss", "val_acc", "seconds",
+        "names_per_sec", "lr",
+    ])
+    return TrainResult(model, history, seconds, stop_reason, best[1] if best else None, seen, config)
+
+
+def predict_proba(
+    model: nn.Module, encoder: Encoder, texts: Sequence[str], device: str | torch.device = "cpu"
+) -> np.ndarray:
+    """Class probabilities, shape (len(texts), classes), in the order of `texts`."""
+    target = device if isinstance(device, torch.device) else resolve_device(device)
+    model.to(target).eval()
+    indices, lengths = encoder.encode(list(texts))
+    order = torch.argsort(lengths)  # batches of similar length need little padding
+    probabilities = []
+    with torch.inference_mode():
+        for start in range(0, len(texts), PREDICT_BATCH):
+            rows = order[start:start + PREDICT_BATCH]
+            batch_lengths = lengths[rows]
+            x = indices[rows, : int(batch_lengths.max())]
+            logits = model(x.to(target), batch_lengths.to(target))
+            probabilities.append(torch.softmax(logits.float(), dim=1).cpu())
+    if not probabilities:
+        return np.zeros((0, 0), dtype=np.float32)
+    result = torch.empty(len(texts), probabilities[0].shape[1])
+    result[order] = torch.cat(probabilities)
+    return result.numpy()
+
+
+def check_model_reads_encoder(model: nn.Module, batches: _Batches, num_classes: int) -> None:
+    """Run one small batch through the model, so a mismatch is reported before training."""
+    x, lengths, _ = batches.take(np.arange(min(4, batches.size)))
+    try:
+        with torch.no_grad():
+            logits = model(x, lengths)
+    except (RuntimeError, IndexError, ValueError, TypeError) as exc:
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ToolkitError(
+            f"the model cannot read the encoder's output ({first_line}); "
+            "choose an encoder this model consumes."
+        ) from None
+    expected = (len(lengths), num_classes)
+    if not isinstance(logits, torch.Tensor) or tuple(logits.shape) != expected:
+        got = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
+        raise ToolkitError(
+            f"the model returned {got} for a batch of {len(lengths)} names; it must return "
+            f"logits of shape {expected} (batch, classes)."
+        )
+
+
+class _Batches:
+    """A dataset encoded once; `take(rows)` cuts a batch trimmed to its longest name."""
+
+    def __init__(self, encoder: Encoder, data: TextDataset, device: torch.device) -> None:
+        indices, lengths = encoder.encode(list(data.texts))
+        if indices.dtype != torch.long or indices.dim() != 2 or lengths.shape != (len(data),):
+            raise ToolkitError(
+                f"the encoder returned indices {tuple(indices.shape)} {indices.dtype} and lengths "
+                f"{tuple(lengths.shape)} for {len(data)} texts; it must return a LongTensor "
+                "(texts, time) and (texts,)."
+            )
+        self.size = len(data)
+        self.indices, self.lengths_tensor = indices, lengths
+        self.lengths = lengths.numpy()
+        self.targets = torch.tensor(data.targets, dtype=torch.long)
+        self.device = device
+
+    def take(self, rows: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        rows_t = torch.from_numpy(np.asarray(rows, dtype=np.int64))
+        lengths = self.lengths_tensor[rows_t]
+        x = self.indices[rows_t, : int(lengths.max())]
+        return x.to(self.device), lengths.to(self.device), self.targets[rows_t].to(self.device)
+
+    def in_batches(self, size: int) -> Iterator[np.ndarray]:
+        order = np.argsort(self.lengths, kind="stable")
+        for start in range(0, self.size, size):
+            yield order[start:start + size]
+
+
+def _epoch_sizes(total: int, dataset_size: int) -> Iterator[int]:
+    """Examples per epoch: whole epochs of the dataset's size, then the remainder."""
+    while total > 0:
+        yield min(total, dataset_size)
+        total -= dataset_size
+
+
+def _epoch_batches(
+    data: TextDataset, lengths: np.ndarray, size: int, config: TrainConfig, rng: np.random.Generator
+) -> list[np.ndarray]:
+    """The row numbers of each mini-batch of one epoch of `size` names."""
+    if config.sampling == "balanced":
+        targets = np.asarray(data.targets)
+        members = [np.flatnonzero(targets == c) for c in range(len(data.classes))]
+        members = [m for m in members if len(m)]
+        chosen_class = rng.integers(len(members), size=size)
+        rows = np.empty(size, dtype=np.int64)
+        for c, pool in enumerate(members):
+            where = np.flatnonzero(chosen_class == c)
+            rows[where] = pool[rng.integers(len(pool), size=len(where))]
+    else:
+        rows = rng.permutation(len(data))[:size]
+    b = config.batch_size
+    if not config.bucket:
+        return [rows[i:i + b] for i in range(0, len(rows), b)]
+    batches = []
+    window = b * BUCKET_WINDOW
+    for start in range(0, len(rows), window):
+        chunk = rows[start:start + window]
+        chunk = chunk[np.argsort(lengths[chunk], kind="stable")]
+        batches.extend(chunk[i:i + b] for i in range(0, len(chunk), b))
+    rng.shuffle(batches)  # type: ignore[arg-type]
+    return batches
+
+
+def _evaluate(model: nn.Module, data: _Batches) -> tuple[float, float]:
+    """Mean cross-entropy and accuracy on a whole encoded dataset."""
+    model.eval()
+    loss_sum, correct = 0.0, 0
+    with torch.inference_mode():
+        for rows in data.in_batches(PREDICT_BATCH):
+            x, lengths, y = data.take(rows)
+            logits = model(x, lengths)
+            loss_sum += float(F.cross_entropy(logits, y, reduction="sum"))
+            correct += int((logits.argmax(1) == y).sum())
+    model.train()
+    return loss_sum / data.size, correct / data.size
+
+
+def _optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    return torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+
+
+def _scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig, total: int) -> Any:
+    steps = max(1, math.ceil(total / config.batch_size))
+    if config.schedule == "cosine":
+        return torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda step: 0.5 * (1 + math.cos(math.pi * min(step, steps) / steps))
+        )
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+
+
+def _class_weights(data: TextDataset, num_classes: int) -> torch.Tensor:
+    """Inverse class frequency, scaled so that a balanced dataset gets weight 1 everywhere."""
+    counts = np.bincount(np.asarray(data.targets), minlength=num_classes).astype(np.float64)
+    weights = np.where(counts > 0, len(data) / (num_classes * np.maximum(counts, 1)), 0.0)
+    return torch.tensor(weights, dtype=torch.float32)
+
+
+def _diverged(value: float, epoch: int, step: int, config: TrainConfig, where: str = "") -> ToolkitError:
+    return ToolkitError(
+        f"training diverged: the {where}loss became {value} at epoch {epoch}, step {step} "
+        f"(lr={config.lr:g}); lower train.lr or keep train.clip on."
+    )
+
+
+def _progress_bar(show: bool, total: int) -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+        TimeElapsedColumn(), TextColumn("{task.fields[status]}"),
+        console=Console(stderr=True), disable=not show, transient=False,
+    )

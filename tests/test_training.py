@@ -1,0 +1,311 @@
+"""The trainer on real names: it learns, repeats exactly, stops cleanly, refuses bad input."""
+
+from __future__ import annotations
+
+import math
+import random
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import toolkit
+from toolkit.plugins.onehot import OneHotEncoder
+from toolkit.plugins.scratch import ScratchRNN
+from toolkit.plugins.torch_rnn import TorchRNN
+from toolkit.training import (
+    TRAIN_PARAMS,
+    TrainConfig,
+    _epoch_batches,
+    predict_proba,
+    resolve_device,
+    train,
+)
+
+LANGUAGES = ("Greek", "Japanese", "Polish", "Italian")
+FAST = {"epochs": 4, "batch_size": 16, "lr": 0.01}
+
+
+@pytest.fixture(scope="module")
+def parts(names_dir) -> tuple[toolkit.TextDataset, toolkit.TextDataset]:
+    """Four languages, 120 distinct names each, cut into 100 for training and 20 held out."""
+    rng = random.Random(0)
+    train_pairs, test_pairs = [], []
+    for language in LANGUAGES:
+        lines = (names_dir / f"{language}.txt").read_text(encoding="utf-8").split("\n")
+        names = sorted({n for n in lines if n})
+        rng.shuffle(names)
+        train_pairs += [(n, language) for n in names[:100]]
+        test_pairs += [(n, language) for n in names[100:120]]
+    make = toolkit.TextDataset.from_pairs
+    return make(*zip(*train_pairs, strict=True)), make(*zip(*test_pairs, strict=True))
+
+
+def fitted_encoder(data: toolkit.TextDataset) -> OneHotEncoder:
+    encoder = OneHotEncoder()
+    encoder.fit(data.texts)
+    return encoder
+
+
+def new_model(encoder: OneHotEncoder, seed: int = 0, hidden_size: int = 32) -> ScratchRNN:
+    torch.manual_seed(seed)
+    return ScratchRNN(encoder.vocab_size, len(LANGUAGES), hidden_size=hidden_size)
+
+
+def accuracy(model: nn.Module, encoder: OneHotEncoder, data: toolkit.TextDataset) -> float:
+    predicted = predict_proba(model, encoder, data.texts).argmax(1)
+    return float((predicted == np.array(data.targets)).mean())
+
+
+def weights(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def test_learns_held_out_names_well_above_chance(parts):
+    train_data, test_data = parts
+    encoder = fitted_encoder(train_data)
+    result = train(new_model(encoder), encoder, train_data, test_data, FAST, progress=False)
+    assert accuracy(result.model, encoder, test_data) >= 0.6  # chance is 0.25
+    history = result.history
+    assert list(history.columns[:8]) == [
+        "epoch", "examples", "train_loss", "train_acc", "val_loss", "val_acc", "seconds", "names_per_sec",
+    ]
+    assert history["epoch"].tolist() == [1, 2, 3, 4]
+    assert history["train_loss"].iloc[-1] < history["train_loss"].iloc[0]
+    assert result.stop_reason == "completed" and result.examples_seen == 4 * len(train_data)
+    assert not result.model.training
+
+
+@pytest.mark.parametrize("extra", [
+    {"optimizer": "sgd", "lr": 0.5, "sampling": "balanced", "class_weights": True},
+    {"model": "gru", "bucket": False, "schedule": "constant", "clip": 0.0},
+])
+def test_other_optimisers_samplers_and_models_learn_too(parts, extra):
+    train_data, test_data = parts
+    encoder = fitted_encoder(train_data)
+    extra = dict(extra)
+    if extra.pop("model", None) == "gru":
+        torch.manual_seed(0)
+        model: nn.Module = TorchRNN(encoder.vocab_size, 4, embedding_dim=16, hidden_size=32)
+    else:
+        model = new_model(encoder)
+    result = train(model, encoder, train_data, None, FAST | extra, progress=False)
+    assert accuracy(result.model, encoder, test_data) >= 0.6
+    assert result.best_epoch is None and result.history["val_loss"].isna().all()
+
+
+def test_same_seed_same_weights_other_seed_other_weights(parts):
+    train_data, _ = parts
+    encoder = fitted_encoder(train_data)
+    params = FAST | {"epochs": 2, "sampling": "balanced"}
+    runs = [weights(train(new_model(encoder), encoder, train_data, None, params, seed=s,
+                          progress=False).model) for s in (7, 7, 8)]
+    for key in runs[0]:
+        assert torch.equal(runs[0][key], runs[1][key])
+    assert any(not torch.equal(runs[0][k], runs[2][k]) for k in runs[0])
+
+
+def test_an_example_budget_counts_names_not_epochs(parts):
+    train_data, _ = parts
+    encoder = fitted_encoder(train_data)
+    result = train(new_model(encoder), encoder, train_data, None,
+                   {"examples": 1000, "batch_size": 32}, progress=False)
+    assert result.examples_seen == 1000
+    assert result.history["epoch"].tolist() == [1, 2, 3]  # 400 + 400 + 200 names
+
+
+def test_early_stopping_keeps_the_best_validation_weights(parts):
+    """Validation labels shuffled: the better the model fits, the worse the validation loss."""
+    train_data, _ = parts
+    labels = train_data.labels()
+    random.Random(1).shuffle(labels)
+    misleading = toolkit.TextDataset.from_pairs(train_data.texts, labels)
+    encoder = fitted_encoder(train_data)
+    params = FAST | {"epochs": 30, "patience": 2, "schedule": "constant"}
+    result = train(new_model(encoder), encoder, train_data, misleading, params, progress=False)
+    history = result.history
+    assert result.stop_reason.startswith("early stop")
+    assert len(history) < 30
+    assert result.best_epoch == int(history.loc[history["val_loss"].idxmin(), "epoch"])
+    assert len(history) == result.best_epoch + 2
+    probabilities = predict_proba(result.model, encoder, misleading.texts)
+    kept_loss = -np.log(probabilities[np.arange(len(misleading)), misleading.targets]).mean()
+    assert math.isclose(kept_loss, history["val_loss"].min(), rel_tol=1e-4)
+
+
+def test_ctrl_c_stops_cleanly_and_keeps_what_was_learned(parts):
+    train_data, test_data = parts
+    encoder = fitted_encoder(train_data)
+    model = new_model(encoder)
+    before = weights(model)
+
+    def press_ctrl_c(info) -> None:
+        if info.epoch == 3 and info.step % 25 == 2:
+            raise KeyboardInterrupt
+
+    result = train(model, encoder, train_data, test_data, FAST, callbacks=[press_ctrl_c], progress=False)
+    assert result.stop_reason.startswith("interrupted")
+    assert result.history["epoch"].tolist() == [1, 2]  # the finished epochs
+    assert result.best_epoch in (1, 2)
+    assert any(not torch.equal(before[k], v) for k, v in weights(result.model).items())
+    assert accuracy(result.model, encoder, test_data) >= 0.5
+
+
+def test_interrupt_in_the_first_epoch_keeps_the_current_weights(parts):
+    train_data, _ = parts
+    encoder = fitted_encoder(train_data)
+    model = new_model(encoder)
+    before = weights(model)
+
+    def stop_after_five(info) -> None:
+        if info.step == 5:
+            raise KeyboardInterrupt
+
+    result = train(model, encoder, train_data, None, FAST, callbacks=[stop_after_five], progress=False)
+    assert result.examples_seen == 5 * FAST["batch_size"]
+    assert result.best_epoch is None and result.history.empty
+    assert any(not torch.equal(before[k], v) for k, v in weights(result.model).items())
+
+
+def test_an_absurd_learning_rate_stops_with_a_clear_message(parts):
+    """The tutorial's linear cell (no nonlinearity) blows up under a huge unclipped step."""
+    train_data, _ = parts
+    encoder = fitted_encoder(train_data)
+    torch.manual_seed(0)
+    model = ScratchRNN(encoder.vocab_size, len(LANGUAGES), hidden_size=32, nonlinearity="none")
+    params = {"optimizer": "sgd", "lr": 100.0, "clip": 0.0, "epochs": 3}
+    diverged = r"training diverged: the loss became (nan|inf) .*lr=100\)"
+    with pytest.raises(toolkit.ToolkitError, match=diverged):
+        train(model, encoder, train_data, None, params, progress=False)
+
+
+class EmitsNaN(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.scale = nn.Parameter(torch.ones(1))
+
+    def forward(self, indices: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        return self.scale * torch.full((len(lengths), len(LANGUAGES)), float("nan"))
+
+
+def test_a_model_that_emits_nan_stops_at_the_first_step(parts):
+    train_data, _ = parts
+    steps = []
+    with pytest.raises(toolkit.ToolkitError, match="loss became nan at epoch 1, step 1"):
+        train(EmitsNaN(), fitted_encoder(train_data), train_data, None, FAST,
+              callbacks=[steps.append], progress=False)
+    assert steps == []
+
+
+class WordIds:
+    """An encoder whose ids run past the character vocabulary the model was built for."""
+
+    produces = "word-ids"
+    vocab_size = 50_000
+
+    def fit(self, texts) -> None: ...
+
+    def encode(self, texts):
+        return torch.full((len(texts), 1), 49_999, dtype=torch.long), torch.ones(len(texts), dtype=torch.long)
+
+    def state(self):
+        return {}
+
+    def load_state(self, state) -> None: ...
+
+
+def test_a_model_that_cannot_read_the_encoder_is_refused_before_training(parts):
+    train_data, _ = parts
+    torch.manual_seed(0)
+    model = TorchRNN(59, len(LANGUAGES), cell="gru")
+    steps = []
+    with pytest.raises(toolkit.ToolkitError, match="cannot read the encoder's output"):
+        train(model, WordIds(), train_data, None, FAST, callbacks=[steps.append], progress=False)
+    assert steps == []
+
+
+def test_a_model_with_the_wrong_number_of_classes_is_refused(parts):
+    train_data, _ = parts
+    encoder = fitted_encoder(train_data)
+    model = ScratchRNN(encoder.vocab_size, 18)
+    with pytest.raises(toolkit.ToolkitError, match=r"must return logits of shape \(4, 4\)"):
+        train(model, encoder, train_data, None, FAST, progress=False)
+
+
+def test_incompatible_encoder_and_model_refused_before_any_data_is_read(cli, tmp_path):
+    plugin = tmp_path / "word_ids_plugin.py"
+    plugin.write_text(
+        "import toolkit\n\n"
+        "@toolkit.hookimpl\n"
+        "def register_encoders(register):\n"
+        "    register(toolkit.EncoderSpec(name='word-ids', help='Word ids.', factory=dict,\n"
+        "                                 produces='word-ids'))\n"
+        "\n"
+        "@toolkit.hookimpl\n"
+        "def register_datasets(register):\n"
+        "    def load():\n"
+        "        raise AssertionError('the data must not be read')\n"
+        "    register(toolkit.DatasetSpec(name='never-read', help='Never read.', load=load))\n"
+    )
+    result = cli(["--plugin", str(plugin), "run", "--dataset", "never-read", "--model", "scratch-rnn",
+                  "--encoder", "word-ids"])
+    assert result.exit_code == 2
+    assert "Error: model 'scratch-rnn' consumes char-indices, but encoder 'word-ids' produces word-ids" \
+        in result.stderr
+
+
+def test_balanced_sampling_draws_classes_evenly_and_buckets_by_length(parts):
+    train_data, _ = parts
+    skewed = train_data.subset([i for i, t in enumerate(train_data.targets) if t != 0 or i % 10 == 0])
+    lengths = np.array([len(t) for t in skewed.texts])
+    config = TrainConfig.from_params({"sampling": "balanced", "batch_size": 20})
+    batches = _epoch_batches(skewed, lengths, 4000, config, np.random.default_rng(0))
+    rows = np.concatenate(batches)
+    counts = np.bincount(np.asarray(skewed.targets)[rows], minlength=4)
+    assert len(rows) == 4000 and counts.min() > 850  # 10 names of class 0, yet a quarter of draws
+    spread = np.mean([np.ptp(lengths[b]) for b in batches])
+    unbucketed = TrainConfig.from_params({"sampling": "balanced", "batch_size": 20, "bucket": False})
+    loose = _epoch_batches(skewed, lengths, 4000, unbucketed, np.random.default_rng(0))
+    assert spread < 0.25 * np.mean([np.ptp(lengths[b]) for b in loose])
+
+
+def test_predict_proba_keeps_the_order_of_the_texts(parts):
+    _, test_data = parts
+    encoder = fitted_encoder(test_data)
+    model = new_model(encoder).eval()
+    together = predict_proba(model, encoder, test_data.texts)
+    one_by_one = np.concatenate([predict_proba(model, encoder, [t]) for t in test_data.texts])
+    assert together.shape == (len(test_data), len(LANGUAGES))
+    np.testing.assert_allclose(together.sum(axis=1), 1.0, rtol=1e-5)
+    np.testing.assert_allclose(together, one_by_one, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize(("params", "message"), [
+    ({"batch_size": 0}, "train.batch_size must be at least 1"),
+    ({"lr": "-1"}, "train.lr must be a positive number"),
+    ({"clip": "nan"}, "train.clip must be a zero or positive number"),
+    ({"optimizer": "lbfgs"}, "must be one of adam, sgd"),
+    ({"epoch": 3}, "Did you mean 'epochs'"),
+])
+def test_bad_trainer_parameters_are_user_errors(params, message):
+    with pytest.raises(toolkit.ToolkitError, match=message):
+        TrainConfig.from_params(params)
+
+
+def test_config_defaults_are_the_declared_parameters():
+    assert TrainConfig().as_dict() == {p.name: p.default for p in TRAIN_PARAMS}
+
+
+def test_device_selection():
+    assert resolve_device("cpu").type == "cpu"
+    expected = "cuda" if torch.cuda.is_available() else (
+        "mps" if torch.backends.mps.is_available() else "cpu")
+    assert resolve_device("auto").type == expected
+    for name in ("cuda", "mps"):
+        available = torch.cuda.is_available() if name == "cuda" else torch.backends.mps.is_available()
+        if not available:
+            with pytest.raises(toolkit.ToolkitError, match=f"device '{name}' is not available"):
+                resolve_device(name)
+    with pytest.raises(toolkit.ToolkitError, match="unknown device 'tpu'"):
+        resolve_device("tpu")
