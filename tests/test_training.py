@@ -14,14 +14,8 @@ import toolkit
 from toolkit.plugins.onehot import OneHotEncoder
 from toolkit.plugins.scratch import ScratchRNN
 from toolkit.plugins.torch_rnn import TorchRNN
-from toolkit.training import (
-    TRAIN_PARAMS,
-    TrainConfig,
-    _epoch_batches,
-    predict_proba,
-    resolve_device,
-    train,
-)
+from toolkit.train_config import TRAIN_PARAMS, TrainConfig
+from toolkit.training import _epoch_batches, predict_proba, resolve_device, train
 
 LANGUAGES = ("Greek", "Japanese", "Polish", "Italian")
 FAST = {"epochs": 4, "batch_size": 16, "lr": 0.01}

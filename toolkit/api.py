@@ -5,14 +5,19 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from toolkit.errors import ToolkitError
 from toolkit.params import Section, resolve
 from toolkit.registry import Registry, load_registry
-from toolkit.splits import SPLIT_PARAMS
-from toolkit.training import TRAIN_PARAMS
-from toolkit.types import DatasetSpec, EncoderSpec, ModelSpec
+from toolkit.splits import SPLIT_PARAMS, Split
+from toolkit.train_config import TRAIN_PARAMS
+from toolkit.types import DatasetSpec, Encoder, EncoderSpec, ModelSpec
+
+if TYPE_CHECKING:  # torch, numpy and pandas load on first use, so the CLI starts fast
+    import numpy as np
+    import pandas as pd
+    from torch import nn
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
 DEFAULT_ENCODER = "onehot"
@@ -72,6 +77,41 @@ def plan_run(
     )
 
 
+@dataclass
+class RunResult:
+    """What a run produced: the data split, the fitted encoder, the trained model and its
+    training history, and the model's class probabilities for the held-out test texts."""
+
+    plan: RunPlan
+    split: Split
+    encoder: Encoder
+    model: nn.Module  # on the CPU, in eval mode, with the best validation weights
+    history: pd.DataFrame  # one row per epoch, see toolkit.training.train
+    test_probabilities: np.ndarray  # (test texts, classes)
+    test_targets: np.ndarray  # (test texts,) indices into `classes`
+    classes: tuple[str, ...]
+    train_seconds: float
+    stop_reason: str
+    best_epoch: int | None
+    device: str
+
+    def test_predictions(self) -> np.ndarray:
+        """The predicted class index of every test text."""
+        return self.test_probabilities.argmax(axis=1)
+
+    def test_accuracy(self) -> float:
+        return float((self.test_predictions() == self.test_targets).mean())
+
+    def test_macro_f1(self) -> float:
+        """F1 averaged over the classes, each counting the same (scikit-learn's macro average)."""
+        from sklearn.metrics import f1_score
+
+        return float(f1_score(
+            self.test_targets, self.test_predictions(), labels=range(len(self.classes)),
+            average="macro", zero_division=0,
+        ))
+
+
 def run(
     dataset: str,
     model: str,
@@ -81,10 +121,44 @@ def run(
     device: str = "auto",
     output: str | Path | None = None,
     plugins: Sequence[str] = (),
-) -> Any:
-    """Train `model` on `dataset` and evaluate it on the held-out split."""
+    progress: bool | None = None,
+) -> RunResult:
+    """Train `model` on `dataset` and evaluate it on the held-out split.
+
+    `progress` shows a progress bar while training (default: when stderr is a terminal).
+    Ctrl-C stops training early and the run goes on with what was learned so far.
+    """
+    import numpy as np
+    import torch
+
+    from toolkit.splits import split_dataset
+    from toolkit.training import predict_proba, resolve_device, train
+
     plan = plan_run(dataset, model, encoder, params, seed, device, output, plugins)
-    raise ToolkitError(
-        f"planned a run of model '{plan.model.name}' on dataset '{plan.dataset.name}', "
-        "but training is not available in this build yet."
+    target = resolve_device(plan.device)
+    data = plan.dataset.load(**plan.params["dataset"])
+    split = split_dataset(data, seed=seed, **plan.params["split"])
+    text_encoder = plan.encoder.factory(**plan.params["encoder"])
+    if getattr(text_encoder, "produces", None) not in plan.model.consumes:
+        raise ToolkitError(
+            f"encoder '{plan.encoder.name}' built an encoder producing "
+            f"{getattr(text_encoder, 'produces', None)!r}, but model '{plan.model.name}' consumes "
+            f"{' or '.join(plan.model.consumes)}; the encoder plugin is inconsistent."
+        )
+    text_encoder.fit(split.train.texts)
+    torch.manual_seed(seed)
+    network = plan.model.factory(
+        vocab_size=text_encoder.vocab_size, num_classes=len(data.classes), **plan.params["model"]
+    )
+    trained = train(
+        network, text_encoder, split.train, split.val, plan.params["train"],
+        seed=seed, device=target, progress=progress,
+    )
+    probabilities = predict_proba(trained.model, text_encoder, split.test.texts, target)
+    return RunResult(
+        plan=plan, split=split, encoder=text_encoder, model=trained.model.cpu().eval(),
+        history=trained.history, test_probabilities=probabilities,
+        test_targets=np.asarray(split.test.targets, dtype=np.int64), classes=data.classes,
+        train_seconds=trained.seconds, stop_reason=trained.stop_reason,
+        best_epoch=trained.best_epoch, device=target.type,
     )

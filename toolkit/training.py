@@ -14,7 +14,7 @@ import math
 import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -26,42 +26,8 @@ from torch import nn
 from torch.nn import functional as F
 
 from toolkit.errors import ToolkitError
-from toolkit.params import Param, Section, resolve
+from toolkit.train_config import TrainConfig
 from toolkit.types import Encoder, TextDataset
-
-TRAIN_PARAMS: tuple[Param, ...] = (
-    Param("epochs", int, 8, "Passes over the training data (one epoch = as many names as it holds)."),
-    Param(
-        "examples", int, 0,
-        "Train on this many names in total instead (the tutorial: 100000); 0 counts epochs.",
-    ),
-    Param("batch_size", int, 32, "Names per mini-batch (1 is the tutorial's one name at a time)."),
-    Param("optimizer", str, "adam", "Optimiser.", choices=("adam", "sgd")),
-    Param("lr", float, 0.005, "Learning rate (the tutorial's SGD uses 0.005)."),
-    Param("weight_decay", float, 0.0, "L2 penalty on the weights."),
-    Param(
-        "schedule", str, "cosine",
-        "Learning-rate schedule: constant, or cosine decay to zero over the whole run.",
-        choices=("constant", "cosine"),
-    ),
-    Param(
-        "sampling", str, "shuffle",
-        "shuffle: every name once per epoch; balanced: the tutorial's random class, then random name.",
-        choices=("shuffle", "balanced"),
-    ),
-    Param("bucket", bool, True, "Batch names of similar length together (less padding, faster)."),
-    Param("clip", float, 1.0, "Clip the gradient norm to this value; 0 turns clipping off."),
-    Param(
-        "class_weights", bool, False,
-        "Weight the loss by inverse class frequency (rare classes count more).",
-    ),
-    Param(
-        "patience", int, 0,
-        "Stop after this many epochs without a lower validation loss; 0 never stops early. "
-        "The weights of the best validation epoch are kept either way.",
-    ),
-    Param("threads", int, 0, "CPU threads for torch; 0 chooses (one per core, at most 2)."),
-)
 
 #: Names per batch when predicting; large, because no gradients are kept.
 PREDICT_BATCH = 1024
@@ -69,49 +35,6 @@ PREDICT_BATCH = 1024
 BUCKET_WINDOW = 50
 #: The `threads=0` choice: beyond two, these small sequential models gain little from more.
 MAX_AUTO_THREADS = 2
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """The checked trainer parameters (see TRAIN_PARAMS for their meaning)."""
-
-    epochs: int = 8
-    examples: int = 0
-    batch_size: int = 32
-    optimizer: str = "adam"
-    lr: float = 0.005
-    weight_decay: float = 0.0
-    schedule: str = "cosine"
-    sampling: str = "shuffle"
-    bucket: bool = True
-    clip: float = 1.0
-    class_weights: bool = False
-    patience: int = 0
-    threads: int = 0
-
-    @classmethod
-    def from_params(cls, params: Mapping[str, Any] | TrainConfig | None = None) -> TrainConfig:
-        """Build from `{name: value}` (strings allowed), checking every value."""
-        if isinstance(params, TrainConfig):
-            return params
-        values = resolve([Section("train", "the trainer", TRAIN_PARAMS)], dict(params or {}))["train"]
-        config = cls(**values)
-        config._check()
-        return config
-
-    def _check(self) -> None:
-        at_least = {"epochs": 1, "batch_size": 1, "examples": 0, "patience": 0, "threads": 0}
-        for name, low in at_least.items():
-            if getattr(self, name) < low:
-                raise ToolkitError(f"train.{name} must be at least {low}; got {getattr(self, name)}.")
-        for name in ("lr", "weight_decay", "clip"):
-            value = getattr(self, name)
-            if not math.isfinite(value) or value < 0 or (name == "lr" and value == 0):
-                kind = "positive" if name == "lr" else "zero or positive"
-                raise ToolkitError(f"train.{name} must be a {kind} number; got {value}.")
-
-    def as_dict(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
 @dataclass(frozen=True)

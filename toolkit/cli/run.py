@@ -36,10 +36,19 @@ def run(
     ] = None,
 ) -> None:
     """Train a model on a dataset, evaluate it on the held-out split, save the run."""
-    api.run(
+    result = api.run(
         dataset=dataset, model=model, encoder=encoder,
         params=parse_assignments(param or []), seed=seed, device=device, output=output,
         plugins=_cli_plugins(ctx),
+    )
+    typer.echo(
+        f"Trained {result.plan.model.name} on {result.plan.dataset.name} "
+        f"({result.split.sizes()['train']:,} training names) in {result.train_seconds:.1f} s "
+        f"on {result.device}: {result.stop_reason}."
+    )
+    typer.echo(
+        f"Test ({len(result.test_targets):,} names): accuracy {result.test_accuracy():.1%}, "
+        f"macro-F1 {result.test_macro_f1():.3f}"
     )
 
 
