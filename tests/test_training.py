@@ -15,7 +15,7 @@ from toolkit.plugins.onehot import OneHotEncoder
 from toolkit.plugins.scratch import ScratchRNN
 from toolkit.plugins.torch_rnn import TorchRNN
 from toolkit.train_config import TRAIN_PARAMS, TrainConfig
-from toolkit.training import _epoch_batches, predict_proba, resolve_device, train
+from toolkit.training import _class_weights, _epoch_batches, predict_proba, resolve_device, train
 
 LANGUAGES = ("Greek", "Japanese", "Polish", "Italian")
 FAST = {"epochs": 4, "batch_size": 16, "lr": 0.01}
@@ -72,7 +72,7 @@ def test_learns_held_out_names_well_above_chance(parts):
 
 
 @pytest.mark.parametrize("extra", [
-    {"optimizer": "sgd", "lr": 0.5, "sampling": "balanced", "class_weights": True},
+    {"optimizer": "sgd", "lr": 0.5, "sampling": "balanced", "class_weights": 1.0},
     {"model": "gru", "bucket": False, "schedule": "constant", "clip": 0.0},
 ])
 def test_other_optimisers_samplers_and_models_learn_too(parts, extra):
@@ -262,6 +262,19 @@ def test_balanced_sampling_draws_classes_evenly_and_buckets_by_length(parts):
     unbucketed = TrainConfig.from_params({"sampling": "balanced", "batch_size": 20, "bucket": False})
     loose = _epoch_batches(skewed, lengths, 4000, unbucketed, np.random.default_rng(0))
     assert spread < 0.25 * np.mean([np.ptp(lengths[b]) for b in loose])
+
+
+def test_class_weights_give_every_class_the_same_total_weight_at_power_one(parts):
+    train_data, _ = parts
+    skewed = train_data.subset([i for i, t in enumerate(train_data.targets) if t != 0 or i % 10 == 0])
+    counts = np.bincount(skewed.targets)
+    assert counts.tolist() == [10, 100, 100, 100]
+    full = _class_weights(skewed, 5, 1.0).numpy()  # a fifth class with no training names
+    np.testing.assert_allclose(full[:4] * counts, len(skewed) / 5)
+    assert full[4] == 0.0
+    half = _class_weights(skewed, 5, 0.5).numpy()
+    np.testing.assert_allclose(half[:4], np.sqrt(full[:4]), rtol=1e-6)
+    assert half[0] > 1 > half[1]
 
 
 def test_predict_proba_keeps_the_order_of_the_texts(parts):

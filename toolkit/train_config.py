@@ -33,8 +33,9 @@ TRAIN_PARAMS: tuple[Param, ...] = (
     Param("bucket", bool, True, "Batch names of similar length together (less padding, faster)."),
     Param("clip", float, 1.0, "Clip the gradient norm to this value; 0 turns clipping off."),
     Param(
-        "class_weights", bool, False,
-        "Weight the loss by inverse class frequency (rare classes count more).",
+        "class_weights", float, 0.0,
+        "Weight the loss by inverse class frequency to this power: 0 off, 1 every class counts "
+        "the same in total, 0.5 in between (helps rare classes and macro-F1).",
     ),
     Param(
         "patience", int, 0,
@@ -59,7 +60,7 @@ class TrainConfig:
     sampling: str = "shuffle"
     bucket: bool = True
     clip: float = 1.0
-    class_weights: bool = False
+    class_weights: float = 0.0
     patience: int = 0
     threads: int = 0
 
@@ -78,7 +79,7 @@ class TrainConfig:
         for name, low in at_least.items():
             if getattr(self, name) < low:
                 raise ToolkitError(f"train.{name} must be at least {low}; got {getattr(self, name)}.")
-        for name in ("lr", "weight_decay", "clip"):
+        for name in ("lr", "weight_decay", "clip", "class_weights"):
             value = getattr(self, name)
             if not math.isfinite(value) or value < 0 or (name == "lr" and value == 0):
                 kind = "positive" if name == "lr" else "zero or positive"

@@ -109,7 +109,9 @@ def train(
     optimizer = _optimizer(model, config)
     total = config.examples or config.epochs * len(train_data)
     scheduler = _scheduler(optimizer, config, total)
-    weights = _class_weights(train_data, num_classes).to(target) if config.class_weights else None
+    weights = None
+    if config.class_weights:
+        weights = _class_weights(train_data, num_classes, config.class_weights).to(target)
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(config.threads or min(previous_threads, MAX_AUTO_THREADS))
 
@@ -321,10 +323,11 @@ def _scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig, total: int
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
 
 
-def _class_weights(data: TextDataset, num_classes: int) -> torch.Tensor:
-    """Inverse class frequency, scaled so that a balanced dataset gets weight 1 everywhere."""
+def _class_weights(data: TextDataset, num_classes: int, power: float) -> torch.Tensor:
+    """(names / (classes * class count)) ** power: at power 1 every class weighs the same in
+    total; a class missing from the training data gets weight 0."""
     counts = np.bincount(np.asarray(data.targets), minlength=num_classes).astype(np.float64)
-    weights = np.where(counts > 0, len(data) / (num_classes * np.maximum(counts, 1)), 0.0)
+    weights = np.where(counts > 0, (len(data) / (num_classes * np.maximum(counts, 1))) ** power, 0.0)
     return torch.tensor(weights, dtype=torch.float32)
 
 
