@@ -10,6 +10,7 @@ stops training with a ToolkitError; Ctrl-C stops it cleanly and keeps what was l
 from __future__ import annotations
 
 import copy
+import functools
 import math
 import sys
 import time
@@ -33,6 +34,9 @@ from toolkit.types import Encoder, TextDataset
 PREDICT_BATCH = 1024
 #: Bucketing sorts this many batches' worth of names by length at a time, then shuffles batches.
 BUCKET_WINDOW = 50
+HISTORY_COLUMNS = (
+    "epoch", "examples", "train_loss", "train_acc", "val_loss", "val_acc", "seconds", "names_per_sec", "lr",
+)
 #: The `threads=0` choice: beyond two, these small sequential models gain little from more.
 MAX_AUTO_THREADS = 2
 
@@ -98,92 +102,107 @@ def train(
     """
     config = TrainConfig.from_params(params)
     target = device if isinstance(device, torch.device) else resolve_device(device)
-    num_classes = len(train_data.classes)
-    batches = _Batches(encoder, train_data, target)
+    data = _Batches(encoder, train_data, target)
     val = _Batches(encoder, val_data, target) if val_data is not None and len(val_data) else None
     model.to(target)
-    check_model_reads_encoder(model, batches, num_classes)
+    check_model_reads_encoder(model, data, len(train_data.classes))
 
-    torch.manual_seed(seed)
-    rng = np.random.default_rng(seed)
-    optimizer = _optimizer(model, config)
+    torch.manual_seed(seed)  # dropout
+    rng = np.random.default_rng(seed)  # which names, in which batches
     total = config.examples or config.epochs * len(train_data)
-    scheduler = _scheduler(optimizer, config, total)
-    weights = None
-    if config.class_weights:
-        weights = _class_weights(train_data, num_classes, config.class_weights).to(target)
-    previous_threads = torch.get_num_threads()
-    torch.set_num_threads(config.threads or min(previous_threads, MAX_AUTO_THREADS))
-
+    epoch_sizes = list(_epoch_sizes(total, len(train_data)))
+    steps = sum(math.ceil(size / config.batch_size) for size in epoch_sizes)
+    loop = _Loop(model, config, data, train_data, steps, callbacks)
     rows: list[dict[str, Any]] = []
     best: tuple[float, int, dict[str, torch.Tensor]] | None = None
-    seen, step, stop_reason = 0, 0, "completed"
+    stop_reason = "completed"
     show = sys.stderr.isatty() if progress is None else progress
+    previous_threads = torch.get_num_threads()
+    torch.set_num_threads(config.threads or min(previous_threads, MAX_AUTO_THREADS))
     started = time.perf_counter()
     try:
-        with _progress_bar(show, total) as bar:
+        with _progress_bar(show) as bar:
             task = bar.add_task("training", total=total, status="")
-            for epoch, epoch_size in enumerate(_epoch_sizes(total, len(train_data)), start=1):
-                model.train()
+            for epoch, size in enumerate(epoch_sizes, start=1):
                 epoch_start = time.perf_counter()
-                loss_sum, correct, count = 0.0, 0, 0
-                for rows_idx in _epoch_batches(train_data, batches.lengths, epoch_size, config, rng):
-                    x, lengths, y = batches.take(rows_idx)
-                    logits = model(x, lengths)
-                    loss = F.cross_entropy(logits, y, weight=weights)
-                    loss_value = loss.item()
-                    if not math.isfinite(loss_value):
-                        raise _diverged(loss_value, epoch, step + 1, config)
-                    optimizer.zero_grad(set_to_none=True)
-                    loss.backward()
-                    if config.clip:
-                        nn.utils.clip_grad_norm_(model.parameters(), config.clip)
-                    optimizer.step()
-                    scheduler.step()
-                    step += 1
-                    seen += len(y)
-                    count += len(y)
-                    loss_sum += loss_value * len(y)
-                    correct += int((logits.argmax(1) == y).sum())
-                    rate = count / max(time.perf_counter() - epoch_start, 1e-9)
-                    bar.update(task, advance=len(y), status=(
-                        f"epoch {epoch} loss {loss_sum / count:.3f} acc {correct / count:.1%} "
-                        f"{rate:,.0f} names/s"
-                    ))
-                    for callback in callbacks:
-                        callback(BatchInfo(epoch, step, seen, loss_value, model))
-                train_seconds = time.perf_counter() - epoch_start
-                row: dict[str, Any] = {
-                    "epoch": epoch, "examples": seen,
-                    "train_loss": loss_sum / count, "train_acc": correct / count,
-                    "val_loss": math.nan, "val_acc": math.nan,
-                    "seconds": train_seconds, "names_per_sec": count / max(train_seconds, 1e-9),
-                    "lr": optimizer.param_groups[0]["lr"],
-                }
+                batches = _epoch_batches(train_data, data.lengths, size, config, rng)
+                row = loop.run_epoch(epoch, batches, functools.partial(bar.update, task))
                 if val is not None:
                     row["val_loss"], row["val_acc"] = _evaluate(model, val)
                     if not math.isfinite(row["val_loss"]):
-                        raise _diverged(row["val_loss"], epoch, step, config, "validation ")
+                        raise _diverged(row["val_loss"], epoch, loop.step, config, "validation ")
                     if best is None or row["val_loss"] < best[0]:
                         best = (row["val_loss"], epoch, copy.deepcopy(model.state_dict()))
                 row["seconds"] = time.perf_counter() - epoch_start
                 rows.append(row)
                 if config.patience and best is not None and epoch - best[1] >= config.patience:
-                    stop_reason = f"early stop: no better validation loss for {config.patience} epochs"
+                    stop_reason = f"early stop: no lower validation loss for {config.patience} epochs"
                     break
     except KeyboardInterrupt:
-        stop_reason = f"interrupted after {seen:,} names"
+        stop_reason = f"interrupted after {loop.seen:,} names"
     finally:
         torch.set_num_threads(previous_threads)
     seconds = time.perf_counter() - started
     if best is not None:
         model.load_state_dict(best[2])
     model.eval()
-    history = pd.DataFrame(rows, columns=[
-        "epoch", "examples", "train_loss", "train_acc", "val_loss", "val_acc", "seconds",
-        "names_per_sec", "lr",
-    ])
-    return TrainResult(model, history, seconds, stop_reason, best[1] if best else None, seen, config)
+    history = pd.DataFrame(rows, columns=HISTORY_COLUMNS)
+    return TrainResult(model, history, seconds, stop_reason, best[1] if best else None, loop.seen, config)
+
+
+class _Loop:
+    """The optimisation steps: forward, loss, NaN check, backward, clip, step, callbacks."""
+
+    def __init__(
+        self, model: nn.Module, config: TrainConfig, data: _Batches, train_data: TextDataset,
+        steps: int, callbacks: Sequence[Callable[[BatchInfo], None]],
+    ) -> None:
+        self.model, self.config, self.data, self.callbacks = model, config, data, callbacks
+        self.optimizer = _optimizer(model, config)
+        self.scheduler = _scheduler(self.optimizer, config, steps)
+        self.class_weights = (
+            _class_weights(train_data, len(train_data.classes), config.class_weights).to(data.device)
+            if config.class_weights else None
+        )
+        self.step = self.seen = 0
+
+    def run_epoch(
+        self, epoch: int, batches: list[np.ndarray], report: Callable[..., None]
+    ) -> dict[str, Any]:
+        """Train on `batches`; return this epoch's row of the history (without validation)."""
+        self.model.train()
+        started = time.perf_counter()
+        loss_sum, correct, count = 0.0, 0, 0
+        for rows in batches:
+            x, lengths, y = self.data.take(rows)
+            logits = self.model(x, lengths)
+            loss = F.cross_entropy(logits, y, weight=self.class_weights)
+            loss_value = loss.item()
+            if not math.isfinite(loss_value):
+                raise _diverged(loss_value, epoch, self.step + 1, self.config)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if self.config.clip:
+                nn.utils.clip_grad_norm_(self.model.parameters(), self.config.clip)
+            self.optimizer.step()
+            self.scheduler.step()
+            self.step += 1
+            self.seen += len(y)
+            count += len(y)
+            loss_sum += loss_value * len(y)
+            correct += int((logits.argmax(1) == y).sum())
+            rate = count / max(time.perf_counter() - started, 1e-9)
+            report(advance=len(y), status=f"epoch {epoch} loss {loss_sum / count:.3f} "
+                   f"acc {correct / count:.1%} {rate:,.0f} names/s")
+            for callback in self.callbacks:
+                callback(BatchInfo(epoch, self.step, self.seen, loss_value, self.model))
+        seconds = time.perf_counter() - started
+        return {
+            "epoch": epoch, "examples": self.seen, "train_loss": loss_sum / count,
+            "train_acc": correct / count, "val_loss": math.nan, "val_acc": math.nan,
+            "seconds": seconds, "names_per_sec": count / max(seconds, 1e-9),
+            "lr": self.optimizer.param_groups[0]["lr"],
+        }
 
 
 def predict_proba(
@@ -314,8 +333,8 @@ def _optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
     return torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
 
 
-def _scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig, total: int) -> Any:
-    steps = max(1, math.ceil(total / config.batch_size))
+def _scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig, steps: int) -> Any:
+    steps = max(1, steps)
     if config.schedule == "cosine":
         return torch.optim.lr_scheduler.LambdaLR(
             optimizer, lambda step: 0.5 * (1 + math.cos(math.pi * min(step, steps) / steps))
@@ -338,7 +357,7 @@ def _diverged(value: float, epoch: int, step: int, config: TrainConfig, where: s
     )
 
 
-def _progress_bar(show: bool, total: int) -> Progress:
+def _progress_bar(show: bool) -> Progress:
     return Progress(
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
         TimeElapsedColumn(), TextColumn("{task.fields[status]}"),
