@@ -34,6 +34,8 @@ from toolkit.types import Encoder, TextDataset
 PREDICT_BATCH = 1024
 #: Bucketing sorts this many batches' worth of names by length at a time, then shuffles batches.
 BUCKET_WINDOW = 50
+#: Seconds between progress-bar updates.
+REPORT_EVERY = 0.2
 HISTORY_COLUMNS = (
     "epoch", "examples", "train_loss", "train_acc", "val_loss", "val_acc", "seconds", "names_per_sec", "lr",
 )
@@ -172,7 +174,7 @@ class _Loop:
         """Train on `batches`; return this epoch's row of the history (without validation)."""
         self.model.train()
         started = time.perf_counter()
-        loss_sum, correct, count = 0.0, 0, 0
+        loss_sum, correct, count, unreported, last_report = 0.0, 0, 0, 0, started
         for rows in batches:
             x, lengths, y = self.data.take(rows)
             logits = self.model(x, lengths)
@@ -191,11 +193,13 @@ class _Loop:
             count += len(y)
             loss_sum += loss_value * len(y)
             correct += int((logits.argmax(1) == y).sum())
-            rate = count / max(time.perf_counter() - started, 1e-9)
-            report(advance=len(y), status=f"epoch {epoch} loss {loss_sum / count:.3f} "
-                   f"acc {correct / count:.1%} {rate:,.0f} names/s")
+            unreported += len(y)
+            if time.perf_counter() - last_report > REPORT_EVERY:  # redrawing per step costs time
+                report(advance=unreported, status=self._status(epoch, loss_sum, correct, count, started))
+                unreported, last_report = 0, time.perf_counter()
             for callback in self.callbacks:
                 callback(BatchInfo(epoch, self.step, self.seen, loss_value, self.model))
+        report(advance=unreported, status=self._status(epoch, loss_sum, correct, count, started))
         seconds = time.perf_counter() - started
         return {
             "epoch": epoch, "examples": self.seen, "train_loss": loss_sum / count,
@@ -203,6 +207,11 @@ class _Loop:
             "seconds": seconds, "names_per_sec": count / max(seconds, 1e-9),
             "lr": self.optimizer.param_groups[0]["lr"],
         }
+
+    @staticmethod
+    def _status(epoch: int, loss_sum: float, correct: int, count: int, started: float) -> str:
+        rate = count / max(time.perf_counter() - started, 1e-9)
+        return f"epoch {epoch} loss {loss_sum / count:.3f} acc {correct / count:.1%} {rate:,.0f} names/s"
 
 
 def predict_proba(
