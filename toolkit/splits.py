@@ -1,18 +1,34 @@
-"""Train/validation/test splits shared by every dataset."""
+"""Train/validation/test splits shared by every dataset.
+
+- `leakage-free` (the default): duplicates within a class are collapsed, and every copy of a
+  text, under whatever labels, goes to the same part, so no test or validation text is ever
+  seen in training. Texts with one label are split per class (so rare classes keep their
+  share); texts under several labels are assigned to a part as a unit, with the same odds.
+- `stratified`: scikit-learn's `train_test_split` stratified by class, on the data as it is.
+- `tutorial`: the tutorial's per-class split, 85/15 by default, on the data as it is.
+
+The validation part is carved out of the training part (`val_size` of it) the same way.
+"""
 
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import dataclass
 
+import numpy as np
+
+from toolkit.errors import ToolkitError
 from toolkit.params import Param
 from toolkit.types import TextDataset
+
+STRATEGIES = ("leakage-free", "stratified", "tutorial")
 
 SPLIT_PARAMS: tuple[Param, ...] = (
     Param(
         "strategy", str, "leakage-free",
         "How to split: leakage-free (duplicates collapsed, no test text seen in training), "
         "stratified (scikit-learn, per-class proportions), or tutorial (per-class 85/15).",
-        choices=("leakage-free", "stratified", "tutorial"),
+        choices=STRATEGIES,
     ),
     Param("test_size", float, 0.15, "Fraction of the data held out for the test set."),
     Param("val_size", float, 0.1, "Fraction of the training part held out for validation."),
@@ -40,5 +56,90 @@ def split_dataset(
     val_size: float = 0.1,
     seed: int = 0,
 ) -> Split:
-    """Cut `data` reproducibly (same seed, same split) by `strategy` (see SPLIT_PARAMS)."""
-    raise NotImplementedError("implemented by the names/splits issue")
+    """Cut `data` reproducibly (same seed, same split) by `strategy` (see the module doc)."""
+    if strategy not in STRATEGIES:
+        raise ToolkitError(f"unknown split strategy '{strategy}'; use one of {', '.join(STRATEGIES)}.")
+    for name, value in (("test_size", test_size), ("val_size", val_size)):
+        if not 0.0 < value < 1.0:
+            raise ToolkitError(f"split {name} must be between 0 and 1 (exclusive); got {value}.")
+    if strategy == "leakage-free":
+        parts = _leakage_free(data, test_size, val_size, seed)
+    elif strategy == "stratified":
+        parts = _stratified(data, test_size, val_size, seed)
+    else:
+        parts = _per_class(data, range(len(data)), test_size, val_size, np.random.default_rng(seed))
+    train, val, test = (data.subset(sorted(indices)) for indices in parts)
+    if not len(train) or not len(test):
+        raise ToolkitError(
+            f"the {strategy} split of {len(data)} texts left an empty train or test part; "
+            "add data or change split.test_size."
+        )
+    return Split(train, val, test, strategy, seed)
+
+
+Parts = tuple[list[int], list[int], list[int]]
+
+
+def _cut(count: int, test_size: float, val_size: float) -> tuple[int, int]:
+    """How many of `count` items go to test and to validation (train keeps at least one)."""
+    n_test = min(int(round(count * test_size)), max(count - 1, 0))
+    n_val = min(int(round((count - n_test) * val_size)), max(count - n_test - 1, 0))
+    return n_test, n_val
+
+
+def _per_class(
+    data: TextDataset, indices, test_size: float, val_size: float, rng: np.random.Generator
+) -> Parts:
+    by_class: dict[int, list[int]] = defaultdict(list)
+    for i in indices:
+        by_class[data.targets[i]].append(i)
+    train, val, test = [], [], []
+    for target in sorted(by_class):
+        members = list(rng.permutation(by_class[target]))
+        n_test, n_val = _cut(len(members), test_size, val_size)
+        test += members[:n_test]
+        val += members[n_test:n_test + n_val]
+        train += members[n_test + n_val:]
+    return [int(i) for i in train], [int(i) for i in val], [int(i) for i in test]
+
+
+def _leakage_free(data: TextDataset, test_size: float, val_size: float, seed: int) -> Parts:
+    rng = np.random.default_rng(seed)
+    first_of_pair: dict[tuple[str, int], int] = {}
+    for i, pair in enumerate(zip(data.texts, data.targets, strict=True)):
+        first_of_pair.setdefault(pair, i)
+    labels_of_text: dict[str, list[int]] = defaultdict(list)
+    for (text, _), i in first_of_pair.items():
+        labels_of_text[text].append(i)
+    single = [group[0] for group in labels_of_text.values() if len(group) == 1]
+    train, val, test = _per_class(data, single, test_size, val_size, rng)
+    shared = [group for group in labels_of_text.values() if len(group) > 1]
+    draws = rng.random(len(shared))
+    for group, draw in zip(shared, draws, strict=True):
+        if draw < test_size:
+            test += group
+        elif draw < test_size + (1 - test_size) * val_size:
+            val += group
+        else:
+            train += group
+    return train, val, test
+
+
+def _stratified(data: TextDataset, test_size: float, val_size: float, seed: int) -> Parts:
+    from sklearn.model_selection import train_test_split
+
+    indices = np.arange(len(data))
+    targets = np.asarray(data.targets)
+    try:
+        rest, test = train_test_split(
+            indices, test_size=test_size, stratify=targets, random_state=seed
+        )
+        train, val = train_test_split(
+            rest, test_size=val_size, stratify=targets[rest], random_state=seed
+        )
+    except ValueError as exc:
+        raise ToolkitError(
+            f"the stratified split failed ({exc}); use --param split.strategy=leakage-free "
+            "or tutorial, which handle very small classes."
+        ) from None
+    return [int(i) for i in train], [int(i) for i in val], [int(i) for i in test]
