@@ -39,6 +39,8 @@ _LAZY = {
     "labelled_lines": "toolkit.textfiles",
     "line_counts": "toolkit.textfiles",
     "normalize": "toolkit.textfiles",
+    "dataset_from_files": "toolkit.textfiles",
+    "describe_dataset": "toolkit.describe",
     "cache_dir": "toolkit.cache",
     "install_folder": "toolkit.cache",
     "split_dataset": "toolkit.splits",

@@ -11,11 +11,13 @@ import unicodedata
 import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 
 from unidecode import unidecode
 
 from toolkit.errors import ToolkitError
+from toolkit.types import TextDataset
 
 TUTORIAL_LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ .,;'"
 NORMALIZATIONS = ("ascii", "unidecode", "raw")
@@ -95,7 +97,9 @@ def normalize(text: str, mode: str = "ascii") -> str:
     - `ascii`: the tutorial's `unicodeToAscii`: NFD, drop combining marks, keep only
       ASCII letters and " .,;'" ("Ślusàrski" -> "Slusarski", "Straße" -> "Strae").
     - `unidecode`: transliterate to ASCII with unidecode ("Straße" -> "Strasse").
-    - `raw`: leave the text as it is (surrounding white space aside).
+    - `raw`: the line exactly as in the file (some names data lines end in a space).
+
+    `ascii` and `unidecode` also strip surrounding white space.
     """
     if mode == "ascii":
         decomposed = unicodedata.normalize("NFD", text)
@@ -106,7 +110,7 @@ def normalize(text: str, mode: str = "ascii") -> str:
     if mode == "unidecode":
         return unidecode(text).strip()
     if mode == "raw":
-        return text.strip()
+        return text
     raise ToolkitError(f"unknown normalization '{mode}'; use one of {', '.join(NORMALIZATIONS)}.")
 
 
@@ -134,3 +138,18 @@ def labelled_lines(
 def line_counts(files: LabelFiles) -> Mapping[str, int]:
     """Non-blank lines per label, as read."""
     return {label: sum(1 for line in lines if line.strip()) for label, lines in files.lines.items()}
+
+
+def dataset_from_files(files: LabelFiles, normalization: str = "raw") -> TextDataset:
+    """A TextDataset of `files`' lines, normalised, with provenance (source, SHA-256 of each
+    file, raw line counts, dropped lines by reason, normalization, load time)."""
+    texts, labels, dropped = labelled_lines(files, normalization)
+    provenance = {
+        "source": files.source,
+        "sha256": files.sha256,
+        "lines": dict(line_counts(files)),
+        "dropped": dropped,
+        "normalization": normalization,
+        "loaded_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    return TextDataset.from_pairs(texts, labels, provenance)

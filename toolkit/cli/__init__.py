@@ -79,6 +79,7 @@ def _root(
 
 def make_app(plugins: Sequence[str] = ()) -> typer.Typer:
     """Build the CLI; `plugins` (from --plugin) may add commands of their own."""
+    import toolkit.cli.datasets  # noqa: F401  (adds `datasets show|download|path`)
     from toolkit.cli import listing, run
 
     app = new_typer(help="Character-level text classification with plugins.")

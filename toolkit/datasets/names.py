@@ -13,7 +13,6 @@ import os
 import tempfile
 import urllib.error
 import urllib.request
-from datetime import UTC, datetime
 from pathlib import Path
 
 import toolkit
@@ -40,17 +39,7 @@ def cached_folder() -> Path:
 
 def load(data_dir: str = "", normalization: str = "ascii", url: str = URL) -> toolkit.TextDataset:
     """The names data as a TextDataset, normalised, with its provenance."""
-    files = _read(_locate(data_dir, url))
-    texts, labels, dropped = toolkit.labelled_lines(files, normalization)
-    provenance = {
-        "source": files.source,
-        "sha256": files.sha256,
-        "lines": dict(toolkit.line_counts(files)),
-        "dropped": dropped,
-        "normalization": normalization,
-        "loaded_at": datetime.now(UTC).isoformat(timespec="seconds"),
-    }
-    return toolkit.TextDataset.from_pairs(texts, labels, provenance)
+    return toolkit.dataset_from_files(_read(_locate(data_dir, url)), normalization)
 
 
 def _locate(data_dir: str, url: str) -> Path:
