@@ -17,6 +17,14 @@ REPO = Path(__file__).resolve().parents[1]
 NAMES_DIR = REPO.parent / "shared" / "datasets" / "names"
 
 
+@pytest.fixture(autouse=True)
+def isolated_data(monkeypatch, tmp_path_factory):
+    """Every test reads the names data from ../shared and caches into a fresh folder, so no
+    test downloads anything or touches the user's real cache."""
+    monkeypatch.setenv("TOOLKIT_DATA_DIR", str(NAMES_DIR))
+    monkeypatch.setenv("TOOLKIT_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
+
+
 @pytest.fixture(scope="session")
 def names_dir() -> Path:
     if not NAMES_DIR.is_dir():

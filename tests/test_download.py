@@ -1,0 +1,125 @@
+"""Downloading the names data from a real HTTP server on 127.0.0.1."""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import threading
+import zipfile
+from pathlib import Path
+
+import pytest
+
+import toolkit
+from toolkit.datasets import names
+
+
+class QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format, *args):  # keep the server's access log out of stderr
+        pass
+
+
+@pytest.fixture
+def served(tmp_path):
+    """Serve tmp_path/www over HTTP on a free port of 127.0.0.1; yields the base URL."""
+    www = tmp_path / "www"
+    www.mkdir()
+    handler = functools.partial(QuietHandler, directory=str(www))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield www, f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    folder = tmp_path / "cache"
+    monkeypatch.setenv("TOOLKIT_CACHE_DIR", str(folder))
+    monkeypatch.delenv("TOOLKIT_DATA_DIR")
+    return folder
+
+
+def build_zip(path: Path, names_dir: Path, skip: str = "", extra_line: str = "") -> Path:
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        for file in sorted(names_dir.glob("*.txt")):
+            if file.stem == skip:
+                continue
+            data = file.read_bytes()
+            if file.stem == extra_line:
+                data += b"Extra\n"
+            zf.writestr(f"data/names/{file.name}", data)
+    return path
+
+
+def leftovers(cache: Path) -> list[str]:
+    return sorted(p.name for p in cache.iterdir()) if cache.exists() else []
+
+
+def test_good_zip_is_downloaded_checked_and_installed(served, cache, names_dir, cli):
+    www, base = served
+    build_zip(www / "data.zip", names_dir)
+    result = cli(["datasets", "download", "names", "--param", f"url={base}/data.zip"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip() == str(cache / "names")
+    assert leftovers(cache) == ["names"]
+    assert len(list((cache / "names").glob("*.txt"))) == 18
+    data = names.load(normalization="raw")  # now read from the cache, no URL needed
+    assert len(data) == 20074
+    assert data.provenance["source"] == str((cache / "names").resolve())
+
+
+def test_load_downloads_when_nothing_else_is_there(served, cache, names_dir):
+    www, base = served
+    build_zip(www / "data.zip", names_dir)
+    data = names.load(url=f"{base}/data.zip")
+    assert data.provenance["counts"]["Russian"] == 9408
+
+
+def test_truncated_zip_is_refused_and_nothing_is_left(served, cache, names_dir):
+    www, base = served
+    whole = build_zip(www / "whole.zip", names_dir).read_bytes()
+    (www / "data.zip").write_bytes(whole[: len(whole) // 2])
+    with pytest.raises(toolkit.ToolkitError, match="is not a readable zip archive"):
+        names.download(url=f"{base}/data.zip")
+    assert leftovers(cache) == []
+
+
+@pytest.mark.parametrize(("skip", "extra", "complaint"), [
+    ("Korean", "", "missing: ['Korean']"),
+    ("", "Greek", "wrong line counts: ['Greek']"),
+])
+def test_wrong_structure_is_refused_and_nothing_is_left(served, cache, names_dir, skip, extra, complaint):
+    www, base = served
+    build_zip(www / "data.zip", names_dir, skip=skip, extra_line=extra)
+    with pytest.raises(toolkit.ToolkitError) as info:
+        names.download(url=f"{base}/data.zip")
+    assert "is not the tutorial's names data" in str(info.value)
+    assert complaint in str(info.value) and "nothing was installed" in str(info.value)
+    assert leftovers(cache) == []
+
+
+def test_zip_without_names_folder_is_refused(served, cache):
+    www, base = served
+    with zipfile.ZipFile(www / "data.zip", "w") as zf:
+        zf.writestr("data/eng-fra.txt", "hello\tbonjour\n")
+    with pytest.raises(toolkit.ToolkitError, match="has no 'names/' folder"):
+        names.download(url=f"{base}/data.zip")
+    assert leftovers(cache) == []
+
+
+@pytest.mark.parametrize("where", ["missing file", "closed port"])
+def test_no_network_says_what_failed_and_how_to_supply_the_data(served, cache, cli, where):
+    _, base = served
+    if where == "closed port":
+        closed = http.server.HTTPServer(("127.0.0.1", 0), QuietHandler)
+        base = f"http://127.0.0.1:{closed.server_address[1]}"
+        closed.server_close()
+    result = cli(["run", "--dataset", "names", "--param", f"dataset.url={base}/missing.zip"])
+    assert result.exit_code == 2
+    message = result.stderr.strip()
+    assert message.count("\n") == 0
+    assert message.startswith(f"Error: could not download the names data from {base}/missing.zip")
+    assert "--param dataset.data_dir=PATH" in message and "TOOLKIT_DATA_DIR=PATH" in message
+    assert leftovers(cache) == []

@@ -1,0 +1,174 @@
+"""The `names` dataset on the real 18 files from ../shared, and its bad inputs."""
+
+from __future__ import annotations
+
+import shutil
+import zipfile
+
+import pytest
+
+import toolkit
+from toolkit.datasets import names
+
+COUNTS = {
+    "Arabic": 2000, "Chinese": 268, "Czech": 519, "Dutch": 297, "English": 3668, "French": 277,
+    "German": 724, "Greek": 203, "Irish": 232, "Italian": 709, "Japanese": 991, "Korean": 94,
+    "Polish": 139, "Portuguese": 74, "Russian": 9408, "Scottish": 100, "Spanish": 298,
+    "Vietnamese": 73,
+}
+
+
+@pytest.fixture(scope="module")
+def raw(names_dir):
+    return names.load(data_dir=str(names_dir), normalization="raw")
+
+
+def test_real_counts_per_class_and_total(raw):
+    assert raw.classes == tuple(sorted(COUNTS))
+    assert raw.provenance["counts"] == COUNTS
+    assert len(raw) == 20074 == raw.provenance["total"]
+
+
+def test_the_traps_that_make_naive_evaluation_lie(raw):
+    table = toolkit.describe_dataset(raw)
+    assert table.loc["Arabic", "lines"] == 2000
+    assert table.loc["Arabic", "distinct"] == 108
+    assert table.loc["(all)", "distinct"] == 17458
+    assert table.loc["(all)", "shared"] == 465
+
+
+def test_provenance_has_checksums_of_every_file(raw, names_dir):
+    import hashlib
+
+    sums = dict(
+        reversed(line.split()) for line in (names_dir / "SHA256SUMS").read_text().splitlines()
+    )
+    assert raw.provenance["sha256"] == {k: v for k, v in sums.items() if k.endswith(".txt")}
+    assert raw.provenance["source"] == str(names_dir.resolve())
+    assert raw.provenance["normalization"] == "raw"
+    assert raw.provenance["loaded_at"].endswith("+00:00")
+    first = names_dir / "Arabic.txt"
+    assert raw.provenance["sha256"]["Arabic.txt"] == hashlib.sha256(first.read_bytes()).hexdigest()
+
+
+@pytest.mark.parametrize(("mode", "source", "expected"), [
+    ("ascii", "Ślusàrski", "Slusarski"),
+    ("unidecode", "Ślusàrski", "Slusarski"),
+    ("raw", "Ślusàrski", "Ślusàrski"),
+    ("ascii", "Straße", "Strae"),
+    ("unidecode", "Straße", "Strasse"),
+    ("ascii", "Nuñez", "Nunez"),
+    ("ascii", "See ", "See"),
+    ("raw", "See ", "See "),
+])
+def test_normalizations(mode, source, expected):
+    assert toolkit.normalize(source, mode) == expected
+
+
+def test_normalizations_on_real_names(names_dir):
+    ascii_data = names.load(data_dir=str(names_dir), normalization="ascii")
+    translit = names.load(data_dir=str(names_dir), normalization="unidecode")
+    raw_texts = set(names.load(data_dir=str(names_dir), normalization="raw").texts)
+    assert {"Ślusarski", "Lévêque", "Adlersflügel"} <= raw_texts
+    for texts in (set(ascii_data.texts), set(translit.texts)):
+        assert {"Slusarski", "Leveque", "Adlersflugel"} <= texts
+    assert all(set(t) <= set(toolkit.textfiles.TUTORIAL_LETTERS) for t in ascii_data.texts)
+    assert len(ascii_data) == len(translit) == 20074  # nothing ends up empty in this data
+
+
+def test_names_that_end_up_empty_are_dropped_and_counted(tmp_path):
+    (tmp_path / "Greek.txt").write_text("Αλέξανδρος\nPapadopoulos\n\n", encoding="utf-8")
+    (tmp_path / "Irish.txt").write_text("O'Neill\n", encoding="utf-8")
+    data = names.load(data_dir=str(tmp_path), normalization="ascii")
+    assert data.texts == ("Papadopoulos", "O'Neill")
+    assert data.provenance["dropped"] == {"empty after normalization": 1, "blank line": 1}
+    kept = names.load(data_dir=str(tmp_path), normalization="unidecode")
+    assert "Alexandros" in kept.texts
+
+
+def test_data_comes_from_env_then_cache(tmp_path, monkeypatch, names_dir):
+    monkeypatch.setenv("TOOLKIT_DATA_DIR", str(names_dir.parent))  # a folder holding names/
+    assert len(names.load()) == 20074
+    monkeypatch.delenv("TOOLKIT_DATA_DIR")
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("TOOLKIT_CACHE_DIR", str(cache))
+    shutil.copytree(names_dir, cache / "names")
+    data = names.load()
+    assert data.provenance["source"] == str((cache / "names").resolve())
+
+
+def test_data_dir_may_be_the_tutorial_zip(tmp_path, names_dir):
+    archive = tmp_path / "data.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for file in names_dir.glob("*.txt"):
+            zf.write(file, f"data/names/{file.name}")
+        zf.writestr("data/eng-fra.txt", "not a names file\n")
+    data = names.load(data_dir=str(archive), normalization="raw")
+    assert data.provenance["counts"] == COUNTS
+
+
+def _error(tmp_path, **kwargs) -> str:
+    with pytest.raises(toolkit.ToolkitError) as info:
+        names.load(**kwargs)
+    message = str(info.value)
+    assert "\n" not in message
+    return message
+
+
+def test_bad_inputs_each_get_one_clear_line(tmp_path):
+    assert "does not exist" in _error(tmp_path, data_dir=str(tmp_path / "missing"))
+    empty_folder = tmp_path / "empty"
+    empty_folder.mkdir()
+    assert "has no .txt files" in _error(tmp_path, data_dir=str(empty_folder))
+
+    blank = tmp_path / "blank"
+    blank.mkdir()
+    (blank / "A.txt").write_text("Smith\n")
+    (blank / "B.txt").write_text("\n\n")
+    assert "file 'B.txt' is empty" in _error(tmp_path, data_dir=str(blank))
+
+    latin = tmp_path / "latin"
+    latin.mkdir()
+    (latin / "A.txt").write_text("Smith\n")
+    (latin / "B.txt").write_bytes("Muller\nMüller\n".encode("latin-1"))
+    message = _error(tmp_path, data_dir=str(latin))
+    assert "file 'B.txt' is not UTF-8" in message and "line 2" in message
+
+    single = tmp_path / "single"
+    single.mkdir()
+    (single / "Only.txt").write_text("Smith\nJones\n")
+    assert "single class 'Only'" in _error(tmp_path, data_dir=str(single))
+
+    wrong_zip = tmp_path / "other.zip"
+    with zipfile.ZipFile(wrong_zip, "w") as zf:
+        zf.writestr("data/eng-fra.txt", "hello\tbonjour\n")
+    assert "has no 'names/' folder" in _error(tmp_path, data_dir=str(wrong_zip))
+
+    not_zip = tmp_path / "fake.zip"
+    not_zip.write_text("this is not a zip")
+    assert "not a readable zip archive" in _error(tmp_path, data_dir=str(not_zip))
+
+
+def test_datasets_show_names_on_the_cli(cli, names_dir):
+    result = cli(["datasets", "show", "names", "--param", "normalization=raw"])
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0] == "names: 18 classes, 20074 lines"
+    assert any(line.split() == ["Arabic", "2000", "108", "5"] for line in lines)
+    assert any(line.split() == ["(all)", "20074", "17458", "465"] for line in lines)
+    assert "dropped: none" in result.stdout
+
+
+def test_datasets_show_bad_input_is_one_line(cli, tmp_path):
+    result = cli(["datasets", "show", "names", "-p", f"data_dir={tmp_path / 'nope'}"])
+    assert result.exit_code == 2
+    assert result.stderr.startswith("Error: data folder") and result.stderr.count("\n") == 1
+    result = cli(["datasets", "show", "nmaes"])
+    assert result.exit_code == 2 and "Did you mean 'names'?" in result.stderr
+
+
+def test_datasets_path(cli, tmp_path, monkeypatch):
+    monkeypatch.setenv("TOOLKIT_CACHE_DIR", str(tmp_path))
+    monkeypatch.delenv("TOOLKIT_DATA_DIR")
+    assert cli(["datasets", "path"]).stdout.strip() == str(tmp_path)
+    assert cli(["datasets", "path", "names"]).stdout.strip() == str(tmp_path / "names")
