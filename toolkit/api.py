@@ -19,6 +19,8 @@ if TYPE_CHECKING:  # torch, numpy and pandas load on first use, so the CLI start
     import pandas as pd
     from torch import nn
 
+    from toolkit.evaluation import Report
+
 DEVICES = ("auto", "cpu", "cuda", "mps")
 DEFAULT_ENCODER = "onehot"
 
@@ -94,6 +96,14 @@ class RunResult:
     stop_reason: str
     best_epoch: int | None
     device: str
+    report: Report | None = None  # the test split's evaluation
+    run_dir: Path | None = None  # where the run folder was written
+
+    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
+        """Class probabilities (len(texts), classes) from the trained model."""
+        from toolkit.training import predict_proba
+
+        return predict_proba(self.model, self.encoder, texts, "cpu")
 
     def test_predictions(self) -> np.ndarray:
         """The predicted class index of every test text."""
@@ -131,10 +141,14 @@ def run(
     import numpy as np
     import torch
 
+    from toolkit.evaluation import evaluate_predictions
+    from toolkit.rundir import check_output, default_run_dir, write_run
     from toolkit.splits import split_dataset
     from toolkit.training import predict_proba, resolve_device, train
 
     plan = plan_run(dataset, model, encoder, params, seed, device, output, plugins)
+    run_dir = plan.output or default_run_dir(plan.dataset.name, plan.model.name)
+    check_output(run_dir)
     target = resolve_device(plan.device)
     data = plan.dataset.load(**plan.params["dataset"])
     split = split_dataset(data, seed=seed, **plan.params["split"])
@@ -155,10 +169,13 @@ def run(
         seed=seed, device=target, progress=progress,
     )
     probabilities = predict_proba(trained.model, text_encoder, split.test.texts, target)
-    return RunResult(
+    result = RunResult(
         plan=plan, split=split, encoder=text_encoder, model=trained.model.cpu().eval(),
         history=trained.history, test_probabilities=probabilities,
         test_targets=np.asarray(split.test.targets, dtype=np.int64), classes=data.classes,
         train_seconds=trained.seconds, stop_reason=trained.stop_reason,
         best_epoch=trained.best_epoch, device=target.type,
     )
+    result.report = evaluate_predictions(result.test_targets, probabilities, data.classes)
+    result.run_dir = write_run(result, result.report, run_dir)
+    return result

@@ -46,10 +46,15 @@ def run(
         f"({result.split.sizes()['train']:,} training names) in {result.train_seconds:.1f} s "
         f"on {result.device}: {result.stop_reason}."
     )
+    if result.report is not None:
+        from toolkit.cli.report import print_report
+
+        print_report(result.report)
     typer.echo(
         f"Test ({len(result.test_targets):,} names): accuracy {result.test_accuracy():.1%}, "
         f"macro-F1 {result.test_macro_f1():.3f}"
     )
+    typer.echo(f"Run saved to {result.run_dir}")
 
 
 def _cli_plugins(ctx: typer.Context) -> list[str]:

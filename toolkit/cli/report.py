@@ -1,0 +1,68 @@
+"""`toolkit report RUN_DIR` and `toolkit compare RUN_DIR...`, and the end-of-run summary."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import pandas as pd
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from toolkit.evaluation import Report
+from toolkit.rundir import compare_runs, read_run, rerender
+
+
+def _cell(value: object) -> str:
+    if isinstance(value, float):
+        return "–" if pd.isna(value) else f"{value:.3f}"
+    return "–" if value is None or (isinstance(value, float) and pd.isna(value)) else str(value)
+
+
+def frame_table(frame: pd.DataFrame, title: str) -> Table:
+    """A DataFrame as a rich table, the index as the first column."""
+    table = Table(title=title, title_justify="left")
+    table.add_column(str(frame.index.name or ""), style="bold")
+    for column in frame.columns:
+        table.add_column(str(column), justify="right")
+    for index, row in frame.iterrows():
+        table.add_row(str(index), *(_cell(v) for v in row))
+    return table
+
+
+#: Short headers so the per-class table fits an 80-column terminal.
+SHORT_HEADERS = {
+    "support": "n", "correct": "right", "accuracy": "acc", "precision": "prec",
+    "confused_with": "mistaken for", "confused_count": "times",
+}
+
+
+def print_report(report: Report, console: Console | None = None) -> None:
+    """The overall numbers and the per-class table."""
+    console = console or Console()
+    console.print(frame_table(report.summary, "Test results"))
+    per_class = report.per_class.rename(columns=lambda c: SHORT_HEADERS.get(c, c.replace("_accuracy", "")))
+    console.print(frame_table(per_class, "Per class"))
+
+
+def report(run_dir: Annotated[Path, typer.Argument(help="A run folder made by `toolkit run`.")]) -> None:
+    """Re-render a run's plots and HTML report, and show its results."""
+    html = rerender(run_dir)
+    print_report(read_run(run_dir).report)
+    typer.echo(f"Report: {html}")
+
+
+def compare(
+    run_dirs: Annotated[list[Path], typer.Argument(help="Two or more run folders.")],
+) -> None:
+    """Put runs side by side: overall metrics, and per-class accuracy with a column per run."""
+    summary, per_class = compare_runs(run_dirs)
+    console = Console()
+    console.print(frame_table(summary, "Overall"))
+    console.print(frame_table(per_class, "Per-class accuracy"))
+
+
+def add_to(app: typer.Typer) -> None:
+    app.command("report")(report)
+    app.command("compare")(compare)

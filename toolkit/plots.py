@@ -1,0 +1,47 @@
+"""Plots for a run, drawn with matplotlib's Agg backend (no display needed)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
+import pandas as pd  # noqa: E402
+
+
+def plot_loss(history: pd.DataFrame, path: Path) -> Path:
+    """Training loss, and validation loss where there is one, per epoch."""
+    fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=100)
+    ax.plot(history["epoch"], history["train_loss"], marker="o", label="training")
+    if "val_loss" in history and history["val_loss"].notna().any():
+        ax.plot(history["epoch"], history["val_loss"], marker="o", label="validation")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("cross-entropy loss")
+    ax.set_title("Loss per epoch")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, format="png")
+    plt.close(fig)
+    return path
+
+
+def plot_confusion(normalized: pd.DataFrame, path: Path) -> Path:
+    """The row-normalised confusion matrix, every class labelled on both axes."""
+    size = max(5.0, 0.45 * len(normalized) + 2.5)
+    fig, ax = plt.subplots(figsize=(size, size), dpi=100)
+    image = ax.imshow(normalized.to_numpy(), cmap="Blues", vmin=0.0, vmax=1.0)
+    ticks = range(len(normalized))
+    ax.set_xticks(ticks, labels=list(normalized.columns), rotation=90)
+    ax.set_yticks(ticks, labels=list(normalized.index))
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class")
+    ax.set_title("Confusion matrix (each row sums to 1)")
+    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
+    fig.tight_layout()
+    fig.savefig(path, format="png")
+    plt.close(fig)
+    return path

@@ -1,0 +1,265 @@
+"""The run folder: everything a run produced, in plain, safe formats.
+
+    config.json          every parameter, plugins and versions, seed, split, data provenance
+    model.safetensors    the weights (safetensors: loading it never runs code)
+    encoder.json         the encoder's name, parameters and fitted state (its vocabulary)
+    labels.json          the class names, in the model's output order
+    metrics.json         overall and per-class metrics on the test split
+    per_class.csv / .md, confusion.csv / .md, history.csv
+    loss.png, confusion.png, report.html (the plots embedded)
+
+A run folder is built in a hidden sibling folder and renamed into place at the end, so a
+crashed run never leaves a folder that looks complete.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from toolkit.errors import ToolkitError
+from toolkit.evaluation import Report
+from toolkit.plots import plot_confusion, plot_loss
+
+if TYPE_CHECKING:
+    from toolkit.api import RunResult
+
+FORMAT_VERSION = 1
+CONFIG, WEIGHTS, ENCODER, LABELS, METRICS = (
+    "config.json", "model.safetensors", "encoder.json", "labels.json", "metrics.json",
+)
+PER_CLASS, CONFUSION, HISTORY = "per_class.csv", "confusion.csv", "history.csv"
+LOSS_PNG, CONFUSION_PNG, REPORT_HTML = "loss.png", "confusion.png", "report.html"
+REQUIRED = (CONFIG, WEIGHTS, ENCODER, LABELS, METRICS, PER_CLASS, CONFUSION, HISTORY)
+
+
+def default_run_dir(dataset: str, model: str, root: str | Path = "runs") -> Path:
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    return Path(root) / f"{stamp}-{dataset}-{model}"
+
+
+def check_output(path: Path) -> None:
+    """Refuse, before any training, to write over an existing non-empty folder."""
+    if path.exists() and (not path.is_dir() or any(path.iterdir())):
+        raise ToolkitError(f"output '{path}' already exists and is not empty; choose another --output.")
+
+
+def run_config(result: RunResult) -> dict[str, Any]:
+    """Everything needed to understand, repeat and reload the run."""
+    plan = result.plan
+
+    def plugin(kind: str, name: str) -> dict[str, Any]:
+        owner = plan.registry.owner(kind, name)
+        return {"name": name, "plugin": owner.name, "distribution": owner.distribution,
+                "version": owner.version, "params": plan.params[kind]}
+
+    from toolkit import __version__
+
+    return {
+        "format_version": FORMAT_VERSION,
+        "toolkit_version": __version__,
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "seed": plan.seed,
+        "device": result.device,
+        "dataset": plugin("dataset", plan.dataset.name),
+        "encoder": plugin("encoder", plan.encoder.name),
+        "model": plugin("model", plan.model.name),
+        "split": {**plan.params["split"], "strategy": result.split.strategy,
+                  "seed": result.split.seed, "sizes": result.split.sizes()},
+        "train": plan.params["train"],
+        "training": {"seconds": round(result.train_seconds, 3), "stop_reason": result.stop_reason,
+                     "best_epoch": result.best_epoch},
+        "classes": list(result.classes),
+        "provenance": dict(result.split.train.provenance),
+    }
+
+
+def write_run(result: RunResult, report: Report, path: Path) -> Path:
+    """Write the whole run folder at `path`, atomically."""
+    from safetensors.torch import save_file
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{path.name}-", dir=path.parent))
+    try:
+        config = run_config(result)
+        weights = {k: v.detach().cpu().contiguous() for k, v in result.model.state_dict().items()}
+        save_file(weights, staging / WEIGHTS, metadata={"format": "toolkit", "format_version": "1"})
+        encoder = {"name": result.plan.encoder.name, "params": result.plan.params["encoder"],
+                   "state": result.encoder.state()}
+        _write_json(staging / ENCODER, encoder)
+        _write_json(staging / LABELS, list(result.classes))
+        _write_json(staging / CONFIG, config)
+        _write_json(staging / METRICS, report.metrics())
+        report.per_class.to_csv(staging / PER_CLASS)
+        report.confusion.to_csv(staging / CONFUSION)
+        result.history.to_csv(staging / HISTORY, index=False)
+        render_report(staging, config, report, result.history)
+        if path.exists():
+            path.rmdir()  # check_output allowed only an empty folder
+        staging.chmod(0o777 & ~_umask())  # mkdtemp made it private
+        os.replace(staging, path)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return path
+
+
+def render_report(folder: Path, config: dict[str, Any], report: Report, history: pd.DataFrame) -> Path:
+    """(Re)write the plots, the Markdown tables and report.html in `folder`."""
+    plot_loss(history, _sibling_tmp(folder / LOSS_PNG)).replace(folder / LOSS_PNG)
+    plot_confusion(report.confusion_normalized, _sibling_tmp(folder / CONFUSION_PNG)).replace(
+        folder / CONFUSION_PNG
+    )
+    _write_text(folder / "per_class.md", report.per_class.to_markdown(floatfmt=".3f"))
+    _write_text(folder / "confusion.md", report.confusion.to_markdown())
+    _write_text(folder / REPORT_HTML, _html(folder, config, report, history))
+    return folder / REPORT_HTML
+
+
+def _html(folder: Path, config: dict[str, Any], report: Report, history: pd.DataFrame) -> str:
+    def image(name: str, alt: str) -> str:
+        data = base64.b64encode((folder / name).read_bytes()).decode("ascii")
+        return f'<img alt="{alt}" src="data:image/png;base64,{data}">'
+
+    def table(frame: pd.DataFrame) -> str:
+        return frame.to_html(float_format=lambda v: f"{v:.3f}", na_rep="–", border=0)
+
+    title = f"{config['model']['name']} on {config['dataset']['name']}"
+    settings = {
+        "seed": config["seed"], "device": config["device"],
+        "split": f"{config['split']['strategy']} {config['split']['sizes']}",
+        "dataset params": config["dataset"]["params"], "encoder params": config["encoder"]["params"],
+        "model params": config["model"]["params"], "train params": config["train"],
+        "training": config["training"], "data source": config["provenance"].get("source", "?"),
+    }
+    rows = "".join(
+        f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>" for k, v in settings.items()
+    )
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
+<style>body{{font-family:system-ui,sans-serif;margin:2em;max-width:70em}}
+table{{border-collapse:collapse;margin:1em 0}}td,th{{padding:.25em .6em;border-bottom:1px solid #ddd;
+text-align:right}}th{{text-align:left}}img{{max-width:100%}}</style></head><body>
+<h1>{html.escape(title)}</h1>
+<p>Run created {html.escape(config['created_at'])} with toolkit {html.escape(config['toolkit_version'])}.</p>
+<h2>Settings</h2><table>{rows}</table>
+<h2>Test results</h2>{table(report.summary)}
+<h2>Per class</h2>{table(report.per_class)}
+<h2>Loss</h2>{image(LOSS_PNG, "loss per epoch")}
+<h2>Confusion matrix</h2>{image(CONFUSION_PNG, "row-normalised confusion matrix")}
+{table(report.confusion)}
+<h2>Training history</h2>{table(history)}
+</body></html>
+"""
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """A run folder read back: its config, test report and training history."""
+
+    path: Path
+    config: dict[str, Any]
+    report: Report
+    history: pd.DataFrame
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+
+def read_run(path: str | Path) -> RunRecord:
+    """Read a run folder's config, metrics and tables, checking that it is complete."""
+    folder = Path(path)
+    if not folder.is_dir():
+        raise ToolkitError(f"run folder '{folder}' does not exist; give a folder made by `toolkit run`.")
+    missing = [name for name in REQUIRED if not (folder / name).is_file()]
+    if missing:
+        raise ToolkitError(
+            f"'{folder}' is not a complete toolkit run folder (missing {', '.join(missing)})."
+        )
+    config = read_json(folder / CONFIG)
+    if not isinstance(config, dict) or config.get("format_version") != FORMAT_VERSION:
+        found = config.get("format_version") if isinstance(config, dict) else None
+        raise ToolkitError(
+            f"run folder '{folder}' has format version {found!r}; this toolkit reads version "
+            f"{FORMAT_VERSION}."
+        )
+    metrics = read_json(folder / METRICS)
+    try:
+        summary = pd.DataFrame({"value": metrics["summary"]})
+        summary.index.name = "metric"
+        per_class = pd.read_csv(folder / PER_CLASS, index_col="class")
+        confusion = pd.read_csv(folder / CONFUSION, index_col="true")
+        confusion.columns.name = "predicted"
+        history = pd.read_csv(folder / HISTORY)
+    except (KeyError, ValueError, TypeError) as exc:
+        raise ToolkitError(f"run folder '{folder}' has a malformed table or metrics file ({exc}).") from None
+    totals = confusion.sum(axis=1).replace(0, 1)
+    normalized = confusion.div(totals, axis=0)
+    return RunRecord(folder, config, Report(summary, per_class, confusion, normalized), history)
+
+
+def rerender(path: str | Path) -> Path:
+    """Re-draw a run's plots and rewrite its report from the files in the folder."""
+    record = read_run(path)
+    return render_report(record.path, record.config, record.report, record.history)
+
+
+def compare_runs(paths: Sequence[str | Path]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Runs side by side: (overall metrics, per-class accuracy), a column per run."""
+    records = [read_run(p) for p in paths]
+    names = _unique_names([r.name for r in records])
+    summary = pd.concat([r.report.summary["value"] for r in records], axis=1, keys=names)
+    per_class = pd.concat([r.report.per_class["accuracy"] for r in records], axis=1, keys=names)
+    header = pd.DataFrame(
+        [[r.config["dataset"]["name"] for r in records], [r.config["model"]["name"] for r in records]],
+        index=pd.Index(["dataset", "model"], name="metric"), columns=names,
+    )
+    return pd.concat([header, summary.astype(object)]), per_class
+
+
+def _unique_names(names: list[str]) -> list[str]:
+    seen: dict[str, int] = {}
+    unique = []
+    for name in names:
+        seen[name] = seen.get(name, 0) + 1
+        unique.append(name if seen[name] == 1 else f"{name} ({seen[name]})")
+    return unique
+
+
+def read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ToolkitError(f"'{path}' is not valid JSON ({exc}); the run folder is damaged.") from None
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _sibling_tmp(path: Path) -> Path:
+    return path.with_name(f".{path.name}.tmp")
+
+
+def _write_text(path: Path, text: str) -> None:
+    tmp = _sibling_tmp(path)
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _write_json(path: Path, value: Any) -> None:
+    _write_text(path, json.dumps(value, indent=2, ensure_ascii=False, default=str) + "\n")
