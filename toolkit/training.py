@@ -229,10 +229,10 @@ def predict_proba(
             batch_lengths = lengths[rows]
             x = indices[rows, : int(batch_lengths.max())]
             logits = model(x.to(target), batch_lengths.to(target))
-            probabilities.append(torch.softmax(logits.float(), dim=1).cpu())
+            probabilities.append(torch.softmax(logits.double(), dim=1).cpu())  # sums to 1 exactly
     if not probabilities:
-        return np.zeros((0, 0), dtype=np.float32)
-    result = torch.empty(len(texts), probabilities[0].shape[1])
+        return np.zeros((0, 0))
+    result = torch.empty(len(texts), probabilities[0].shape[1], dtype=torch.float64)
     result[order] = torch.cat(probabilities)
     return result.numpy()
 
