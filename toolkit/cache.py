@@ -20,15 +20,25 @@ def cache_dir() -> Path:
 
 
 def install_folder(target: Path, build: Callable[[Path], None]) -> Path:
-    """Create `target` atomically: `build(tmp)` fills a temporary sibling folder, which then
-    takes `target`'s place in one rename. If `build` raises, nothing is left behind."""
+    """Create or replace the folder `target` atomically.
+
+    `build(tmp)` fills a temporary sibling folder, which then takes `target`'s place by
+    rename. If `build` raises (or is interrupted), nothing is left behind and an existing
+    `target` is untouched; readers never see a half-built folder.
+    """
+    target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
     try:
         build(staging)
         if target.exists():
-            shutil.rmtree(target)
-        os.replace(staging, target)
+            # A folder cannot be renamed over a non-empty one: move the old one aside first.
+            retired = Path(tempfile.mkdtemp(prefix=f".{target.name}-old-", dir=target.parent))
+            os.replace(target, retired / target.name)
+            os.replace(staging, target)
+            shutil.rmtree(retired, ignore_errors=True)
+        else:
+            os.replace(staging, target)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise

@@ -2,29 +2,28 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
-
 import pandas as pd
 
 from toolkit.types import TextDataset
 
 
 def describe_dataset(data: TextDataset) -> pd.DataFrame:
-    """Per class: lines, distinct texts, and distinct texts that also occur under another
-    class; a last row `(all)` gives the totals over the whole dataset."""
-    classes_of: dict[str, set[int]] = defaultdict(set)
-    for text, target in zip(data.texts, data.targets, strict=True):
-        classes_of[text].add(target)
-    rows = []
-    for index, name in enumerate(data.classes):
-        texts = [t for t, c in zip(data.texts, data.targets, strict=True) if c == index]
-        distinct = set(texts)
-        shared = sum(1 for t in distinct if len(classes_of[t]) > 1)
-        rows.append({"class": name, "lines": len(texts), "distinct": len(distinct), "shared": shared})
-    rows.append({
-        "class": "(all)",
-        "lines": len(data),
-        "distinct": len(classes_of),
-        "shared": sum(1 for labels in classes_of.values() if len(labels) > 1),
+    """Per class: `lines`, `distinct` texts, and `shared`: distinct texts that also occur
+    under another class. A last row `(all)` gives the totals over the whole dataset (its
+    `shared` counts each such text once)."""
+    frame = pd.DataFrame({
+        "text": data.texts,
+        "class": pd.Categorical.from_codes(data.targets, categories=list(data.classes)),
     })
-    return pd.DataFrame(rows).set_index("class")
+    classes_per_text = frame.groupby("text")["class"].nunique()
+    pairs = frame.drop_duplicates()
+    pairs = pairs.assign(shared=pairs["text"].map(classes_per_text) > 1)
+    table = pd.DataFrame({
+        "lines": frame.groupby("class", observed=False).size(),
+        "distinct": pairs.groupby("class", observed=False).size(),
+        "shared": pairs.groupby("class", observed=False)["shared"].sum(),
+    })
+    table.index = table.index.astype(str)
+    table.loc["(all)"] = [len(frame), len(classes_per_text), int((classes_per_text > 1).sum())]
+    table.index.name = "class"
+    return table.astype(int)

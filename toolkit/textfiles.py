@@ -9,10 +9,13 @@ from __future__ import annotations
 import hashlib
 import unicodedata
 import zipfile
-from collections.abc import Mapping
+import zlib
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 from unidecode import unidecode
 
@@ -51,28 +54,64 @@ def read_label_folder(folder: str | Path) -> LabelFiles:
 def read_label_zip(archive: str | Path, folder: str) -> LabelFiles:
     """Read the `<label>.txt` files inside the sub-folder called `folder` of a zip archive."""
     path = Path(archive).expanduser()
+    with _open_zip(path) as zf:
+        result = LabelFiles(source=str(path.resolve()))
+        for info in _label_members(zf, path, folder):
+            name = PurePosixPath(info.filename).name
+            _add_file(result, name, name.removesuffix(".txt"), zf.read(info))
+        return result
+
+
+def extract_label_zip(archive: str | Path, folder: str, destination: str | Path) -> list[Path]:
+    """Copy the `<label>.txt` files of the zip's sub-folder `folder` into `destination`,
+    byte for byte (so their SHA-256 stay those of the archive); returns the files written."""
+    path = Path(archive).expanduser()
+    written = []
+    with _open_zip(path) as zf:
+        for info in _label_members(zf, path, folder):
+            # Only the base name is used, so a member path cannot point outside `destination`.
+            target = Path(destination) / PurePosixPath(info.filename).name
+            target.write_bytes(zf.read(info))
+            written.append(target)
+    return written
+
+
+@contextmanager
+def _open_zip(path: Path) -> Iterator[zipfile.ZipFile]:
     try:
         with zipfile.ZipFile(path) as zf:
-            members = [
-                info for info in zf.infolist()
-                if not info.is_dir()
-                and PurePosixPath(info.filename).parent.name == folder
-                and info.filename.endswith(".txt")
-            ]
-            if not members:
-                raise ToolkitError(
-                    f"zip '{path}' has no '{folder}/' folder of .txt files; "
-                    f"expected e.g. data/{folder}/<label>.txt."
-                )
-            result = LabelFiles(source=str(path.resolve()))
-            for info in sorted(members, key=lambda i: i.filename):
-                name = PurePosixPath(info.filename).name
-                _add_file(result, name, name.removesuffix(".txt"), zf.read(info))
-            return result
-    except (zipfile.BadZipFile, EOFError, OSError) as exc:
-        if isinstance(exc, FileNotFoundError):
-            raise ToolkitError(f"zip file '{path}' does not exist; check the path.") from None
+            yield zf
+    except FileNotFoundError:
+        raise ToolkitError(f"zip file '{path}' does not exist; check the path.") from None
+    except (zipfile.BadZipFile, EOFError, OSError, zlib.error) as exc:
         raise ToolkitError(f"'{path}' is not a readable zip archive ({exc}).") from None
+
+
+def _label_members(zf: zipfile.ZipFile, path: Path, folder: str) -> list[zipfile.ZipInfo]:
+    members = sorted(
+        (
+            info for info in zf.infolist()
+            if not info.is_dir()
+            and PurePosixPath(info.filename).parent.name == folder
+            and info.filename.endswith(".txt")
+        ),
+        key=lambda info: info.filename,
+    )
+    if not members:
+        raise ToolkitError(
+            f"zip '{path}' has no '{folder}/' folder of .txt files; "
+            f"expected e.g. data/{folder}/<label>.txt."
+        )
+    seen: dict[str, str] = {}
+    for info in members:
+        name = PurePosixPath(info.filename).name
+        if name in seen:
+            raise ToolkitError(
+                f"zip '{path}' has two '{name}' files ({seen[name]} and {info.filename}); "
+                "keep one folder of <label>.txt files."
+            )
+        seen[name] = info.filename
+    return members
 
 
 def _add_file(result: LabelFiles, name: str, label: str, data: bytes) -> None:
@@ -84,11 +123,18 @@ def _add_file(result: LabelFiles, name: str, label: str, data: bytes) -> None:
             f"file '{name}' is not UTF-8: bad byte 0x{data[exc.start]:02x} on line {line}; "
             "re-save it as UTF-8."
         ) from None
-    lines = text.lstrip("\ufeff").splitlines()
+    lines = _split_lines(text.removeprefix("\ufeff"))
     if not any(line.strip() for line in lines):
         raise ToolkitError(f"file '{name}' is empty; put one item per line or remove the file.")
     result.lines[label] = lines
     result.sha256[name] = hashlib.sha256(data).hexdigest()
+
+
+def _split_lines(text: str) -> list[str]:
+    """Lines ended by \\n, \\r\\n or \\r only: `str.splitlines` would also cut at characters
+    such as U+0085 or U+2028, which can be part of an item."""
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    return lines[:-1] if lines and lines[-1] == "" else lines
 
 
 def normalize(text: str, mode: str = "ascii") -> str:
@@ -140,11 +186,14 @@ def line_counts(files: LabelFiles) -> Mapping[str, int]:
     return {label: sum(1 for line in lines if line.strip()) for label, lines in files.lines.items()}
 
 
-def dataset_from_files(files: LabelFiles, normalization: str = "raw") -> TextDataset:
+def dataset_from_files(
+    files: LabelFiles, normalization: str = "raw", extra: Mapping[str, Any] | None = None
+) -> TextDataset:
     """A TextDataset of `files`' lines, normalised, with provenance (source, SHA-256 of each
-    file, raw line counts, dropped lines by reason, normalization, load time)."""
+    file, raw line counts, dropped lines by reason, normalization, load time) plus `extra`."""
     texts, labels, dropped = labelled_lines(files, normalization)
     provenance = {
+        **(extra or {}),
         "source": files.source,
         "sha256": files.sha256,
         "lines": dict(line_counts(files)),

@@ -1,4 +1,4 @@
-"""`toolkit datasets show|download|path`."""
+"""`toolkit datasets show|download|path`: inspect any registered dataset, fetch, locate."""
 
 from __future__ import annotations
 
@@ -7,62 +7,67 @@ from typing import Annotated, Any
 import typer
 
 from toolkit.cache import cache_dir
-from toolkit.cli import registry_from
 from toolkit.cli.listing import datasets_app
 from toolkit.describe import describe_dataset
 from toolkit.errors import ToolkitError
-from toolkit.params import Section, parse_assignments, resolve
+from toolkit.loading import dataset_params
+from toolkit.params import parse_assignments
+from toolkit.types import DatasetSpec
 
 ParamOption = Annotated[
     list[str] | None,
-    typer.Option("--param", "-p", metavar="KEY=VALUE", help="Set a dataset parameter (repeatable)."),
+    typer.Option(
+        "--param", "-p", metavar="KEY=VALUE",
+        help="Set a dataset parameter, e.g. normalization=raw (repeatable).",
+    ),
 ]
 
 
-def _dataset_params(ctx: typer.Context, name: str, param: list[str] | None) -> tuple[Any, dict]:
-    spec = registry_from(ctx).dataset(name)
-    section = Section("dataset", f"dataset '{name}'", spec.params)
-    return spec, resolve([section], parse_assignments(param or []))["dataset"]
+def _resolve(ctx: typer.Context, name: str, param: list[str] | None) -> tuple[DatasetSpec, dict[str, Any]]:
+    plugins = ctx.find_root().params.get("plugin") or []
+    return dataset_params(name, parse_assignments(param or []), plugins)
 
 
 @datasets_app.command("show")
 def show(ctx: typer.Context, name: str, param: ParamOption = None) -> None:
     """Per class: lines, distinct texts, texts shared with other classes; dropped lines."""
-    spec, params = _dataset_params(ctx, name, param)
+    spec, params = _resolve(ctx, name, param)
     data = spec.load(**params)
-    table = describe_dataset(data)
+    provenance = data.provenance
     typer.echo(f"{name}: {len(data.classes)} classes, {len(data)} lines")
-    typer.echo(f"source: {data.provenance.get('source', 'unknown')}")
-    for key in ("normalization",):
-        if key in data.provenance:
-            typer.echo(f"{key}: {data.provenance[key]}")
+    typer.echo(f"source: {provenance.get('source', 'unknown')}")
+    if "downloaded_from" in provenance:
+        typer.echo(f"downloaded from: {provenance['downloaded_from']}")
+    if "normalization" in provenance:
+        typer.echo(f"normalization: {provenance['normalization']}")
     typer.echo("")
-    typer.echo(table.to_string())
-    dropped = data.provenance.get("dropped") or {}
+    typer.echo(describe_dataset(data).to_string())
     typer.echo("")
-    if dropped:
-        typer.echo("dropped: " + ", ".join(f"{count} {reason}" for reason, count in dropped.items()))
-    else:
-        typer.echo("dropped: none")
+    dropped = provenance.get("dropped") or {}
+    kept = ", ".join(f"{count} {reason}" for reason, count in dropped.items())
+    typer.echo(f"dropped: {kept or 'none'}")
 
 
 @datasets_app.command("download")
 def download(ctx: typer.Context, name: str, param: ParamOption = None) -> None:
-    """Fetch a dataset's data into the cache ahead of time."""
-    spec, params = _dataset_params(ctx, name, param)
+    """Fetch a dataset's data into the cache now (again, if it is already there)."""
+    spec, params = _resolve(ctx, name, param)
     if spec.download is None:
         raise ToolkitError(f"dataset '{name}' has nothing to download; it reads local or installed data.")
     typer.echo(str(spec.download(**params)))
 
 
 @datasets_app.command("path")
-def path(ctx: typer.Context, name: Annotated[str | None, typer.Argument()] = None,
-         param: ParamOption = None) -> None:
-    """Where data is cached; with NAME, where that dataset reads its data from."""
+def path(
+    ctx: typer.Context,
+    name: Annotated[str | None, typer.Argument(help="A dataset; without it, the cache folder.")] = None,
+    param: ParamOption = None,
+) -> None:
+    """Where downloaded data is cached; with NAME, where that dataset reads its data from."""
     if name is None:
         typer.echo(str(cache_dir()))
         return
-    spec, params = _dataset_params(ctx, name, param)
+    spec, params = _resolve(ctx, name, param)
     if spec.location is None:
         raise ToolkitError(f"dataset '{name}' keeps no data of its own in the cache.")
     typer.echo(str(spec.location(**params)))

@@ -26,7 +26,7 @@ def register_datasets(register) -> None:
                 toolkit.Param(
                     "normalization", str, "raw",
                     "raw: as is; ascii: the tutorial's unicodeToAscii; unidecode: transliterate.",
-                    choices=("raw", "ascii", "unidecode"),
+                    choices=toolkit.NORMALIZATIONS,
                 ),
             ),
         )

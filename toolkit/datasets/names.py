@@ -1,24 +1,34 @@
 """`names`: the surnames-by-language data of PyTorch's char-RNN tutorial.
 
 Where the data comes from, first match wins:
-1. the `data_dir` parameter: a folder of `<Language>.txt` files, or the tutorial's data.zip;
-2. the TOOLKIT_DATA_DIR environment variable: a folder holding `names/` (or the files);
-3. the copy installed in the user cache by an earlier download;
-4. a download of the tutorial's data.zip, checked by its structure and installed atomically.
+1. the `data_dir` parameter: a folder of `<Language>.txt` files (or a folder holding
+   `names/` or `data/names/`), or the tutorial's data.zip itself;
+2. the TOOLKIT_DATA_DIR environment variable, read the same way;
+3. the copy installed in the user cache by an earlier download (`toolkit datasets path`);
+4. a download of the tutorial's data.zip into the cache, checked by its structure (the 18
+   files and their line counts) and installed atomically, so an interrupted or corrupt
+   download never counts as data.
 """
 
 from __future__ import annotations
 
+import http.client
+import json
 import os
+import sys
 import tempfile
 import urllib.error
 import urllib.request
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import toolkit
 
 URL = "https://download.pytorch.org/tutorial/data.zip"
 DATA_ENV = "TOOLKIT_DATA_DIR"
+#: Written beside the installed files: where and when they were downloaded.
+SOURCE_FILE = "SOURCE.json"
 #: The tutorial's 18 files and their line counts: how a download is recognised.
 EXPECTED_LINES = {
     "Arabic": 2000, "Chinese": 268, "Czech": 519, "Dutch": 297, "English": 3668, "French": 277,
@@ -31,7 +41,6 @@ HOW_TO_SUPPLY = (
     f"or set {DATA_ENV}=PATH"
 )
 
-
 def cached_folder() -> Path:
     """Where the downloaded names files are installed."""
     return toolkit.cache_dir() / "names"
@@ -39,57 +48,99 @@ def cached_folder() -> Path:
 
 def load(data_dir: str = "", normalization: str = "ascii", url: str = URL) -> toolkit.TextDataset:
     """The names data as a TextDataset, normalised, with its provenance."""
-    return toolkit.dataset_from_files(_read(_locate(data_dir, url)), normalization)
+    path = _locate(data_dir, url)
+    return toolkit.dataset_from_files(_read(path), normalization, _download_record(path))
+
+
+def _read(path: Path) -> toolkit.LabelFiles:
+    """A zip (the tutorial's data.zip) or a folder of <Language>.txt files."""
+    return toolkit.read_label_zip(path, "names") if path.is_file() else toolkit.read_label_folder(path)
+
+
+def location(data_dir: str = "", **_ignored: object) -> Path:
+    """Where `load` reads the data from now (or would install a download), without fetching."""
+    if data_dir:
+        return _names_folder(Path(data_dir).expanduser())
+    env = os.environ.get(DATA_ENV)
+    return _names_folder(Path(env).expanduser()) if env else cached_folder()
 
 
 def _locate(data_dir: str, url: str) -> Path:
     if data_dir:
-        return Path(data_dir).expanduser()
+        return _names_folder(Path(data_dir).expanduser())
     env = os.environ.get(DATA_ENV)
     if env:
-        folder = Path(env).expanduser()
-        return folder / "names" if (folder / "names").is_dir() else folder
+        path = _names_folder(Path(env).expanduser())
+        if not path.exists():
+            raise toolkit.ToolkitError(
+                f"{DATA_ENV} is set to '{env}', which does not exist; fix the path or unset it."
+            )
+        return path
     if cached_folder().is_dir():
         return cached_folder()
     return download(url=url)
 
 
-def _read(path: Path) -> toolkit.LabelFiles:
-    if path.suffix == ".zip" or path.is_file():
-        return toolkit.read_label_zip(path, "names")
-    return toolkit.read_label_folder(path)
+def _names_folder(path: Path) -> Path:
+    """`path` itself, or its `names/` or `data/names/` sub-folder (an unpacked data.zip)."""
+    for candidate in (path / "names", path / "data" / "names"):
+        if candidate.is_dir():
+            return candidate
+    return path
+
+
+def _download_record(path: Path) -> dict[str, Any]:
+    record = path / SOURCE_FILE if path.is_dir() else None
+    if record is None or not record.is_file():
+        return {}
+    try:
+        return dict(json.loads(record.read_text(encoding="utf-8")))
+    except (ValueError, TypeError):
+        return {}  # only informative; the data files themselves were checked at install time
 
 
 def download(url: str = URL, **_ignored: object) -> Path:
-    """Fetch the tutorial's zip into the cache, check it, and install the names folder."""
+    """Fetch the tutorial's zip into the cache, check it, and install the names folder.
+
+    The zip is downloaded to a temporary file in the cache folder, its `names/` files are
+    copied byte for byte into a temporary folder, checked (18 files, the known line counts),
+    and only then renamed into place. Any failure leaves the cache as it was.
+    """
     target = cached_folder()
     target.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=target.parent, prefix=".data-", suffix=".zip") as tmp:
-        _fetch(url, Path(tmp.name))
-        files = toolkit.read_label_zip(tmp.name, "names")
-        _check_structure(files, url)
+    with tempfile.TemporaryDirectory(dir=target.parent, prefix=".names-download-") as tmp:
+        archive = Path(tmp) / "data.zip"
+        _fetch(url, archive)
 
         def build(folder: Path) -> None:
-            for label, lines in files.lines.items():
-                (folder / f"{label}.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+            toolkit.extract_label_zip(archive, "names", folder)
+            _check_structure(toolkit.read_label_folder(folder), url)
+            record = {
+                "downloaded_from": url,
+                "downloaded_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            }
+            (folder / SOURCE_FILE).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
 
         return toolkit.install_folder(target, build)
 
 
 def _fetch(url: str, destination: Path) -> None:
+    from rich.console import Console
     from rich.progress import DownloadColumn, Progress, TransferSpeedColumn
 
+    columns = (*Progress.get_default_columns(), DownloadColumn(), TransferSpeedColumn())
     try:
         with urllib.request.urlopen(url, timeout=30) as response, destination.open("wb") as out:
             total = int(response.headers.get("Content-Length") or 0) or None
-            columns = (*Progress.get_default_columns(), DownloadColumn(), TransferSpeedColumn())
-            with Progress(*columns, transient=True) as progress:
+            # On stderr, so stdout (e.g. the path `toolkit datasets download` prints) stays clean.
+            console = Console(file=sys.stderr)
+            with Progress(*columns, console=console, transient=True) as progress:
                 task = progress.add_task("Downloading names data", total=total)
                 while chunk := response.read(1 << 16):
                     out.write(chunk)
                     progress.update(task, advance=len(chunk))
-    except (urllib.error.URLError, OSError, ValueError) as exc:
-        reason = getattr(exc, "reason", exc)
+    except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", None) or f"{type(exc).__name__}: {exc}"
         raise toolkit.ToolkitError(
             f"could not download the names data from {url} ({reason}); {HOW_TO_SUPPLY}."
         ) from None
@@ -106,14 +157,6 @@ def _check_structure(files: toolkit.LabelFiles, url: str) -> None:
             f"(missing: {missing or 'none'}, unexpected: {extra or 'none'}, "
             f"wrong line counts: {wrong or 'none'}); nothing was installed."
         )
-
-
-def location(data_dir: str = "", **_ignored: object) -> Path:
-    """Where `load` would read from now, without downloading."""
-    if data_dir:
-        return Path(data_dir).expanduser()
-    env = os.environ.get(DATA_ENV)
-    return Path(env).expanduser() if env else cached_folder()
 
 
 @toolkit.hookimpl
@@ -134,7 +177,7 @@ def register_datasets(register) -> None:
                 toolkit.Param(
                     "normalization", str, "ascii",
                     "ascii: the tutorial's unicodeToAscii; unidecode: transliterate; raw: as is.",
-                    choices=("ascii", "unidecode", "raw"),
+                    choices=toolkit.NORMALIZATIONS,
                 ),
                 toolkit.Param("url", str, URL, "Where to download the data from."),
             ),
