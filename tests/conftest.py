@@ -50,3 +50,22 @@ def run_toolkit(args: Sequence[str], env: dict[str, str] | None = None, **kwargs
         [sys.executable, "-m", "toolkit", *args],
         capture_output=True, text=True, env=full_env, **kwargs,
     )
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory):
+    """One small real run on the names data (a GRU, two epochs), shared by the tests that
+    read, report on or predict with a run folder. Returns the RunResult."""
+    import toolkit
+
+    mp = pytest.MonkeyPatch()
+    mp.setenv("TOOLKIT_DATA_DIR", str(NAMES_DIR))
+    mp.setenv("TOOLKIT_CACHE_DIR", str(tmp_path_factory.mktemp("run-cache")))
+    try:
+        return toolkit.run(
+            dataset="names", model="gru",
+            params={"model.hidden_size": 48, "train.epochs": 2},
+            output=tmp_path_factory.mktemp("runs") / "names-gru", progress=False,
+        )
+    finally:
+        mp.undo()
