@@ -81,8 +81,9 @@ def test_truncated_zip_is_refused_and_nothing_is_left(served, cache, names_dir):
     www, base = served
     whole = build_zip(www / "whole.zip", names_dir).read_bytes()
     (www / "data.zip").write_bytes(whole[: len(whole) // 2])
-    with pytest.raises(toolkit.ToolkitError, match="is not a readable zip archive"):
+    with pytest.raises(toolkit.ToolkitError) as info:
         names.download(url=f"{base}/data.zip")
+    assert str(info.value).startswith(f"'{base}/data.zip' is not a readable zip archive")
     assert leftovers(cache) == []
 
 
@@ -123,3 +124,65 @@ def test_no_network_says_what_failed_and_how_to_supply_the_data(served, cache, c
     assert message.startswith(f"Error: could not download the names data from {base}/missing.zip")
     assert "--param dataset.data_dir=PATH" in message and "TOOLKIT_DATA_DIR=PATH" in message
     assert leftovers(cache) == []
+
+
+def test_installed_files_are_the_zips_bytes_and_remember_the_url(served, cache, names_dir, cli):
+    www, base = served
+    build_zip(www / "data.zip", names_dir)
+    names.download(url=f"{base}/data.zip")
+    data = names.load(normalization="raw")
+    sums = dict(reversed(line.split()) for line in (names_dir / "SHA256SUMS").read_text().splitlines())
+    assert data.provenance["sha256"] == {k: v for k, v in sums.items() if k.endswith(".txt")}
+    assert data.provenance["downloaded_from"] == f"{base}/data.zip"
+    shown = cli(["datasets", "show", "names"])
+    assert shown.exit_code == 0, shown.output
+    assert f"downloaded from: {base}/data.zip" in shown.stdout
+
+
+class CutOffHandler(http.server.BaseHTTPRequestHandler):
+    """Announces the whole file, sends half of it, and hangs up: an interrupted download."""
+
+    payload = b""
+
+    def do_GET(self):
+        self.send_response(200)
+        self.send_header("Content-Type", "application/zip")
+        self.send_header("Content-Length", str(len(self.payload)))
+        self.end_headers()
+        self.wfile.write(self.payload[: len(self.payload) // 2])
+        self.wfile.flush()
+        self.close_connection = True
+
+    def log_message(self, format, *args):
+        pass
+
+
+def test_interrupted_download_is_refused_and_nothing_is_left(tmp_path, cache, names_dir):
+    handler = type("Handler", (CutOffHandler,), {
+        "payload": build_zip(tmp_path / "whole.zip", names_dir).read_bytes(),
+    })
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/data.zip"
+    try:
+        with pytest.raises(toolkit.ToolkitError) as info:
+            names.download(url=url)
+    finally:
+        server.shutdown()
+        server.server_close()
+    message = str(info.value)
+    assert message.startswith(f"could not download the names data from {url} (the connection closed after")
+    assert "\n" not in message and "TOOLKIT_DATA_DIR=PATH" in message
+    assert leftovers(cache) == []
+
+
+def test_a_failed_download_keeps_the_data_already_installed(served, cache, names_dir):
+    www, base = served
+    build_zip(www / "data.zip", names_dir)
+    names.download(url=f"{base}/data.zip")
+    build_zip(www / "data.zip", names_dir, skip="Korean")
+    with pytest.raises(toolkit.ToolkitError, match="missing: \\['Korean'\\]"):
+        names.download(url=f"{base}/data.zip")
+    assert leftovers(cache) == ["names"]
+    assert names.load().provenance["counts"]["Korean"] == 94

@@ -45,3 +45,23 @@ def test_folder_bad_inputs(tmp_path, cli):
     result = cli(["datasets", "show", "folder", "-p", f"data_dir={tmp_path}"])
     assert result.exit_code == 2
     assert result.stderr == "Error: file 'empty.txt' is empty; put one item per line or remove the file.\n"
+
+
+def test_line_endings_bom_and_unusual_characters(tmp_path):
+    (tmp_path / "win.txt").write_bytes("\ufeffAlpha\r\nBeta\r\n".encode())
+    (tmp_path / "odd.txt").write_bytes("one\u2028line\nnext\x85one\n".encode())
+    data = folder.load(data_dir=str(tmp_path))
+    assert data.labels() == ["odd", "odd", "win", "win"]
+    assert data.texts == ("one\u2028line", "next\x85one", "Alpha", "Beta")
+
+
+@pytest.mark.parametrize(("files", "expected"), [
+    ({}, "has no .txt files; it needs one <label>.txt per class."),
+    ({"a.txt": b"x\n", "b.txt": b"caf\xe9\n"}, "file 'b.txt' is not UTF-8: bad byte 0xe9 on line 1"),
+])
+def test_folder_bad_files_on_the_cli(tmp_path, cli, files, expected):
+    for name, data in files.items():
+        (tmp_path / name).write_bytes(data)
+    result = cli(["datasets", "show", "folder", "--param", f"data_dir={tmp_path}"])
+    assert result.exit_code == 2
+    assert expected in result.stderr and result.stderr.count("\n") == 1

@@ -172,3 +172,32 @@ def test_datasets_path(cli, tmp_path, monkeypatch):
     monkeypatch.delenv("TOOLKIT_DATA_DIR")
     assert cli(["datasets", "path"]).stdout.strip() == str(tmp_path)
     assert cli(["datasets", "path", "names"]).stdout.strip() == str(tmp_path / "names")
+
+
+def test_data_dir_may_be_an_unpacked_data_zip(tmp_path, names_dir):
+    shutil.copytree(names_dir, tmp_path / "data" / "names")
+    data = names.load(data_dir=str(tmp_path), normalization="raw")
+    assert data.provenance["source"] == str((tmp_path / "data" / "names").resolve())
+    assert len(data) == 20074
+
+
+def test_a_wrong_toolkit_data_dir_names_the_variable(tmp_path, monkeypatch):
+    monkeypatch.setenv("TOOLKIT_DATA_DIR", str(tmp_path / "gone"))
+    message = _error(tmp_path)
+    assert message == f"TOOLKIT_DATA_DIR is set to '{tmp_path / 'gone'}', which does not exist; " \
+        "fix the path or unset it."
+
+
+def test_a_zip_with_two_names_folders_is_refused(tmp_path, names_dir):
+    archive = tmp_path / "double.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.write(names_dir / "Greek.txt", "data/names/Greek.txt")
+        zf.write(names_dir / "Greek.txt", "backup/names/Greek.txt")
+    assert "has two 'Greek.txt' files" in _error(tmp_path, data_dir=str(archive))
+
+
+def test_load_dataset_is_the_python_twin_of_show(names_dir):
+    data = toolkit.load_dataset("names", {"dataset.normalization": "raw", "data_dir": str(names_dir)})
+    assert len(data) == 20074 and data.provenance["normalization"] == "raw"
+    with pytest.raises(toolkit.ToolkitError, match="has no parameter 'normalisation'"):
+        toolkit.load_dataset("names", {"normalisation": "raw"})

@@ -75,3 +75,41 @@ def test_bad_split_parameters():
     two_one = toolkit.TextDataset.from_pairs(["a", "b", "c"], ["x", "x", "y"])
     with pytest.raises(toolkit.ToolkitError, match="stratified split failed"):
         split_dataset(two_one, "stratified", test_size=0.5)
+
+
+def test_a_text_under_several_labels_never_straddles_parts(data):
+    split = split_dataset(data, "leakage-free", seed=5)
+    labels_of: dict[str, set[int]] = {}
+    for text, target in zip(data.texts, data.targets, strict=True):
+        labels_of.setdefault(text, set()).add(target)
+    shared = {text for text, labels in labels_of.items() if len(labels) > 1}
+    assert len(shared) == 465
+    parts_of: dict[str, set[str]] = {}
+    for part_name in ("train", "val", "test"):
+        part = getattr(split, part_name)
+        for text, target in zip(part.texts, part.targets, strict=True):
+            if text in shared:
+                parts_of.setdefault(text, set()).add(part_name)
+                labels_of[text].discard(target)
+    assert all(len(parts) == 1 for parts in parts_of.values())  # one part per text
+    assert set(parts_of) == shared and not any(labels_of[t] for t in shared)  # every pair kept
+    # They are spread over the parts, not all dumped into training.
+    assert {"train", "val", "test"} == set().union(*parts_of.values())
+
+
+def test_validation_part_is_carved_from_training(data):
+    split = split_dataset(data, "tutorial", test_size=0.15, val_size=0.2, seed=0)
+    sizes = split.sizes()
+    assert sizes["test"] == sum(round(n * 0.15) for n in Counter(data.targets).values())
+    assert sizes["val"] == pytest.approx(0.2 * (sizes["train"] + sizes["val"]), abs=18)
+
+
+@pytest.mark.parametrize("strategy", ["leakage-free", "tutorial"])
+def test_tiny_classes_stay_in_training_instead_of_crashing(strategy):
+    texts = [f"big{i}" for i in range(40)] + ["solo", "pair1", "pair2"]
+    labels = ["big"] * 40 + ["solo"] + ["pair"] * 2
+    data = toolkit.TextDataset.from_pairs(texts, labels)
+    split = split_dataset(data, strategy, seed=0)
+    solo = data.classes.index("solo")
+    assert solo in split.train.targets and solo not in split.test.targets
+    assert sum(split.sizes().values()) == 43

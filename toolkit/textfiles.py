@@ -54,21 +54,25 @@ def read_label_folder(folder: str | Path) -> LabelFiles:
 def read_label_zip(archive: str | Path, folder: str) -> LabelFiles:
     """Read the `<label>.txt` files inside the sub-folder called `folder` of a zip archive."""
     path = Path(archive).expanduser()
-    with _open_zip(path) as zf:
+    with _open_zip(path, str(path)) as zf:
         result = LabelFiles(source=str(path.resolve()))
-        for info in _label_members(zf, path, folder):
+        for info in _label_members(zf, str(path), folder):
             name = PurePosixPath(info.filename).name
             _add_file(result, name, name.removesuffix(".txt"), zf.read(info))
         return result
 
 
-def extract_label_zip(archive: str | Path, folder: str, destination: str | Path) -> list[Path]:
+def extract_label_zip(
+    archive: str | Path, folder: str, destination: str | Path, shown_as: str | None = None
+) -> list[Path]:
     """Copy the `<label>.txt` files of the zip's sub-folder `folder` into `destination`,
-    byte for byte (so their SHA-256 stay those of the archive); returns the files written."""
+    byte for byte (so their SHA-256 stay those of the archive); returns the files written.
+    Error messages call the archive `shown_as` (e.g. the URL it came from) when given."""
     path = Path(archive).expanduser()
+    shown = shown_as or str(path)
     written = []
-    with _open_zip(path) as zf:
-        for info in _label_members(zf, path, folder):
+    with _open_zip(path, shown) as zf:
+        for info in _label_members(zf, shown, folder):
             # Only the base name is used, so a member path cannot point outside `destination`.
             target = Path(destination) / PurePosixPath(info.filename).name
             target.write_bytes(zf.read(info))
@@ -77,17 +81,17 @@ def extract_label_zip(archive: str | Path, folder: str, destination: str | Path)
 
 
 @contextmanager
-def _open_zip(path: Path) -> Iterator[zipfile.ZipFile]:
+def _open_zip(path: Path, shown: str) -> Iterator[zipfile.ZipFile]:
     try:
         with zipfile.ZipFile(path) as zf:
             yield zf
     except FileNotFoundError:
-        raise ToolkitError(f"zip file '{path}' does not exist; check the path.") from None
+        raise ToolkitError(f"zip file '{shown}' does not exist; check the path.") from None
     except (zipfile.BadZipFile, EOFError, OSError, zlib.error) as exc:
-        raise ToolkitError(f"'{path}' is not a readable zip archive ({exc}).") from None
+        raise ToolkitError(f"'{shown}' is not a readable zip archive ({exc}).") from None
 
 
-def _label_members(zf: zipfile.ZipFile, path: Path, folder: str) -> list[zipfile.ZipInfo]:
+def _label_members(zf: zipfile.ZipFile, path: str, folder: str) -> list[zipfile.ZipInfo]:
     members = sorted(
         (
             info for info in zf.infolist()

@@ -113,7 +113,7 @@ def download(url: str = URL, **_ignored: object) -> Path:
         _fetch(url, archive)
 
         def build(folder: Path) -> None:
-            toolkit.extract_label_zip(archive, "names", folder)
+            toolkit.extract_label_zip(archive, "names", folder, shown_as=url)
             _check_structure(toolkit.read_label_folder(folder), url)
             record = {
                 "downloaded_from": url,
@@ -134,16 +134,23 @@ def _fetch(url: str, destination: Path) -> None:
             total = int(response.headers.get("Content-Length") or 0) or None
             # On stderr, so stdout (e.g. the path `toolkit datasets download` prints) stays clean.
             console = Console(file=sys.stderr)
+            received = 0
             with Progress(*columns, console=console, transient=True) as progress:
                 task = progress.add_task("Downloading names data", total=total)
                 while chunk := response.read(1 << 16):
                     out.write(chunk)
+                    received += len(chunk)
                     progress.update(task, advance=len(chunk))
+            # urllib ends a read early without complaint when the connection drops.
+            if total is not None and received != total:
+                raise _download_failed(url, f"the connection closed after {received:,} of {total:,} bytes")
     except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as exc:
         reason = getattr(exc, "reason", None) or f"{type(exc).__name__}: {exc}"
-        raise toolkit.ToolkitError(
-            f"could not download the names data from {url} ({reason}); {HOW_TO_SUPPLY}."
-        ) from None
+        raise _download_failed(url, str(reason)) from None
+
+
+def _download_failed(url: str, reason: str) -> toolkit.ToolkitError:
+    return toolkit.ToolkitError(f"could not download the names data from {url} ({reason}); {HOW_TO_SUPPLY}.")
 
 
 def _check_structure(files: toolkit.LabelFiles, url: str) -> None:
