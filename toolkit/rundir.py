@@ -178,23 +178,30 @@ class RunRecord:
         return self.path.name
 
 
-def read_run(path: str | Path) -> RunRecord:
-    """Read a run folder's config, metrics and tables, checking that it is complete."""
+def open_run(path: str | Path, required: Sequence[str] = REQUIRED) -> tuple[Path, dict[str, Any]]:
+    """Check that `path` is a run folder with the `required` files and a config.json of this
+    format version; return the folder and its config."""
     folder = Path(path)
     if not folder.is_dir():
         raise ToolkitError(f"run folder '{folder}' does not exist; give a folder made by `toolkit run`.")
-    missing = [name for name in REQUIRED if not (folder / name).is_file()]
+    missing = [name for name in required if not (folder / name).is_file()]
     if missing:
         raise ToolkitError(
             f"'{folder}' is not a complete toolkit run folder (missing {', '.join(missing)})."
         )
     config = read_json(folder / CONFIG)
-    if not isinstance(config, dict) or config.get("format_version") != FORMAT_VERSION:
-        found = config.get("format_version") if isinstance(config, dict) else None
+    found = config.get("format_version") if isinstance(config, dict) else None
+    if found != FORMAT_VERSION:
         raise ToolkitError(
             f"run folder '{folder}' has format version {found!r}; this toolkit reads version "
             f"{FORMAT_VERSION}."
         )
+    return folder, config
+
+
+def read_run(path: str | Path) -> RunRecord:
+    """Read a run folder's config, metrics and tables, checking that it is complete."""
+    folder, config = open_run(path)
     metrics = read_json(folder / METRICS)
     try:
         summary = pd.DataFrame({"value": metrics["summary"]})

@@ -80,13 +80,15 @@ def _root(
 def make_app(plugins: Sequence[str] = ()) -> typer.Typer:
     """Build the CLI; `plugins` (from --plugin) may add commands of their own."""
     import toolkit.cli.datasets  # noqa: F401  (adds `datasets show|download|path`)
-    from toolkit.cli import listing, report, run
+    from toolkit.cli import listing, predict, report, run, serve
 
     app = new_typer(help="Character-level text classification with plugins.")
     app.callback()(_root)
     listing.add_to(app)
     run.add_to(app)
     report.add_to(app)
+    predict.add_to(app)
+    serve.add_to(app)
     try:
         registry = load_registry(plugins)
     except ToolkitError:

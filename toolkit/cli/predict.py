@@ -1,0 +1,159 @@
+"""`toolkit predict` (names or a file) and `toolkit interactive`."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated, TextIO
+
+import typer
+
+from toolkit.cli import registry_from
+from toolkit.errors import ToolkitError
+from toolkit.predictor import Prediction, Predictor, load_run
+
+RunOption = Annotated[Path, typer.Option("--run", "-r", help="A run folder made by `toolkit run`.")]
+TopOption = Annotated[int, typer.Option("--top", "-n", min=1, help="How many classes to show per name.")]
+
+
+def _load(ctx: typer.Context, run: Path) -> Predictor:
+    registry_from(ctx)  # make sure --plugin plugins are loaded before the model is rebuilt
+    return load_run(run, list(ctx.find_root().params.get("plugin") or []))
+
+
+def _print(prediction: Prediction) -> None:
+    typer.echo(f"> {prediction.text}")
+    for guess in prediction.guesses:
+        typer.echo(f"({guess.log_probability:.2f}) {guess.label}")
+
+
+def predict(
+    ctx: typer.Context,
+    run: RunOption,
+    names: Annotated[list[str] | None, typer.Argument(help="Names to classify.")] = None,
+    top: TopOption = 3,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")] = False,
+    input_file: Annotated[
+        Path | None,
+        typer.Option("--input", "-i", help="A text file (one item a line) or a CSV (with --column)."),
+    ] = None,
+    column: Annotated[str | None, typer.Option(help="The CSV column holding the texts.")] = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Where to write the CSV (default stdout).")
+    ] = None,
+    batch_size: Annotated[int, typer.Option(min=1, help="Texts per forward pass.")] = 4096,
+) -> None:
+    """Classify names given on the command line, or every line of a file (to a CSV)."""
+    if input_file is None and not names:
+        raise ToolkitError("give names to classify, or --input FILE; see `toolkit predict --help`.")
+    if input_file is not None and names:
+        raise ToolkitError("give either names or --input FILE, not both.")
+    predictor = _load(ctx, run)
+    if input_file is None:
+        assert names is not None
+        predictions = predictor.predict(names, top)
+        if as_json:
+            typer.echo(json.dumps([p.to_dict() for p in predictions], indent=2, ensure_ascii=False))
+        else:
+            for prediction in predictions:
+                _print(prediction)
+        return
+    texts = _with_progress(_read_texts(input_file, column), input_file)
+    predictions = predictor.predict_stream(texts, top, batch_size)
+    if output is None:
+        _write_csv(predictions, top, sys.stdout)
+        return
+    tmp = output.with_name(f".{output.name}.tmp")
+    try:
+        with tmp.open("w", newline="", encoding="utf-8") as out:
+            count = _write_csv(predictions, top, out)
+        os.replace(tmp, output)
+    finally:
+        tmp.unlink(missing_ok=True)
+    typer.echo(f"Wrote {count:,} predictions to {output}", err=True)
+
+
+def _read_texts(path: Path, column: str | None) -> Iterator[str]:
+    """The texts of a file, streamed: non-blank lines, or one CSV column."""
+    if not path.is_file():
+        raise ToolkitError(f"input file '{path}' does not exist.")
+    if column is None and path.suffix.lower() in (".csv", ".tsv"):
+        raise ToolkitError(f"'{path}' looks like a CSV file; name the text column with --column.")
+    handle = path.open(encoding="utf-8", newline="")
+    if column is not None:
+        reader = csv.DictReader(handle, delimiter="\t" if path.suffix.lower() == ".tsv" else ",")
+        if column not in (reader.fieldnames or []):
+            handle.close()
+            raise ToolkitError(
+                f"'{path}' has no column '{column}'; its columns are {', '.join(reader.fieldnames or [])}."
+            )
+        return _close_after((row[column] for row in reader if (row[column] or "").strip()), handle)
+    return _close_after((line.rstrip("\r\n") for line in handle if line.strip()), handle)
+
+
+def _close_after(items: Iterator[str], handle: TextIO) -> Iterator[str]:
+    try:
+        yield from items
+    except UnicodeDecodeError as exc:
+        raise ToolkitError(f"input file '{handle.name}' is not UTF-8 ({exc.reason}).") from None
+    finally:
+        handle.close()
+
+
+def _with_progress(texts: Iterator[str], path: Path) -> Iterator[str]:
+    """Show a progress bar (by bytes read) on large files when stderr is a terminal."""
+    size = path.stat().st_size
+    if size < 1 << 20 or not sys.stderr.isatty():
+        yield from texts
+        return
+    from rich.progress import Progress
+
+    with Progress(transient=True) as progress:
+        task = progress.add_task(f"Predicting {path.name}", total=size)
+        for text in texts:
+            progress.advance(task, len(text.encode("utf-8")) + 1)
+            yield text
+
+
+def _write_csv(predictions: Iterator[Prediction], top: int, out: TextIO | io.TextIOBase) -> int:
+    writer = csv.writer(out)
+    header = ["input", "predicted", "probability"]
+    for rank in range(1, top + 1):
+        header += [f"class_{rank}", f"probability_{rank}"]
+    writer.writerow(header)
+    count = 0
+    for prediction in predictions:
+        row = [prediction.text, prediction.label, f"{prediction.probability:.6f}"]
+        for guess in prediction.guesses:
+            row += [guess.label, f"{guess.probability:.6f}"]
+        writer.writerow(row)
+        count += 1
+    return count
+
+
+def interactive(ctx: typer.Context, run: RunOption, top: TopOption = 3) -> None:
+    """Type a name, see the guesses; an empty line or Ctrl-D quits."""
+    predictor = _load(ctx, run)
+    typer.echo(f"{len(predictor.classes)} classes. Type a name (empty line or Ctrl-D to quit).")
+    prompt = "> " if sys.stdin.isatty() else ""
+    while True:
+        try:
+            text = input(prompt)
+        except (EOFError, KeyboardInterrupt):
+            break
+        if not text.strip():
+            break
+        if not prompt:  # input piped in: show what each block of guesses answers
+            typer.echo(f"> {text}")
+        for guess in predictor.predict([text], top)[0].guesses:
+            typer.echo(f"({guess.log_probability:.2f}) {guess.label}")
+
+
+def add_to(app: typer.Typer) -> None:
+    app.command("predict")(predict)
+    app.command("interactive")(interactive)

@@ -1,0 +1,30 @@
+"""`toolkit serve`: the JSON API over a trained run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from toolkit.cli.predict import RunOption, _load
+
+
+def serve(
+    ctx: typer.Context,
+    run: RunOption,
+    host: Annotated[str, typer.Option(help="Interface to bind (0.0.0.0 exposes it to the network).")] = (
+        "127.0.0.1"
+    ),
+    port: Annotated[int, typer.Option(min=0, max=65535, help="TCP port.")] = 5533,
+    max_length: Annotated[int, typer.Option(min=1, help="Longest name accepted.")] = 64,
+    max_batch: Annotated[int, typer.Option(min=1, help="Most names in one POST.")] = 1000,
+) -> None:
+    """Serve predictions as JSON: /predict/{name}, POST /predict, /labels, /health, /docs."""
+    from toolkit.server import serve as run_server
+
+    run_server(_load(ctx, Path(run)), host, port, max_length, max_batch)
+
+
+def add_to(app: typer.Typer) -> None:
+    app.command("serve")(serve)
