@@ -8,7 +8,6 @@ import typer
 
 from toolkit.cache import cache_dir
 from toolkit.cli.listing import datasets_app
-from toolkit.describe import describe_dataset
 from toolkit.errors import ToolkitError
 from toolkit.loading import dataset_params
 from toolkit.params import parse_assignments
@@ -31,6 +30,8 @@ def _resolve(ctx: typer.Context, name: str, param: list[str] | None) -> tuple[Da
 @datasets_app.command("show")
 def show(ctx: typer.Context, name: str, param: ParamOption = None) -> None:
     """Per class: lines, distinct texts, texts shared with other classes; dropped lines."""
+    from toolkit.describe import describe_dataset  # pandas loads only for this command
+
     spec, params = _resolve(ctx, name, param)
     data = spec.load(**params)
     provenance = data.provenance
