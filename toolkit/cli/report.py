@@ -23,7 +23,8 @@ def _cell(value: object) -> str:
 def frame_table(frame: pd.DataFrame, title: str) -> Table:
     """A DataFrame as a rich table, the index as the first column."""
     table = Table(title=title, title_justify="left")
-    table.add_column(str(frame.index.name or ""), style="bold")
+    longest = max((len(str(i)) for i in frame.index), default=0)
+    table.add_column(str(frame.index.name or ""), style="bold", no_wrap=True, min_width=min(longest, 16))
     for column in frame.columns:
         table.add_column(str(column), justify="right")
     for index, row in frame.iterrows():

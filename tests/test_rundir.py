@@ -1,0 +1,135 @@
+"""The run folder: written whole and atomically, read back, re-rendered, compared."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pandas as pd
+import pytest
+from safetensors.torch import load_file
+
+import toolkit
+from toolkit.rundir import REQUIRED, compare_runs, read_run
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_run_folder_has_every_file(trained_run):
+    folder = trained_run.run_dir
+    expected = set(REQUIRED) | {"per_class.md", "confusion.md", "loss.png", "confusion.png", "report.html"}
+    assert {p.name for p in folder.iterdir()} == expected  # and no leftover temporary files
+    assert not [p for p in folder.parent.iterdir() if p.name.startswith(".")]
+
+
+def test_config_records_everything_needed_to_repeat_the_run(trained_run):
+    config = json.loads((trained_run.run_dir / "config.json").read_text())
+    assert config["format_version"] == 1 and config["seed"] == 0
+    assert config["dataset"]["name"] == "names" and config["dataset"]["plugin"] == "toolkit.datasets.names"
+    assert config["model"] == {
+        "name": "gru", "plugin": "toolkit.plugins.torch_rnn", "distribution": "toolkit",
+        "version": toolkit.__version__, "params": trained_run.plan.params["model"],
+    }
+    assert config["model"]["params"]["hidden_size"] == 48
+    assert config["train"]["epochs"] == 2
+    assert config["split"]["strategy"] == "leakage-free"
+    assert config["split"]["sizes"] == trained_run.split.sizes()
+    assert config["provenance"]["counts"]["Arabic"] == 2000
+    assert len(config["provenance"]["sha256"]) == 18
+    assert config["classes"] == list(trained_run.classes)
+
+
+def test_weights_encoder_and_labels_are_safe_formats(trained_run):
+    folder = trained_run.run_dir
+    weights = load_file(folder / "model.safetensors")
+    state = trained_run.model.state_dict()
+    assert set(weights) == set(state)
+    assert all((weights[k] == state[k]).all() for k in state)
+    encoder = json.loads((folder / "encoder.json").read_text())
+    assert encoder["name"] == "onehot" and encoder["state"] == trained_run.encoder.state()
+    assert json.loads((folder / "labels.json").read_text()) == list(trained_run.classes)
+
+
+def test_tables_read_back_equal_the_report(trained_run):
+    record = read_run(trained_run.run_dir)
+    report = trained_run.report
+    pd.testing.assert_frame_equal(record.report.confusion, report.confusion, check_dtype=False)
+    pd.testing.assert_frame_equal(
+        record.report.per_class.drop(columns="confused_with"),
+        report.per_class.drop(columns="confused_with"), check_dtype=False,
+    )
+    assert record.report.summary.loc["accuracy", "value"] == pytest.approx(trained_run.test_accuracy())
+    assert len(record.history) == 2 and {"train_loss", "val_loss"} <= set(record.history.columns)
+    assert "| Arabic" in (trained_run.run_dir / "per_class.md").read_text()
+
+
+def test_plots_are_real_pngs(trained_run):
+    import matplotlib.image
+
+    for name in ("loss.png", "confusion.png"):
+        path = trained_run.run_dir / name
+        assert path.read_bytes()[:8] == PNG_SIGNATURE
+        image = matplotlib.image.imread(path)
+        height, width = image.shape[:2]
+        assert 300 <= width <= 3000 and 250 <= height <= 3000
+        assert image.std() > 0.01  # not a blank canvas
+
+
+def test_html_report_names_every_class_and_embeds_the_plots(trained_run):
+    page = (trained_run.run_dir / "report.html").read_text()
+    for name in trained_run.classes:
+        assert f"<th>{name}</th>" in page
+    assert page.count('src="data:image/png;base64,') == 2
+    assert "gru on names" in page
+
+
+def test_report_command_rerenders(cli, trained_run, tmp_path):
+    copy = shutil.copytree(trained_run.run_dir, tmp_path / "copy")
+    (copy / "report.html").unlink()
+    (copy / "loss.png").unlink()
+    result = cli(["report", str(copy)])
+    assert result.exit_code == 0, result.output
+    assert (copy / "report.html").is_file() and (copy / "loss.png").read_bytes()[:8] == PNG_SIGNATURE
+    assert "accuracy" in result.stdout and "Vietnamese" in result.stdout
+
+
+def test_compare_two_runs(cli, trained_run, tmp_path):
+    other = shutil.copytree(trained_run.run_dir, tmp_path / "other")
+    metrics = json.loads((other / "metrics.json").read_text())
+    metrics["summary"]["accuracy"] = 0.5
+    (other / "metrics.json").write_text(json.dumps(metrics))
+    summary, per_class = compare_runs([trained_run.run_dir, other])
+    assert list(summary.columns) == [trained_run.run_dir.name, "other"]
+    assert summary.loc["accuracy", "other"] == 0.5
+    assert summary.loc["model", "other"] == "gru"
+    assert list(per_class.index) == list(trained_run.classes)
+    assert (per_class.iloc[:, 0] == per_class.iloc[:, 1]).all()
+    result = cli(["compare", str(trained_run.run_dir), str(other)])
+    assert result.exit_code == 0, result.output
+    assert "Per-class accuracy" in result.stdout and "Scottish" in result.stdout
+
+
+def test_existing_output_folder_is_refused_before_training(cli, trained_run):
+    result = cli(["run", "--dataset", "names", "--model", "gru", "-o", str(trained_run.run_dir)])
+    assert result.exit_code == 2
+    assert "already exists and is not empty" in result.stderr
+
+
+def test_a_crash_leaves_no_folder_that_looks_complete(tmp_path, monkeypatch, trained_run):
+    from toolkit import rundir
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(rundir, "render_report", broken)
+    with pytest.raises(RuntimeError):
+        rundir.write_run(trained_run, trained_run.report, tmp_path / "run")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_incomplete_folder_is_refused(cli, trained_run, tmp_path):
+    copy = shutil.copytree(trained_run.run_dir, tmp_path / "copy")
+    (copy / "metrics.json").unlink()
+    result = cli(["report", str(copy)])
+    assert result.exit_code == 2
+    assert result.stderr == f"Error: '{copy}' is not a complete toolkit run folder (missing metrics.json).\n"
