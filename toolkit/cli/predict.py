@@ -9,19 +9,23 @@ import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, TextIO
+from typing import TYPE_CHECKING, Annotated, TextIO
 
 import typer
 
 from toolkit.cli import registry_from
 from toolkit.errors import ToolkitError
-from toolkit.predictor import Prediction, Predictor, load_run
+
+if TYPE_CHECKING:  # torch and friends load only when a command needs them
+    from toolkit.predictor import Prediction, Predictor
 
 RunOption = Annotated[Path, typer.Option("--run", "-r", help="A run folder made by `toolkit run`.")]
 TopOption = Annotated[int, typer.Option("--top", "-n", min=1, help="How many classes to show per name.")]
 
 
 def _load(ctx: typer.Context, run: Path) -> Predictor:
+    from toolkit.predictor import load_run
+
     registry_from(ctx)  # make sure --plugin plugins are loaded before the model is rebuilt
     return load_run(run, list(ctx.find_root().params.get("plugin") or []))
 

@@ -3,21 +3,22 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import pandas as pd
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from toolkit.evaluation import Report
-from toolkit.rundir import compare_runs, read_run, rerender
+if TYPE_CHECKING:  # pandas, sklearn and matplotlib load only when a command needs them
+    import pandas as pd
+
+    from toolkit.evaluation import Report
 
 
 def _cell(value: object) -> str:
     if isinstance(value, float):
-        return "–" if pd.isna(value) else f"{value:.3f}"
-    return "–" if value is None or (isinstance(value, float) and pd.isna(value)) else str(value)
+        return "–" if value != value else f"{value:.3f}"  # NaN is the only float unequal to itself
+    return "–" if value is None else str(value)
 
 
 def frame_table(frame: pd.DataFrame, title: str) -> Table:
@@ -49,6 +50,8 @@ def print_report(report: Report, console: Console | None = None) -> None:
 
 def report(run_dir: Annotated[Path, typer.Argument(help="A run folder made by `toolkit run`.")]) -> None:
     """Re-render a run's plots and HTML report, and show its results."""
+    from toolkit.rundir import read_run, rerender
+
     html = rerender(run_dir)
     print_report(read_run(run_dir).report)
     typer.echo(f"Report: {html}")
@@ -58,6 +61,8 @@ def compare(
     run_dirs: Annotated[list[Path], typer.Argument(help="Two or more run folders.")],
 ) -> None:
     """Put runs side by side: overall metrics, and per-class accuracy with a column per run."""
+    from toolkit.rundir import compare_runs
+
     summary, per_class = compare_runs(run_dirs)
     console = Console()
     console.print(frame_table(summary, "Overall"))
