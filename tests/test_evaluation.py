@@ -95,3 +95,15 @@ def test_evaluate_a_trained_model_on_data(trained_run):
     assert report.per_class["support"].sum() == len(trained_run.split.test)
     chance = trained_run.split.test.labels().count("Russian") / len(trained_run.split.test)
     assert report.summary.loc["accuracy", "value"] > chance
+
+
+def test_two_classes():
+    # scikit-learn treats two classes as a binary task with its own input rules
+    probs = np.array([[0.7, 0.3], [0.2, 0.8], [0.6, 0.4], [0.4, 0.6], [0.9, 0.1]])
+    report = evaluate_predictions([0, 1, 1, 0, 0], probs, ["female", "male"])
+    summary = report.summary["value"]
+    assert summary["accuracy"] == pytest.approx(3 / 5)
+    assert summary["top1_accuracy"] == pytest.approx(3 / 5)  # top-k of two classes is k=1
+    assert report.per_class["top1_accuracy"].tolist() == pytest.approx([2 / 3, 1 / 2])
+    assert report.per_class["correct"].tolist() == [2, 1]
+    assert report.confusion.loc["male"].tolist() == [1, 1]

@@ -96,7 +96,7 @@ def evaluate_predictions(
         "accuracy": accuracy_score(truth, predicted),
         "macro_f1": f1_score(truth, predicted, average="macro", zero_division=0),
         "weighted_f1": f1_score(truth, predicted, average="weighted", zero_division=0),
-        f"top{k}_accuracy": top_k_accuracy_score(truth, scores, k=k, labels=labels),
+        f"top{k}_accuracy": _top_k_score(truth, scores, k, labels),
         "log_loss": log_loss(truth, scores, labels=labels),
         "examples": float(len(truth)),
     }})
@@ -113,7 +113,14 @@ def _top_k(truth: np.ndarray, scores: np.ndarray, k: int, labels: list[int], tar
     rows = truth == target
     if not rows.any():
         return float("nan")
-    return float(top_k_accuracy_score(truth[rows], scores[rows], k=k, labels=labels))
+    return _top_k_score(truth[rows], scores[rows], k, labels)
+
+
+def _top_k_score(truth: np.ndarray, scores: np.ndarray, k: int, labels: list[int]) -> float:
+    # With two classes scikit-learn treats the task as binary and wants the positive class's
+    # scores as one column; with more it wants them all.
+    scores = scores[:, 1] if len(labels) == 2 else scores
+    return float(top_k_accuracy_score(truth, scores, k=k, labels=labels))
 
 
 def evaluate(classifier: Classifier, data: TextDataset) -> Report:
