@@ -117,13 +117,11 @@ def load_run(path: str | Path, plugins: Sequence[str] = ()) -> Predictor:
     folder, config = open_run(path, NEEDED)
     encoder_file = read_json(folder / ENCODER)
     classes = read_json(folder / LABELS)
-    try:
-        model_name, model_params = config["model"]["name"], config["model"]["params"]
-        encoder_name, encoder_params, state = (
-            encoder_file["name"], encoder_file["params"], encoder_file["state"]
-        )
-    except (KeyError, TypeError):
-        raise ToolkitError(f"run folder '{folder}' has a malformed config.json or encoder.json.") from None
+    model_name, model_params = _name_and_params(config.get("model"), folder, CONFIG)
+    encoder_name, encoder_params = _name_and_params(encoder_file, folder, ENCODER)
+    if "state" not in encoder_file:
+        raise ToolkitError(f"run folder '{folder}' has a malformed {ENCODER} (no encoder state).")
+    state = encoder_file["state"]
     if not (isinstance(classes, list) and len(classes) >= 2 and all(isinstance(c, str) for c in classes)):
         raise ToolkitError(
             f"run folder '{folder}' has a malformed labels.json (expected a list of class names)."
@@ -156,6 +154,18 @@ def load_run(path: str | Path, plugins: Sequence[str] = ()) -> Predictor:
     _check_weights_fit(folder, model.state_dict(), weights)
     model.load_state_dict(weights)
     return Predictor(model, encoder, classes, config, folder)
+
+
+def _name_and_params(section: Any, folder: Path, file: str) -> tuple[str, dict[str, Any]]:
+    """The plugin name and parameters of a config section, checked to be a str and a dict."""
+    if not (
+        isinstance(section, dict) and isinstance(section.get("name"), str)
+        and isinstance(section.get("params"), dict)
+    ):
+        raise ToolkitError(
+            f"run folder '{folder}' has a malformed {file} (expected a plugin name and its parameters)."
+        )
+    return section["name"], section["params"]
 
 
 def _check_weights_fit(folder: Path, expected: dict[str, Any], found: dict[str, Any]) -> None:
