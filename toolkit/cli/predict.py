@@ -58,6 +58,7 @@ def predict(
     if input_file is not None and names:
         raise ToolkitError("give either names or --input FILE, not both.")
     predictor = _load(ctx, run)
+    top = min(top, len(predictor.classes))  # the CSV header has a column pair per guess
     if input_file is None:
         assert names is not None
         predictions = predictor.predict(names, top)
