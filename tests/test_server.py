@@ -1,0 +1,129 @@
+"""The JSON API, started for real on a free port of 127.0.0.1 and queried over HTTP."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import pytest
+import uvicorn
+
+import toolkit
+from toolkit.server import create_app
+
+NAMES = ["Hinton", "Schmidhuber", "Nakamura", "Nguyen", "Kowalski", "Rossi", "Dubois", "Papadopoulos"]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def predictor(trained_run):
+    return toolkit.load_run(trained_run.run_dir)
+
+
+@pytest.fixture(scope="module")
+def base_url(predictor):
+    port = free_port()
+    config = uvicorn.Config(create_app(predictor, max_length=20, max_batch=50),
+                            host="127.0.0.1", port=port, log_level="warning")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert time.monotonic() < deadline, "the server did not start"
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+def expected(predictor, name: str, top: int = 3) -> list[tuple[str, float]]:
+    return [(g.label, g.probability) for g in predictor.predict([name], top)[0].guesses]
+
+
+def got(item: dict) -> list[tuple[str, float]]:
+    return [(g["label"], g["probability"]) for g in item["predictions"]]
+
+
+def test_health_labels_and_openapi(base_url, predictor):
+    assert httpx.get(f"{base_url}/health").json() == {"status": "ok", "classes": 18, "model": "gru"}
+    assert httpx.get(f"{base_url}/labels").json() == {"labels": list(predictor.classes)}
+    schema = httpx.get(f"{base_url}/openapi.json").json()
+    assert {"/predict/{name}", "/predict", "/labels", "/health"} <= set(schema["paths"])
+    assert "swagger" in httpx.get(f"{base_url}/docs").text.lower()
+
+
+def test_get_and_post_match_predict(base_url, predictor):
+    one = httpx.get(f"{base_url}/predict/Hinton", params={"top": 4}).json()
+    assert one["input"] == "Hinton"
+    assert got(one) == pytest.approx(expected(predictor, "Hinton", 4))
+    many = httpx.post(f"{base_url}/predict", json={"names": NAMES, "top": 2}).json()["results"]
+    assert [r["input"] for r in many] == NAMES
+    for item, name in zip(many, NAMES, strict=True):
+        assert [label for label, _ in got(item)] == [label for label, _ in expected(predictor, name, 2)]
+    bare = httpx.post(f"{base_url}/predict", json=["Rossi"]).json()["results"]
+    assert got(bare[0]) == pytest.approx(expected(predictor, "Rossi"))
+
+
+@pytest.mark.parametrize(("method", "path", "body", "status"), [
+    ("GET", "/predict/" + "x" * 21, None, 422),
+    ("POST", "/predict", {"names": []}, 422),
+    ("POST", "/predict", {"names": ["a"] * 51}, 413),
+    ("POST", "/predict", {"names": ["ok", "y" * 21]}, 422),
+    ("POST", "/predict", {"names": ["  "]}, 422),
+    ("POST", "/predict", {"names": "Hinton"}, 422),
+    ("POST", "/predict", {"names": ["a"], "top": 0}, 422),
+])
+def test_bad_requests_get_4xx_json(base_url, method, path, body, status):
+    response = httpx.request(method, f"{base_url}{path}", json=body)
+    assert response.status_code == status
+    assert "detail" in response.json()
+
+
+def test_malformed_json_gets_4xx(base_url):
+    response = httpx.post(f"{base_url}/predict", content=b"{not json",
+                          headers={"content-type": "application/json"})
+    assert response.status_code == 422 and "detail" in response.json()
+
+
+def test_many_concurrent_requests_all_answered_correctly(base_url, predictor):
+    answers = {name: expected(predictor, name)[0][0] for name in NAMES}
+    jobs = [NAMES[i % len(NAMES)] for i in range(160)]
+    with httpx.Client(timeout=30) as client, ThreadPoolExecutor(max_workers=16) as pool:
+        responses = list(pool.map(lambda n: client.get(f"{base_url}/predict/{n}"), jobs))
+    assert all(r.status_code == 200 for r in responses)
+    assert [r.json()["predictions"][0]["label"] for r in responses] == [answers[n] for n in jobs]
+
+
+def test_serve_command_binds_to_localhost(trained_run):
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "toolkit", "serve", "--run", str(trained_run.run_dir), "--port", str(port)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                response = httpx.get(f"http://127.0.0.1:{port}/health", timeout=1)
+                break
+            except httpx.TransportError:
+                assert process.poll() is None, process.stdout.read()
+                assert time.monotonic() < deadline, "toolkit serve did not start"
+                time.sleep(0.2)
+        assert response.json()["status"] == "ok"
+        assert httpx.get(f"http://127.0.0.1:{port}/predict/Nakamura").status_code == 200
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+    assert f"http://127.0.0.1:{port}" in process.stdout.read()
