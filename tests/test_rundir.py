@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 
+import numpy as np
 import pandas as pd
 import pytest
 from safetensors.torch import load_file
@@ -133,3 +134,21 @@ def test_incomplete_folder_is_refused(cli, trained_run, tmp_path):
     result = cli(["report", str(copy)])
     assert result.exit_code == 2
     assert result.stderr == f"Error: '{copy}' is not a complete toolkit run folder (missing metrics.json).\n"
+
+
+def test_class_names_read_back_exactly(trained_run, tmp_path):
+    from toolkit.evaluation import evaluate_predictions
+
+    # names pandas would otherwise read as a number or as missing
+    odd = evaluate_predictions([0, 1, 2, 1], np.array([
+        [0.7, 0.2, 0.1], [0.2, 0.7, 0.1], [0.1, 0.2, 0.7], [0.1, 0.2, 0.7],
+    ]), ["1", "NA", "None"])
+    copy = shutil.copytree(trained_run.run_dir, tmp_path / "copy")
+    odd.per_class.to_csv(copy / "per_class.csv")
+    odd.confusion.to_csv(copy / "confusion.csv")
+    report = read_run(copy).report
+    assert list(report.per_class.index) == ["1", "NA", "None"]
+    assert list(report.confusion.index) == list(report.confusion.columns) == ["1", "NA", "None"]
+    assert report.per_class.loc["NA", "confused_with"] == "None"
+    assert pd.isna(report.per_class.loc["1", "confused_with"])
+    assert report.per_class.loc["None", "precision"] == pytest.approx(0.5)

@@ -199,6 +199,10 @@ def open_run(path: str | Path, required: Sequence[str] = REQUIRED) -> tuple[Path
     return folder, config
 
 
+#: Class names are read back as written: "1" stays a string, "NA" and "None" are not missing.
+_EXACT: dict[str, Any] = {"keep_default_na": False, "na_values": [""]}
+
+
 def read_run(path: str | Path) -> RunRecord:
     """Read a run folder's config, metrics and tables, checking that it is complete."""
     folder, config = open_run(path)
@@ -206,8 +210,10 @@ def read_run(path: str | Path) -> RunRecord:
     try:
         summary = pd.DataFrame({"value": metrics["summary"]})
         summary.index.name = "metric"
-        per_class = pd.read_csv(folder / PER_CLASS, index_col="class")
-        confusion = pd.read_csv(folder / CONFUSION, index_col="true")
+        per_class = pd.read_csv(
+            folder / PER_CLASS, index_col="class", dtype={"class": str, "confused_with": str}, **_EXACT
+        )
+        confusion = pd.read_csv(folder / CONFUSION, index_col="true", dtype={"true": str}, **_EXACT)
         confusion.columns.name = "predicted"
         history = pd.read_csv(folder / HISTORY)
     except (KeyError, ValueError, TypeError) as exc:
