@@ -64,7 +64,8 @@ def trained_run(tmp_path_factory):
     try:
         return toolkit.run(
             dataset="names", model="gru",
-            params={"model.hidden_size": 48, "train.epochs": 2},
+            # One thread: on a busy machine two torch threads made this run 20-60x slower.
+            params={"model.hidden_size": 48, "train.epochs": 2, "train.threads": 1},
             output=tmp_path_factory.mktemp("runs") / "names-gru", progress=False,
         )
     finally:
