@@ -176,3 +176,41 @@ def test_tampered_or_incomplete_runs_are_refused(cli, trained_run, tmp_path):
 def test_predict_needs_names_or_a_file(cli, trained_run):
     result = cli(["predict", "--run", str(trained_run.run_dir)])
     assert result.exit_code == 2 and "give names to classify, or --input FILE" in result.stderr
+
+
+def test_threads_change_speed_not_answers(trained_run, predictor):
+    import torch
+
+    before = torch.get_num_threads()
+    two = toolkit.load_run(trained_run.run_dir, threads=2)
+    np.testing.assert_allclose(two.predict_proba(NAMES), predictor.predict_proba(NAMES), rtol=1e-5, atol=1e-7)
+    assert torch.get_num_threads() == before  # restored after each forward pass
+    with pytest.raises(toolkit.ToolkitError, match="threads must be at least 1"):
+        toolkit.load_run(trained_run.run_dir, threads=0)
+
+
+def test_top_above_the_class_count_keeps_the_csv_rectangular(cli, trained_run, tmp_path):
+    source = tmp_path / "names.txt"
+    source.write_text("Hinton\nNakamura\n", encoding="utf-8")
+    result = cli(["predict", "--run", str(trained_run.run_dir), "--input", str(source), "--top", "50"])
+    assert result.exit_code == 0, result.output
+    rows = list(csv.reader(io.StringIO(result.stdout)))
+    classes = len(trained_run.classes)
+    assert {len(row) for row in rows} == {3 + 2 * classes}
+    assert rows[0][-2:] == [f"class_{classes}", f"probability_{classes}"]
+
+
+@pytest.mark.parametrize(("file", "content", "message"), [
+    ("config.json", {"model": {"name": "gru", "params": [48]}}, "malformed config.json"),
+    ("config.json", {"model": "gru"}, "malformed config.json"),
+    ("encoder.json", {"name": "onehot", "params": {}}, "malformed encoder.json (no encoder state)"),
+    ("encoder.json", [], "malformed encoder.json"),
+])
+def test_malformed_json_shapes_are_refused(cli, trained_run, tmp_path, file, content, message):
+    folder = _copy(trained_run, tmp_path)
+    if file == "config.json":
+        config = json.loads((folder / file).read_text())
+        config.update(content)
+        content = config
+    (folder / file).write_text(json.dumps(content))
+    assert message in _refused(cli, folder)

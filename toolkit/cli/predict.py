@@ -23,11 +23,11 @@ RunOption = Annotated[Path, typer.Option("--run", "-r", help="A run folder made 
 TopOption = Annotated[int, typer.Option("--top", "-n", min=1, help="How many classes to show per name.")]
 
 
-def _load(ctx: typer.Context, run: Path) -> Predictor:
+def _load(ctx: typer.Context, run: Path, threads: int = 1) -> Predictor:
     from toolkit.predictor import load_run
 
     registry_from(ctx)  # make sure --plugin plugins are loaded before the model is rebuilt
-    return load_run(run, list(ctx.find_root().params.get("plugin") or []))
+    return load_run(run, list(ctx.find_root().params.get("plugin") or []), threads)
 
 
 def _print(prediction: Prediction) -> None:
@@ -51,13 +51,16 @@ def predict(
         Path | None, typer.Option("--output", "-o", help="Where to write the CSV (default stdout).")
     ] = None,
     batch_size: Annotated[int, typer.Option(min=1, help="Texts per forward pass.")] = 4096,
+    threads: Annotated[
+        int, typer.Option(min=1, help="CPU threads for torch (more helps only big models on idle cores).")
+    ] = 1,
 ) -> None:
     """Classify names given on the command line, or every line of a file (to a CSV)."""
     if input_file is None and not names:
         raise ToolkitError("give names to classify, or --input FILE; see `toolkit predict --help`.")
     if input_file is not None and names:
         raise ToolkitError("give either names or --input FILE, not both.")
-    predictor = _load(ctx, run)
+    predictor = _load(ctx, run, threads)
     top = min(top, len(predictor.classes))  # the CSV header has a column pair per guess
     if input_file is None:
         assert names is not None
