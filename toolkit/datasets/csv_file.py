@@ -1,0 +1,203 @@
+"""`csv`: any CSV or TSV file with a text column and a label column.
+
+For character name to writer, page title to subreddit, or anything a user has. The first
+row names the columns. The delimiter comes from the `delimiter` parameter, else from the
+extension (`.tsv`, `.tab`: tab), else csv.Sniffer's guess among comma, tab, semicolon and
+pipe. Fields follow the usual CSV quoting ("a, b" is one field; "" is a quote inside one).
+Rows whose text or label is empty are dropped and counted; blank lines are skipped.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import difflib
+import hashlib
+import io
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+
+import toolkit
+
+DELIMITERS = {"comma": ",", "tab": "\t", "semicolon": ";", "pipe": "|"}
+TAB_EXTENSIONS = (".tsv", ".tab")
+_SNIFF_BYTES = 64 * 1024
+
+
+def _read_text(path: Path, encoding: str) -> tuple[bytes, str]:
+    if not path.exists():
+        raise toolkit.ToolkitError(f"CSV file '{path}' does not exist; check dataset.path.")
+    if not path.is_file():
+        raise toolkit.ToolkitError(f"'{path}' is not a file; give dataset.path a CSV or TSV file.")
+    data = path.read_bytes()
+    try:
+        codec = codecs.lookup(encoding).name
+    except LookupError:
+        raise toolkit.ToolkitError(
+            f"unknown encoding '{encoding}' for dataset.encoding; use e.g. utf-8, latin-1 or cp1252."
+        ) from None
+    try:
+        # utf-8-sig: a byte-order mark (Excel writes one) is not part of the first column name.
+        text = data.decode("utf-8-sig" if codec == "utf-8" else codec)
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise toolkit.ToolkitError(
+            f"CSV file '{path}' is not {encoding}: bad byte 0x{data[exc.start]:02x} on line {line}; "
+            "set --param dataset.encoding=ENCODING (e.g. latin-1 or cp1252) or re-save it as UTF-8."
+        ) from None
+    return data, text
+
+
+def choose_delimiter(path: Path, text: str, delimiter: str) -> str:
+    """The delimiter: the parameter's, else by extension, else sniffed (comma if unsure)."""
+    if delimiter != "auto":
+        return DELIMITERS[delimiter]
+    if path.suffix.lower() in TAB_EXTENSIONS:
+        return "\t"
+    sample = text[:_SNIFF_BYTES]
+    if len(text) > _SNIFF_BYTES and "\n" in sample:
+        sample = sample[: sample.rindex("\n")]  # whole lines only
+    try:
+        return csv.Sniffer().sniff(sample, delimiters="".join(DELIMITERS.values())).delimiter
+    except csv.Error:
+        return ","
+
+
+def _column(header: list[str], wanted: str, role: str, path: Path, delimiter: str) -> int:
+    positions = [i for i, name in enumerate(header) if name == wanted]
+    if len(positions) > 1:
+        raise toolkit.ToolkitError(
+            f"CSV file '{path}' has {len(positions)} columns named '{wanted}'; rename one."
+        )
+    if positions:
+        return positions[0]
+    close = difflib.get_close_matches(wanted, header, n=1, cutoff=0.6)
+    hint = f" Did you mean '{close[0]}'?" if close else ""
+    shown = ", ".join(f"'{name}'" for name in header)
+    named = {"\t": "tab"}.get(delimiter, repr(delimiter))
+    raise toolkit.ToolkitError(
+        f"CSV file '{path}' has no column '{wanted}' (dataset.{role}_column).{hint} Its columns, "
+        f"split at {named}: {shown}; set --param dataset.{role}_column=NAME or dataset.delimiter."
+    )
+
+
+def load(
+    path: str = "",
+    text_column: str = "text",
+    label_column: str = "label",
+    delimiter: str = "auto",
+    encoding: str = "utf-8",
+    normalization: str = "raw",
+) -> toolkit.TextDataset:
+    """The (text, label) rows of a CSV/TSV file, with provenance (see the module doc)."""
+    if not path:
+        raise toolkit.ToolkitError(
+            "dataset 'csv' needs a file: pass --param dataset.path=FILE (a CSV or TSV whose first row "
+            "names the columns; text and label by default)."
+        )
+    if text_column == label_column:
+        raise toolkit.ToolkitError(
+            f"dataset 'csv' got the same column '{text_column}' for the text and the label; "
+            "set dataset.text_column and dataset.label_column to two different columns."
+        )
+    file = Path(path).expanduser()
+    data, text = _read_text(file, encoding)
+    if not text.strip():
+        raise toolkit.ToolkitError(
+            f"CSV file '{file}' is empty; it needs a header row ({text_column},{label_column}) "
+            "and one row per item."
+        )
+    separator = choose_delimiter(file, text, delimiter)
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=separator)
+    try:
+        header = [name.strip() for name in next(reader)]
+        text_at = _column(header, text_column, "text", file, separator)
+        label_at = _column(header, label_column, "label", file, separator)
+        texts: list[str] = []
+        labels: list[str] = []
+        dropped: Counter[str] = Counter()
+        rows = 0
+        for row in reader:
+            if not any(field.strip() for field in row):
+                dropped["blank line"] += 1
+                continue
+            rows += 1
+            if len(row) > len(header):
+                raise toolkit.ToolkitError(
+                    f"line {reader.line_num} of CSV file '{file}' has {len(row)} fields but the header has "
+                    f"{len(header)}; quote fields that contain the delimiter, or set dataset.delimiter."
+                )
+            item = row[text_at] if text_at < len(row) else ""
+            label = (row[label_at] if label_at < len(row) else "").strip()
+            if not item.strip():
+                dropped["empty text"] += 1
+                continue
+            if not label:
+                dropped["empty label"] += 1
+                continue
+            item = toolkit.normalize(item, normalization)
+            if not item:
+                dropped["empty after normalization"] += 1
+                continue
+            texts.append(item)
+            labels.append(label)
+    except csv.Error as exc:
+        raise toolkit.ToolkitError(
+            f"CSV file '{file}' is malformed near line {reader.line_num}: {exc}."
+        ) from None
+    if not rows:
+        raise toolkit.ToolkitError(
+            f"CSV file '{file}' has a header row but no data rows; add one row per item."
+        )
+    if not texts:
+        reasons = ", ".join(f"{count} {reason}" for reason, count in dropped.items())
+        raise toolkit.ToolkitError(
+            f"CSV file '{file}' has no row with both a text and a label ({reasons}); "
+            f"fill the '{text_column}' and '{label_column}' columns."
+        )
+    provenance = {
+        "source": str(file.resolve()),
+        "sha256": {file.name: hashlib.sha256(data).hexdigest()},
+        "rows": rows,
+        "dropped": dict(dropped),
+        "normalization": normalization,
+        "options": {
+            "text_column": text_column, "label_column": label_column,
+            "delimiter": separator, "encoding": encoding, "normalization": normalization,
+        },
+        "loaded_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    return toolkit.TextDataset.from_pairs(texts, labels, provenance)
+
+
+@toolkit.hookimpl
+def register_datasets(register) -> None:
+    register(
+        toolkit.DatasetSpec(
+            name="csv",
+            help="Any CSV or TSV file with a text column and a label column.",
+            load=load,
+            params=(
+                toolkit.Param(
+                    "path", str, "", "The CSV or TSV file; its first row names the columns (required)."
+                ),
+                toolkit.Param("text_column", str, "text", "The column holding the texts to classify."),
+                toolkit.Param("label_column", str, "label", "The column holding each text's class."),
+                toolkit.Param(
+                    "delimiter", str, "auto",
+                    "auto: tab for .tsv/.tab files, else guessed from the file; "
+                    "or comma, tab, semicolon, pipe.",
+                    choices=("auto", *DELIMITERS),
+                ),
+                toolkit.Param(
+                    "encoding", str, "utf-8", "The file's text encoding (e.g. utf-8, latin-1, cp1252)."
+                ),
+                toolkit.Param(
+                    "normalization", str, "raw",
+                    "raw: as is; ascii: the tutorial's unicodeToAscii; unidecode: transliterate.",
+                    choices=toolkit.NORMALIZATIONS,
+                ),
+            ),
+        )
+    )

@@ -1,0 +1,173 @@
+"""`words-language`: words to their language, from the word lists wordfreq ships.
+
+For each chosen language, the `n` most frequent words of wordfreq's list (read from the
+installed package, offline) that pass the filters: at least `min_length` characters and,
+with `letters_only`, made of letters (marks included, so Hindi or Tamil words count; an
+apostrophe or hyphen between letters is allowed, as in "aujourd'hui"). wordfreq's lists
+are lower case.
+
+A word frequent in several languages ("de" is Spanish, Dutch, French, Portuguese...) is
+kept under each, like the names data's cross-class names: the leakage-free split puts all
+its copies in the same part, so no test word was seen in training. Their number is in the
+provenance as `shared_texts`.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import importlib.metadata
+import unicodedata
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+
+import toolkit
+
+PACKAGE = "wordfreq"
+DEFAULT_LANGUAGES = "en,de,fr,es,it,nl,pt,pl"
+WORDLISTS = ("best", "large", "small")
+_JOINERS = "'’-"
+
+
+def _wordfreq():
+    try:
+        import wordfreq
+    except ModuleNotFoundError:
+        raise toolkit.ToolkitError(
+            f"dataset 'words-language' needs the {PACKAGE} package: pip install {PACKAGE}"
+        ) from None
+    return wordfreq
+
+
+def parse_languages(languages: str, available: dict[str, str]) -> list[str]:
+    """The comma-separated codes, checked against the languages wordfreq has lists for."""
+    codes = list(dict.fromkeys(code.strip().lower() for code in languages.split(",") if code.strip()))
+    if not codes:
+        raise toolkit.ToolkitError(
+            "dataset 'words-language' got no languages; pass e.g. --param dataset.languages=en,de,fr "
+            f"(available: {', '.join(sorted(available))})."
+        )
+    for code in codes:
+        if code not in available:
+            close = difflib.get_close_matches(code, list(available), n=1, cutoff=0.6)
+            hint = f" Did you mean '{close[0]}'?" if close else ""
+            raise toolkit.ToolkitError(
+                f"wordfreq has no word list for language '{code}'.{hint} "
+                f"Available: {', '.join(sorted(available))}."
+            )
+    if len(codes) < 2:
+        raise toolkit.ToolkitError(
+            f"dataset 'words-language' needs at least two languages to tell apart; got only '{codes[0]}'. "
+            "Pass e.g. --param dataset.languages=en,de."
+        )
+    return codes
+
+
+def is_word(text: str) -> bool:
+    """Letters and marks only, with an apostrophe or hyphen allowed between two letters."""
+    for i, char in enumerate(text):
+        if char in _JOINERS:
+            if i == 0 or i == len(text) - 1 or text[i + 1] in _JOINERS:
+                return False
+        elif unicodedata.category(char)[0] not in "LM":
+            return False
+    return bool(text)
+
+
+def top_words(
+    wordfreq, language: str, n: int, min_length: int, letters_only: bool, wordlist: str
+) -> list[str]:
+    """The `n` most frequent words of `language` that pass the filters (fewer if the list
+    runs out)."""
+    words: list[str] = []
+    for word in wordfreq.iter_wordlist(language, wordlist):
+        if len(word) >= min_length and (not letters_only or is_word(word)):
+            words.append(word)
+            if len(words) == n:
+                break
+    return words
+
+
+def load(
+    languages: str = DEFAULT_LANGUAGES,
+    n: int = 5000,
+    min_length: int = 2,
+    letters_only: bool = True,
+    wordlist: str = "best",
+    normalization: str = "raw",
+) -> toolkit.TextDataset:
+    """Words to language codes, with their provenance (see the module doc)."""
+    if n < 1:
+        raise toolkit.ToolkitError(f"dataset 'words-language' parameter 'n' must be at least 1; got {n}.")
+    wordfreq = _wordfreq()
+    available = wordfreq.available_languages(wordlist)
+    codes = parse_languages(languages, available)
+    texts: list[str] = []
+    labels: list[str] = []
+    dropped: Counter[str] = Counter()
+    for code in codes:
+        seen: set[str] = set()
+        for word in top_words(wordfreq, code, n, min_length, letters_only, wordlist):
+            text = toolkit.normalize(word, normalization)
+            if not text:
+                dropped["empty after normalization"] += 1
+            elif text in seen:
+                dropped["same word again after normalization"] += 1
+            else:
+                seen.add(text)
+                texts.append(text)
+                labels.append(code)
+    files = {code: Path(available[code]) for code in codes}
+    languages_per_text = Counter(texts)
+    version = importlib.metadata.version(PACKAGE)
+    provenance = {
+        "source": f"{PACKAGE} {version} word lists in {Path(available[codes[0]]).parent}",
+        "package": {"name": PACKAGE, "version": version},
+        "files": {code: str(path) for code, path in files.items()},
+        "sha256": {path.name: hashlib.sha256(path.read_bytes()).hexdigest() for path in files.values()},
+        "dropped": dict(dropped),
+        "normalization": normalization,
+        "shared_texts": sum(1 for count in languages_per_text.values() if count > 1),
+        "options": {
+            "languages": codes, "n": n, "min_length": min_length, "letters_only": letters_only,
+            "wordlist": wordlist, "normalization": normalization,
+        },
+        "loaded_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    return toolkit.TextDataset.from_pairs(texts, labels, provenance)
+
+
+@toolkit.hookimpl
+def register_datasets(register) -> None:
+    register(
+        toolkit.DatasetSpec(
+            name="words-language",
+            help="Words to their language: the most frequent words of each language in wordfreq's lists.",
+            load=load,
+            params=(
+                toolkit.Param(
+                    "languages", str, DEFAULT_LANGUAGES,
+                    "Comma-separated language codes (wordfreq has 42: ar, bg, ... zh).",
+                ),
+                toolkit.Param("n", int, 5000, "Words per language, most frequent first."),
+                toolkit.Param("min_length", int, 2, "Skip words shorter than this."),
+                toolkit.Param(
+                    "letters_only", bool, True,
+                    "Keep only words of letters (an inner apostrophe or hyphen allowed); false keeps "
+                    "every token of the list.",
+                ),
+                toolkit.Param(
+                    "wordlist", str, "best",
+                    "wordfreq's list: best (large where there is one), large, or small.",
+                    choices=WORDLISTS,
+                ),
+                toolkit.Param(
+                    "normalization", str, "raw",
+                    "raw: as listed (use encoder.alphabet=auto: accents tell languages apart); "
+                    "unidecode: transliterate to ASCII; ascii: the tutorial's unicodeToAscii.",
+                    choices=toolkit.NORMALIZATIONS,
+                ),
+            ),
+        )
+    )
