@@ -27,11 +27,11 @@ How the codes become classes (`scheme`):
 | 1F, ?F      | female | dropped | female    | mostly_female |
 | ?           | dropped| dropped | unisex    | unisex        |
 
-A name can have several lines (e.g. "Andrea": F in Italy's neighbours, M in Italy). With
-`conflicts=keep` it stays under each of its classes (the leakage-free split keeps such
-names out of the test set's overlap with training, as for the names data); `majority`
-keeps the class gender-guesser would answer (the most countries, then the highest
-frequencies; ties dropped); `drop` removes the name.
+A name can have several lines (e.g. "Andrea": F in most of Europe, ?F in Britain and the
+USA, M in Italy). With `conflicts=keep` it stays under each of its classes (the
+leakage-free split keeps all its copies in one part, as for the names data's cross-class
+names); `majority` keeps the class gender-guesser would answer (the most countries, then
+the highest frequencies; ties dropped); `drop` removes the name.
 """
 
 from __future__ import annotations
