@@ -21,6 +21,7 @@ import os
 import platform
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -35,6 +36,15 @@ TUTORIAL_RECIPE = {
     "train.batch_size": 1, "train.sampling": "balanced", "train.examples": 100_000,
     "train.schedule": "constant", "train.clip": 0.0, "train.bucket": False,
 }
+
+
+SHARED_NAMES = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "names"
+
+
+def use_shared_names() -> None:
+    """Read the names data from ../shared (beside the repo) unless TOOLKIT_DATA_DIR says otherwise."""
+    if "TOOLKIT_DATA_DIR" not in os.environ and SHARED_NAMES.is_dir():
+        os.environ["TOOLKIT_DATA_DIR"] = str(SHARED_NAMES)
 
 
 def machine() -> str:
@@ -115,6 +125,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--tutorial", action="store_true", help="Add the tutorial's recipe (slow).")
     args = parser.parse_args(argv)
     params = parse_assignments(args.param)
+    use_shared_names()
 
     print(f"Machine: {machine()}")
     print(f"Before: {load()}")

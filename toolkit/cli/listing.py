@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated
+
 import typer
 
 from toolkit.cli import new_typer, registry_from
@@ -58,6 +61,25 @@ def plugins(ctx: typer.Context) -> None:
             typer.echo(f"  provides: {', '.join(info.provides)}")
         else:
             typer.echo("  provides: only commands or nothing")
+
+
+@plugins_app.command("new")
+def new(
+    name: Annotated[
+        str, typer.Argument(metavar="NAME", help="The plugin's name, also its model's (e.g. charcnn).")
+    ],
+    directory: Annotated[
+        Path, typer.Option("--directory", "-d", help="Where to create toolkit-NAME/.")
+    ] = Path("."),
+) -> None:
+    """Write a plugin skeleton (a model and a demo dataset) to install and run at once."""
+    from toolkit.scaffold import new_plugin
+
+    target = new_plugin(name, directory)
+    typer.echo(f"Created {target}. Next:")
+    typer.echo(f"  pip install -e {target}")
+    typer.echo(f"  toolkit run --dataset {name}-demo --model {name}")
+    typer.echo("Then edit its model.py and data.py; docs/writing-plugins.md explains each part.")
 
 
 @datasets_app.callback(invoke_without_command=True)

@@ -1,0 +1,54 @@
+"""The plugin's own tests. After `pip install -e ".[test]"`, run `pytest` in this folder.
+
+They use only toolkit's public API, through the same entry point a user's toolkit finds.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from toolkit_charcnn.model import CharCNN
+
+import toolkit
+
+
+def test_toolkit_finds_the_plugin_through_its_entry_point():
+    registry = toolkit.load_registry()
+    assert registry.model("charcnn").factory is CharCNN
+    assert registry.owner("model", "charcnn").source == "entry point"
+    assert registry.owner("dataset", "python-names").distribution == "toolkit-charcnn"
+
+
+def test_logits_have_one_row_per_text_and_ignore_batch_padding():
+    torch.manual_seed(0)
+    model = CharCNN(vocab_size=10, num_classes=3, widths="1,3").eval()
+    alone = torch.tensor([[4, 5]]), torch.tensor([2])
+    padded = torch.tensor([[4, 5, 0, 0, 0], [2, 3, 4, 5, 6]]), torch.tensor([2, 5])
+    with torch.no_grad():
+        logits_alone, logits_padded = model(*alone), model(*padded)
+    assert logits_padded.shape == (2, 3)
+    torch.testing.assert_close(logits_padded[0], logits_alone[0])
+
+
+def test_bad_widths_are_one_clear_error():
+    with pytest.raises(toolkit.ToolkitError, match="comma-separated positive integers"):
+        CharCNN(vocab_size=10, num_classes=3, widths="3,x")
+
+
+def test_python_names_labels_known_names():
+    data = toolkit.load_dataset("python-names", {"modules": "collections,json,os"})
+    label = dict(zip(data.texts, data.labels(), strict=True))
+    assert data.classes == ("class", "constant", "function", "module")
+    assert label["OrderedDict"] == label["defaultdict"] == "class"
+    assert label["dumps"] == label["getcwd"] == "function"
+    assert label["SEEK_END"] == "constant"
+    assert label["itertools"] == "module"
+
+
+def test_charcnn_learns_python_names(tmp_path):
+    result = toolkit.run(
+        dataset="python-names", model="charcnn", params={"train.epochs": 4},
+        output=tmp_path / "run", progress=False,
+    )
+    majority_share = max(result.report.per_class["support"]) / len(result.test_targets)
+    assert result.test_accuracy() > majority_share + 0.2

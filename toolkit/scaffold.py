@@ -1,0 +1,82 @@
+"""`toolkit plugins new NAME`: write a plugin skeleton that installs and runs at once.
+
+The skeleton is a distribution `toolkit-NAME` with a package `toolkit_NAME` that registers
+the model `NAME` and the dataset `NAME-demo` through the `toolkit` entry point, a README
+and tests. The templates live in `toolkit/templates/plugin/`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tempfile
+from importlib import resources
+from pathlib import Path
+from string import Template
+
+from toolkit.errors import ToolkitError
+
+NAME_PATTERN = re.compile(r"[a-z][a-z0-9]*(-[a-z0-9]+)*")
+
+#: Template file -> where it goes in the skeleton ({package} is replaced).
+FILES = {
+    "pyproject.toml.tmpl": "pyproject.toml",
+    "README.md.tmpl": "README.md",
+    "__init__.py.tmpl": "{package}/__init__.py",
+    "model.py.tmpl": "{package}/model.py",
+    "data.py.tmpl": "{package}/data.py",
+    "test_plugin.py.tmpl": "tests/test_plugin.py",
+}
+
+
+def new_plugin(name: str, directory: str | Path = ".") -> Path:
+    """Write the skeleton of plugin `name` to `directory/toolkit-NAME` and return that path.
+
+    `name` becomes the model's name, `NAME-demo` the dataset's. Refuses a name toolkit
+    already has a model or dataset for, and never overwrites an existing folder.
+    """
+    _check_name(name)
+    from toolkit import __version__
+
+    package = "toolkit_" + name.replace("-", "_")
+    distribution = f"toolkit-{name}"
+    parent = Path(directory).expanduser()
+    target = parent / distribution
+    if target.exists():
+        raise ToolkitError(f"'{target}' already exists; choose another NAME or --directory.")
+    if not parent.is_dir():
+        raise ToolkitError(f"directory '{parent}' does not exist; create it or choose another --directory.")
+    values = {"name": name, "package": package, "distribution": distribution, "toolkit_version": __version__}
+    templates = resources.files("toolkit") / "templates" / "plugin"
+    staging = Path(tempfile.mkdtemp(prefix=f".{distribution}-", dir=parent))
+    try:
+        staging.chmod(0o755)  # mkdtemp makes it private; the skeleton is an ordinary folder
+        for template, relative in FILES.items():
+            path = staging / relative.format(package=package)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            text = Template((templates / template).read_text(encoding="utf-8")).substitute(values)
+            path.write_text(text, encoding="utf-8")
+        os.rename(staging, target)  # all or nothing: a half-written skeleton never appears
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return target
+
+
+def _check_name(name: str) -> None:
+    if not NAME_PATTERN.fullmatch(name):
+        raise ToolkitError(
+            f"plugin name {name!r} must be lower-case letters and digits, words joined by '-', "
+            "starting with a letter (e.g. charcnn or my-model)."
+        )
+    from toolkit.registry import load_registry
+
+    registry = load_registry()
+    for kind, taken in (("model", name), ("dataset", f"{name}-demo")):
+        if taken in registry.specs[kind]:
+            owner = registry.owner(kind, taken).name
+            raise ToolkitError(
+                f"a {kind} named '{taken}' is already registered by plugin '{owner}'; "
+                "choose another plugin name."
+            )
