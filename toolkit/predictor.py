@@ -19,7 +19,7 @@ import numpy as np
 
 from toolkit.errors import ToolkitError
 from toolkit.params import Section, resolve
-from toolkit.registry import load_registry
+from toolkit.registry import Registry, load_registry
 from toolkit.rundir import CONFIG, ENCODER, LABELS, WEIGHTS, open_run, read_json
 
 NEEDED = (CONFIG, WEIGHTS, ENCODER, LABELS)
@@ -141,7 +141,8 @@ def load_run(path: str | Path, plugins: Sequence[str] = (), threads: int = 1) ->
         )
 
     registry = load_registry(plugins)
-    model_spec, encoder_spec = registry.model(model_name), registry.encoder(encoder_name)
+    model_spec = _spec(registry, "model", model_name, config.get("model"), folder)
+    encoder_spec = _spec(registry, "encoder", encoder_name, config.get("encoder"), folder)
     try:
         checked = resolve([
             Section("model", f"model '{model_name}'", model_spec.params),
@@ -175,6 +176,23 @@ def _torch_threads(count: int) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(previous)
+
+
+def _spec(registry: Registry, kind: str, name: str, recorded: Any, folder: Path) -> Any:
+    """The registered spec the run used, or one line saying which plugin provides it."""
+    if name not in registry.specs[kind] and isinstance(recorded, dict):
+        distribution, plugin = recorded.get("distribution"), recorded.get("plugin")
+        if isinstance(distribution, str) and distribution != "toolkit":
+            raise ToolkitError(
+                f"run folder '{folder}' needs the {kind} '{name}' from the distribution "
+                f"'{distribution}', which is not installed; pip install {distribution}."
+            )
+        if isinstance(plugin, str) and distribution is None:
+            raise ToolkitError(
+                f"run folder '{folder}' needs the {kind} '{name}' from the plugin '{plugin}'; "
+                "load it with --plugin PATH_OR_MODULE."
+            )
+    return registry.get(kind, name)  # an unknown name raises the usual did-you-mean error
 
 
 def _name_and_params(section: Any, folder: Path, file: str) -> tuple[str, dict[str, Any]]:

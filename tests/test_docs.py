@@ -1,0 +1,146 @@
+"""docs/writing-plugins.md, executed: every file it shows is written, every command it shows
+is run in order in a fresh folder, and the output it shows must appear in the real output.
+
+The guide marks a code block as a file with `<!-- file: PATH -->` on the line before it, and
+a console block whose commands must fail with `<!-- exit: N -->`. Commands run as the guide
+shows them, with two changes for a test machine: `toolkit`, `python`, `pytest` and `pip` are
+this interpreter's, and `pip install` gets `--no-deps --no-build-isolation --no-index`
+(no network); `pip uninstall` gets `--yes`.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+import subprocess
+import sys
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from conftest import REPO
+
+import toolkit
+from toolkit.registry import BUILTIN_PLUGINS
+
+GUIDE = REPO / "docs" / "writing-plugins.md"
+BLOCK = re.compile(
+    r"(?:<!-- (?P<marker>file|exit): (?P<argument>[^>]+?) -->\n)?```(?P<language>\w*)\n(?P<body>.*?)^```",
+    re.DOTALL | re.MULTILINE,
+)
+
+
+@dataclass
+class Command:
+    line: str
+    expected_output: list[str] = field(default_factory=list)
+    exit_code: int = 0
+
+
+@dataclass
+class FileSample:
+    path: str
+    text: str
+
+
+def samples(markdown: str) -> list[Command | FileSample]:
+    """The guide's files and commands, in the order a reader meets them."""
+    found: list[Command | FileSample] = []
+    for block in BLOCK.finditer(markdown):
+        marker, argument, language, body = block.group("marker", "argument", "language", "body")
+        if marker == "file":
+            found.append(FileSample(argument.strip(), body))
+        elif language == "console":
+            exit_code = int(argument) if marker == "exit" else 0
+            for line in body.splitlines():
+                if line.startswith("$ "):
+                    found.append(Command(line[2:], exit_code=exit_code))
+                elif line.strip():
+                    found[-1].expected_output.append(line.strip())
+        else:
+            assert language not in ("python", "toml", "bash"), (
+                f"a {language} block in {GUIDE.name} is neither a file nor a console sample, "
+                f"so no test runs it:\n{body[:200]}"
+            )
+    return found
+
+
+def argv(command: str) -> list[str]:
+    words = shlex.split(command)
+    program, rest = words[0], words[1:]
+    if program == "toolkit":
+        return [sys.executable, "-m", "toolkit", *rest]
+    if program == "python":
+        return [sys.executable, *rest]
+    if program == "pytest":
+        return [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *rest]
+    if program == "pip" and rest[:1] == ["install"]:
+        return [sys.executable, "-m", "pip", "install", "--no-deps", "--no-build-isolation", "--no-index",
+                *rest[1:]]
+    if program == "pip" and rest[:1] == ["uninstall"]:
+        return [sys.executable, "-m", "pip", "uninstall", "--yes", *rest[1:]]
+    if program in ("mkdir", "cp"):
+        return words
+    raise AssertionError(f"the guide runs '{program}', which this test does not know how to run")
+
+
+def installed_distribution(command: str, cwd: Path) -> str | None:
+    """The distribution a `pip install -e PATH` command installs, for cleaning up."""
+    words = shlex.split(command)
+    if words[:2] != ["pip", "install"]:
+        return None
+    project = cwd / words[-1] / "pyproject.toml"
+    return tomllib.loads(project.read_text())["project"]["name"]
+
+
+def test_every_sample_is_run():
+    found = samples(GUIDE.read_text(encoding="utf-8"))
+    files = {s.path for s in found if isinstance(s, FileSample)}
+    commands = [s.line for s in found if isinstance(s, Command)]
+    assert {"regions.py", "notebook.py", "test_regions.py", "toolkit-regions/pyproject.toml"} <= files
+    assert any(c.startswith("toolkit --plugin regions.py run") for c in commands)
+    assert "pip install -e toolkit-regions" in commands
+    assert any(c.startswith("toolkit plugins new") for c in commands)
+
+
+def test_the_guide_runs_as_written(tmp_path):
+    cwd = tmp_path
+    installed: list[str] = []
+    try:
+        for sample in samples(GUIDE.read_text(encoding="utf-8")):
+            if isinstance(sample, FileSample):
+                path = cwd / sample.path
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text(sample.text, encoding="utf-8")
+                continue
+            if sample.line.startswith("cd "):
+                cwd = cwd / sample.line[3:].strip()
+                continue
+            distribution = installed_distribution(sample.line, cwd)
+            result = subprocess.run(argv(sample.line), cwd=cwd, capture_output=True, text=True)
+            output = result.stdout + result.stderr
+            assert result.returncode == sample.exit_code, f"$ {sample.line}\n{output[-3000:]}"
+            assert "Traceback" not in result.stderr, f"$ {sample.line}\n{result.stderr[-3000:]}"
+            if distribution:
+                installed.append(distribution)
+            shown = [line.strip() for line in output.splitlines()]
+            for expected in sample.expected_output:
+                assert any(expected in line for line in shown), (
+                    f"$ {sample.line}\nexpected a line with {expected!r}; got:\n{output[-3000:]}"
+                )
+    finally:
+        for distribution in installed:
+            subprocess.run([sys.executable, "-m", "pip", "uninstall", "--yes", distribution],
+                           capture_output=True)
+
+
+@pytest.mark.parametrize("module", BUILTIN_PLUGINS)
+def test_builtin_plugins_use_only_the_public_api(module):
+    """The built-ins are the reference examples: they import `toolkit` and use only what
+    `toolkit.__all__` exports, as a third-party plugin would."""
+    source = Path(REPO, *module.split(".")).with_suffix(".py").read_text(encoding="utf-8")
+    imports = re.findall(r"^\s*(?:from|import) (toolkit[\w.]*)", source, re.MULTILINE)
+    assert set(imports) == {"toolkit"}, f"{module} imports toolkit internals: {imports}"
+    used = set(re.findall(r"\btoolkit\.(\w+)", source))
+    assert used <= set(toolkit.__all__), f"{module} uses non-public {sorted(used - set(toolkit.__all__))}"

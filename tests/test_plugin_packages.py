@@ -1,0 +1,170 @@
+"""Plugins as users get them: the example distribution and a generated skeleton, each built
+and installed by pip into this environment (no network, no isolation), found through the
+`toolkit` entry point by a fresh `toolkit` process, trained with `toolkit run`, tested with
+their own tests, then uninstalled and gone."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from conftest import REPO, run_toolkit
+
+EXAMPLE = REPO / "examples" / "toolkit-charcnn"
+
+
+def pip(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "pip", *args], capture_output=True, text=True)
+
+
+def is_installed(distribution: str) -> bool:
+    check = f"import importlib.metadata as m; m.distribution({distribution!r})"
+    return subprocess.run([sys.executable, "-c", check], capture_output=True).returncode == 0
+
+
+@contextmanager
+def installed(source: Path, distribution: str) -> Iterator[None]:
+    """`pip install` the project at `source` for the duration of the block."""
+    if is_installed(distribution):
+        pytest.fail(f"{distribution} is already installed here; `pip uninstall {distribution}` first.")
+    result = pip("install", "--no-deps", "--no-build-isolation", "--no-index", str(source))
+    assert result.returncode == 0, result.stdout + result.stderr
+    try:
+        yield
+    finally:
+        removed = pip("uninstall", "--yes", distribution)
+        assert removed.returncode == 0, removed.stderr
+    assert not is_installed(distribution)
+
+
+def run_plugin_tests(project: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"],
+        cwd=project, capture_output=True, text=True,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    assert re.search(r"\d+ passed", result.stdout)
+
+
+def run_accuracy(run_dir: Path) -> float:
+    return json.loads((run_dir / "metrics.json").read_text())["summary"]["accuracy"]
+
+
+def majority_share(run_dir: Path) -> float:
+    per_class = json.loads((run_dir / "metrics.json").read_text())["per_class"]
+    supports = [row["support"] for row in per_class.values()]
+    return max(supports) / sum(supports)
+
+
+def test_example_plugin_installed_listed_trained_and_uninstalled(tmp_path):
+    project = tmp_path / "toolkit-charcnn"
+    shutil.copytree(EXAMPLE, project, ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__"))
+    run_dir = tmp_path / "run"
+
+    with installed(project, "toolkit-charcnn"):
+        plugins = run_toolkit(["plugins"])
+        assert plugins.returncode == 0, plugins.stderr
+        assert "charcnn (entry point, toolkit-charcnn 0.1.0)" in plugins.stdout
+        assert "provides: dataset python-names, model charcnn" in plugins.stdout
+        assert "FAILED" not in plugins.stdout and "Warning" not in plugins.stderr
+
+        models = run_toolkit(["models"])
+        assert "charcnn: A character CNN" in models.stdout
+        assert "widths (str, default '2,3,4,5')" in models.stdout
+        assert "python-names:" in run_toolkit(["datasets"]).stdout
+
+        trained = run_toolkit([
+            "run", "--dataset", "python-names", "--model", "charcnn", "--param", "train.epochs=3",
+            "--param", "model.channels=64", "--param", "train.threads=1", "--output", str(run_dir),
+        ])
+        assert trained.returncode == 0, trained.stderr
+        config = json.loads((run_dir / "config.json").read_text())
+        assert config["model"]["distribution"] == "toolkit-charcnn"
+        assert config["dataset"]["plugin"] == "charcnn"
+        assert run_accuracy(run_dir) > majority_share(run_dir) + 0.2
+
+        predicted = run_toolkit(["predict", "--run", str(run_dir), "--top", "1", "SEEK_SET"])
+        assert predicted.returncode == 0, predicted.stderr
+        assert "constant" in predicted.stdout
+
+        run_plugin_tests(project)
+
+    plugins = run_toolkit(["plugins"])
+    assert "charcnn" not in plugins.stdout + plugins.stderr
+    gone = run_toolkit(["run", "--dataset", "names", "--model", "charcnn"])
+    assert gone.returncode == 2
+    assert "unknown model 'charcnn'" in gone.stderr
+    assert "Traceback" not in gone.stderr
+    # The run folder stays readable, and says what to install to use it again.
+    orphan = run_toolkit(["predict", "--run", str(run_dir), "SEEK_SET"])
+    assert orphan.returncode == 2
+    assert "charcnn" in orphan.stderr and "Traceback" not in orphan.stderr
+
+
+def test_skeleton_is_generated_installed_and_run(tmp_path):
+    created = run_toolkit(["plugins", "new", "tiny-bag", "--directory", str(tmp_path)])
+    assert created.returncode == 0, created.stderr
+    project = tmp_path / "toolkit-tiny-bag"
+    assert f"Created {project}" in created.stdout
+    files = sorted(str(p.relative_to(project)) for p in project.rglob("*") if p.is_file())
+    assert files == [
+        "README.md", "pyproject.toml", "tests/test_plugin.py",
+        "toolkit_tiny_bag/__init__.py", "toolkit_tiny_bag/data.py", "toolkit_tiny_bag/model.py",
+    ]
+    assert [p.name for p in tmp_path.iterdir()] == ["toolkit-tiny-bag"]  # no staging left behind
+    # Linted as its own project, where toolkit is a third-party import.
+    lint = subprocess.run(
+        [sys.executable, "-m", "ruff", "check", "--no-cache", "--isolated", "--line-length", "110",
+         "--select", "E,F,W,I,UP,B,SIM", "."], cwd=project, capture_output=True, text=True,
+    )
+    assert lint.returncode == 0, lint.stdout
+
+    with installed(project, "toolkit-tiny-bag"):
+        assert "tiny-bag (entry point, toolkit-tiny-bag 0.1.0)" in run_toolkit(["plugins"]).stdout
+        trained = run_toolkit([
+            "run", "--dataset", "tiny-bag-demo", "--model", "tiny-bag", "--param", "train.epochs=3",
+            "--param", "train.threads=1", "--output", str(tmp_path / "run"),
+        ])
+        assert trained.returncode == 0, trained.stderr
+        assert run_accuracy(tmp_path / "run") > 0.8  # three balanced classes
+        run_plugin_tests(project)
+
+    assert "tiny-bag" not in run_toolkit(["models"]).stdout
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("Bad_Name", "must be lower-case letters and digits"),
+        ("2fast", "must be lower-case letters and digits"),
+        ("gru", "a model named 'gru' is already registered by plugin 'toolkit.plugins.torch_rnn'"),
+        ("names", None),  # its dataset would be names-demo, which is free
+    ],
+)
+def test_skeleton_names_are_checked(cli, tmp_path, name, message):
+    result = cli(["plugins", "new", name, "--directory", str(tmp_path)])
+    if message is None:
+        assert result.exit_code == 0, result.output
+        assert (tmp_path / "toolkit-names" / "toolkit_names" / "model.py").is_file()
+    else:
+        assert result.exit_code == 2
+        assert message in result.stderr
+        assert list(tmp_path.iterdir()) == []
+
+
+def test_skeleton_never_overwrites(cli, tmp_path):
+    (tmp_path / "toolkit-mine").mkdir()
+    (tmp_path / "toolkit-mine" / "keep.txt").write_text("mine")
+    result = cli(["plugins", "new", "mine", "--directory", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "already exists" in result.stderr
+    assert [p.name for p in (tmp_path / "toolkit-mine").iterdir()] == ["keep.txt"]
+    missing = cli(["plugins", "new", "mine", "--directory", str(tmp_path / "nowhere")])
+    assert missing.exit_code == 2 and "does not exist" in missing.stderr
