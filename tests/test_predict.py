@@ -31,6 +31,17 @@ def test_loaded_run_predicts_like_the_trained_model(trained_run, predictor):
     )
 
 
+def test_new_texts_are_normalised_as_the_training_data_was(trained_run, predictor):
+    assert trained_run.split.train.provenance["normalization"] == "ascii"  # the names default
+    accented = predictor.predict_proba(["Dvořák", "Ślusàrski"])
+    np.testing.assert_array_equal(accented, predictor.predict_proba(["Dvorak", "Slusarski"]))
+    np.testing.assert_allclose(trained_run.predict_proba(["Dvořák"]), accented[:1], rtol=1e-5, atol=1e-7)
+    assert predictor.predict(["Dvořák"])[0].text == "Dvořák"  # the answer names the input as given
+    # Without the normalisation, the model would read 'Dvo__k' and answer differently.
+    raw = trained_run.encoder.encode(["Dvořák"])[0]
+    assert trained_run.encoder.decode(raw[0].tolist()) == "Dvo__k"
+
+
 def test_predictions_are_consistent_probabilities(predictor):
     predictions = predictor.predict(NAMES, top=4)
     full = predictor.predict_proba(NAMES)

@@ -100,10 +100,13 @@ class RunResult:
     run_dir: Path | None = None  # where the run folder was written
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
-        """Class probabilities (len(texts), classes) from the trained model."""
+        """Class probabilities (len(texts), classes) from the trained model, the texts
+        normalised as the training data was."""
+        from toolkit.textfiles import normalize_like
         from toolkit.training import predict_proba
 
-        return predict_proba(self.model, self.encoder, texts, "cpu")
+        prepared = normalize_like(texts, self.split.train.provenance)
+        return predict_proba(self.model, self.encoder, prepared, "cpu")
 
     def test_predictions(self) -> np.ndarray:
         """The predicted class index of every test text."""

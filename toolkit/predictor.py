@@ -65,6 +65,9 @@ class Prediction:
 class Predictor:
     """A trained model with its encoder and class names, ready to predict.
 
+    Texts are normalised as the training data was (the `normalization` in the run's
+    provenance: "Dvořák" becomes "Dvorak" for a model trained on the tutorial's ASCII names).
+
     `threads`: the torch CPU threads a forward pass uses (1 by default: these small recurrent
     models gain little from more, and on a busy machine two threads measured 30-100x slower).
     """
@@ -83,9 +86,10 @@ class Predictor:
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         """Class probabilities, shape (len(texts), classes)."""
+        from toolkit.textfiles import normalize_like
         from toolkit.training import predict_proba
 
-        texts = list(texts)
+        texts = normalize_like(texts, self.config.get("provenance") or {})
         if not texts:
             return np.zeros((0, len(self.classes)))
         with self._lock, _torch_threads(self.threads):

@@ -73,9 +73,8 @@ class Registry:
 
         version = _toolkit_version()
         for module_name in BUILTIN_PLUGINS:
-            if importlib.util.find_spec(module_name) is not None:
-                self._add(lambda m=module_name: importlib.import_module(m),
-                          PluginInfo(module_name, "built-in", "toolkit", version))
+            self._add(lambda m=module_name: importlib.import_module(m),
+                      PluginInfo(module_name, "built-in", "toolkit", version))
         for entry in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
             dist = entry.dist
             self._add(entry.load, PluginInfo(

@@ -10,7 +10,7 @@ import hashlib
 import unicodedata
 import zipfile
 import zlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -162,6 +162,15 @@ def normalize(text: str, mode: str = "ascii") -> str:
     if mode == "raw":
         return text
     raise ToolkitError(f"unknown normalization '{mode}'; use one of {', '.join(NORMALIZATIONS)}.")
+
+
+def normalize_like(texts: Sequence[str], provenance: Mapping[str, Any]) -> list[str]:
+    """`texts` normalised as the data in `provenance` was (its `normalization`, when it is one
+    of NORMALIZATIONS), so a model sees new texts prepared the way it was trained."""
+    mode = provenance.get("normalization")
+    if mode not in NORMALIZATIONS or mode == "raw":
+        return list(texts)
+    return [normalize(text, mode) for text in texts]
 
 
 def labelled_lines(
