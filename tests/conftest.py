@@ -43,6 +43,14 @@ def cli():
     return invoke
 
 
+def labels_by_text(data) -> dict[str, set[str]]:
+    """Every text of a TextDataset with the set of classes it occurs under."""
+    found: dict[str, set[str]] = {}
+    for text, label in zip(data.texts, data.labels(), strict=True):
+        found.setdefault(text, set()).add(label)
+    return found
+
+
 def run_toolkit(args: Sequence[str], env: dict[str, str] | None = None, **kwargs):
     """Run the real `toolkit` console script in a subprocess."""
     full_env = {**os.environ, **(env or {})}

@@ -4,20 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import importlib.metadata
-from collections import defaultdict
 
 import pytest
+from conftest import labels_by_text
 from gender_guesser.detector import Detector
 
 import toolkit
 from toolkit.datasets import first_names
-
-
-def classes_of(data: toolkit.TextDataset) -> dict[str, set[str]]:
-    found: dict[str, set[str]] = defaultdict(set)
-    for text, label in zip(data.texts, data.labels(), strict=True):
-        found[text].add(label)
-    return found
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +22,7 @@ def test_default_is_two_plausible_classes_with_known_names(binary):
     counts = binary.provenance["counts"]
     assert binary.classes == ("female", "male")
     assert 15_000 < counts["female"] < 22_000 and 15_000 < counts["male"] < 22_000
-    found = classes_of(binary)
+    found = labels_by_text(binary)
     assert found["John"] == {"male"} and found["Mary"] == {"female"}
     assert found["Jurgen"] == {"male"} and "Jürgen" not in found  # transliterated
     assert found["Andrea"] == {"female", "male"}  # a cross-class name, kept under both
@@ -51,7 +44,7 @@ def test_provenance_names_the_installed_file(binary):
 
 
 def test_special_letters_decode_to_real_unicode():
-    found = classes_of(first_names.load(normalization="raw"))
+    found = labels_by_text(first_names.load(normalization="raw"))
     assert found["Jürgen"] == {"male"}
     assert found["Zdeněk"] == {"male"}
     assert found["Åse"] == {"female"}
@@ -67,8 +60,8 @@ def test_schemes_map_the_codes():
     assert 5_000 < three.provenance["counts"]["unisex"] < 12_000
     # Mary is 1F (female if first part of a name, else mostly female): only strict drops it.
     assert "Mary" not in strict.texts
-    assert classes_of(detailed)["Mary"] == {"mostly_female"}
-    assert classes_of(three)["Mary"] == {"female"}
+    assert labels_by_text(detailed)["Mary"] == {"mostly_female"}
+    assert labels_by_text(three)["Mary"] == {"female"}
     assert strict.provenance["dropped"]["code ?M not used by scheme strict"] > 100
 
 
@@ -98,7 +91,7 @@ def test_conflicts_drop_and_majority_agree_with_gender_guesser():
     ("all", {"Abdel Aziz", "Abdel-Aziz", "Abdelaziz"}),
 ])
 def test_plus_inside_a_name_is_written_as_the_joiner_says(joiner, spellings):
-    found = classes_of(first_names.load(joiner=joiner))
+    found = labels_by_text(first_names.load(joiner=joiner))
     variants = {"Abdel Aziz", "Abdel-Aziz", "Abdelaziz", "AbdelAziz"}
     assert {v for v in variants if v in found} == spellings
 

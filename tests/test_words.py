@@ -4,21 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import importlib.metadata
-from collections import defaultdict
 from pathlib import Path
 
 import pytest
 import wordfreq
+from conftest import labels_by_text
 
 import toolkit
 from toolkit.datasets import words
-
-
-def languages_of(data: toolkit.TextDataset) -> dict[str, set[str]]:
-    found: dict[str, set[str]] = defaultdict(set)
-    for text, label in zip(data.texts, data.labels(), strict=True):
-        found[text].add(label)
-    return found
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +22,7 @@ def default() -> toolkit.TextDataset:
 def test_default_languages_with_known_words(default):
     assert default.classes == ("de", "en", "es", "fr", "it", "nl", "pl", "pt")
     assert set(default.provenance["counts"].values()) == {5000}
-    found = languages_of(default)
+    found = labels_by_text(default)
     assert found["however"] == {"en"} and found["und"] == {"de"} and found["się"] == {"pl"}
     assert found["também"] == {"pt"} and found["también"] == {"es"} and found["perché"] == {"it"}
     assert found["aujourd'hui"] == {"fr"}  # an apostrophe between letters is kept
@@ -39,7 +32,7 @@ def test_default_languages_with_known_words(default):
 
 
 def test_shared_words_are_counted_and_the_split_keeps_them_apart(default):
-    found = languages_of(default)
+    found = labels_by_text(default)
     shared = {text for text, languages in found.items() if len(languages) > 1}
     assert default.provenance["shared_texts"] == len(shared)
     assert 1_000 < len(shared) < 8_000
@@ -62,13 +55,13 @@ def test_words_follow_wordfreq_order_and_filters():
     english = [t for t, label in zip(data.texts, data.labels(), strict=True) if label == "en"]
     listed = [w for w in wordfreq.top_n_list("en", 200) if len(w) >= 2 and words.is_word(w)]
     assert english == listed[:50]
-    everything = languages_of(words.load(languages="en,fr", n=300, min_length=1, letters_only=False))
+    everything = labels_by_text(words.load(languages="en,fr", n=300, min_length=1, letters_only=False))
     assert {"a", "1", "don't"} <= set(everything) and everything["i"] == {"en"}
 
 
 def test_other_scripts_keep_their_marks():
     data = words.load(languages="hi,ru,ja", n=200)
-    found = languages_of(data)
+    found = labels_by_text(data)
     assert found["नहीं"] == {"hi"} and found["что"] == {"ru"}
     assert data.provenance["counts"] == {"hi": 200, "ja": 200, "ru": 200}
 
