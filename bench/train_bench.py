@@ -68,8 +68,11 @@ def load() -> str:
 def run_model(label: str, model: str, params: dict[str, Any], seed: int) -> dict[str, Any]:
     result = toolkit.run(dataset="names", model=model, params=params, seed=seed, progress=False)
     history = result.history
+    kept = history.loc[history["epoch"] == result.best_epoch, "val_acc"]
     return {
-        "model": label, "seed": seed, "accuracy": result.test_accuracy(),
+        "model": label, "seed": seed,
+        "val_accuracy": float(kept.iloc[0]) if len(kept) else float("nan"),
+        "accuracy": result.test_accuracy(),
         "macro_f1": result.test_macro_f1(), "train_seconds": result.train_seconds,
         "names_per_sec": float(history["names_per_sec"].median()) if len(history) else float("nan"),
         "epochs": len(history), "best_epoch": result.best_epoch,
@@ -95,7 +98,7 @@ def run_baseline(seed: int) -> dict[str, Any]:
     seconds = time.perf_counter() - started
     predicted = classifier.predict(vectorizer.transform(split.test.texts))
     return {
-        "model": "tf-idf + logistic regression", "seed": seed,
+        "model": "tf-idf + logistic regression", "seed": seed, "val_accuracy": None,
         "accuracy": accuracy_score(split.test.targets, predicted),
         "macro_f1": f1_score(split.test.targets, predicted, average="macro"),
         "train_seconds": seconds, "names_per_sec": len(split.train) / seconds,
@@ -143,7 +146,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     print(f"After: {load()}")
 
     runs = pd.DataFrame(rows)
-    formats = {"accuracy": ".4f", "macro_f1": ".4f", "train_seconds": ".1f", "names_per_sec": ",.0f"}
+    formats = {"val_accuracy": ".4f", "accuracy": ".4f", "macro_f1": ".4f", "train_seconds": ".1f",
+               "names_per_sec": ",.0f"}
     order = list(dict.fromkeys(runs["model"]))
     medians = (
         runs.groupby("model", sort=False)[["accuracy", "macro_f1", "train_seconds", "names_per_sec"]]
