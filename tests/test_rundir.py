@@ -11,7 +11,7 @@ import pytest
 from safetensors.torch import load_file
 
 import toolkit
-from toolkit.rundir import REQUIRED, compare_runs, read_run
+from toolkit.rundir import REQUIRED, compare_runs, default_run_dir, read_run
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -152,3 +152,23 @@ def test_class_names_read_back_exactly(trained_run, tmp_path):
     assert report.per_class.loc["NA", "confused_with"] == "None"
     assert pd.isna(report.per_class.loc["1", "confused_with"])
     assert report.per_class.loc["None", "precision"] == pytest.approx(0.5)
+
+
+def test_default_run_folders_of_the_same_second_do_not_collide(tmp_path, monkeypatch):
+    from datetime import datetime
+
+    import toolkit.rundir
+
+    class FrozenClock:
+        @staticmethod
+        def now(tz=None):
+            return datetime(2026, 11, 26, 14, 30, 5, tzinfo=tz)
+
+    monkeypatch.setattr(toolkit.rundir, "datetime", FrozenClock)
+    first = default_run_dir("names", "gru", root=tmp_path)
+    assert first == tmp_path / "20261126-143005-names-gru"
+    first.mkdir()
+    second = default_run_dir("names", "gru", root=tmp_path)
+    assert second == tmp_path / "20261126-143005-names-gru-2"
+    second.mkdir()
+    assert default_run_dir("names", "gru", root=tmp_path).name == "20261126-143005-names-gru-3"

@@ -45,8 +45,14 @@ REQUIRED = (CONFIG, WEIGHTS, ENCODER, LABELS, METRICS, PER_CLASS, CONFUSION, HIS
 
 
 def default_run_dir(dataset: str, model: str, root: str | Path = "runs") -> Path:
+    """runs/<UTC time>-<dataset>-<model>, with -2, -3... when a run of the same second exists."""
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-    return Path(root) / f"{stamp}-{dataset}-{model}"
+    base = Path(root) / f"{stamp}-{dataset}-{model}"
+    path, number = base, 1
+    while path.exists():
+        number += 1
+        path = base.with_name(f"{base.name}-{number}")
+    return path
 
 
 def check_output(path: Path) -> None:
