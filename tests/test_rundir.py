@@ -92,6 +92,9 @@ def test_report_command_rerenders(cli, trained_run, tmp_path):
     assert result.exit_code == 0, result.output
     assert (copy / "report.html").is_file() and (copy / "loss.png").read_bytes()[:8] == PNG_SIGNATURE
     assert "accuracy" in result.stdout and "Vietnamese" in result.stdout
+    examples = f"{len(trained_run.test_targets):,}"  # a count, printed as one
+    [examples_line] = [line for line in result.stdout.splitlines() if " examples " in line]
+    assert f" {examples} " in examples_line and ".000" not in examples_line
 
 
 def test_compare_two_runs(cli, trained_run, tmp_path):

@@ -17,7 +17,9 @@ if TYPE_CHECKING:  # pandas, sklearn and matplotlib load only when a command nee
 
 def _cell(value: object) -> str:
     if isinstance(value, float):
-        return "–" if value != value else f"{value:.3f}"  # NaN is the only float unequal to itself
+        if value != value:  # NaN is the only float unequal to itself
+            return "–"
+        return f"{value:,.0f}" if value.is_integer() and abs(value) >= 10 else f"{value:.3f}"
     return "–" if value is None else str(value)
 
 
