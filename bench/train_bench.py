@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -66,7 +67,9 @@ def load() -> str:
 
 
 def run_model(label: str, model: str, params: dict[str, Any], seed: int) -> dict[str, Any]:
-    result = toolkit.run(dataset="names", model=model, params=params, seed=seed, progress=False)
+    with tempfile.TemporaryDirectory() as scratch:  # the run folder is not what is measured
+        result = toolkit.run(dataset="names", model=model, params=params, seed=seed, progress=False,
+                             output=Path(scratch) / "run")
     history = result.history
     kept = history.loc[history["epoch"] == result.best_epoch, "val_acc"]
     return {
