@@ -96,6 +96,15 @@ def test_batch_text_file_matches_single_predictions(cli, trained_run, predictor,
     assert not list(tmp_path.glob(".*"))  # no temporary file left
 
 
+def test_batch_file_as_json_lines(cli, trained_run, predictor, tmp_path):
+    source = tmp_path / "names.txt"
+    source.write_text("\n".join(NAMES) + "\n", encoding="utf-8")
+    result = cli(["predict", "--run", str(trained_run.run_dir), "--input", str(source), "--json", "-n", "2"])
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert lines == [p.to_dict() for p in predictor.predict(NAMES, top=2)]
+
+
 def test_batch_csv_column_to_stdout(cli, trained_run, predictor, tmp_path):
     source = tmp_path / "people.csv"
     with source.open("w", newline="", encoding="utf-8") as f:

@@ -41,7 +41,9 @@ def predict(
     run: RunOption,
     names: Annotated[list[str] | None, typer.Argument(help="Names to classify.")] = None,
     top: TopOption = 3,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print JSON instead of text (with --input: JSON Lines, not CSV).")
+    ] = False,
     input_file: Annotated[
         Path | None,
         typer.Option("--input", "-i", help="A text file (one item a line) or a CSV (with --column)."),
@@ -73,13 +75,14 @@ def predict(
         return
     texts = _with_progress(_read_texts(input_file, column), input_file)
     predictions = predictor.predict_stream(texts, top, batch_size)
+    write = _write_json_lines if as_json else _write_csv
     if output is None:
-        _write_csv(predictions, top, sys.stdout)
+        write(predictions, top, sys.stdout)
         return
     tmp = output.with_name(f".{output.name}.tmp")
     try:
         with tmp.open("w", newline="", encoding="utf-8") as out:
-            count = _write_csv(predictions, top, out)
+            count = write(predictions, top, out)
         os.replace(tmp, output)
     finally:
         tmp.unlink(missing_ok=True)
@@ -140,6 +143,15 @@ def _write_csv(predictions: Iterator[Prediction], top: int, out: TextIO | io.Tex
         for guess in prediction.guesses:
             row += [guess.label, f"{guess.probability:.6f}"]
         writer.writerow(row)
+        count += 1
+    return count
+
+
+def _write_json_lines(predictions: Iterator[Prediction], top: int, out: TextIO | io.TextIOBase) -> int:
+    """One JSON object a line, as the single-name --json output holds them."""
+    count = 0
+    for prediction in predictions:
+        out.write(json.dumps(prediction.to_dict(), ensure_ascii=False) + "\n")
         count += 1
     return count
 
