@@ -90,6 +90,19 @@ def test_bad_requests_get_4xx_json(base_url, method, path, body, status):
     assert "detail" in response.json()
 
 
+def test_oversized_or_unsized_bodies_are_refused_before_reading(base_url):
+    huge = httpx.post(f"{base_url}/predict", content=b"[" + b'"a",' * 400_000 + b'"a"]',
+                      headers={"content-type": "application/json"})
+    assert huge.status_code == 413 and "the limit is" in huge.json()["detail"]
+
+    def chunks():
+        yield b'["Hinton"]'
+
+    unsized = httpx.post(f"{base_url}/predict", content=chunks(),
+                         headers={"content-type": "application/json"})
+    assert unsized.status_code == 411 and "Content-Length" in unsized.json()["detail"]
+
+
 def test_malformed_json_gets_4xx(base_url):
     response = httpx.post(f"{base_url}/predict", content=b"{not json",
                           headers={"content-type": "application/json"})

@@ -7,15 +7,17 @@
     GET  /docs              the OpenAPI page (/openapi.json for the schema)
 
 Names longer than `max_length` and batches that are empty or larger than `max_batch` get a
-4xx JSON error. Forward passes are serialised by the predictor's lock, so concurrent
-requests are safe.
+4xx JSON error. A request body is refused before it is read when its Content-Length is
+larger than such a batch could be (413), or missing (411). Forward passes are serialised by
+the predictor's lock, so concurrent requests are safe.
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import Body, FastAPI, HTTPException, Path, Query
+from fastapi import Body, FastAPI, HTTPException, Path, Query, Request
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from toolkit import __version__
@@ -49,6 +51,21 @@ def create_app(predictor: Predictor, max_length: int = 64, max_batch: int = 1000
         version=__version__,
         description=f"Character-level classification into {len(predictor.classes)} classes.",
     )
+
+    # The largest body a valid batch needs: each character escaped as \uXXXX, quotes, spacing.
+    max_body = max_batch * (max_length * 6 + 16) + 1024
+
+    @app.middleware("http")
+    async def limit_body(request: Request, call_next: Any) -> Any:
+        if request.method in ("POST", "PUT", "PATCH"):
+            length = request.headers.get("content-length", "")
+            if not length.isdigit():
+                return JSONResponse({"detail": "send the body with a Content-Length header."}, 411)
+            if int(length) > max_body:
+                return JSONResponse(
+                    {"detail": f"the body has {length} bytes; the limit is {max_body}."}, 413
+                )
+        return await call_next(request)
 
     def check(names: list[str]) -> None:
         if not names:
