@@ -141,7 +141,7 @@ def train(
                     stop_reason = f"early stop: no lower validation loss for {config.patience} epochs"
                     break
     except KeyboardInterrupt:
-        stop_reason = f"interrupted after {loop.seen:,} names"
+        stop_reason = f"interrupted after {loop.seen:,} texts"
     finally:
         torch.set_num_threads(previous_threads)
     seconds = time.perf_counter() - started
@@ -211,7 +211,7 @@ class _Loop:
     @staticmethod
     def _status(epoch: int, loss_sum: float, correct: int, count: int, started: float) -> str:
         rate = count / max(time.perf_counter() - started, 1e-9)
-        return f"epoch {epoch} loss {loss_sum / count:.3f} acc {correct / count:.1%} {rate:,.0f} names/s"
+        return f"epoch {epoch} loss {loss_sum / count:.3f} acc {correct / count:.1%} {rate:,.0f} texts/s"
 
 
 def predict_proba(

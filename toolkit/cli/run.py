@@ -43,7 +43,7 @@ def run(
     )
     typer.echo(
         f"Trained {result.plan.model.name} on {result.plan.dataset.name} "
-        f"({result.split.sizes()['train']:,} training names) in {result.train_seconds:.1f} s "
+        f"({result.split.sizes()['train']:,} training texts) in {result.train_seconds:.1f} s "
         f"on {result.device}: {result.stop_reason}."
     )
     if result.report is not None:
@@ -51,7 +51,7 @@ def run(
 
         print_report(result.report)
     typer.echo(
-        f"Test ({len(result.test_targets):,} names): accuracy {result.test_accuracy():.1%}, "
+        f"Test ({len(result.test_targets):,} texts): accuracy {result.test_accuracy():.1%}, "
         f"macro-F1 {result.test_macro_f1():.3f}"
     )
     typer.echo(f"Run saved to {result.run_dir}")
