@@ -3,7 +3,7 @@
 A plugin is a module (or any object) with functions decorated `@toolkit.hookimpl` whose
 names match the hooks below. Built-in plugins use exactly these hooks; so does a package
 installed with an entry point in the `toolkit` group, a module named with `--plugin`,
-or a single `.py` file.
+or a single `.py` file. docs/writing-plugins.md walks through each hook.
 
 Example::
 
