@@ -41,6 +41,7 @@ HOW_TO_SUPPLY = (
     f"or set {DATA_ENV}=PATH"
 )
 
+
 def cached_folder() -> Path:
     """Where the downloaded names files are installed."""
     return toolkit.cache_dir() / "names"
