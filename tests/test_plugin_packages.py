@@ -168,3 +168,18 @@ def test_skeleton_never_overwrites(cli, tmp_path):
     assert [p.name for p in (tmp_path / "toolkit-mine").iterdir()] == ["keep.txt"]
     missing = cli(["plugins", "new", "mine", "--directory", str(tmp_path / "nowhere")])
     assert missing.exit_code == 2 and "does not exist" in missing.stderr
+
+
+def test_skeleton_refuses_a_name_a_loaded_plugin_file_registers(cli, tmp_path):
+    plugin = tmp_path / "mine.py"
+    plugin.write_text(
+        "import toolkit\n\n@toolkit.hookimpl\ndef register_models(register):\n"
+        "    register(toolkit.ModelSpec(name='mine', help='h', factory=object))\n",
+        encoding="utf-8",
+    )
+    target = tmp_path / "out"
+    target.mkdir()
+    result = cli(["--plugin", str(plugin), "plugins", "new", "mine", "--directory", str(target)])
+    assert result.exit_code == 2
+    assert "a model named 'mine' is already registered by plugin 'mine'" in result.stderr
+    assert list(target.iterdir()) == []

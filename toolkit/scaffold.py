@@ -16,27 +16,29 @@ from pathlib import Path
 from string import Template
 
 from toolkit.errors import ToolkitError
+from toolkit.registry import Registry, load_registry
 
 NAME_PATTERN = re.compile(r"[a-z][a-z0-9]*(-[a-z0-9]+)*")
 
-#: Template file -> where it goes in the skeleton ({package} is replaced).
+#: Template file -> where it goes in the skeleton (paths are templates too).
 FILES = {
     "pyproject.toml.tmpl": "pyproject.toml",
     "README.md.tmpl": "README.md",
-    "__init__.py.tmpl": "{package}/__init__.py",
-    "model.py.tmpl": "{package}/model.py",
-    "data.py.tmpl": "{package}/data.py",
+    "__init__.py.tmpl": "${package}/__init__.py",
+    "model.py.tmpl": "${package}/model.py",
+    "data.py.tmpl": "${package}/data.py",
     "test_plugin.py.tmpl": "tests/test_plugin.py",
 }
 
 
-def new_plugin(name: str, directory: str | Path = ".") -> Path:
+def new_plugin(name: str, directory: str | Path = ".", registry: Registry | None = None) -> Path:
     """Write the skeleton of plugin `name` to `directory/toolkit-NAME` and return that path.
 
-    `name` becomes the model's name, `NAME-demo` the dataset's. Refuses a name toolkit
-    already has a model or dataset for, and never overwrites an existing folder.
+    `name` becomes the model's name, `NAME-demo` the dataset's. Refuses a name that
+    `registry` (default: the plugins loaded as `load_registry()` loads them) already has a
+    model or dataset for, and never overwrites an existing folder.
     """
-    _check_name(name)
+    _check_name(name, registry or load_registry())
     from toolkit import __version__
 
     package = "toolkit_" + name.replace("-", "_")
@@ -53,7 +55,7 @@ def new_plugin(name: str, directory: str | Path = ".") -> Path:
     try:
         staging.chmod(0o755)  # mkdtemp makes it private; the skeleton is an ordinary folder
         for template, relative in FILES.items():
-            path = staging / relative.format(package=package)
+            path = staging / Template(relative).substitute(values)
             path.parent.mkdir(parents=True, exist_ok=True)
             text = Template((templates / template).read_text(encoding="utf-8")).substitute(values)
             path.write_text(text, encoding="utf-8")
@@ -64,15 +66,12 @@ def new_plugin(name: str, directory: str | Path = ".") -> Path:
     return target
 
 
-def _check_name(name: str) -> None:
+def _check_name(name: str, registry: Registry) -> None:
     if not NAME_PATTERN.fullmatch(name):
         raise ToolkitError(
             f"plugin name {name!r} must be lower-case letters and digits, words joined by '-', "
             "starting with a letter (e.g. charcnn or my-model)."
         )
-    from toolkit.registry import load_registry
-
-    registry = load_registry()
     for kind, taken in (("model", name), ("dataset", f"{name}-demo")):
         if taken in registry.specs[kind]:
             owner = registry.owner(kind, taken).name

@@ -65,6 +65,7 @@ def plugins(ctx: typer.Context) -> None:
 
 @plugins_app.command("new")
 def new(
+    ctx: typer.Context,
     name: Annotated[
         str, typer.Argument(metavar="NAME", help="The plugin's name, also its model's (e.g. charcnn).")
     ],
@@ -75,7 +76,7 @@ def new(
     """Write a plugin skeleton (a model and a demo dataset) to install and run at once."""
     from toolkit.scaffold import new_plugin
 
-    target = new_plugin(name, directory)
+    target = new_plugin(name, directory, registry_from(ctx))
     typer.echo(f"Created {target}. Next:")
     typer.echo(f"  pip install -e {target}")
     typer.echo(f"  toolkit run --dataset {name}-demo --model {name}")
