@@ -1,10 +1,13 @@
-"""Shared fixtures: the real names data from ../shared, and a CLI runner."""
+"""Shared fixtures: the real names data (the copy bundled with the package), a CLI runner,
+and an environment in which no test writes to the user's cache or home."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -12,24 +15,56 @@ import pytest
 from typer.testing import CliRunner
 
 from toolkit.cli import make_app
+from toolkit.datasets.names import bundled_folder
 
 REPO = Path(__file__).resolve().parents[1]
-NAMES_DIR = REPO.parent / "shared" / "datasets" / "names"
+NAMES_DIR = bundled_folder()
+#: A second, independent copy of the names data (../shared beside the repo), used only by the
+#: tests that compare the bundled copy with it; they are skipped where it is absent.
+SHARED_NAMES_DIR = REPO.parent / "shared" / "datasets" / "names"
+
+
+SCRATCH = pytest.StashKey[Path]()
+
+
+def pytest_configure(config):
+    """Caches that libraries write on import (matplotlib's font list) go to a throwaway folder,
+    for this process and every subprocess a test starts, never to the user's home."""
+    scratch = Path(tempfile.mkdtemp(prefix="toolkit-tests-"))
+    config.stash[SCRATCH] = scratch
+    os.environ["MPLCONFIGDIR"] = str(scratch / "matplotlib")
+    os.environ["XDG_CACHE_HOME"] = str(scratch / "xdg-cache")
+    os.environ["PIP_NO_CACHE_DIR"] = "1"
+    os.environ.pop("TOOLKIT_DATA_DIR", None)
+    os.environ["TOOLKIT_CACHE_DIR"] = str(scratch / "toolkit-cache")
+
+
+def pytest_unconfigure(config):
+    if SCRATCH in config.stash:
+        shutil.rmtree(config.stash[SCRATCH], ignore_errors=True)
 
 
 @pytest.fixture(autouse=True)
 def isolated_data(monkeypatch, tmp_path_factory):
-    """Every test reads the names data from ../shared and caches into a fresh folder, so no
-    test downloads anything or touches the user's real cache."""
-    monkeypatch.setenv("TOOLKIT_DATA_DIR", str(NAMES_DIR))
+    """Every test starts with no TOOLKIT_DATA_DIR (so the names data is the bundled copy) and
+    an empty cache folder of its own, so no test downloads anything or touches the user's
+    real cache."""
+    monkeypatch.delenv("TOOLKIT_DATA_DIR", raising=False)
     monkeypatch.setenv("TOOLKIT_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
 
 
 @pytest.fixture(scope="session")
 def names_dir() -> Path:
-    if not NAMES_DIR.is_dir():
-        pytest.fail(f"the names data is missing: expected {NAMES_DIR} (../shared beside the repo)")
+    """The bundled names data: 18 `<Language>.txt` files."""
     return NAMES_DIR
+
+
+@pytest.fixture(scope="session")
+def shared_names_dir() -> Path:
+    """The independent copy of the names data in ../shared, with its SHA256SUMS."""
+    if not (SHARED_NAMES_DIR / "SHA256SUMS").is_file():
+        pytest.skip(f"no independent copy of the names data at {SHARED_NAMES_DIR} (../shared)")
+    return SHARED_NAMES_DIR
 
 
 @pytest.fixture
@@ -67,7 +102,6 @@ def trained_run(tmp_path_factory):
     import toolkit
 
     mp = pytest.MonkeyPatch()
-    mp.setenv("TOOLKIT_DATA_DIR", str(NAMES_DIR))
     mp.setenv("TOOLKIT_CACHE_DIR", str(tmp_path_factory.mktemp("run-cache")))
     try:
         return toolkit.run(

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import functools
+import hashlib
 import http.server
 import threading
+import time
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -37,11 +40,14 @@ def served(tmp_path):
 def cache(tmp_path, monkeypatch):
     folder = tmp_path / "cache"
     monkeypatch.setenv("TOOLKIT_CACHE_DIR", str(folder))
-    monkeypatch.delenv("TOOLKIT_DATA_DIR")
     return folder
 
 
-def build_zip(path: Path, names_dir: Path, skip: str = "", extra_line: str = "") -> Path:
+def build_zip(
+    path: Path, names_dir: Path, skip: str = "", extra_line: str = "",
+    edit: Callable[[str, bytes], bytes] = lambda name, data: data,
+) -> Path:
+    """The tutorial's data.zip built from `names_dir`; `edit(file_name, data)` may change a file."""
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
         for file in sorted(names_dir.glob("*.txt")):
             if file.stem == skip:
@@ -49,7 +55,7 @@ def build_zip(path: Path, names_dir: Path, skip: str = "", extra_line: str = "")
             data = file.read_bytes()
             if file.stem == extra_line:
                 data += b"Extra\n"
-            zf.writestr(f"data/names/{file.name}", data)
+            zf.writestr(f"data/names/{file.name}", edit(file.name, data))
     return path
 
 
@@ -70,11 +76,19 @@ def test_good_zip_is_downloaded_checked_and_installed(served, cache, names_dir, 
     assert data.provenance["source"] == str((cache / "names").resolve())
 
 
-def test_load_downloads_when_nothing_else_is_there(served, cache, names_dir):
-    www, base = served
-    build_zip(www / "data.zip", names_dir)
-    data = names.load(url=f"{base}/data.zip")
-    assert data.provenance["counts"]["Russian"] == 9408
+def test_loading_never_downloads(cache, cli, tmp_path):
+    closed = http.server.HTTPServer(("127.0.0.1", 0), QuietHandler)
+    unreachable = f"http://127.0.0.1:{closed.server_address[1]}/data.zip"
+    closed.server_close()
+    assert len(names.load(url=unreachable)) == 20074
+    result = cli([
+        "run", "--dataset", "names", "--model", "scratch-rnn", "--output", str(tmp_path / "run"),
+        "--param", f"dataset.url={unreachable}", "--param", "train.epochs=1",
+        "--param", "hidden_size=16", "--param", "train.threads=1",
+    ])
+    assert result.exit_code == 0, result.output
+    assert "Test (2,693 texts): accuracy" in result.stdout
+    assert leftovers(cache) == []  # nothing fetched, nothing cached
 
 
 def test_truncated_zip_is_refused_and_nothing_is_left(served, cache, names_dir):
@@ -87,18 +101,37 @@ def test_truncated_zip_is_refused_and_nothing_is_left(served, cache, names_dir):
     assert leftovers(cache) == []
 
 
-@pytest.mark.parametrize(("skip", "extra", "complaint"), [
-    ("Korean", "", "missing: ['Korean']"),
-    ("", "Greek", "wrong line counts: ['Greek']"),
+def one_name_changed(name: str, data: bytes) -> bytes:
+    return data.replace(b"Adamidis", b"Adamides") if name == "Greek.txt" else data
+
+
+@pytest.mark.parametrize(("skip", "extra", "edit", "complaint"), [
+    ("Korean", "", None, "missing: Korean.txt"),
+    ("", "Greek", None, "Greek.txt differs from the recorded content"),
+    ("", "", one_name_changed, "Greek.txt differs from the recorded content"),
 ])
-def test_wrong_structure_is_refused_and_nothing_is_left(served, cache, names_dir, skip, extra, complaint):
+def test_a_download_that_differs_is_refused_naming_the_file(
+    served, cache, names_dir, cli, skip, extra, edit, complaint
+):
     www, base = served
-    build_zip(www / "data.zip", names_dir, skip=skip, extra_line=extra)
-    with pytest.raises(toolkit.ToolkitError) as info:
-        names.download(url=f"{base}/data.zip")
-    assert "is not the tutorial's names data" in str(info.value)
-    assert complaint in str(info.value) and "nothing was installed" in str(info.value)
+    build_zip(www / "data.zip", names_dir, skip=skip, extra_line=extra, **({"edit": edit} if edit else {}))
+    result = cli(["datasets", "download", "names", "--param", f"url={base}/data.zip"])
+    assert result.exit_code == 2
+    message = result.stderr.strip()
+    assert message.startswith(f"Error: the data from {base}/data.zip is not the tutorial's names data: ")
+    assert complaint in message and message.endswith("nothing was installed.")
+    assert message.count("\n") == 0
     assert leftovers(cache) == []
+
+
+def test_a_download_that_differs_only_in_line_endings_is_accepted(served, cache, names_dir):
+    www, base = served
+    build_zip(www / "data.zip", names_dir, edit=lambda name, data: data.replace(b"\n", b"\r\n"))
+    installed = names.download(url=f"{base}/data.zip")
+    assert (installed / "Greek.txt").read_bytes().startswith(b"Adamidis\r\n")  # kept byte for byte
+    build_zip(www / "data.zip", names_dir, edit=lambda name, data: data.rstrip(b"\n"))
+    names.download(url=f"{base}/data.zip")
+    assert names.load().provenance["counts"] == names.load(data_dir=str(names_dir)).provenance["counts"]
 
 
 def test_zip_without_names_folder_is_refused(served, cache):
@@ -117,11 +150,12 @@ def test_no_network_says_what_failed_and_how_to_supply_the_data(served, cache, c
         closed = http.server.HTTPServer(("127.0.0.1", 0), QuietHandler)
         base = f"http://127.0.0.1:{closed.server_address[1]}"
         closed.server_close()
-    result = cli(["run", "--dataset", "names", "--param", f"dataset.url={base}/missing.zip"])
+    result = cli(["datasets", "download", "names", "--param", f"url={base}/missing.zip"])
     assert result.exit_code == 2
     message = result.stderr.strip()
     assert message.count("\n") == 0
     assert message.startswith(f"Error: could not download the names data from {base}/missing.zip")
+    assert "the copy bundled with toolkit needs no download" in message
     assert "--param dataset.data_dir=PATH" in message and "TOOLKIT_DATA_DIR=PATH" in message
     assert leftovers(cache) == []
 
@@ -131,8 +165,8 @@ def test_installed_files_are_the_zips_bytes_and_remember_the_url(served, cache, 
     build_zip(www / "data.zip", names_dir)
     names.download(url=f"{base}/data.zip")
     data = names.load(normalization="raw")
-    sums = dict(reversed(line.split()) for line in (names_dir / "SHA256SUMS").read_text().splitlines())
-    assert data.provenance["sha256"] == {k: v for k, v in sums.items() if k.endswith(".txt")}
+    sums = {file.name: hashlib.sha256(file.read_bytes()).hexdigest() for file in names_dir.glob("*.txt")}
+    assert data.provenance["sha256"] == sums
     assert data.provenance["downloaded_from"] == f"{base}/data.zip"
     shown = cli(["datasets", "show", "names"])
     assert shown.exit_code == 0, shown.output
@@ -182,7 +216,54 @@ def test_a_failed_download_keeps_the_data_already_installed(served, cache, names
     build_zip(www / "data.zip", names_dir)
     names.download(url=f"{base}/data.zip")
     build_zip(www / "data.zip", names_dir, skip="Korean")
-    with pytest.raises(toolkit.ToolkitError, match="missing: \\['Korean'\\]"):
+    with pytest.raises(toolkit.ToolkitError, match="missing: Korean.txt"):
         names.download(url=f"{base}/data.zip")
     assert leftovers(cache) == ["names"]
     assert names.load().provenance["counts"]["Korean"] == 94
+
+
+class SlowHandler(http.server.BaseHTTPRequestHandler):
+    """Announces a file, then sends a byte every `pause` seconds (`pause` None: nothing at all)."""
+
+    pause: float | None = None
+
+    def do_GET(self):
+        self.send_response(200)
+        self.send_header("Content-Type", "application/zip")
+        self.send_header("Content-Length", "1000")
+        self.end_headers()
+        self.wfile.flush()
+        for _ in range(1000):
+            time.sleep(self.pause if self.pause is not None else 5)
+            if self.pause is None:
+                return
+            try:
+                self.wfile.write(b"x")
+                self.wfile.flush()
+            except OSError:
+                return
+
+    def log_message(self, format, *args):
+        pass
+
+
+@pytest.mark.parametrize(("pause", "complaint"), [
+    (None, "the server sent nothing for 0.5 s"),
+    (0.05, "it took longer than 1 s"),
+])
+def test_a_stalled_or_trickling_download_times_out(cache, monkeypatch, pause, complaint):
+    monkeypatch.setattr(names, "STALL_TIMEOUT", 0.5)
+    monkeypatch.setattr(names, "DOWNLOAD_TIMEOUT", 1.0)
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), type("H", (SlowHandler,), {"pause": pause}))
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/data.zip"
+    started = time.monotonic()
+    try:
+        with pytest.raises(toolkit.ToolkitError) as info:
+            names.download(url=url)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert complaint in str(info.value) and time.monotonic() - started < 10
+    assert leftovers(cache) == []

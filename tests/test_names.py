@@ -1,4 +1,5 @@
-"""The `names` dataset on the real 18 files from ../shared, and its bad inputs."""
+"""The `names` dataset on the real 18 files (the copy bundled with the package), and its bad
+inputs."""
 
 from __future__ import annotations
 
@@ -19,8 +20,8 @@ COUNTS = {
 
 
 @pytest.fixture(scope="module")
-def raw(names_dir):
-    return names.load(data_dir=str(names_dir), normalization="raw")
+def raw():
+    return names.load(normalization="raw")  # the default: the bundled copy
 
 
 def test_real_counts_per_class_and_total(raw):
@@ -37,18 +38,51 @@ def test_the_traps_that_make_naive_evaluation_lie(raw):
     assert table.loc["(all)", "shared"] == 465
 
 
-def test_provenance_has_checksums_of_every_file(raw, names_dir):
+def test_provenance_has_checksums_source_and_licence(raw, names_dir):
     import hashlib
 
-    sums = dict(
-        reversed(line.split()) for line in (names_dir / "SHA256SUMS").read_text().splitlines()
-    )
-    assert raw.provenance["sha256"] == {k: v for k, v in sums.items() if k.endswith(".txt")}
     assert raw.provenance["source"] == str(names_dir.resolve())
+    assert raw.provenance["license"] == "BSD-3-Clause"
+    assert "pytorch/tutorials" in raw.provenance["origin"]
     assert raw.provenance["normalization"] == "raw"
     assert raw.provenance["loaded_at"].endswith("+00:00")
     first = names_dir / "Arabic.txt"
     assert raw.provenance["sha256"]["Arabic.txt"] == hashlib.sha256(first.read_bytes()).hexdigest()
+    assert (names_dir / "LICENSE").read_text().startswith("The 18 files in this folder")
+
+
+def test_bundled_copy_is_byte_identical_to_the_independent_copy(raw, shared_names_dir):
+    sums = dict(
+        reversed(line.split()) for line in (shared_names_dir / "SHA256SUMS").read_text().splitlines()
+    )
+    assert raw.provenance["sha256"] == {k: v for k, v in sums.items() if k.endswith(".txt")}
+
+
+def test_bundled_copy_is_verified_on_every_load(monkeypatch):
+    assert set(names.load().provenance["sha256"]) == {f"{k}.txt" for k in names.CONTENT_SHA256}
+    monkeypatch.setitem(names.CONTENT_SHA256, "Greek", "0" * 64)
+    with pytest.raises(toolkit.ToolkitError) as info:
+        names.load()
+    message = str(info.value)
+    assert message.startswith("the names data bundled with toolkit")
+    assert "Greek.txt differs from the recorded content" in message and "reinstall toolkit" in message
+    assert "\n" not in message
+
+
+def _copy_to_cache(names_dir, cache):
+    shutil.copytree(names_dir, cache / "names")
+    return cache / "names"
+
+
+def test_downloaded_copy_in_the_cache_is_verified_on_load(tmp_path, monkeypatch, names_dir):
+    monkeypatch.setenv("TOOLKIT_CACHE_DIR", str(tmp_path))
+    copy = _copy_to_cache(names_dir, tmp_path)
+    greek = copy / "Greek.txt"
+    greek.write_bytes(greek.read_bytes().replace(b"\n", b"\r\n").rstrip(b"\r\n"))  # harmless
+    assert names.load().provenance["source"] == str(copy.resolve())
+    greek.write_text(greek.read_text(encoding="utf-8").replace("Adamidis", "Adamides"), encoding="utf-8")
+    with pytest.raises(toolkit.ToolkitError, match="Greek.txt differs from the recorded content"):
+        names.load()
 
 
 @pytest.mark.parametrize(("mode", "source", "expected"), [
@@ -86,15 +120,19 @@ def test_names_that_end_up_empty_are_dropped_and_counted(tmp_path):
     assert "Alexandros" in kept.texts
 
 
-def test_data_comes_from_env_then_cache(tmp_path, monkeypatch, names_dir):
-    monkeypatch.setenv("TOOLKIT_DATA_DIR", str(names_dir.parent))  # a folder holding names/
-    assert len(names.load()) == 20074
-    monkeypatch.delenv("TOOLKIT_DATA_DIR")
+def test_data_comes_from_data_dir_then_env_then_cache_then_bundled(tmp_path, monkeypatch, names_dir):
     cache = tmp_path / "cache"
     monkeypatch.setenv("TOOLKIT_CACHE_DIR", str(cache))
-    shutil.copytree(names_dir, cache / "names")
-    data = names.load()
-    assert data.provenance["source"] == str((cache / "names").resolve())
+    assert names.load().provenance["source"] == str(names_dir.resolve())
+    _copy_to_cache(names_dir, cache)
+    assert names.load().provenance["source"] == str((cache / "names").resolve())
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "A.txt").write_text("Smith\n")
+    (other / "B.txt").write_text("Rossi\n")
+    monkeypatch.setenv("TOOLKIT_DATA_DIR", str(other))
+    assert names.load().classes == ("A", "B")  # a folder the user names is read as it is
+    assert len(names.load(data_dir=str(names_dir.parent))) == 20074  # a folder holding names/
 
 
 def test_data_dir_may_be_the_tutorial_zip(tmp_path, names_dir):
@@ -154,6 +192,8 @@ def test_datasets_show_names_on_the_cli(cli, names_dir):
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
     assert lines[0] == "names: 18 classes, 20074 lines"
+    assert f"source: {names_dir.resolve()}" in lines
+    assert any(line.startswith("licence: BSD-3-Clause, PyTorch tutorials") for line in lines)
     assert any(line.split() == ["Arabic", "2000", "108", "5"] for line in lines)
     assert any(line.split() == ["(all)", "20074", "17458", "465"] for line in lines)
     assert "dropped: none" in result.stdout
@@ -167,10 +207,11 @@ def test_datasets_show_bad_input_is_one_line(cli, tmp_path):
     assert result.exit_code == 2 and "Did you mean 'names'?" in result.stderr
 
 
-def test_datasets_path(cli, tmp_path, monkeypatch):
+def test_datasets_path(cli, tmp_path, monkeypatch, names_dir):
     monkeypatch.setenv("TOOLKIT_CACHE_DIR", str(tmp_path))
-    monkeypatch.delenv("TOOLKIT_DATA_DIR")
     assert cli(["datasets", "path"]).stdout.strip() == str(tmp_path)
+    assert cli(["datasets", "path", "names"]).stdout.strip() == str(names_dir)
+    _copy_to_cache(names_dir, tmp_path)
     assert cli(["datasets", "path", "names"]).stdout.strip() == str(tmp_path / "names")
 
 
@@ -185,7 +226,7 @@ def test_a_wrong_toolkit_data_dir_names_the_variable(tmp_path, monkeypatch):
     monkeypatch.setenv("TOOLKIT_DATA_DIR", str(tmp_path / "gone"))
     message = _error(tmp_path)
     assert message == f"TOOLKIT_DATA_DIR is set to '{tmp_path / 'gone'}', which does not exist; " \
-        "fix the path or unset it."
+        "fix the path or unset it (without it the copy bundled with toolkit is used)."
 
 
 def test_a_zip_with_two_names_folders_is_refused(tmp_path, names_dir):

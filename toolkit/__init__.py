@@ -42,6 +42,7 @@ _LAZY = {
     "dataset_params": "toolkit.loading",
     "labelled_lines": "toolkit.textfiles",
     "line_counts": "toolkit.textfiles",
+    "content_sha256": "toolkit.textfiles",
     "normalize": "toolkit.textfiles",
     "dataset_from_files": "toolkit.textfiles",
     "describe_dataset": "toolkit.describe",

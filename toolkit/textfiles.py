@@ -28,11 +28,13 @@ NORMALIZATIONS = ("ascii", "unidecode", "raw")
 
 @dataclass
 class LabelFiles:
-    """The lines of each `<label>.txt`, by label, with each file's SHA-256 as read."""
+    """The lines of each `<label>.txt`, by label, with each file's SHA-256 as read (`sha256`,
+    of the bytes) and of its content (`content_sha256`, see `content_sha256`), by file name."""
 
     source: str
     lines: dict[str, list[str]] = field(default_factory=dict)
     sha256: dict[str, str] = field(default_factory=dict)
+    content_sha256: dict[str, str] = field(default_factory=dict)
 
 
 def read_label_folder(folder: str | Path) -> LabelFiles:
@@ -132,6 +134,21 @@ def _add_file(result: LabelFiles, name: str, label: str, data: bytes) -> None:
         raise ToolkitError(f"file '{name}' is empty; put one item per line or remove the file.")
     result.lines[label] = lines
     result.sha256[name] = hashlib.sha256(data).hexdigest()
+    result.content_sha256[name] = _text_sha256(text)
+
+
+def content_sha256(data: bytes) -> str:
+    """SHA-256 of a text file's content in a form that harmless copying differences cannot
+    change: decoded as UTF-8, CRLF and CR line endings read as LF and one final newline
+    dropped, then the lines joined by `\\n` and encoded as UTF-8 again. Two copies of a file
+    that differ only in line endings or in the last newline hash alike; one changed
+    character does not. Raises UnicodeDecodeError for bytes that are not UTF-8."""
+    return _text_sha256(data.decode("utf-8"))
+
+
+def _text_sha256(text: str) -> str:
+    joined = "\n".join(_split_lines(text))
+    return hashlib.sha256(joined.encode("utf-8")).hexdigest()
 
 
 def _split_lines(text: str) -> list[str]:

@@ -37,6 +37,8 @@ def show(ctx: typer.Context, name: str, param: ParamOption = None) -> None:
     provenance = data.provenance
     typer.echo(f"{name}: {len(data.classes)} classes, {len(data)} lines")
     typer.echo(f"source: {provenance.get('source', 'unknown')}")
+    if "license" in provenance:
+        typer.echo(f"licence: {provenance['license']}, {provenance.get('origin', 'origin not recorded')}")
     if "downloaded_from" in provenance:
         typer.echo(f"downloaded from: {provenance['downloaded_from']}")
     if "normalization" in provenance:
