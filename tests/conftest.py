@@ -9,6 +9,7 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -86,13 +87,61 @@ def labels_by_text(data) -> dict[str, set[str]]:
     return found
 
 
-def run_toolkit(args: Sequence[str], env: dict[str, str] | None = None, **kwargs):
-    """Run the real `toolkit` console script in a subprocess."""
+def run_toolkit(
+    args: Sequence[str], env: dict[str, str] | None = None, python: str | Path = sys.executable, **kwargs
+):
+    """Run the real `toolkit` command in a subprocess (of `python`, by default this one)."""
     full_env = {**os.environ, **(env or {})}
     return subprocess.run(
-        [sys.executable, "-m", "toolkit", *args],
+        [str(python), "-m", "toolkit", *args],
         capture_output=True, text=True, env=full_env, **kwargs,
     )
+
+
+@dataclass(frozen=True)
+class ThrowawayEnv:
+    """A virtual environment in a temporary folder that sees every package of the environment
+    running the tests (torch, toolkit itself) but installs into its own folder only: `pip
+    install` there never changes the running environment, even when the test is killed."""
+
+    root: Path
+    python: Path
+
+    def pip(self, *args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [str(self.python), "-m", "pip", "--disable-pip-version-check", *args],
+            capture_output=True, text=True,
+        )
+
+    def is_installed(self, distribution: str) -> bool:
+        check = f"import importlib.metadata as m; m.distribution({distribution!r})"
+        return subprocess.run([str(self.python), "-c", check], capture_output=True).returncode == 0
+
+
+def running_environment_packages() -> str:
+    """`pip list` of the environment running the tests, to check that nothing changed it."""
+    listed = subprocess.run(
+        [sys.executable, "-m", "pip", "list", "--format=freeze", "--disable-pip-version-check"],
+        capture_output=True, text=True, check=True,
+    )
+    return listed.stdout
+
+
+@pytest.fixture(scope="session")
+def throwaway_env(tmp_path_factory) -> ThrowawayEnv:
+    """One throwaway environment per test run for the tests that `pip install` plugins."""
+    root = tmp_path_factory.mktemp("throwaway-env")
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(root)], check=True)
+    python = root / "bin" / "python"
+    site_packages = subprocess.run(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        capture_output=True, text=True, check=True,
+    ).stdout.strip()
+    # addsitedir (not a bare path) so the .pth files there run too, e.g. toolkit's editable install.
+    parents = [p for p in sys.path if p.endswith(("site-packages", "dist-packages")) and Path(p).is_dir()]
+    lines = [f"import site; site.addsitedir({parent!r})" for parent in parents]
+    Path(site_packages, "_running_environment.pth").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return ThrowawayEnv(root, python)
 
 
 @pytest.fixture(scope="session")

@@ -4,8 +4,9 @@ is run in order in a fresh folder, and the output it shows must appear in the re
 The guide marks a code block as a file with `<!-- file: PATH -->` on the line before it, and
 a console block whose commands must fail with `<!-- exit: N -->`. Commands run as the guide
 shows them, with two changes for a test machine: `toolkit`, `python`, `pytest` and `pip` are
-this interpreter's, and `pip install` gets `--no-deps --no-build-isolation --no-index`
-(no network); `pip uninstall` gets `--yes`.
+those of a throwaway environment (so `pip install` never changes the environment running the
+tests), and `pip install` gets `--no-deps --no-build-isolation --no-index` (no network);
+`pip uninstall` gets `--yes`.
 """
 
 from __future__ import annotations
@@ -13,13 +14,12 @@ from __future__ import annotations
 import re
 import shlex
 import subprocess
-import sys
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from conftest import REPO
+from conftest import REPO, running_environment_packages
 
 import toolkit
 from toolkit.registry import BUILTIN_PLUGINS
@@ -66,20 +66,19 @@ def samples(markdown: str) -> list[Command | FileSample]:
     return found
 
 
-def argv(command: str) -> list[str]:
+def argv(command: str, python: str) -> list[str]:
     words = shlex.split(command)
     program, rest = words[0], words[1:]
     if program == "toolkit":
-        return [sys.executable, "-m", "toolkit", *rest]
+        return [python, "-m", "toolkit", *rest]
     if program == "python":
-        return [sys.executable, *rest]
+        return [python, *rest]
     if program == "pytest":
-        return [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *rest]
+        return [python, "-m", "pytest", "-p", "no:cacheprovider", *rest]
     if program == "pip" and rest[:1] == ["install"]:
-        return [sys.executable, "-m", "pip", "install", "--no-deps", "--no-build-isolation", "--no-index",
-                *rest[1:]]
+        return [python, "-m", "pip", "install", "--no-deps", "--no-build-isolation", "--no-index", *rest[1:]]
     if program == "pip" and rest[:1] == ["uninstall"]:
-        return [sys.executable, "-m", "pip", "uninstall", "--yes", *rest[1:]]
+        return [python, "-m", "pip", "uninstall", "--yes", *rest[1:]]
     if program in ("mkdir", "cp"):
         return words
     raise AssertionError(f"the guide runs '{program}', which this test does not know how to run")
@@ -104,7 +103,10 @@ def test_every_sample_is_run():
     assert any(c.startswith("toolkit plugins new") for c in commands)
 
 
-def test_the_guide_runs_as_written(tmp_path):
+@pytest.mark.slow
+def test_the_guide_runs_as_written(tmp_path, throwaway_env):
+    before = running_environment_packages()
+    python = str(throwaway_env.python)
     cwd = tmp_path
     installed: list[str] = []
     try:
@@ -118,7 +120,7 @@ def test_the_guide_runs_as_written(tmp_path):
                 cwd = cwd / sample.line[3:].strip()
                 continue
             distribution = installed_distribution(sample.line, cwd)
-            result = subprocess.run(argv(sample.line), cwd=cwd, capture_output=True, text=True)
+            result = subprocess.run(argv(sample.line, python), cwd=cwd, capture_output=True, text=True)
             output = result.stdout + result.stderr
             assert result.returncode == sample.exit_code, f"$ {sample.line}\n{output[-3000:]}"
             assert "Traceback" not in result.stderr, f"$ {sample.line}\n{result.stderr[-3000:]}"
@@ -131,8 +133,8 @@ def test_the_guide_runs_as_written(tmp_path):
                 )
     finally:
         for distribution in installed:
-            subprocess.run([sys.executable, "-m", "pip", "uninstall", "--yes", distribution],
-                           capture_output=True)
+            throwaway_env.pip("uninstall", "--yes", distribution)
+    assert running_environment_packages() == before
 
 
 @pytest.mark.parametrize("module", BUILTIN_PLUGINS)

@@ -1,7 +1,8 @@
 """Plugins as users get them: the example distribution and a generated skeleton, each built
-and installed by pip into this environment (no network, no isolation), found through the
-`toolkit` entry point by a fresh `toolkit` process, trained with `toolkit run`, tested with
-their own tests, then uninstalled and gone."""
+and installed by pip (no network, no build isolation) into a throwaway environment, found
+through the `toolkit` entry point by a fresh `toolkit` process there, trained with `toolkit
+run`, tested with their own tests, then uninstalled and gone. The environment running the
+tests is never changed (its `pip list` is compared before and after)."""
 
 from __future__ import annotations
 
@@ -12,41 +13,34 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 
 import pytest
-from conftest import REPO, run_toolkit
+from conftest import REPO, ThrowawayEnv, run_toolkit, running_environment_packages
 
 EXAMPLE = REPO / "examples" / "toolkit-charcnn"
 
 
-def pip(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "pip", *args], capture_output=True, text=True)
-
-
-def is_installed(distribution: str) -> bool:
-    check = f"import importlib.metadata as m; m.distribution({distribution!r})"
-    return subprocess.run([sys.executable, "-c", check], capture_output=True).returncode == 0
-
-
 @contextmanager
-def installed(source: Path, distribution: str) -> Iterator[None]:
-    """`pip install` the project at `source` for the duration of the block."""
-    if is_installed(distribution):
-        pytest.fail(f"{distribution} is already installed here; `pip uninstall {distribution}` first.")
-    result = pip("install", "--no-deps", "--no-build-isolation", "--no-index", str(source))
+def installed(env: ThrowawayEnv, source: Path, distribution: str) -> Iterator[None]:
+    """`pip install` the project at `source` into `env` for the duration of the block."""
+    before = running_environment_packages()
+    assert not env.is_installed(distribution), f"{distribution} is already in the throwaway environment"
+    result = env.pip("install", "--no-deps", "--no-build-isolation", "--no-index", str(source))
     assert result.returncode == 0, result.stdout + result.stderr
     try:
         yield
     finally:
-        removed = pip("uninstall", "--yes", distribution)
+        removed = env.pip("uninstall", "--yes", distribution)
         assert removed.returncode == 0, removed.stderr
-    assert not is_installed(distribution)
+    assert not env.is_installed(distribution)
+    assert running_environment_packages() == before
 
 
-def run_plugin_tests(project: Path) -> None:
+def run_plugin_tests(env: ThrowawayEnv, project: Path) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"],
+        [str(env.python), "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"],
         cwd=project, capture_output=True, text=True,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
@@ -63,24 +57,27 @@ def majority_share(run_dir: Path) -> float:
     return max(supports) / sum(supports)
 
 
-def test_example_plugin_installed_listed_trained_and_uninstalled(tmp_path):
+@pytest.mark.slow
+def test_example_plugin_installed_listed_trained_and_uninstalled(tmp_path, throwaway_env):
+    env = throwaway_env
+    toolkit = partial(run_toolkit, python=env.python)
     project = tmp_path / "toolkit-charcnn"
     shutil.copytree(EXAMPLE, project, ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__"))
     run_dir = tmp_path / "run"
 
-    with installed(project, "toolkit-charcnn"):
-        plugins = run_toolkit(["plugins"])
+    with installed(env, project, "toolkit-charcnn"):
+        plugins = toolkit(["plugins"])
         assert plugins.returncode == 0, plugins.stderr
         assert "charcnn (entry point, toolkit-charcnn 0.1.0)" in plugins.stdout
         assert "provides: dataset python-names, model charcnn" in plugins.stdout
         assert "FAILED" not in plugins.stdout and "Warning" not in plugins.stderr
 
-        models = run_toolkit(["models"])
+        models = toolkit(["models"])
         assert "charcnn: A character CNN" in models.stdout
         assert "widths (str, default '2,3,4,5')" in models.stdout
-        assert "python-names:" in run_toolkit(["datasets"]).stdout
+        assert "python-names:" in toolkit(["datasets"]).stdout
 
-        trained = run_toolkit([
+        trained = toolkit([
             "run", "--dataset", "python-names", "--model", "charcnn", "--param", "train.epochs=3",
             "--param", "model.channels=64", "--param", "train.threads=1", "--output", str(run_dir),
         ])
@@ -90,26 +87,29 @@ def test_example_plugin_installed_listed_trained_and_uninstalled(tmp_path):
         assert config["dataset"]["plugin"] == "charcnn"
         assert run_accuracy(run_dir) > majority_share(run_dir) + 0.2
 
-        predicted = run_toolkit(["predict", "--run", str(run_dir), "--top", "1", "SEEK_SET"])
+        predicted = toolkit(["predict", "--run", str(run_dir), "--top", "1", "SEEK_SET"])
         assert predicted.returncode == 0, predicted.stderr
         assert "constant" in predicted.stdout
 
-        run_plugin_tests(project)
+        run_plugin_tests(env, project)
 
-    plugins = run_toolkit(["plugins"])
+    plugins = toolkit(["plugins"])
     assert "charcnn" not in plugins.stdout + plugins.stderr
-    gone = run_toolkit(["run", "--dataset", "names", "--model", "charcnn"])
+    gone = toolkit(["run", "--dataset", "names", "--model", "charcnn"])
     assert gone.returncode == 2
     assert "unknown model 'charcnn'" in gone.stderr
     assert "Traceback" not in gone.stderr
     # The run folder stays readable, and says what to install to use it again.
-    orphan = run_toolkit(["predict", "--run", str(run_dir), "SEEK_SET"])
+    orphan = toolkit(["predict", "--run", str(run_dir), "SEEK_SET"])
     assert orphan.returncode == 2
     assert "charcnn" in orphan.stderr and "Traceback" not in orphan.stderr
 
 
-def test_skeleton_is_generated_installed_and_run(tmp_path):
-    created = run_toolkit(["plugins", "new", "tiny-bag", "--directory", str(tmp_path)])
+@pytest.mark.slow
+def test_skeleton_is_generated_installed_and_run(tmp_path, throwaway_env):
+    env = throwaway_env
+    toolkit = partial(run_toolkit, python=env.python)
+    created = toolkit(["plugins", "new", "tiny-bag", "--directory", str(tmp_path)])
     assert created.returncode == 0, created.stderr
     project = tmp_path / "toolkit-tiny-bag"
     assert f"Created {project}" in created.stdout
@@ -126,17 +126,17 @@ def test_skeleton_is_generated_installed_and_run(tmp_path):
     )
     assert lint.returncode == 0, lint.stdout
 
-    with installed(project, "toolkit-tiny-bag"):
-        assert "tiny-bag (entry point, toolkit-tiny-bag 0.1.0)" in run_toolkit(["plugins"]).stdout
-        trained = run_toolkit([
+    with installed(env, project, "toolkit-tiny-bag"):
+        assert "tiny-bag (entry point, toolkit-tiny-bag 0.1.0)" in toolkit(["plugins"]).stdout
+        trained = toolkit([
             "run", "--dataset", "tiny-bag-demo", "--model", "tiny-bag", "--param", "train.epochs=3",
             "--param", "train.threads=1", "--output", str(tmp_path / "run"),
         ])
         assert trained.returncode == 0, trained.stderr
         assert run_accuracy(tmp_path / "run") > 0.8  # three balanced classes
-        run_plugin_tests(project)
+        run_plugin_tests(env, project)
 
-    assert "tiny-bag" not in run_toolkit(["models"]).stdout
+    assert "tiny-bag" not in toolkit(["models"]).stdout
 
 
 @pytest.mark.parametrize(
