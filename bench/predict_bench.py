@@ -13,7 +13,7 @@ Usage:
     python bench/predict_bench.py --run runs/20260101-120000-names-gru
     python bench/predict_bench.py --model gru --sizes 100000 1000000 --write docs/benchmarks.md
 
-The names data is read from TOOLKIT_DATA_DIR, else from ../shared/datasets/names beside the repo.
+The names data is the copy bundled with the package (TOOLKIT_DATA_DIR overrides it).
 
 Without `--run` it first trains a one-epoch run of `--model` (throughput does not depend on
 how well the model was trained). `--write FILE` puts the results in FILE's
@@ -37,7 +37,7 @@ from typing import Any
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from train_bench import load, machine, markdown, use_shared_names  # noqa: E402  (bench/ is not a package)
+from train_bench import load, machine, markdown  # noqa: E402  (bench/ is not a package)
 
 import toolkit  # noqa: E402
 
@@ -112,7 +112,6 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=1, help="As `toolkit predict --threads`.")
     parser.add_argument("--write", type=Path, metavar="FILE", help="Put the results in FILE (Markdown).")
     args = parser.parse_args(argv)
-    use_shared_names()
 
     print(f"Machine: {machine()}")
     print(f"Before: {load()}")

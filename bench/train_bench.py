@@ -39,15 +39,6 @@ TUTORIAL_RECIPE = {
 }
 
 
-SHARED_NAMES = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "names"
-
-
-def use_shared_names() -> None:
-    """Read the names data from ../shared (beside the repo) unless TOOLKIT_DATA_DIR says otherwise."""
-    if "TOOLKIT_DATA_DIR" not in os.environ and SHARED_NAMES.is_dir():
-        os.environ["TOOLKIT_DATA_DIR"] = str(SHARED_NAMES)
-
-
 def machine() -> str:
     cpu = platform.processor() or platform.machine()
     try:
@@ -131,7 +122,6 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--tutorial", action="store_true", help="Add the tutorial's recipe (slow).")
     args = parser.parse_args(argv)
     params = parse_assignments(args.param)
-    use_shared_names()
 
     print(f"Machine: {machine()}")
     print(f"Before: {load()}")
