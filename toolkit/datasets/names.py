@@ -76,7 +76,7 @@ HOW_TO_SUPPLY = (
 
 def bundled_folder() -> Path:
     """The copy of the 18 files that ships inside the package."""
-    return Path(str(files("toolkit.datasets") / "data" / "names"))
+    return Path(str(files(__package__) / "data" / "names"))
 
 
 def cached_folder() -> Path:
