@@ -18,7 +18,8 @@ from toolkit.train_config import TRAIN_PARAMS, TrainConfig
 from toolkit.training import _class_weights, _epoch_batches, predict_proba, resolve_device, train
 
 LANGUAGES = ("Greek", "Japanese", "Polish", "Italian")
-FAST = {"epochs": 4, "batch_size": 16, "lr": 0.01}
+# One thread: on a busy machine two torch threads made these small trainings 20-60x slower.
+FAST = {"epochs": 4, "batch_size": 16, "lr": 0.01, "threads": 1}
 
 
 @pytest.fixture(scope="module")
@@ -104,7 +105,7 @@ def test_an_example_budget_counts_names_not_epochs(parts):
     train_data, _ = parts
     encoder = fitted_encoder(train_data)
     result = train(new_model(encoder), encoder, train_data, None,
-                   {"examples": 1000, "batch_size": 32}, progress=False)
+                   {"examples": 1000, "batch_size": 32, "threads": 1}, progress=False)
     assert result.examples_seen == 1000
     assert result.history["epoch"].tolist() == [1, 2, 3]  # 400 + 400 + 200 names
 
@@ -168,7 +169,7 @@ def test_an_absurd_learning_rate_stops_with_a_clear_message(parts):
     encoder = fitted_encoder(train_data)
     torch.manual_seed(0)
     model = ScratchRNN(encoder.vocab_size, len(LANGUAGES), hidden_size=32, nonlinearity="none")
-    params = {"optimizer": "sgd", "lr": 100.0, "clip": 0.0, "epochs": 3}
+    params = {"optimizer": "sgd", "lr": 100.0, "clip": 0.0, "epochs": 3, "threads": 1}
     diverged = r"training diverged: the loss became (nan|inf) .*lr=100\)"
     with pytest.raises(toolkit.ToolkitError, match=diverged):
         train(model, encoder, train_data, None, params, progress=False)
