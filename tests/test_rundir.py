@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 
 import numpy as np
@@ -18,7 +19,9 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 def test_a_run_folder_has_every_file(trained_run):
     folder = trained_run.run_dir
-    expected = set(REQUIRED) | {"per_class.md", "confusion.md", "loss.png", "confusion.png", "report.html"}
+    expected = set(REQUIRED) | {
+        "per_class.md", "confusion.md", "loss.png", "confusion.png", "report.html", "mistakes.csv",
+    }
     assert {p.name for p in folder.iterdir()} == expected  # and no leftover temporary files
     assert not [p for p in folder.parent.iterdir() if p.name.startswith(".")]
 
@@ -78,10 +81,90 @@ def test_plots_are_real_pngs(trained_run):
 
 def test_html_report_names_every_class_and_embeds_the_plots(trained_run):
     page = (trained_run.run_dir / "report.html").read_text()
+    per_class = page.split('<table id="per-class">')[1].split("</table>")[0]
     for name in trained_run.classes:
-        assert f"<th>{name}</th>" in page
+        assert f"<td>{name}</td>" in per_class
     assert page.count('src="data:image/png;base64,') == 2
     assert "gru on names" in page
+    assert not re.search(r"""(src|href)=["']?(https?:)?//""", page)  # self-contained: nothing fetched
+
+
+def test_html_report_reads_like_a_report(trained_run):
+    page = (trained_run.run_dir / "report.html").read_text()
+    assert "{&#39;" not in page and "{'" not in page  # no Python dict reprs
+    examples = f"{len(trained_run.test_targets):,}"
+    assert f"<b>{examples}</b>" in page and f"{len(trained_run.test_targets)}.000" not in page
+    for group in ("model", "train"):  # one row per parameter
+        for param in trained_run.plan.params[group]:
+            assert f"<tr><th>{param}</th><td>" in page
+    assert "<tr><th>hidden_size</th><td>48</td></tr>" in page
+    assert "<tr><th>lr</th><td>0.005</td></tr>" in page
+    assert "Interrupted" not in page
+    # Per-class rows sorted by F1, best first.
+    f1 = trained_run.report.per_class["f1"].fillna(-1).sort_values(ascending=False, kind="stable")
+    per_class = page.split('<table id="per-class">')[1].split("</table>")[0]
+    positions = [per_class.index(f"<td>{name}</td>") for name in f1.index]
+    assert positions == sorted(positions)
+
+
+def test_mistakes_are_real_bounded_and_shown(trained_run):
+    from toolkit.evaluation import MISTAKES_PER_PAIR
+
+    mistakes = read_run(trained_run.run_dir).mistakes
+    classes = trained_run.classes
+    test = trained_run.split.test
+    truth, predicted = trained_run.test_targets, trained_run.test_predictions()
+    wrong = {
+        (text, classes[t], classes[p])
+        for text, t, p in zip(test.texts, truth, predicted, strict=True)
+        if t != p
+    }
+    assert len(mistakes) > 0
+    assert {(r.text, r.true, r.predicted) for r in mistakes.itertuples()} <= wrong
+    assert mistakes.groupby(["true", "predicted"]).size().max() <= MISTAKES_PER_PAIR
+    page = (trained_run.run_dir / "report.html").read_text()
+    confused = page.split('<table id="confused">')[1].split("</table>")[0]
+    first = mistakes.iloc[0]  # the most frequent pair comes first, with its examples
+    row = confused.split("</tr>")[1]
+    assert f"<td>{first.true}</td><td>{first.predicted}</td>" in row
+    assert str(first.text) in row
+
+
+def test_report_escapes_what_the_run_folder_says(trained_run, tmp_path):
+    from toolkit.rendering import rerender
+
+    copy = shutil.copytree(trained_run.run_dir, tmp_path / "copy")
+    hostile = '<img src=x onerror="alert(1)">'
+    for name in ("per_class.csv", "confusion.csv", "mistakes.csv", "config.json", "labels.json"):
+        path = copy / name
+        path.write_text(path.read_text().replace("Scottish", hostile.replace('"', "'")))
+    config = json.loads((copy / "config.json").read_text())
+    config["model"]["params"]["pooling"] = "</td><script>alert(2)</script>"
+    (copy / "config.json").write_text(json.dumps(config))
+    page = rerender(copy).read_text()
+    assert "<img src=x" not in page and "<script>" not in page
+    assert "&lt;img src=x onerror=" in page and "&lt;/td&gt;&lt;script&gt;" in page
+
+
+def test_an_interrupted_run_says_so(tmp_path, monkeypatch):
+    from toolkit import training
+
+    real_epoch = training._Loop.run_epoch
+
+    def interrupt_in_epoch_two(self, epoch, batches, report):
+        if epoch == 2:
+            raise KeyboardInterrupt  # what Ctrl-C raises
+        return real_epoch(self, epoch, batches, report)
+
+    monkeypatch.setattr(training._Loop, "run_epoch", interrupt_in_epoch_two)
+    result = toolkit.run(
+        dataset="names", model="gru",
+        params={"model.hidden_size": 8, "train.epochs": 3, "train.threads": 1},
+        output=tmp_path / "run", progress=False,
+    )
+    assert result.stop_reason.startswith("interrupted")
+    page = (result.run_dir / "report.html").read_text()
+    assert "Interrupted after 1 of 3 epochs" in page
 
 
 def test_report_command_rerenders(cli, trained_run, tmp_path):
@@ -120,12 +203,12 @@ def test_existing_output_folder_is_refused_before_training(cli, trained_run):
 
 
 def test_a_crash_leaves_no_folder_that_looks_complete(tmp_path, monkeypatch, trained_run):
-    from toolkit import rundir
+    from toolkit import rendering, rundir
 
     def broken(*args, **kwargs):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(rundir, "render_report", broken)
+    monkeypatch.setattr(rendering, "render_report", broken)
     with pytest.raises(RuntimeError):
         rundir.write_run(trained_run, trained_run.report, tmp_path / "run")
     assert list(tmp_path.iterdir()) == []

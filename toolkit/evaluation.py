@@ -134,3 +134,39 @@ def evaluate(classifier: Classifier, data: TextDataset) -> Report:
         )
     truth = [known[name] for name in data.labels()]
     return evaluate_predictions(truth, classifier.predict_proba(data.texts), classifier.classes)
+
+
+#: Bounds on the example mistakes a run keeps: a few per confused pair, the most frequent
+#: pairs first, and never more than MISTAKES_MAX rows in all.
+MISTAKES_PER_PAIR = 5
+MISTAKES_MAX = 2000
+
+
+def confused_examples(
+    texts: Sequence[str], y_true: Sequence[int] | np.ndarray, probabilities: np.ndarray,
+    classes: Sequence[str], per_pair: int = MISTAKES_PER_PAIR, limit: int = MISTAKES_MAX,
+) -> pd.DataFrame:
+    """Example mistakes: up to `per_pair` texts for each (true, predicted) pair the model
+    confused, the most confidently wrong first, the most frequent pairs first, at most `limit`
+    rows. Columns: true, predicted, text, probability (of the predicted class)."""
+    truth = np.asarray(y_true, dtype=np.int64)
+    scores = np.asarray(probabilities, dtype=np.float64)
+    predicted = scores.argmax(axis=1) if len(scores) else np.zeros(0, dtype=np.int64)
+    wrong = np.flatnonzero(predicted != truth)
+    frame = pd.DataFrame({
+        "true": [classes[i] for i in truth[wrong]],
+        "predicted": [classes[i] for i in predicted[wrong]],
+        "text": [texts[i] for i in wrong],
+        "probability": scores[wrong, predicted[wrong]] if len(wrong) else np.zeros(0),
+    })
+    if frame.empty:
+        return frame
+    pair_size = frame.groupby(["true", "predicted"])["text"].transform("size")
+    frame = (
+        frame.assign(pair_size=pair_size)
+        .sort_values(["pair_size", "true", "predicted", "probability"], ascending=[False, True, True, False],
+                     kind="stable")
+        .groupby(["true", "predicted"], sort=False).head(per_pair)
+        .drop(columns="pair_size")
+    )
+    return frame.head(limit).reset_index(drop=True)

@@ -45,3 +45,26 @@ def plot_confusion(normalized: pd.DataFrame, path: Path) -> Path:
     fig.savefig(path, format="png")
     plt.close(fig)
     return path
+
+
+def plot_losses(histories: dict[str, pd.DataFrame]) -> bytes:
+    """Several runs' loss curves on one plot (validation loss where a run has it, else
+    training loss), as PNG bytes."""
+    import io
+
+    fig, ax = plt.subplots(figsize=(7.2, 4.2), dpi=100)
+    for name, history in histories.items():
+        has_val = "val_loss" in history and history["val_loss"].notna().any()
+        column = "val_loss" if has_val else "train_loss"
+        ax.plot(history["epoch"], history[column], marker="o",
+                label=f"{name} ({'validation' if has_val else 'training'})")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("cross-entropy loss")
+    ax.set_title("Loss per epoch")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize="small")
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    plt.close(fig)
+    return buffer.getvalue()

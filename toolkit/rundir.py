@@ -6,7 +6,8 @@
     labels.json          the class names, in the model's output order
     metrics.json         overall and per-class metrics on the test split
     per_class.csv / .md, confusion.csv / .md, history.csv
-    loss.png, confusion.png, report.html (the plots embedded)
+    mistakes.csv         a few misclassified test texts per confused pair (bounded)
+    loss.png, confusion.png, report.html (the plots embedded; see toolkit.rendering)
 
 A run folder is built in a hidden sibling folder and renamed into place at the end, so a
 crashed run never leaves a folder that looks complete.
@@ -14,8 +15,6 @@ crashed run never leaves a folder that looks complete.
 
 from __future__ import annotations
 
-import base64
-import html
 import json
 import os
 import shutil
@@ -29,8 +28,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from toolkit.errors import ToolkitError
-from toolkit.evaluation import Report
-from toolkit.plots import plot_confusion, plot_loss
+from toolkit.evaluation import Report, confused_examples
 
 if TYPE_CHECKING:
     from toolkit.api import RunResult
@@ -40,6 +38,7 @@ CONFIG, WEIGHTS, ENCODER, LABELS, METRICS = (
     "config.json", "model.safetensors", "encoder.json", "labels.json", "metrics.json",
 )
 PER_CLASS, CONFUSION, HISTORY = "per_class.csv", "confusion.csv", "history.csv"
+MISTAKES = "mistakes.csv"  # optional: runs written before it existed still read
 LOSS_PNG, CONFUSION_PNG, REPORT_HTML = "loss.png", "confusion.png", "report.html"
 REQUIRED = (CONFIG, WEIGHTS, ENCODER, LABELS, METRICS, PER_CLASS, CONFUSION, HISTORY)
 
@@ -110,7 +109,13 @@ def write_run(result: RunResult, report: Report, path: Path) -> Path:
         report.per_class.to_csv(staging / PER_CLASS)
         report.confusion.to_csv(staging / CONFUSION)
         result.history.to_csv(staging / HISTORY, index=False)
-        render_report(staging, config, report, result.history)
+        mistakes = confused_examples(
+            result.split.test.texts, result.test_targets, result.test_probabilities, result.classes
+        )
+        mistakes.to_csv(staging / MISTAKES, index=False)
+        from toolkit.rendering import render_report
+
+        render_report(RunRecord(staging, config, report, result.history, mistakes))
         if path.exists():
             path.rmdir()  # check_output allowed only an empty folder
         staging.chmod(0o777 & ~_umask())  # mkdtemp made it private
@@ -121,63 +126,16 @@ def write_run(result: RunResult, report: Report, path: Path) -> Path:
     return path
 
 
-def render_report(folder: Path, config: dict[str, Any], report: Report, history: pd.DataFrame) -> Path:
-    """(Re)write the plots, the Markdown tables and report.html in `folder`."""
-    plot_loss(history, _sibling_tmp(folder / LOSS_PNG)).replace(folder / LOSS_PNG)
-    plot_confusion(report.confusion_normalized, _sibling_tmp(folder / CONFUSION_PNG)).replace(
-        folder / CONFUSION_PNG
-    )
-    _write_text(folder / "per_class.md", report.per_class.to_markdown(floatfmt=".3f"))
-    _write_text(folder / "confusion.md", report.confusion.to_markdown())
-    _write_text(folder / REPORT_HTML, _html(folder, config, report, history))
-    return folder / REPORT_HTML
-
-
-def _html(folder: Path, config: dict[str, Any], report: Report, history: pd.DataFrame) -> str:
-    def image(name: str, alt: str) -> str:
-        data = base64.b64encode((folder / name).read_bytes()).decode("ascii")
-        return f'<img alt="{alt}" src="data:image/png;base64,{data}">'
-
-    def table(frame: pd.DataFrame) -> str:
-        return frame.to_html(float_format=lambda v: f"{v:.3f}", na_rep="–", border=0)
-
-    title = f"{config['model']['name']} on {config['dataset']['name']}"
-    settings = {
-        "seed": config["seed"], "device": config["device"],
-        "split": f"{config['split']['strategy']} {config['split']['sizes']}",
-        "dataset params": config["dataset"]["params"], "encoder params": config["encoder"]["params"],
-        "model params": config["model"]["params"], "train params": config["train"],
-        "training": config["training"], "data source": config["provenance"].get("source", "?"),
-    }
-    rows = "".join(
-        f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>" for k, v in settings.items()
-    )
-    return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
-<style>body{{font-family:system-ui,sans-serif;margin:2em;max-width:70em}}
-table{{border-collapse:collapse;margin:1em 0}}td,th{{padding:.25em .6em;border-bottom:1px solid #ddd;
-text-align:right}}th{{text-align:left}}img{{max-width:100%}}</style></head><body>
-<h1>{html.escape(title)}</h1>
-<p>Run created {html.escape(config['created_at'])} with toolkit {html.escape(config['toolkit_version'])}.</p>
-<h2>Settings</h2><table>{rows}</table>
-<h2>Test results</h2>{table(report.summary)}
-<h2>Per class</h2>{table(report.per_class)}
-<h2>Loss</h2>{image(LOSS_PNG, "loss per epoch")}
-<h2>Confusion matrix</h2>{image(CONFUSION_PNG, "row-normalised confusion matrix")}
-{table(report.confusion)}
-<h2>Training history</h2>{table(history)}
-</body></html>
-"""
-
-
 @dataclass(frozen=True)
 class RunRecord:
-    """A run folder read back: its config, test report and training history."""
+    """A run folder read back: its config, test report, training history and example
+    mistakes (None for runs written before mistakes.csv existed)."""
 
     path: Path
     config: dict[str, Any]
     report: Report
     history: pd.DataFrame
+    mistakes: pd.DataFrame | None = None
 
     @property
     def name(self) -> str:
@@ -222,17 +180,16 @@ def read_run(path: str | Path) -> RunRecord:
         confusion = pd.read_csv(folder / CONFUSION, index_col="true", dtype={"true": str}, **_EXACT)
         confusion.columns.name = "predicted"
         history = pd.read_csv(folder / HISTORY)
+        mistakes = (
+            pd.read_csv(folder / MISTAKES, dtype={"true": str, "predicted": str, "text": str}, **_EXACT)
+            if (folder / MISTAKES).is_file() else None
+        )
     except (KeyError, ValueError, TypeError) as exc:
         raise ToolkitError(f"run folder '{folder}' has a malformed table or metrics file ({exc}).") from None
     totals = confusion.sum(axis=1).replace(0, 1)
     normalized = confusion.div(totals, axis=0)
-    return RunRecord(folder, config, Report(summary, per_class, confusion, normalized), history)
-
-
-def rerender(path: str | Path) -> Path:
-    """Re-draw a run's plots and rewrite its report from the files in the folder."""
-    record = read_run(path)
-    return render_report(record.path, record.config, record.report, record.history)
+    report = Report(summary, per_class, confusion, normalized)
+    return RunRecord(folder, config, report, history, mistakes)
 
 
 def compare_runs(paths: Sequence[str | Path]) -> tuple[pd.DataFrame, pd.DataFrame]:

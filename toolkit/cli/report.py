@@ -52,7 +52,8 @@ def print_report(report: Report, console: Console | None = None) -> None:
 
 def report(run_dir: Annotated[Path, typer.Argument(help="A run folder made by `toolkit run`.")]) -> None:
     """Re-render a run's plots and HTML report, and show its results."""
-    from toolkit.rundir import read_run, rerender
+    from toolkit.rendering import rerender
+    from toolkit.rundir import read_run
 
     html = rerender(run_dir)
     print_report(read_run(run_dir).report)
@@ -61,6 +62,10 @@ def report(run_dir: Annotated[Path, typer.Argument(help="A run folder made by `t
 
 def compare(
     run_dirs: Annotated[list[Path], typer.Argument(help="Two or more run folders.")],
+    html: Annotated[
+        Path | None,
+        typer.Option("--html", help="Also write the comparison as a self-contained HTML page here."),
+    ] = None,
 ) -> None:
     """Put runs side by side: overall metrics, and per-class accuracy with a column per run."""
     from toolkit.rundir import compare_runs
@@ -69,6 +74,10 @@ def compare(
     console = Console()
     console.print(frame_table(summary, "Overall"))
     console.print(frame_table(per_class, "Per-class accuracy"))
+    if html is not None:
+        from toolkit.rendering import write_compare
+
+        typer.echo(f"Comparison page: {write_compare(run_dirs, html)}")
 
 
 def add_to(app: typer.Typer) -> None:

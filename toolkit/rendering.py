@@ -1,0 +1,309 @@
+"""A run folder as pages for people: plots, Markdown tables and a self-contained report.html,
+and a page comparing several runs.
+
+The pages are rendered by Jinja2 with autoescaping on, so nothing read from a run folder
+(class names, texts, parameters) can inject markup. Images are embedded as data: URIs, so a
+page opens from disk, offline, on its own.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from toolkit.rundir import (
+    CONFUSION_PNG,
+    LOSS_PNG,
+    REPORT_HTML,
+    RunRecord,
+    _sibling_tmp,
+    _unique_names,
+    _write_text,
+    read_run,
+)
+
+if TYPE_CHECKING:
+    import jinja2
+
+#: Most-confused pairs shown in a report, and example texts shown per pair.
+TOP_PAIRS = 12
+EXAMPLES_PER_PAIR = 4
+#: Overall metrics that are counts, shown as integers.
+_INTEGER_METRICS = {"examples"}
+
+
+def render_report(record: RunRecord) -> Path:
+    """(Re)write the plots, the Markdown tables and report.html in the run's folder."""
+    from toolkit.plots import plot_confusion, plot_loss
+
+    folder = record.path
+    report = record.report
+    plot_loss(record.history, _sibling_tmp(folder / LOSS_PNG)).replace(folder / LOSS_PNG)
+    plot_confusion(report.confusion_normalized, _sibling_tmp(folder / CONFUSION_PNG)).replace(
+        folder / CONFUSION_PNG
+    )
+    _write_text(folder / "per_class.md", report.per_class.to_markdown(floatfmt=".3f"))
+    _write_text(folder / "confusion.md", report.confusion.to_markdown())
+    _write_text(folder / REPORT_HTML, report_html(record))
+    return folder / REPORT_HTML
+
+
+def rerender(path: str | Path) -> Path:
+    """Re-draw a run's plots and rewrite its report from the files in the folder."""
+    return render_report(read_run(path))
+
+
+def report_html(record: RunRecord) -> str:
+    """The report page of one run (the plots must already be in its folder)."""
+    config, report = record.config, record.report
+    return _template("report.html.j2").render(
+        title=f"{config['model']['name']} on {config['dataset']['name']}",
+        run=record.name,
+        config=config,
+        status=run_status(config, record.history),
+        summary=_summary_rows(report.summary),
+        sizes=config["split"].get("sizes", {}),
+        settings=settings_tables(config),
+        classes=class_rows(report.per_class),
+        pairs=confused_pairs(report.confusion, record.mistakes),
+        loss_png=_data_uri(record.path / LOSS_PNG),
+        confusion_png=_data_uri(record.path / CONFUSION_PNG),
+        confusion=report.confusion,
+        history=_history_rows(record.history),
+        history_columns=list(record.history.columns),
+    )
+
+
+def compare_html(paths: Sequence[str | Path]) -> str:
+    """A page putting runs side by side: overall metrics, settings that differ, per-class
+    accuracy and F1 with a column per run, and the loss curves on one plot."""
+    from toolkit.plots import plot_losses
+
+    records = [read_run(p) for p in paths]
+    names = _unique_names([r.name for r in records])
+    metrics = list(dict.fromkeys(m for r in records for m in r.report.summary.index))
+    summary = [
+        (metric, [_metric(metric, r.report.summary["value"].get(metric)) for r in records])
+        for metric in metrics
+    ]
+    flat = [_flat_settings(r.config) for r in records]
+    keys = list(dict.fromkeys(k for f in flat for k in f))
+    differing = [(k, [f.get(k, "–") for f in flat]) for k in keys if len({f.get(k, "–") for f in flat}) > 1]
+    classes = list(dict.fromkeys(c for r in records for c in r.report.per_class.index))
+    per_class = []
+    for name in classes:
+        cells = []
+        for r in records:
+            table = r.report.per_class
+            row = table.loc[name] if name in table.index else None
+            cells.append(None if row is None else {
+                "accuracy": _number(row["accuracy"]), "f1": _number(row["f1"]),
+                "support": int(row["support"]),
+            })
+        per_class.append((name, cells))
+    losses = plot_losses({n: r.history for n, r in zip(names, records, strict=True)})
+    return _template("compare.html.j2").render(
+        title=f"{len(records)} runs compared",
+        runs=[{"name": n, "model": r.config["model"]["name"], "dataset": r.config["dataset"]["name"],
+               "status": run_status(r.config, r.history)} for n, r in zip(names, records, strict=True)],
+        summary=summary, differing=differing, per_class=per_class,
+        loss_png="data:image/png;base64," + base64.b64encode(losses).decode("ascii"),
+    )
+
+
+def write_compare(paths: Sequence[str | Path], output: str | Path) -> Path:
+    """Write the comparison page of `paths` to `output` (an .html file)."""
+    target = Path(output)
+    _write_text(target, compare_html(paths))
+    return target
+
+
+@dataclass(frozen=True)
+class RunStatus:
+    """How training ended, for a banner: `kind` is completed, early or interrupted."""
+
+    kind: str
+    epochs_done: int
+    epochs_planned: int
+    reason: str
+
+    @property
+    def message(self) -> str:
+        if self.kind == "interrupted":
+            return f"Interrupted after {self.epochs_done} of {self.epochs_planned} epochs"
+        if self.kind == "early":
+            return f"Stopped early after {self.epochs_done} of {self.epochs_planned} epochs"
+        return f"Completed {self.epochs_done} of {self.epochs_planned} epochs"
+
+
+def run_status(config: dict[str, Any], history: pd.DataFrame) -> RunStatus:
+    """Read how training ended from what the run recorded (config's training.stop_reason)."""
+    reason = str((config.get("training") or {}).get("stop_reason") or "completed")
+    done = len(history)
+    train = config.get("train") or {}
+    planned = int(train.get("epochs") or 0)
+    examples = int(train.get("examples") or 0)
+    train_size = int((config.get("split") or {}).get("sizes", {}).get("train") or 0)
+    if examples and train_size:
+        planned = math.ceil(examples / train_size)
+    kind = "interrupted" if reason.startswith("interrupted") else (
+        "early" if reason.startswith("early stop") else "completed"
+    )
+    return RunStatus(kind, done, max(planned, done), reason)
+
+
+def settings_tables(config: dict[str, Any]) -> list[tuple[str, list[tuple[str, str]]]]:
+    """The run's settings as small tables, one row per parameter."""
+    tables = []
+    for kind in ("dataset", "encoder", "model"):
+        part = config.get(kind) or {}
+        owner = f"{part.get('plugin', '?')} ({part.get('distribution', '?')} {part.get('version', '?')})"
+        rows = [(kind, _value(part.get("name"))), ("plugin", owner)]
+        rows += [(k, _value(v)) for k, v in (part.get("params") or {}).items()]
+        tables.append((kind.capitalize(), rows))
+    split = {k: v for k, v in (config.get("split") or {}).items() if k != "sizes"}
+    tables.append(("Split", [(k, _value(v)) for k, v in split.items()]))
+    tables.append(("Training", [(k, _value(v)) for k, v in (config.get("train") or {}).items()]))
+    training = config.get("training") or {}
+    run_rows = [
+        ("seed", _value(config.get("seed"))), ("device", _value(config.get("device"))),
+        ("training time", f"{float(training.get('seconds') or 0):,.1f} s"),
+        ("best epoch", _value(training.get("best_epoch"))), ("ended", _value(training.get("stop_reason"))),
+    ]
+    tables.append(("Run", run_rows))
+    tables.append(("Data", [(k, _provenance(v)) for k, v in (config.get("provenance") or {}).items()]))
+    return tables
+
+
+def _provenance(value: Any) -> str:
+    """A provenance entry; long mappings (checksums, counts per file) are summarised."""
+    if isinstance(value, dict) and len(value) > 4:
+        return f"{len(value):,} entries (see config.json)"
+    if isinstance(value, dict):
+        return ", ".join(f"{k}: {_value(v)}" for k, v in value.items()) or "none"
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:,}"
+    return _value(value)
+
+
+def class_rows(per_class: pd.DataFrame) -> list[dict[str, Any]]:
+    """One row per class for the chart, best F1 first (classes without an F1 last)."""
+    rows = []
+    for name, row in per_class.iterrows():
+        rows.append({
+            "name": str(name), "support": int(row["support"]), "correct": int(row["correct"]),
+            "accuracy": _number(row["accuracy"]), "precision": _number(row["precision"]),
+            "f1": _number(row["f1"]),
+            "confused_with": None if pd.isna(row.get("confused_with")) else str(row["confused_with"]),
+            "confused_count": int(row.get("confused_count") or 0),
+        })
+    return sorted(rows, key=lambda r: (r["f1"] is None, -(r["f1"] or 0.0), -(r["accuracy"] or 0.0),
+                                       r["name"]))
+
+
+def confused_pairs(confusion: pd.DataFrame, mistakes: pd.DataFrame | None) -> list[dict[str, Any]]:
+    """The most frequent (true, predicted) mistakes, with example texts where the run kept some."""
+    counts = confusion.to_numpy()
+    totals = counts.sum(axis=1)
+    pairs = [
+        (int(counts[i, j]), str(confusion.index[i]), str(confusion.columns[j]), int(totals[i]))
+        for i in range(counts.shape[0]) for j in range(counts.shape[1]) if i != j and counts[i, j] > 0
+    ]
+    pairs.sort(key=lambda p: (-p[0], p[1], p[2]))
+    examples: dict[tuple[str, str], list[str]] = {}
+    if mistakes is not None:
+        for true, predicted, text in mistakes[["true", "predicted", "text"]].itertuples(index=False):
+            found = examples.setdefault((str(true), str(predicted)), [])
+            if len(found) < EXAMPLES_PER_PAIR:
+                found.append(str(text))
+    return [
+        {"true": t, "predicted": p, "count": n, "share": n / total if total else 0.0,
+         "examples": examples.get((t, p), [])}
+        for n, t, p, total in pairs[:TOP_PAIRS]
+    ]
+
+
+def _summary_rows(summary: pd.DataFrame) -> list[tuple[str, str]]:
+    return [(str(k).replace("_", " "), _metric(str(k), v)) for k, v in summary["value"].items()]
+
+
+def _metric(name: str, value: Any) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    if name in _INTEGER_METRICS:
+        return f"{int(round(float(value))):,}"
+    return f"{float(value):.3f}"
+
+
+def _history_rows(history: pd.DataFrame) -> list[list[str]]:
+    def cell(column: str, value: Any) -> str:
+        if pd.isna(value):
+            return "–"
+        if column in ("epoch", "examples"):
+            return f"{int(value):,}"
+        if column == "names_per_sec":
+            return f"{float(value):,.0f}"
+        if column == "seconds":
+            return f"{float(value):,.1f}"
+        if column == "lr":
+            return f"{float(value):.3g}"
+        return f"{float(value):.3f}"
+
+    return [[cell(c, v) for c, v in row.items()] for _, row in history.iterrows()]
+
+
+def _flat_settings(config: dict[str, Any]) -> dict[str, str]:
+    flat = {"dataset": str(config["dataset"]["name"]), "model": str(config["model"]["name"]),
+            "encoder": str(config.get("encoder", {}).get("name")), "seed": _value(config.get("seed"))}
+    for kind in ("dataset", "encoder", "model"):
+        flat.update({f"{kind}.{k}": _value(v) for k, v in (config.get(kind, {}).get("params") or {}).items()})
+    flat.update({f"split.{k}": _value(v) for k, v in (config.get("split") or {}).items() if k != "sizes"})
+    flat.update({f"train.{k}": _value(v) for k, v in (config.get("train") or {}).items()})
+    return flat
+
+
+def _number(value: Any) -> float | None:
+    return None if value is None or pd.isna(value) else float(value)
+
+
+def _value(value: Any) -> str:
+    """A parameter value as a person would type it."""
+    if value is None:
+        return "–"
+    if isinstance(value, str):
+        return value if value else '"" (empty)'
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, bool | int):
+        return json.dumps(value)
+    return json.dumps(value, ensure_ascii=False, default=str)
+
+
+def _data_uri(path: Path) -> str:
+    return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
+
+
+@cache
+def _environment() -> jinja2.Environment:
+    import jinja2
+
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("toolkit", "templates/web"),
+        autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
+    )
+    env.filters["percent"] = lambda v: "–" if v is None else f"{100 * v:.1f}%"
+    env.filters["score"] = lambda v: "–" if v is None else f"{v:.3f}"
+    env.filters["count"] = lambda v: f"{int(v):,}"
+    return env
+
+
+def _template(name: str) -> jinja2.Template:
+    return _environment().get_template(name)
