@@ -13,7 +13,6 @@ import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -291,19 +290,7 @@ def _data_uri(path: Path) -> str:
     return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
 
 
-@cache
-def _environment() -> jinja2.Environment:
-    import jinja2
-
-    env = jinja2.Environment(
-        loader=jinja2.PackageLoader("toolkit", "templates/web"),
-        autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
-    )
-    env.filters["percent"] = lambda v: "–" if v is None else f"{100 * v:.1f}%"
-    env.filters["score"] = lambda v: "–" if v is None else f"{v:.3f}"
-    env.filters["count"] = lambda v: f"{int(v):,}"
-    return env
-
-
 def _template(name: str) -> jinja2.Template:
-    return _environment().get_template(name)
+    from toolkit.templating import environment
+
+    return environment().get_template(name)

@@ -4,7 +4,9 @@
     GET  /labels            the class names
     GET  /predict/{name}    the top classes of one name
     POST /predict           {"names": [...], "top": 3} (or a bare JSON list of names)
-    GET  /docs              the OpenAPI page (/openapi.json for the schema)
+    GET  /                  the playground: a page to try names in a browser
+    GET  /docs              the OpenAPI page (/openapi.json for the schema), its Swagger UI
+                            files served from the installed fastapi-offline package, no CDN
 
 Names longer than `max_length` and batches that are empty or larger than `max_batch` get a
 4xx JSON error. A request body is refused before it is read when its Content-Length is
@@ -14,14 +16,22 @@ the predictor's lock, so concurrent requests are safe.
 
 from __future__ import annotations
 
+from pathlib import Path as FilePath
 from typing import Annotated, Any
 
 from fastapi import Body, FastAPI, HTTPException, Path, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 
 from toolkit import __version__
+from toolkit.errors import ToolkitError
 from toolkit.predictor import Predictor
+from toolkit.rundir import METRICS, read_json
+
+#: Where the docs page's Swagger UI files are served from.
+DOCS_STATIC = "/static/docs"
 
 
 class Guess(BaseModel):
@@ -50,7 +60,9 @@ def create_app(predictor: Predictor, max_length: int = 64, max_batch: int = 1000
         title="toolkit prediction API",
         version=__version__,
         description=f"Character-level classification into {len(predictor.classes)} classes.",
+        docs_url=None, redoc_url=None,  # the default pages load their files from a CDN
     )
+    app.mount(DOCS_STATIC, StaticFiles(directory=_swagger_files()), name="docs-static")
 
     # The largest body a valid batch needs: each character escaped as \uXXXX, quotes, spacing.
     max_body = max_batch * (max_length * 6 + 16) + 1024
@@ -84,6 +96,24 @@ def create_app(predictor: Predictor, max_length: int = 64, max_batch: int = 1000
         check(names)
         return [p.to_dict() for p in predictor.predict(names, top)]
 
+    @app.get("/docs", include_in_schema=False)
+    def docs(request: Request) -> HTMLResponse:
+        root = request.scope.get("root_path", "")
+        return get_swagger_ui_html(
+            openapi_url=f"{root}{app.openapi_url}", title=f"{app.title} - Swagger UI",
+            swagger_js_url=f"{root}{DOCS_STATIC}/swagger-ui-bundle.js",
+            swagger_css_url=f"{root}{DOCS_STATIC}/swagger-ui.css",
+            swagger_favicon_url=f"{root}{DOCS_STATIC}/favicon.png",
+            # No badge from the online validator: the page asks nothing of other hosts.
+            swagger_ui_parameters={"validatorUrl": None},
+        )
+
+    playground = _playground_html(predictor, max_length, max_batch)
+
+    @app.get("/", include_in_schema=False)
+    def home() -> HTMLResponse:
+        return HTMLResponse(playground)
+
     @app.get("/health")
     def health() -> dict[str, Any]:
         return {"status": "ok", "classes": len(predictor.classes),
@@ -106,6 +136,40 @@ def create_app(predictor: Predictor, max_length: int = 64, max_batch: int = 1000
         return {"results": run(names, top)}
 
     return app
+
+
+def _swagger_files() -> str:
+    """The folder of Swagger UI's JavaScript and CSS in the installed fastapi-offline package."""
+    import fastapi_offline
+
+    return str(FilePath(fastapi_offline.__file__).parent / "static")
+
+
+def run_summary(predictor: Predictor) -> dict[str, Any]:
+    """What the playground shows about the run: model, dataset, classes, test accuracy."""
+    config = predictor.config
+    accuracy = None
+    if predictor.path is not None and (predictor.path / METRICS).is_file():
+        try:
+            value = read_json(predictor.path / METRICS).get("summary", {}).get("accuracy")
+        except (ToolkitError, AttributeError):
+            value = None
+        accuracy = float(value) if isinstance(value, int | float) else None
+    return {
+        "model": (config.get("model") or {}).get("name", "?"),
+        "dataset": (config.get("dataset") or {}).get("name", "?"),
+        "run": predictor.path.name if predictor.path is not None else None,
+        "accuracy": accuracy,
+        "classes": list(predictor.classes),
+    }
+
+
+def _playground_html(predictor: Predictor, max_length: int, max_batch: int) -> str:
+    from toolkit.templating import render
+
+    info = run_summary(predictor)
+    return render("playground.html.j2", title=f"toolkit playground: {info['model']} on {info['dataset']}",
+                  info=info, max_length=max_length, max_batch=max_batch)
 
 
 def serve(predictor: Predictor, host: str = "127.0.0.1", port: int = 5533,

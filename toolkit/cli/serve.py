@@ -20,10 +20,14 @@ def serve(
     max_length: Annotated[int, typer.Option(min=1, help="Longest name accepted.")] = 64,
     max_batch: Annotated[int, typer.Option(min=1, help="Most names in one POST.")] = 1000,
 ) -> None:
-    """Serve predictions as JSON: /predict/{name}, POST /predict, /labels, /health, /docs."""
+    """Serve predictions as JSON (/predict/{name}, POST /predict, /labels, /health), the API
+    docs at /docs and a page to try names at /."""
     from toolkit.server import serve as run_server
 
-    run_server(_load(ctx, Path(run)), host, port, max_length, max_batch)
+    predictor = _load(ctx, Path(run))
+    base = f"http://{'[' + host + ']' if ':' in host else host}:{port}"
+    typer.echo(f"Playground: {base}/   API docs: {base}/docs")
+    run_server(predictor, host, port, max_length, max_batch)
 
 
 def add_to(app: typer.Typer) -> None:
