@@ -2,27 +2,21 @@
 
 from __future__ import annotations
 
-import socket
+import re
 import subprocess
 import sys
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from urllib.parse import urljoin
 
 import httpx
 import pytest
-import uvicorn
+from conftest import free_port, live_server
 
 import toolkit
 from toolkit.server import create_app
 
 NAMES = ["Hinton", "Schmidhuber", "Nakamura", "Nguyen", "Kowalski", "Rossi", "Dubois", "Papadopoulos"]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -32,19 +26,8 @@ def predictor(trained_run):
 
 @pytest.fixture(scope="module")
 def base_url(predictor):
-    port = free_port()
-    config = uvicorn.Config(create_app(predictor, max_length=20, max_batch=50),
-                            host="127.0.0.1", port=port, log_level="warning")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    with live_server(create_app(predictor, max_length=20, max_batch=50)) as url:
+        yield url
 
 
 def expected(predictor, name: str, top: int = 3) -> list[tuple[str, float]]:
@@ -68,6 +51,34 @@ def test_health_labels_and_openapi(base_url, predictor):
     schema = httpx.get(f"{base_url}/openapi.json").json()
     assert {"/predict/{name}", "/predict", "/labels", "/health"} <= set(schema["paths"])
     assert "swagger" in httpx.get(f"{base_url}/docs").text.lower()
+
+
+def test_docs_and_playground_reference_only_the_server(base_url):
+    for path in ("/docs", "/"):
+        page = httpx.get(f"{base_url}{path}")
+        assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+        resources = re.findall(r"""(?:src|href)=["']([^"']+)""", page.text)
+        assert resources, path
+        assert all(not re.match(r"(https?:)?//", url) for url in resources), resources
+        assert "cdn." not in page.text and "validator.swagger.io" not in page.text
+        for url in resources:  # and every file it names is served
+            assert httpx.get(urljoin(f"{base_url}{path}", url)).status_code == 200, url
+
+
+def test_playground_shows_the_run_escaped(trained_run, tmp_path):
+    import shutil
+
+    copy = shutil.copytree(trained_run.run_dir, tmp_path / "copy")
+    hostile = "<script>alert(1)</script>"
+    for name in ("labels.json", "config.json"):
+        (copy / name).write_text((copy / name).read_text().replace("Scottish", hostile))
+    app = create_app(toolkit.load_run(copy))
+    with live_server(app) as url:
+        page = httpx.get(url).text
+    assert hostile not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    accuracy = trained_run.report.summary.loc["accuracy", "value"]
+    assert f'<b id="accuracy">{100 * accuracy:.1f}%</b>' in page
+    assert '<b id="model">gru</b>' in page and '<b id="dataset">names</b>' in page
 
 
 def test_get_and_post_match_predict(base_url, predictor):
@@ -146,4 +157,5 @@ def test_serve_command_binds_to_localhost(trained_run):
     finally:
         process.terminate()
         process.wait(timeout=20)
-    assert f"http://127.0.0.1:{port}" in process.stdout.read()
+    output = process.stdout.read()
+    assert f"Playground: http://127.0.0.1:{port}/" in output and f"http://127.0.0.1:{port}/docs" in output
