@@ -1,0 +1,172 @@
+"""The web pages opened in a real headless Chromium, as a user would: the playground at /,
+the Swagger UI at /docs, a run's report.html and a comparison page, each checked on what the
+browser rendered after its scripts ran, and on every request it made.
+
+The browser cannot reach any host but 127.0.0.1 (its host resolver fails every other name),
+so a page that needs a CDN shows up here as a page that does not render.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+from conftest import live_server
+
+import toolkit
+from toolkit.server import create_app
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+INSTALL = "install it with `bash .ci/install-browser` (Debian's package: apt-get install chromium)"
+#: What Chromium needs to run headless as root in a container, and not to call home.
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
+]
+WIDTH = 1024
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    if not Path(CHROMIUM).is_file():
+        pytest.skip(f"headless Chromium is not installed; {INSTALL}")
+    sync_api = pytest.importorskip(
+        "playwright.sync_api", reason="playwright drives Chromium here; pip install -e '.[test]'"
+    )
+    # Playwright gives every launch a fresh, temporary profile (--user-data-dir).
+    with sync_api.sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+class Page:
+    """A browser tab at 1024 px that records every URL it requests."""
+
+    def __init__(self, browser) -> None:
+        self.tab = browser.new_page(viewport={"width": WIDTH, "height": 800})
+        self.requests: list[str] = []
+        self.tab.on("request", lambda request: self.requests.append(request.url))
+        self.errors: list[str] = []
+        self.tab.on("pageerror", lambda error: self.errors.append(str(error)))
+
+    def hosts(self) -> set[str]:
+        return {urlparse(url).netloc for url in self.requests if not url.startswith(("data:", "file:"))}
+
+    def resource_urls(self) -> list[str]:
+        """Every script, stylesheet, image and link the rendered page names, made absolute."""
+        return self.tab.evaluate(
+            """() => [...document.querySelectorAll('script[src], link[href], img[src], iframe[src]')]
+                   .map(e => e.src || e.href)"""
+        )
+
+    def overflow(self) -> int:
+        """How many pixels the page is wider than the window."""
+        width = "() => document.documentElement.scrollWidth - document.documentElement.clientWidth"
+        return self.tab.evaluate(width)
+
+
+@pytest.fixture
+def page(browser) -> Iterator[Page]:
+    tab = Page(browser)
+    yield tab
+    tab.tab.close()
+
+
+@pytest.fixture(scope="module")
+def predictor(trained_run):
+    return toolkit.load_run(trained_run.run_dir)
+
+
+@pytest.fixture(scope="module")
+def server(predictor) -> Iterator[str]:
+    with live_server(create_app(predictor)) as url:
+        yield url
+
+
+def test_playground_shows_japanese_first_for_nakamura(page, server, predictor, trained_run):
+    page.tab.goto(f"{server}/")
+    page.tab.fill("#name", "Nakamura")  # typed: the page asks the API as the text changes
+    page.tab.wait_for_selector("#guesses li")
+    labels = page.tab.locator("#guesses li .label").all_inner_texts()
+    assert labels[0] == "Japanese"
+    assert labels == [g.label for g in predictor.predict(["Nakamura"], 5)[0].guesses]
+    accuracy = trained_run.report.summary.loc["accuracy", "value"]
+    assert page.tab.inner_text("#accuracy") == f"{100 * accuracy:.1f}%"
+    assert page.tab.locator("#classes li").all_inner_texts() == list(predictor.classes)
+
+    hostile = '<img src=x onerror="document.title=1">'
+    page.tab.fill("#names", f"Hinton\nSchmidhuber\n{hostile}\n\nNguyen")
+    page.tab.click("#classify")
+    page.tab.wait_for_selector("#results tbody tr")
+    rows = page.tab.locator("#results tbody tr")
+    assert rows.count() == 4  # the blank line is skipped
+    assert rows.nth(2).locator("td").first.inner_text() == hostile  # shown as text, not markup
+    assert page.tab.locator("#results img").count() == 0
+    first = predictor.predict(["Schmidhuber"], 3)[0].guesses[0]
+    assert rows.nth(1).locator("td").nth(1).inner_text() == f"{first.label} {100 * first.probability:.1f}%"
+
+    page.tab.fill("#name", "x" * 65)  # longer than the server's max_length: its message, shown
+    page.tab.wait_for_function("document.getElementById('one-error').textContent.length > 0")
+    assert "65 characters" in page.tab.inner_text("#one-error")
+    assert page.errors == [] and page.overflow() <= 0
+    assert page.hosts() == {urlparse(server).netloc}
+    assert all(urlparse(u).netloc == urlparse(server).netloc for u in page.resource_urls())
+
+
+def test_docs_lists_the_operations_offline(page, server):
+    page.tab.goto(f"{server}/docs")
+    page.tab.wait_for_selector(".opblock-summary-path", timeout=30_000)
+    paths = page.tab.locator(".opblock-summary-path").all_inner_texts()
+    paths = sorted(p.replace("\u200b", "") for p in paths)  # Swagger UI puts break hints in paths
+    assert paths == ["/health", "/labels", "/predict", "/predict/{name}"]
+    assert page.errors == []
+    assert page.hosts() == {urlparse(server).netloc}
+    resources = page.resource_urls()
+    assert resources and all(urlparse(u).netloc == urlparse(server).netloc for u in resources)
+
+
+def test_report_shows_every_class_and_fits_1024px(page, trained_run):
+    page.tab.goto((trained_run.run_dir / "report.html").as_uri())
+    shown = page.tab.locator("#per-class tbody tr td:first-child").all_inner_texts()
+    assert sorted(shown) == sorted(trained_run.classes)
+    images = page.tab.locator("img")
+    assert images.count() == 2
+    assert all(w > 100 for w in images.evaluate_all("imgs => imgs.map(i => i.naturalWidth)"))
+    assert page.tab.locator(".banner").count() == 0
+    assert page.overflow() <= 0
+    assert page.hosts() == set()  # everything is in the file
+
+
+def test_interrupted_report_and_comparison_page(page, trained_run, tmp_path, cli):
+    import json
+
+    from toolkit.rendering import rerender
+
+    stopped = shutil.copytree(trained_run.run_dir, tmp_path / "stopped")
+    config = json.loads((stopped / "config.json").read_text())
+    config["training"]["stop_reason"] = "interrupted after 20,000 texts"
+    (stopped / "config.json").write_text(json.dumps(config))
+    history = (stopped / "history.csv").read_text().splitlines()
+    (stopped / "history.csv").write_text("\n".join(history[:2]) + "\n")  # one epoch of two
+    page.tab.goto(rerender(stopped).as_uri())
+    assert page.tab.locator(".banner").inner_text().startswith("Interrupted after 1 of 2 epochs")
+
+    target = tmp_path / "compare.html"
+    result = cli(["compare", str(trained_run.run_dir), str(stopped), "--html", str(target)])
+    assert result.exit_code == 0, result.output
+    page.tab.goto(target.as_uri())
+    shown = page.tab.locator("#per-class tbody tr td:first-child").all_inner_texts()
+    assert sorted(shown) == sorted(trained_run.classes)
+    runs = page.tab.locator("#overall thead th").all_inner_texts()[1:]
+    assert runs == [trained_run.run_dir.name, "stopped"]
+    assert "Interrupted after 1 of 2 epochs" in page.tab.inner_text("body")
+    assert page.tab.locator("img").evaluate("i => i.naturalWidth") > 100
+    assert page.overflow() <= 0
+    assert page.hosts() == set()
