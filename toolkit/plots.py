@@ -10,6 +10,7 @@ matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
 import pandas as pd  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 
 def plot_loss(history: pd.DataFrame, path: Path) -> Path:
@@ -18,6 +19,7 @@ def plot_loss(history: pd.DataFrame, path: Path) -> Path:
     ax.plot(history["epoch"], history["train_loss"], marker="o", label="training")
     if "val_loss" in history and history["val_loss"].notna().any():
         ax.plot(history["epoch"], history["val_loss"], marker="o", label="validation")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
     ax.set_xlabel("epoch")
     ax.set_ylabel("cross-entropy loss")
     ax.set_title("Loss per epoch")
@@ -58,6 +60,7 @@ def plot_losses(histories: dict[str, pd.DataFrame]) -> bytes:
         column = "val_loss" if has_val else "train_loss"
         ax.plot(history["epoch"], history[column], marker="o",
                 label=f"{name} ({'validation' if has_val else 'training'})")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
     ax.set_xlabel("epoch")
     ax.set_ylabel("cross-entropy loss")
     ax.set_title("Loss per epoch")
