@@ -171,6 +171,7 @@ def test_report_command_rerenders(cli, trained_run, tmp_path):
     copy = shutil.copytree(trained_run.run_dir, tmp_path / "copy")
     (copy / "report.html").unlink()
     (copy / "loss.png").unlink()
+    (copy / "mistakes.csv").unlink()  # runs written before it existed still render
     result = cli(["report", str(copy)])
     assert result.exit_code == 0, result.output
     assert (copy / "report.html").is_file() and (copy / "loss.png").read_bytes()[:8] == PNG_SIGNATURE
@@ -212,6 +213,14 @@ def test_a_crash_leaves_no_folder_that_looks_complete(tmp_path, monkeypatch, tra
     with pytest.raises(RuntimeError):
         rundir.write_run(trained_run, trained_run.report, tmp_path / "run")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_malformed_mistakes_file_is_one_line_error(cli, trained_run, tmp_path):
+    copy = shutil.copytree(trained_run.run_dir, tmp_path / "copy")
+    (copy / "mistakes.csv").write_text("name,guess\nHinton,English\n")
+    result = cli(["report", str(copy)])
+    assert result.exit_code == 2
+    assert "malformed table" in result.stderr and "Traceback" not in result.output
 
 
 def test_incomplete_folder_is_refused(cli, trained_run, tmp_path):

@@ -55,6 +55,8 @@ _LAZY = {
     "Report": "toolkit.evaluation",
     "read_run": "toolkit.rundir",
     "compare_runs": "toolkit.rundir",
+    "rerender": "toolkit.rendering",
+    "write_compare": "toolkit.rendering",
     "load_run": "toolkit.predictor",
     "Predictor": "toolkit.predictor",
     "Prediction": "toolkit.predictor",

@@ -181,7 +181,9 @@ def read_run(path: str | Path) -> RunRecord:
         confusion.columns.name = "predicted"
         history = pd.read_csv(folder / HISTORY)
         mistakes = (
-            pd.read_csv(folder / MISTAKES, dtype={"true": str, "predicted": str, "text": str}, **_EXACT)
+            pd.read_csv(folder / MISTAKES, dtype={"true": str, "predicted": str, "text": str}, **_EXACT)[
+                ["true", "predicted", "text", "probability"]
+            ]
             if (folder / MISTAKES).is_file() else None
         )
     except (KeyError, ValueError, TypeError) as exc:
