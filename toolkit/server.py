@@ -154,7 +154,8 @@ def run_summary(predictor: Predictor) -> dict[str, Any]:
             value = read_json(predictor.path / METRICS).get("summary", {}).get("accuracy")
         except (ToolkitError, AttributeError):
             value = None
-        accuracy = float(value) if isinstance(value, int | float) else None
+        valid = isinstance(value, int | float) and not isinstance(value, bool) and 0 <= value <= 1
+        accuracy = float(value) if valid else None
     return {
         "model": (config.get("model") or {}).get("name", "?"),
         "dataset": (config.get("dataset") or {}).get("name", "?"),
