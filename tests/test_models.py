@@ -114,9 +114,11 @@ def test_padding_does_not_change_a_prediction(name, names):
 
 
 @pytest.mark.parametrize(("name", "params", "message"), [
-    ("scratch-rnn", {"hidden_size": 0}, "hidden_size >= 1"),
-    ("scratch-gru", {"hidden_size": -3}, "hidden_size >= 1"),
-    ("gru", {"num_layers": 0}, "num_layers >= 1"),
+    ("scratch-rnn", {"hidden_size": 0}, "1 <= hidden_size <= 4096"),
+    ("scratch-gru", {"hidden_size": -3}, "1 <= hidden_size <= 4096"),
+    ("scratch-gru", {"hidden_size": 4097}, "1 <= hidden_size <= 4096; got 4097"),
+    ("gru", {"num_layers": 0}, "1 <= num_layers <= 16"),
+    ("lstm", {"embedding_dim": 10**9}, "1 <= embedding_dim <= 4096"),
     ("lstm", {"dropout": 1.0}, "dropout < 1"),
 ])
 def test_impossible_sizes_are_user_errors(name, params, message):

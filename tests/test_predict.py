@@ -205,7 +205,7 @@ def test_threads_change_speed_not_answers(trained_run, predictor):
     two = toolkit.load_run(trained_run.run_dir, threads=2)
     np.testing.assert_allclose(two.predict_proba(NAMES), predictor.predict_proba(NAMES), rtol=1e-5, atol=1e-7)
     assert torch.get_num_threads() == before  # restored after each forward pass
-    with pytest.raises(toolkit.ToolkitError, match="threads must be at least 1"):
+    with pytest.raises(toolkit.ToolkitError, match="threads must be between 1 and"):
         toolkit.load_run(trained_run.run_dir, threads=0)
 
 

@@ -12,7 +12,7 @@ import pytest
 from safetensors.torch import load_file
 
 import toolkit
-from toolkit.rundir import REQUIRED, compare_runs, default_run_dir, read_run
+from toolkit.rundir import CLAIM, REQUIRED, claim_default_run_dir, compare_runs, read_run
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -260,10 +260,12 @@ def test_default_run_folders_of_the_same_second_do_not_collide(tmp_path, monkeyp
             return datetime(2026, 11, 26, 14, 30, 5, tzinfo=tz)
 
     monkeypatch.setattr(toolkit.rundir, "datetime", FrozenClock)
-    first = default_run_dir("names", "gru", root=tmp_path)
-    assert first == tmp_path / "20261126-143005-names-gru"
-    first.mkdir()
-    second = default_run_dir("names", "gru", root=tmp_path)
-    assert second == tmp_path / "20261126-143005-names-gru-2"
-    second.mkdir()
-    assert default_run_dir("names", "gru", root=tmp_path).name == "20261126-143005-names-gru-3"
+    first = claim_default_run_dir("names", "gru", root=tmp_path)
+    assert first.path == tmp_path / "20261126-143005-names-gru"
+    assert (first.path / CLAIM).is_file()  # claimed: created, with a lock in it
+    second = claim_default_run_dir("names", "gru", root=tmp_path)
+    assert second.path == tmp_path / "20261126-143005-names-gru-2"
+    third = claim_default_run_dir("names", "gru", root=tmp_path)
+    assert third.path.name == "20261126-143005-names-gru-3"
+    second.release()
+    assert not second.path.exists() and first.path.is_dir()

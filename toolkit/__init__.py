@@ -65,6 +65,8 @@ _LAZY = {
     "list_datasets": "toolkit.catalog",
     "list_encoders": "toolkit.catalog",
     "list_models": "toolkit.catalog",
+    "MAX_MODEL_WIDTH": "toolkit.limits",
+    "MAX_MODEL_LAYERS": "toolkit.limits",
 }
 
 __all__ = [

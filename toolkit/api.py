@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from toolkit.errors import ToolkitError
+from toolkit.limits import MAX_SEED
 from toolkit.params import Section, resolve
 from toolkit.registry import Registry, load_registry
 from toolkit.splits import SPLIT_PARAMS, Split
-from toolkit.train_config import TRAIN_PARAMS
+from toolkit.train_config import TRAIN_PARAMS, TrainConfig
 from toolkit.types import DatasetSpec, Encoder, EncoderSpec, ModelSpec
 
 if TYPE_CHECKING:  # torch, numpy and pandas load on first use, so the CLI starts fast
@@ -65,6 +66,8 @@ def plan_run(
         )
     if device not in DEVICES:
         raise ToolkitError(f"unknown device '{device}'; use one of {', '.join(DEVICES)}.")
+    if not 0 <= seed <= MAX_SEED:
+        raise ToolkitError(f"the seed must be between 0 and {MAX_SEED:,} (2**32 - 1); got {seed}.")
     sections = [
         Section("dataset", f"dataset '{dataset}'", dataset_spec.params),
         Section("encoder", f"encoder '{encoder}'", encoder_spec.params),
@@ -73,6 +76,7 @@ def plan_run(
         Section("train", "the trainer", TRAIN_PARAMS),
     ]
     resolved = resolve(sections, params or {})
+    TrainConfig.from_params(resolved["train"])  # bounds (threads, epochs...) checked before any work
     return RunPlan(
         dataset_spec, encoder_spec, model_spec, resolved, seed, device,
         Path(output) if output is not None else None, registry,
@@ -98,14 +102,20 @@ class RunResult:
     device: str
     report: Report | None = None  # the test split's evaluation
     run_dir: Path | None = None  # where the run folder was written
+    interrupted: bool = False  # training was stopped by Ctrl-C; the run holds what it learned
+    epochs_completed: int = 0
+    epochs_planned: int = 0
+    truncated_texts: int = 0  # texts longer than train.max_length, cut to it
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         """Class probabilities (len(texts), classes) from the trained model, the texts
         normalised as the training data was."""
-        from toolkit.textfiles import normalize_like
+        from toolkit.textfiles import cut_texts, normalize_like
         from toolkit.training import predict_proba
 
-        prepared = normalize_like(texts, self.split.train.provenance)
+        prepared, _ = cut_texts(
+            normalize_like(texts, self.split.train.provenance), self.plan.params["train"]["max_length"]
+        )
         return predict_proba(self.model, self.encoder, prepared, "cpu")
 
     def test_predictions(self) -> np.ndarray:
@@ -136,22 +146,45 @@ def run(
 ) -> RunResult:
     """Train `model` on `dataset` and evaluate it on the held-out split.
 
+    The run folder (`output`, or runs/<time>-<dataset>-<model>) is claimed before any data is
+    read: a folder with files in it, or one another run is writing, is refused at once.
+    Texts longer than `train.max_length` characters are cut to it (`truncated_texts`).
     `progress` shows a progress bar while training (default: when stderr is a terminal).
-    Ctrl-C stops training early and the run goes on with what was learned so far.
+    Ctrl-C stops training early and the run goes on with what was learned so far, marked
+    `interrupted` (in metrics.json and the report's title too).
     """
+    from toolkit.rundir import claim_default_run_dir, claim_run_dir, write_run
+
+    plan = plan_run(dataset, model, encoder, params, seed, device, output, plugins)
+    claim = (
+        claim_run_dir(plan.output) if plan.output is not None
+        else claim_default_run_dir(plan.dataset.name, plan.model.name)
+    )
+    try:
+        result = _train_and_evaluate(plan, progress)
+        result.run_dir = write_run(result, result.report, claim)
+    except BaseException:
+        claim.release()
+        raise
+    return result
+
+
+def _train_and_evaluate(plan: RunPlan, progress: bool | None) -> RunResult:
     import numpy as np
     import torch
 
     from toolkit.evaluation import evaluate_predictions
-    from toolkit.rundir import check_output, default_run_dir, write_run
     from toolkit.splits import split_dataset
+    from toolkit.textfiles import cut_texts
     from toolkit.training import predict_proba, resolve_device, train
 
-    plan = plan_run(dataset, model, encoder, params, seed, device, output, plugins)
-    run_dir = plan.output or default_run_dir(plan.dataset.name, plan.model.name)
-    check_output(run_dir)
+    seed = plan.seed
     target = resolve_device(plan.device)
     data = plan.dataset.load(**plan.params["dataset"])
+    max_length = plan.params["train"]["max_length"]
+    texts, truncated = cut_texts(data.texts, max_length)
+    if truncated:
+        data = replace(data, texts=tuple(texts))
     split = split_dataset(data, seed=seed, **plan.params["split"])
     text_encoder = plan.encoder.factory(**plan.params["encoder"])
     if getattr(text_encoder, "produces", None) not in plan.model.consumes:
@@ -175,8 +208,9 @@ def run(
         history=trained.history, test_probabilities=probabilities,
         test_targets=np.asarray(split.test.targets, dtype=np.int64), classes=data.classes,
         train_seconds=trained.seconds, stop_reason=trained.stop_reason,
-        best_epoch=trained.best_epoch, device=target.type,
+        best_epoch=trained.best_epoch, device=target.type, interrupted=trained.interrupted,
+        epochs_completed=trained.epochs_completed, epochs_planned=trained.epochs_planned,
+        truncated_texts=truncated,
     )
     result.report = evaluate_predictions(result.test_targets, probabilities, data.classes)
-    result.run_dir = write_run(result, result.report, run_dir)
     return result

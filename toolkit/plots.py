@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import IO
 
 import matplotlib
 
@@ -12,8 +13,11 @@ import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first
 import pandas as pd  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
+#: The confusion plot grows with the classes up to this many inches (4,000 pixels) a side.
+MAX_INCHES = 40.0
 
-def plot_loss(history: pd.DataFrame, path: Path) -> Path:
+
+def plot_loss(history: pd.DataFrame, path: Path | IO[bytes]) -> Path | IO[bytes]:
     """Training loss, and validation loss where there is one, per epoch."""
     fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=100)
     ax.plot(history["epoch"], history["train_loss"], marker="o", label="training")
@@ -31,9 +35,9 @@ def plot_loss(history: pd.DataFrame, path: Path) -> Path:
     return path
 
 
-def plot_confusion(normalized: pd.DataFrame, path: Path) -> Path:
+def plot_confusion(normalized: pd.DataFrame, path: Path | IO[bytes]) -> Path | IO[bytes]:
     """The row-normalised confusion matrix, every class labelled on both axes."""
-    size = max(5.0, 0.45 * len(normalized) + 2.5)
+    size = min(MAX_INCHES, max(5.0, 0.45 * len(normalized) + 2.5))
     fig, ax = plt.subplots(figsize=(size, size), dpi=100)
     image = ax.imshow(normalized.to_numpy(), cmap="Blues", vmin=0.0, vmax=1.0)
     ticks = range(len(normalized))

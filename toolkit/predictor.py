@@ -1,13 +1,17 @@
 """Using a trained run: load its folder safely and predict.
 
-Loading checks the folder (required files, format version, JSON shapes, that the weights fit
-the model the config describes) and never executes anything from it: the weights are
-safetensors, everything else is JSON, and the model's code comes from the installed plugin.
+Loading checks the folder (required files, format version, JSON shapes and sizes, that the
+weights fit the model the config describes) and never executes anything from it: the weights
+are safetensors, everything else is JSON, and the model's code comes from the installed plugin.
+The weights' shapes are read from the safetensors header and compared with the model built on
+torch's "meta" device (no memory), so a tampered config cannot make loading allocate a huge
+model; weights that are not finite are refused.
 """
 
 from __future__ import annotations
 
 import math
+import re
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -18,9 +22,11 @@ from typing import Any
 import numpy as np
 
 from toolkit.errors import ToolkitError
+from toolkit.limits import MAX_TEXT_LENGTH, cpu_count
 from toolkit.params import Section, resolve
 from toolkit.registry import Registry, load_registry
 from toolkit.rundir import CONFIG, ENCODER, LABELS, WEIGHTS, open_run, read_json
+from toolkit.safe_files import shown
 
 NEEDED = (CONFIG, WEIGHTS, ENCODER, LABELS)
 
@@ -39,18 +45,19 @@ class Guess:
 
 @dataclass(frozen=True)
 class Prediction:
-    """The top classes for one text, most likely first."""
+    """The top classes for one text, most likely first; no guesses when nothing of the text is
+    left after normalisation (an emoji under the tutorial's ASCII normalisation)."""
 
     text: str
     guesses: tuple[Guess, ...]
 
     @property
     def label(self) -> str:
-        return self.guesses[0].label
+        return self.guesses[0].label if self.guesses else ""
 
     @property
     def probability(self) -> float:
-        return self.guesses[0].probability
+        return self.guesses[0].probability if self.guesses else math.nan
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -68,15 +75,26 @@ class Predictor:
     Texts are normalised as the training data was (the `normalization` in the run's
     provenance: "Dvořák" becomes "Dvorak" for a model trained on the tutorial's ASCII names).
 
+    Texts longer than the run's `train.max_length` are cut to it, as at training; `truncated`
+    counts the texts cut so far.
+
     `threads`: the torch CPU threads a forward pass uses (1 by default: these small recurrent
-    models gain little from more, and on a busy machine two threads measured 30-100x slower).
+    models gain little from more, and on a busy machine two threads measured 30-100x slower);
+    at most the CPU count.
     """
 
     def __init__(self, model: Any, encoder: Any, classes: Sequence[str], config: dict[str, Any],
                  path: Path | None = None, threads: int = 1) -> None:
-        if threads < 1:
-            raise ToolkitError(f"threads must be at least 1; got {threads}.")
+        if not 1 <= threads <= cpu_count():
+            raise ToolkitError(
+                f"threads must be between 1 and {cpu_count()} (the CPUs this machine gives the "
+                f"process); got {threads}."
+            )
         self.threads = threads
+        train = config.get("train")
+        length = train.get("max_length") if isinstance(train, dict) else None
+        self.max_length = length if isinstance(length, int) and length >= 1 else MAX_TEXT_LENGTH
+        self.truncated = 0
         self.model = model.eval()
         self.encoder = encoder
         self.classes = tuple(classes)
@@ -84,28 +102,47 @@ class Predictor:
         self.path = path
         self._lock = threading.Lock()  # one forward pass at a time: safe under a threaded server
 
+    def prepare(self, texts: Sequence[str]) -> list[str]:
+        """`texts` as the model sees them: normalised as the training data was, cut to
+        `max_length` characters."""
+        from toolkit.textfiles import cut_texts, normalize_like
+
+        prepared, cut = cut_texts(normalize_like(texts, self.config.get("provenance") or {}), self.max_length)
+        self.truncated += cut
+        return prepared
+
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         """Class probabilities, shape (len(texts), classes)."""
-        from toolkit.textfiles import normalize_like
+        return self._probabilities(self.prepare(texts))
+
+    def _probabilities(self, prepared: list[str]) -> np.ndarray:
         from toolkit.training import predict_proba
 
-        texts = normalize_like(texts, self.config.get("provenance") or {})
-        if not texts:
+        if not prepared:
             return np.zeros((0, len(self.classes)))
         with self._lock, _torch_threads(self.threads):
-            return predict_proba(self.model, self.encoder, texts, "cpu")
+            probabilities = predict_proba(self.model, self.encoder, prepared, "cpu")
+        if not np.isfinite(probabilities).all():
+            raise ToolkitError(
+                f"the model of '{shown(self.path)}' gives non-finite probabilities; its weights are damaged."
+            )
+        return probabilities
 
     def predict(self, texts: Sequence[str], top: int = 3) -> list[Prediction]:
-        """The `top` most likely classes of each text, with their probabilities."""
+        """The `top` most likely classes of each text, with their probabilities; a text with
+        nothing left after normalisation gets no guesses."""
         if top < 1:
             raise ToolkitError(f"top must be at least 1; got {top}.")
-        probabilities = self.predict_proba(texts)
+        prepared = self.prepare(texts)
+        readable = [i for i, text in enumerate(prepared) if text]
+        probabilities = self._probabilities([prepared[i] for i in readable])
         top = min(top, len(self.classes))
         order = np.argsort(-probabilities, axis=1, kind="stable")[:, :top]
-        return [
-            Prediction(text, tuple(Guess(self.classes[j], float(row[j])) for j in ranks))
-            for text, row, ranks in zip(texts, probabilities, order, strict=True)
-        ]
+        predictions = [Prediction(text, ()) for text in texts]
+        for i, row, ranks in zip(readable, probabilities, order, strict=True):
+            guesses = tuple(Guess(self.classes[j], float(row[j])) for j in ranks)
+            predictions[i] = Prediction(texts[i], guesses)
+        return predictions
 
     def predict_stream(
         self, texts: Iterable[str], top: int = 3, batch_size: int = 4096
@@ -124,7 +161,8 @@ class Predictor:
 def load_run(path: str | Path, plugins: Sequence[str] = (), threads: int = 1) -> Predictor:
     """Load a run folder made by `toolkit run` (checked; nothing in it is executed).
     `threads`: torch CPU threads per forward pass (see `Predictor`)."""
-    from safetensors import SafetensorError
+    import torch
+    from safetensors import SafetensorError, safe_open
     from safetensors.torch import load_file
 
     folder, config = open_run(path, NEEDED)
@@ -133,15 +171,15 @@ def load_run(path: str | Path, plugins: Sequence[str] = (), threads: int = 1) ->
     model_name, model_params = _name_and_params(config.get("model"), folder, CONFIG)
     encoder_name, encoder_params = _name_and_params(encoder_file, folder, ENCODER)
     if "state" not in encoder_file:
-        raise ToolkitError(f"run folder '{folder}' has a malformed {ENCODER} (no encoder state).")
+        raise ToolkitError(f"run folder '{shown(folder)}' has a malformed {ENCODER} (no encoder state).")
     state = encoder_file["state"]
     if not (isinstance(classes, list) and len(classes) >= 2 and all(isinstance(c, str) for c in classes)):
         raise ToolkitError(
-            f"run folder '{folder}' has a malformed labels.json (expected a list of class names)."
+            f"run folder '{shown(folder)}' has a malformed labels.json (expected a list of class names)."
         )
     if classes != config.get("classes", classes):
         raise ToolkitError(
-            f"run folder '{folder}': labels.json does not match the classes in config.json."
+            f"run folder '{shown(folder)}': labels.json does not match the classes in config.json."
         )
 
     registry = load_registry(plugins)
@@ -156,16 +194,43 @@ def load_run(path: str | Path, plugins: Sequence[str] = (), threads: int = 1) ->
         encoder = encoder_spec.factory(**checked["encoder"])
         encoder.load_state(state)
     except ToolkitError as exc:
-        raise ToolkitError(f"run folder '{folder}' does not fit this toolkit: {exc}") from None
+        raise ToolkitError(f"run folder '{shown(folder)}' does not fit this toolkit: {shown(exc)}") from None
     except (KeyError, TypeError, ValueError) as exc:
-        raise ToolkitError(f"run folder '{folder}' has a malformed encoder state ({exc}).") from None
+        raise ToolkitError(
+            f"run folder '{shown(folder)}' has a malformed encoder state ({shown(exc)})."
+        ) from None
 
-    model = model_spec.factory(vocab_size=encoder.vocab_size, num_classes=len(classes), **checked["model"])
+    def build(device: str) -> Any:
+        with torch.device(device):
+            return model_spec.factory(
+                vocab_size=encoder.vocab_size, num_classes=len(classes), **checked["model"]
+            )
+
+    try:
+        skeleton = build("meta")  # shapes only, no memory
+    except ToolkitError as exc:
+        raise ToolkitError(f"run folder '{shown(folder)}' does not fit this toolkit: {shown(exc)}") from None
+    try:
+        with safe_open(folder / WEIGHTS, "pt") as header:
+            shapes = {key: tuple(header.get_slice(key).get_shape()) for key in header.keys()}  # noqa: SIM118
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise ToolkitError(
+            f"'{shown(folder / WEIGHTS)}' is not a valid safetensors file ({shown(exc)})."
+        ) from None
+    _check_weights_fit(folder, {k: tuple(v.shape) for k, v in skeleton.state_dict().items()}, shapes)
+    model = build("cpu")
     try:
         weights = load_file(folder / WEIGHTS)
     except (SafetensorError, OSError, ValueError) as exc:
-        raise ToolkitError(f"'{folder / WEIGHTS}' is not a valid safetensors file ({exc}).") from None
-    _check_weights_fit(folder, model.state_dict(), weights)
+        raise ToolkitError(
+            f"'{shown(folder / WEIGHTS)}' is not a valid safetensors file ({shown(exc)})."
+        ) from None
+    damaged = [k for k, v in weights.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    if damaged:
+        raise ToolkitError(
+            f"the weights in '{shown(folder / WEIGHTS)}' hold NaN or infinite values "
+            f"({shown(', '.join(damaged[:3]))}); the run is damaged."
+        )
     model.load_state_dict(weights)
     return Predictor(model, encoder, classes, config, folder, threads)
 
@@ -187,16 +252,29 @@ def _spec(registry: Registry, kind: str, name: str, recorded: Any, folder: Path)
     if name not in registry.specs[kind] and isinstance(recorded, dict):
         distribution, plugin = recorded.get("distribution"), recorded.get("plugin")
         if isinstance(distribution, str) and distribution != "toolkit":
+            if not _DISTRIBUTION_NAME.fullmatch(distribution):  # not advice to run, from a stranger
+                raise ToolkitError(
+                    f"run folder '{shown(folder)}' needs the {kind} '{shown(name)}' from a "
+                    f"distribution with an invalid name ('{shown(distribution)[:80]}'); the run "
+                    "folder is damaged or not to be trusted."
+                )
             raise ToolkitError(
-                f"run folder '{folder}' needs the {kind} '{name}' from the distribution "
+                f"run folder '{shown(folder)}' needs the {kind} '{shown(name)}' from the distribution "
                 f"'{distribution}', which is not installed; pip install {distribution}."
             )
         if isinstance(plugin, str) and distribution is None:
             raise ToolkitError(
-                f"run folder '{folder}' needs the {kind} '{name}' from the plugin '{plugin}'; "
-                "load it with --plugin PATH_OR_MODULE."
+                f"run folder '{shown(folder)}' needs the {kind} '{shown(name)}' from the plugin "
+                f"'{shown(plugin)}'; load it with --plugin PATH_OR_MODULE."
             )
-    return registry.get(kind, name)  # an unknown name raises the usual did-you-mean error
+    try:
+        return registry.get(kind, name)  # an unknown name raises the usual did-you-mean error
+    except ToolkitError as exc:
+        raise ToolkitError(shown(exc)) from None
+
+
+#: A distribution name as PEP 508 allows it: what may follow "pip install" in advice.
+_DISTRIBUTION_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]{0,98}[A-Za-z0-9])?")
 
 
 def _name_and_params(section: Any, folder: Path, file: str) -> tuple[str, dict[str, Any]]:
@@ -206,21 +284,25 @@ def _name_and_params(section: Any, folder: Path, file: str) -> tuple[str, dict[s
         and isinstance(section.get("params"), dict)
     ):
         raise ToolkitError(
-            f"run folder '{folder}' has a malformed {file} (expected a plugin name and its parameters)."
+            f"run folder '{shown(folder)}' has a malformed {file} (expected a plugin name and its "
+            "parameters)."
         )
     return section["name"], section["params"]
 
 
-def _check_weights_fit(folder: Path, expected: dict[str, Any], found: dict[str, Any]) -> None:
+def _check_weights_fit(
+    folder: Path, expected: dict[str, tuple[int, ...]], found: dict[str, tuple[int, ...]]
+) -> None:
+    """Compare the model's tensor shapes with those in the weights file's header."""
     missing = sorted(set(expected) - set(found))
     unexpected = sorted(set(found) - set(expected))
-    wrong = sorted(k for k in set(expected) & set(found) if tuple(expected[k].shape) != tuple(found[k].shape))
+    wrong = sorted(k for k in set(expected) & set(found) if expected[k] != found[k])
     if missing or unexpected or wrong:
         details = "; ".join(
-            f"{what}: {', '.join(names[:3])}{'...' if len(names) > 3 else ''}"
+            f"{what}: {shown(', '.join(names[:3]))}{'...' if len(names) > 3 else ''}"
             for what, names in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong))
             if names
         )
         raise ToolkitError(
-            f"the weights in '{folder / WEIGHTS}' do not fit the model in its config ({details})."
+            f"the weights in '{shown(folder / WEIGHTS)}' do not fit the model in its config ({details})."
         )

@@ -9,6 +9,7 @@ page opens from disk, offline, on its own.
 from __future__ import annotations
 
 import base64
+import io
 import json
 import math
 from collections.abc import Sequence
@@ -18,16 +19,17 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from toolkit.errors import ToolkitError
 from toolkit.rundir import (
+    CONFIG,
     CONFUSION_PNG,
     LOSS_PNG,
     REPORT_HTML,
     RunRecord,
-    _sibling_tmp,
     _unique_names,
-    _write_text,
     read_run,
 )
+from toolkit.safe_files import shown, write_atomic
 
 if TYPE_CHECKING:
     import jinja2
@@ -40,19 +42,46 @@ _INTEGER_METRICS = {"examples"}
 
 
 def render_report(record: RunRecord) -> Path:
-    """(Re)write the plots, the Markdown tables and report.html in the run's folder."""
+    """(Re)write the plots, the Markdown tables and report.html in the run's folder, each file
+    through a fresh temporary renamed into place (a symlink planted in the folder is replaced,
+    never followed); nothing is written when the folder's config cannot be rendered."""
     from toolkit.plots import plot_confusion, plot_loss
 
     folder = record.path
     report = record.report
-    plot_loss(record.history, _sibling_tmp(folder / LOSS_PNG)).replace(folder / LOSS_PNG)
-    plot_confusion(report.confusion_normalized, _sibling_tmp(folder / CONFUSION_PNG)).replace(
-        folder / CONFUSION_PNG
-    )
-    _write_text(folder / "per_class.md", report.per_class.to_markdown(floatfmt=".3f"))
-    _write_text(folder / "confusion.md", report.confusion.to_markdown())
-    _write_text(folder / REPORT_HTML, report_html(record))
+    pngs = {LOSS_PNG: _png(plot_loss, record.history),
+            CONFUSION_PNG: _png(plot_confusion, report.confusion_normalized)}
+    try:
+        page = report_html(record, pngs)
+    except (KeyError, TypeError, AttributeError, ValueError) as exc:
+        raise ToolkitError(
+            f"'{shown(folder / CONFIG)}' is malformed ({shown(type(exc).__name__)}: {shown(exc)}); "
+            "the run folder is damaged."
+        ) from None
+    for name, data in pngs.items():
+        write_atomic(folder / name, data)
+    write_atomic(folder / "per_class.md", _safe_frame(report.per_class).to_markdown(floatfmt=".3f"))
+    write_atomic(folder / "confusion.md", _safe_frame(report.confusion).to_markdown())
+    write_atomic(folder / REPORT_HTML, page)
     return folder / REPORT_HTML
+
+
+def _png(plot: Any, data: pd.DataFrame) -> bytes:
+    buffer = io.BytesIO()
+    plot(data, buffer)
+    return buffer.getvalue()
+
+
+def _safe_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """`frame` with control characters (newlines, escapes) in its labels and text cells made
+    visible, for the Markdown tables."""
+    safe = frame.copy()
+    safe.index = safe.index.map(lambda v: shown(v) if isinstance(v, str) else v)
+    safe.columns = safe.columns.map(lambda v: shown(v) if isinstance(v, str) else v)
+    for column in safe.columns:
+        if not pd.api.types.is_numeric_dtype(safe[column]):
+            safe[column] = safe[column].map(lambda v: shown(v) if isinstance(v, str) else v)
+    return safe
 
 
 def rerender(path: str | Path) -> Path:
@@ -60,21 +89,28 @@ def rerender(path: str | Path) -> Path:
     return render_report(read_run(path))
 
 
-def report_html(record: RunRecord) -> str:
-    """The report page of one run (the plots must already be in its folder)."""
+def report_html(record: RunRecord, pngs: dict[str, bytes] | None = None) -> str:
+    """The report page of one run; `pngs` are its plots (read from its folder when None)."""
     config, report = record.config, record.report
+    pngs = pngs if pngs is not None else {
+        name: (record.path / name).read_bytes() for name in (LOSS_PNG, CONFUSION_PNG)
+    }
+    status = run_status(config, record.history)
+    title = f"{config['model']['name']} on {config['dataset']['name']}"
+    if status.kind == "interrupted":  # where a user looks first, the tab and the heading
+        title = f"Interrupted: {title} ({status.epochs_done} of {status.epochs_planned} epochs completed)"
     return _template("report.html.j2").render(
-        title=f"{config['model']['name']} on {config['dataset']['name']}",
+        title=title,
         run=record.name,
         config=config,
-        status=run_status(config, record.history),
+        status=status,
         summary=_summary_rows(report.summary),
         sizes=config["split"].get("sizes", {}),
         settings=settings_tables(config),
         classes=class_rows(report.per_class),
         pairs=confused_pairs(report.confusion, record.mistakes),
-        loss_png=_data_uri(record.path / LOSS_PNG),
-        confusion_png=_data_uri(record.path / CONFUSION_PNG),
+        loss_png=_data_uri(pngs[LOSS_PNG]),
+        confusion_png=_data_uri(pngs[CONFUSION_PNG]),
         confusion=report.confusion,
         history=_history_rows(record.history),
         history_columns=list(record.history.columns),
@@ -121,7 +157,7 @@ def compare_html(paths: Sequence[str | Path]) -> str:
 def write_compare(paths: Sequence[str | Path], output: str | Path) -> Path:
     """Write the comparison page of `paths` to `output` (an .html file)."""
     target = Path(output)
-    _write_text(target, compare_html(paths))
+    write_atomic(target, compare_html(paths))
     return target
 
 
@@ -145,7 +181,8 @@ class RunStatus:
 
 def run_status(config: dict[str, Any], history: pd.DataFrame) -> RunStatus:
     """Read how training ended from what the run recorded (config's training.stop_reason)."""
-    reason = str((config.get("training") or {}).get("stop_reason") or "completed")
+    training = config.get("training") or {}
+    reason = str(training.get("stop_reason") or "completed")
     done = len(history)
     train = config.get("train") or {}
     planned = int(train.get("epochs") or 0)
@@ -153,9 +190,12 @@ def run_status(config: dict[str, Any], history: pd.DataFrame) -> RunStatus:
     train_size = int((config.get("split") or {}).get("sizes", {}).get("train") or 0)
     if examples and train_size:
         planned = math.ceil(examples / train_size)
-    kind = "interrupted" if reason.startswith("interrupted") else (
+    kind = "interrupted" if training.get("interrupted") or reason.startswith("interrupted") else (
         "early" if reason.startswith("early stop") else "completed"
     )
+    recorded = (training.get("epochs_completed"), training.get("epochs_planned"))
+    if all(isinstance(n, int) and not isinstance(n, bool) for n in recorded):  # runs since issue 17
+        done, planned = recorded
     return RunStatus(kind, done, max(planned, done), reason)
 
 
@@ -286,8 +326,8 @@ def _value(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, default=str)
 
 
-def _data_uri(path: Path) -> str:
-    return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
+def _data_uri(png: bytes) -> str:
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
 
 
 def _template(name: str) -> jinja2.Template:

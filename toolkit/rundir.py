@@ -9,12 +9,20 @@
     mistakes.csv         a few misclassified test texts per confused pair (bounded)
     loss.png, confusion.png, report.html (the plots embedded; see toolkit.rendering)
 
-A run folder is built in a hidden sibling folder and renamed into place at the end, so a
-crashed run never leaves a folder that looks complete.
+A run folder is claimed (created, with a lock file in it) before training starts, so a
+second run on the same folder is refused at once and default names never collide. The files
+are written into a fresh private folder inside it and moved into place at the end, config.json
+last, so a crashed run never leaves a folder that looks complete.
+
+A run folder may come from someone else, so every read is bounded (`toolkit.limits`), every
+write goes through a fresh temporary that is renamed into place (a symlink planted in the
+folder is replaced, never followed), and text from the folder is escaped in the HTML report.
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import shutil
@@ -29,6 +37,8 @@ import pandas as pd
 
 from toolkit.errors import ToolkitError
 from toolkit.evaluation import Report, confused_examples
+from toolkit.safe_files import file_mode, read_bounded, shown, write_atomic
+from toolkit.safe_files import read_json as _read_json
 
 if TYPE_CHECKING:
     from toolkit.api import RunResult
@@ -41,23 +51,113 @@ PER_CLASS, CONFUSION, HISTORY = "per_class.csv", "confusion.csv", "history.csv"
 MISTAKES = "mistakes.csv"  # optional: runs written before it existed still read
 LOSS_PNG, CONFUSION_PNG, REPORT_HTML = "loss.png", "confusion.png", "report.html"
 REQUIRED = (CONFIG, WEIGHTS, ENCODER, LABELS, METRICS, PER_CLASS, CONFUSION, HISTORY)
+#: The lock file of a run folder being written: its presence refuses a second run at once.
+CLAIM = ".toolkit-run.lock"
 
 
-def default_run_dir(dataset: str, model: str, root: str | Path = "runs") -> Path:
-    """runs/<UTC time>-<dataset>-<model>, with -2, -3... when a run of the same second exists."""
+@dataclass
+class RunClaim:
+    """A run folder this process has claimed: it holds our lock file until the run is written.
+    `created` says whether we made the folder (then a failed run removes it again)."""
+
+    path: Path
+    created: bool
+
+    def finish(self) -> None:
+        """The run is written: drop the lock."""
+        (self.path / CLAIM).unlink(missing_ok=True)
+
+    def release(self) -> None:
+        """The run failed: drop the lock, and the folder when we made it and it is empty."""
+        self.finish()
+        if self.created:
+            with contextlib.suppress(OSError):  # not empty: someone else's files, keep them
+                self.path.rmdir()
+
+
+def claim_run_dir(path: str | Path) -> RunClaim:
+    """Claim `path` for a new run before any training: create it (or take an existing empty
+    folder) and put a lock file in it. A folder with files, or one another run holds, is
+    refused with one line, as is a place that cannot be written."""
+    path = Path(path)
+    _make_parent(path)
+    created = True
+    try:
+        os.mkdir(path)
+    except FileExistsError:
+        created = False
+        if path.is_symlink() or not path.is_dir():
+            raise ToolkitError(
+                f"output '{shown(path)}' exists and is not a folder; choose another --output."
+            ) from None
+        if (path / CLAIM).exists():
+            raise _claimed(path) from None
+        if any(path.iterdir()):
+            raise ToolkitError(
+                f"output '{shown(path)}' already exists and is not empty; choose another --output."
+            ) from None
+    except OSError as exc:
+        raise _unwritable(path, exc) from None
+    _lock(path, created)
+    return RunClaim(path, created)
+
+
+def claim_default_run_dir(dataset: str, model: str, root: str | Path = "runs") -> RunClaim:
+    """Claim runs/<UTC time>-<dataset>-<model>, with -2, -3... when that name is taken: the
+    folder is created exclusively, so runs started in the same second never share one."""
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     base = Path(root) / f"{stamp}-{dataset}-{model}"
-    path, number = base, 1
-    while path.exists():
-        number += 1
-        path = base.with_name(f"{base.name}-{number}")
-    return path
+    _make_parent(base)
+    for number in range(1, 10_000):
+        path = base if number == 1 else base.with_name(f"{base.name}-{number}")
+        try:
+            os.mkdir(path)
+        except FileExistsError:
+            continue
+        except OSError as exc:
+            raise _unwritable(path, exc) from None
+        _lock(path, created=True)
+        return RunClaim(path, created=True)
+    raise ToolkitError(f"too many runs named '{shown(base)}-N'; give an --output folder.")
 
 
-def check_output(path: Path) -> None:
-    """Refuse, before any training, to write over an existing non-empty folder."""
-    if path.exists() and (not path.is_dir() or any(path.iterdir())):
-        raise ToolkitError(f"output '{path}' already exists and is not empty; choose another --output.")
+def _make_parent(path: Path) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise ToolkitError(
+            f"cannot create output '{shown(path)}': a part of its path is a file, not a folder; "
+            "choose another --output."
+        ) from None
+    except OSError as exc:
+        raise _unwritable(path, exc) from None
+
+
+def _lock(path: Path, created: bool) -> None:
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+    try:
+        handle = os.open(path / CLAIM, flags, 0o666)
+    except FileExistsError:
+        raise _claimed(path) from None  # another run took the empty folder first
+    except OSError as exc:
+        if created:
+            path.rmdir()
+        raise _unwritable(path, exc) from None
+    with os.fdopen(handle, "w") as lock:
+        lock.write(f"{os.getpid()}\n")
+
+
+def _claimed(path: Path) -> ToolkitError:
+    return ToolkitError(
+        f"output '{shown(path)}' is being written by another toolkit run (it holds {CLAIM}); "
+        "choose another --output, or delete the folder if that run is no longer running."
+    )
+
+
+def _unwritable(path: Path, exc: OSError) -> ToolkitError:
+    return ToolkitError(
+        f"cannot create output '{shown(path)}' ({exc.strerror or exc}); choose a writable --output."
+    )
 
 
 def run_config(result: RunResult) -> dict[str, Any]:
@@ -83,19 +183,38 @@ def run_config(result: RunResult) -> dict[str, Any]:
         "split": {**plan.params["split"], "strategy": result.split.strategy,
                   "seed": result.split.seed, "sizes": result.split.sizes()},
         "train": plan.params["train"],
-        "training": {"seconds": round(result.train_seconds, 3), "stop_reason": result.stop_reason,
-                     "best_epoch": result.best_epoch},
+        "training": training_status(result),
         "classes": list(result.classes),
         "provenance": dict(result.split.train.provenance),
     }
 
 
-def write_run(result: RunResult, report: Report, path: Path) -> Path:
-    """Write the whole run folder at `path`, atomically."""
+def training_status(result: RunResult) -> dict[str, Any]:
+    """How training ended: recorded in config.json and metrics.json, shown in the report."""
+    return {
+        "seconds": round(result.train_seconds, 3), "stop_reason": result.stop_reason,
+        "best_epoch": result.best_epoch, "interrupted": result.interrupted,
+        "epochs_completed": result.epochs_completed, "epochs_planned": result.epochs_planned,
+        "truncated_texts": result.truncated_texts,
+    }
+
+
+def write_run(result: RunResult, report: Report, target: Path | RunClaim) -> Path:
+    """Write the whole run folder into `target` (a path, or a folder claimed before training).
+
+    The files are written in a fresh private folder inside it and moved into place, config.json
+    last; on any failure (or SIGTERM turned into SystemExit) everything written is removed.
+    """
     from safetensors.torch import save_file
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{path.name}-", dir=path.parent))
+    claim = target if isinstance(target, RunClaim) else claim_run_dir(target)
+    path = claim.path
+    try:
+        staging = Path(tempfile.mkdtemp(prefix=".partial-", dir=path))
+    except BaseException:
+        claim.release()
+        raise
+    moved: list[str] = []
     try:
         config = run_config(result)
         weights = {k: v.detach().cpu().contiguous() for k, v in result.model.state_dict().items()}
@@ -105,23 +224,29 @@ def write_run(result: RunResult, report: Report, path: Path) -> Path:
         _write_json(staging / ENCODER, encoder)
         _write_json(staging / LABELS, list(result.classes))
         _write_json(staging / CONFIG, config)
-        _write_json(staging / METRICS, report.metrics())
-        report.per_class.to_csv(staging / PER_CLASS)
-        report.confusion.to_csv(staging / CONFUSION)
-        result.history.to_csv(staging / HISTORY, index=False)
+        _write_json(staging / METRICS, {**report.metrics(), "training": config["training"]})
+        _write_text(staging / PER_CLASS, report.per_class.to_csv())
+        _write_text(staging / CONFUSION, report.confusion.to_csv())
+        _write_text(staging / HISTORY, result.history.to_csv(index=False))
         mistakes = confused_examples(
             result.split.test.texts, result.test_targets, result.test_probabilities, result.classes
         )
-        mistakes.to_csv(staging / MISTAKES, index=False)
+        _write_text(staging / MISTAKES, mistakes.to_csv(index=False))
         from toolkit.rendering import render_report
 
         render_report(RunRecord(staging, config, report, result.history, mistakes))
-        if path.exists():
-            path.rmdir()  # check_output allowed only an empty folder
-        staging.chmod(0o777 & ~_umask())  # mkdtemp made it private
-        os.replace(staging, path)
+        for name in sorted(os.listdir(staging), key=lambda n: n == CONFIG):  # config.json last
+            os.chmod(staging / name, file_mode())  # the same for every file, weights included
+            os.replace(staging / name, path / name)
+            moved.append(name)
+        staging.rmdir()
+        claim.finish()
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
+        if CONFIG not in moved:  # a run is all or nothing
+            for name in moved:
+                (path / name).unlink(missing_ok=True)
+        claim.release()
         raise
     return path
 
@@ -147,18 +272,20 @@ def open_run(path: str | Path, required: Sequence[str] = REQUIRED) -> tuple[Path
     format version; return the folder and its config."""
     folder = Path(path)
     if not folder.is_dir():
-        raise ToolkitError(f"run folder '{folder}' does not exist; give a folder made by `toolkit run`.")
+        raise ToolkitError(
+            f"run folder '{shown(folder)}' does not exist; give a folder made by `toolkit run`."
+        )
     missing = [name for name in required if not (folder / name).is_file()]
     if missing:
         raise ToolkitError(
-            f"'{folder}' is not a complete toolkit run folder (missing {', '.join(missing)})."
+            f"'{shown(folder)}' is not a complete toolkit run folder (missing {', '.join(missing)})."
         )
     config = read_json(folder / CONFIG)
     found = config.get("format_version") if isinstance(config, dict) else None
     if found != FORMAT_VERSION:
         raise ToolkitError(
-            f"run folder '{folder}' has format version {found!r}; this toolkit reads version "
-            f"{FORMAT_VERSION}."
+            f"run folder '{shown(folder)}' has format version {shown(repr(found))[:40]}; this "
+            f"toolkit reads version {FORMAT_VERSION}."
         )
     return folder, config
 
@@ -175,23 +302,34 @@ def read_run(path: str | Path) -> RunRecord:
         summary = pd.DataFrame({"value": metrics["summary"]})
         summary.index.name = "metric"
         per_class = pd.read_csv(
-            folder / PER_CLASS, index_col="class", dtype={"class": str, "confused_with": str}, **_EXACT
+            _table(folder / PER_CLASS), index_col="class", dtype={"class": str, "confused_with": str},
+            **_EXACT,
         )
-        confusion = pd.read_csv(folder / CONFUSION, index_col="true", dtype={"true": str}, **_EXACT)
+        confusion = pd.read_csv(_table(folder / CONFUSION), index_col="true", dtype={"true": str}, **_EXACT)
         confusion.columns.name = "predicted"
-        history = pd.read_csv(folder / HISTORY)
+        confusion = confusion.apply(pd.to_numeric)
+        history = pd.read_csv(_table(folder / HISTORY))
+        for column in ("epoch", "train_loss", "val_loss"):
+            history[column] = pd.to_numeric(history[column])
         mistakes = (
-            pd.read_csv(folder / MISTAKES, dtype={"true": str, "predicted": str, "text": str}, **_EXACT)[
-                ["true", "predicted", "text", "probability"]
-            ]
+            pd.read_csv(
+                _table(folder / MISTAKES), dtype={"true": str, "predicted": str, "text": str}, **_EXACT
+            )[["true", "predicted", "text", "probability"]]
             if (folder / MISTAKES).is_file() else None
         )
-    except (KeyError, ValueError, TypeError) as exc:
-        raise ToolkitError(f"run folder '{folder}' has a malformed table or metrics file ({exc}).") from None
+    except (KeyError, ValueError, TypeError, IndexError) as exc:
+        raise ToolkitError(
+            f"run folder '{shown(folder)}' has a malformed table or metrics file "
+            f"({shown(type(exc).__name__)}: {shown(exc)[:200]})."
+        ) from None
     totals = confusion.sum(axis=1).replace(0, 1)
     normalized = confusion.div(totals, axis=0)
     report = Report(summary, per_class, confusion, normalized)
     return RunRecord(folder, config, report, history, mistakes)
+
+
+def _table(path: Path) -> io.BytesIO:
+    return io.BytesIO(read_bounded(path))
 
 
 def compare_runs(paths: Sequence[str | Path]) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -201,7 +339,7 @@ def compare_runs(paths: Sequence[str | Path]) -> tuple[pd.DataFrame, pd.DataFram
     summary = pd.concat([r.report.summary["value"] for r in records], axis=1, keys=names)
     per_class = pd.concat([r.report.per_class["accuracy"] for r in records], axis=1, keys=names)
     header = pd.DataFrame(
-        [[r.config["dataset"]["name"] for r in records], [r.config["model"]["name"] for r in records]],
+        [[_plugin_name(r, "dataset") for r in records], [_plugin_name(r, "model") for r in records]],
         index=pd.Index(["dataset", "model"], name="metric"), columns=names,
     )
     return pd.concat([header, summary.astype(object)]), per_class
@@ -216,27 +354,19 @@ def _unique_names(names: list[str]) -> list[str]:
     return unique
 
 
+def _plugin_name(record: RunRecord, kind: str) -> str:
+    section = record.config.get(kind)
+    name = section.get("name") if isinstance(section, dict) else None
+    return name if isinstance(name, str) else "?"
+
+
 def read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ToolkitError(f"'{path}' is not valid JSON ({exc}); the run folder is damaged.") from None
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def _sibling_tmp(path: Path) -> Path:
-    return path.with_name(f".{path.name}.tmp")
+    """A run-folder JSON file, bounded in size and depth (see `toolkit.limits`)."""
+    return _read_json(path)
 
 
 def _write_text(path: Path, text: str) -> None:
-    tmp = _sibling_tmp(path)
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    write_atomic(path, text)
 
 
 def _write_json(path: Path, value: Any) -> None:

@@ -8,10 +8,12 @@
     GET  /docs              the OpenAPI page (/openapi.json for the schema), its Swagger UI
                             files served from the installed fastapi-offline package, no CDN
 
-Names longer than `max_length` and batches that are empty or larger than `max_batch` get a
-4xx JSON error. A request body is refused before it is read when its Content-Length is
-larger than such a batch could be (413), or missing (411). Forward passes are serialised by
-the predictor's lock, so concurrent requests are safe.
+Names longer than `max_length`, names with nothing left after the run's normalisation, and
+batches that are empty or larger than `max_batch` get a 4xx JSON error; so does a malformed
+value anywhere (`"top": 1e400` or `NaN` is a 422 that echoes no value back, and the
+connection stays open for the next request). A request body is refused before it is read
+when its Content-Length is larger than such a batch could be (413), or missing (411).
+Forward passes are serialised by the predictor's lock, so concurrent requests are safe.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from pathlib import Path as FilePath
 from typing import Annotated, Any
 
 from fastapi import Body, FastAPI, HTTPException, Path, Query, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
@@ -79,6 +82,17 @@ def create_app(predictor: Predictor, max_length: int = 64, max_batch: int = 1000
                 )
         return await call_next(request)
 
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        # FastAPI's own answer echoes the invalid input, which fails to encode when it is
+        # infinite or NaN (a 500 that also dropped the keep-alive connection); say where and what.
+        errors = [
+            {"loc": [str(part) for part in error.get("loc", ())], "msg": str(error.get("msg", "")),
+             "type": str(error.get("type", ""))}
+            for error in exc.errors()
+        ]
+        return JSONResponse({"detail": errors}, 422)
+
     def check(names: list[str]) -> None:
         if not names:
             raise HTTPException(422, "the batch is empty; send at least one name.")
@@ -94,7 +108,14 @@ def create_app(predictor: Predictor, max_length: int = 64, max_batch: int = 1000
 
     def run(names: list[str], top: int) -> list[dict[str, Any]]:
         check(names)
-        return [p.to_dict() for p in predictor.predict(names, top)]
+        predictions = predictor.predict(names, top)
+        for prediction in predictions:
+            if not prediction.guesses:
+                raise HTTPException(
+                    422, f"nothing of the name {prediction.text!r} is left after the model's "
+                    "normalisation; send characters it reads.",
+                )
+        return [p.to_dict() for p in predictions]
 
     @app.get("/docs", include_in_schema=False)
     def docs(request: Request) -> HTMLResponse:

@@ -190,6 +190,12 @@ def normalize_like(texts: Sequence[str], provenance: Mapping[str, Any]) -> list[
     return [normalize(text, mode) for text in texts]
 
 
+def cut_texts(texts: Sequence[str], max_length: int) -> tuple[list[str], int]:
+    """`texts` with each cut to at most `max_length` characters, and how many were cut."""
+    cut = [text[:max_length] for text in texts]
+    return cut, sum(len(text) > max_length for text in texts)
+
+
 def labelled_lines(
     files: LabelFiles, normalization: str = "raw"
 ) -> tuple[list[str], list[str], dict[str, int]]:

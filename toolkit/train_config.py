@@ -7,16 +7,25 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
+from toolkit import limits
 from toolkit.errors import ToolkitError
 from toolkit.params import Param, Section, resolve
 
 TRAIN_PARAMS: tuple[Param, ...] = (
-    Param("epochs", int, 8, "Passes over the training data (one epoch = as many names as it holds)."),
+    Param(
+        "epochs", int, 8,
+        f"Passes over the training data (one epoch = as many names as it holds); at most "
+        f"{limits.MAX_EPOCHS:,}.",
+    ),
     Param(
         "examples", int, 0,
-        "Train on this many names in total instead (the tutorial: 100000); 0 counts epochs.",
+        "Train on this many names in total instead (the tutorial: 100000); 0 counts epochs; at "
+        f"most {limits.MAX_EXAMPLES:,}.",
     ),
-    Param("batch_size", int, 32, "Names per mini-batch (1 is the tutorial's one name at a time)."),
+    Param(
+        "batch_size", int, 32,
+        f"Names per mini-batch (1 is the tutorial's one name at a time); at most {limits.MAX_BATCH_SIZE}.",
+    ),
     Param("optimizer", str, "adam", "Optimiser.", choices=("adam", "sgd")),
     Param("lr", float, 0.005, "Learning rate (the tutorial's SGD uses 0.005)."),
     Param("weight_decay", float, 0.0, "L2 penalty on the weights."),
@@ -42,7 +51,15 @@ TRAIN_PARAMS: tuple[Param, ...] = (
         "Stop after this many epochs without a lower validation loss; 0 never stops early. "
         "The weights of the best validation epoch are kept either way.",
     ),
-    Param("threads", int, 0, "CPU threads for torch; 0 chooses (one per core, at most 2)."),
+    Param(
+        "threads", int, 0,
+        "CPU threads for torch; 0 chooses (one per core, at most 2); at most the CPU count.",
+    ),
+    Param(
+        "max_length", int, limits.MAX_TEXT_LENGTH,
+        "Longest text in characters: longer ones are cut to this at training and prediction "
+        f"(the cuts are counted in the run's report); at most {limits.MAX_TEXT_LENGTH_LIMIT:,}.",
+    ),
 )
 
 
@@ -63,6 +80,7 @@ class TrainConfig:
     class_weights: float = 0.0
     patience: int = 0
     threads: int = 0
+    max_length: int = limits.MAX_TEXT_LENGTH
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any] | TrainConfig | None = None) -> TrainConfig:
@@ -75,10 +93,22 @@ class TrainConfig:
         return config
 
     def _check(self) -> None:
-        at_least = {"epochs": 1, "batch_size": 1, "examples": 0, "patience": 0, "threads": 0}
+        at_least = {"epochs": 1, "batch_size": 1, "examples": 0, "patience": 0, "threads": 0,
+                    "max_length": 1}
         for name, low in at_least.items():
             if getattr(self, name) < low:
                 raise ToolkitError(f"train.{name} must be at least {low}; got {getattr(self, name)}.")
+        at_most = {
+            "epochs": (limits.MAX_EPOCHS, ""), "examples": (limits.MAX_EXAMPLES, ""),
+            "batch_size": (limits.MAX_BATCH_SIZE, ""),
+            "threads": (limits.cpu_count(), " (the CPUs this machine gives the process)"),
+            "max_length": (limits.MAX_TEXT_LENGTH_LIMIT, ""),
+        }
+        for name, (high, why) in at_most.items():
+            if getattr(self, name) > high:
+                raise ToolkitError(
+                    f"train.{name} must be at most {high:,}{why}; got {getattr(self, name):,}."
+                )
         for name in ("lr", "weight_decay", "clip", "class_weights"):
             value = getattr(self, name)
             if not math.isfinite(value) or value < 0 or (name == "lr" and value == 0):

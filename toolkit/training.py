@@ -65,6 +65,9 @@ class TrainResult:
     best_epoch: int | None
     examples_seen: int
     config: TrainConfig
+    interrupted: bool = False  # stopped by Ctrl-C (or a callback raising KeyboardInterrupt)
+    epochs_completed: int = 0
+    epochs_planned: int = 0
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -118,6 +121,8 @@ def train(
     rows: list[dict[str, Any]] = []
     best: tuple[float, int, dict[str, torch.Tensor]] | None = None
     stop_reason = "completed"
+    interrupted = False
+    epoch = 0
     show = sys.stderr.isatty() if progress is None else progress
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(config.threads or min(previous_threads, MAX_AUTO_THREADS))
@@ -141,7 +146,11 @@ def train(
                     stop_reason = f"early stop: no lower validation loss for {config.patience} epochs"
                     break
     except KeyboardInterrupt:
-        stop_reason = f"interrupted after {loop.seen:,} texts"
+        interrupted = True
+        stop_reason = (
+            f"interrupted in epoch {epoch} of {len(epoch_sizes)} ({len(rows)} completed, "
+            f"{loop.seen:,} texts seen)"
+        )
     finally:
         torch.set_num_threads(previous_threads)
     seconds = time.perf_counter() - started
@@ -149,7 +158,10 @@ def train(
         model.load_state_dict(best[2])
     model.eval()
     history = pd.DataFrame(rows, columns=HISTORY_COLUMNS)
-    return TrainResult(model, history, seconds, stop_reason, best[1] if best else None, loop.seen, config)
+    return TrainResult(
+        model, history, seconds, stop_reason, best[1] if best else None, loop.seen, config,
+        interrupted, len(rows), len(epoch_sizes),
+    )
 
 
 class _Loop:

@@ -17,6 +17,7 @@ from typer.core import TyperGroup
 from toolkit import __version__
 from toolkit.errors import ToolkitError
 from toolkit.registry import Registry, load_registry
+from toolkit.safe_files import shown
 
 PLUGIN_OPTION_HELP = (
     "Load a plugin from a module name or a .py file (repeatable). "
@@ -31,7 +32,7 @@ class ToolkitGroup(TyperGroup):
         try:
             return super().invoke(ctx)
         except ToolkitError as exc:
-            typer.echo(f"Error: {exc}", err=True)
+            typer.echo(f"Error: {shown(exc)}", err=True)  # text from a file cannot drive the terminal
             raise typer.Exit(2) from None
 
 

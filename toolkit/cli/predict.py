@@ -15,6 +15,7 @@ import typer
 
 from toolkit.cli import registry_from
 from toolkit.errors import ToolkitError
+from toolkit.safe_files import atomic_file, shown
 
 if TYPE_CHECKING:  # torch and friends load only when a command needs them
     from toolkit.predictor import Prediction, Predictor
@@ -31,9 +32,15 @@ def _load(ctx: typer.Context, run: Path, threads: int = 1) -> Predictor:
 
 
 def _print(prediction: Prediction) -> None:
-    typer.echo(f"> {prediction.text}")
+    typer.echo(f"> {shown(prediction.text)}")
+    _print_guesses(prediction)
+
+
+def _print_guesses(prediction: Prediction) -> None:
+    if not prediction.guesses:
+        typer.echo("(no prediction: nothing of it is left after normalisation)")
     for guess in prediction.guesses:
-        typer.echo(f"({guess.log_probability:.2f}) {guess.label}")
+        typer.echo(f"({guess.log_probability:.2f}) {shown(guess.label)}")
 
 
 def predict(
@@ -62,11 +69,20 @@ def predict(
         raise ToolkitError("give names to classify, or --input FILE; see `toolkit predict --help`.")
     if input_file is not None and names:
         raise ToolkitError("give either names or --input FILE, not both.")
+    if output is not None:
+        _check_output_file(output)
     predictor = _load(ctx, run, threads)
     top = min(top, len(predictor.classes))  # the CSV header has a column pair per guess
     if input_file is None:
         assert names is not None
         predictions = predictor.predict(names, top)
+        unreadable = [p.text for p in predictions if not p.guesses]
+        if unreadable:
+            raise ToolkitError(
+                f"nothing of '{shown(unreadable[0])}' is left after the run's normalisation "
+                f"({(predictor.config.get('provenance') or {}).get('normalization')}); give a text "
+                "with characters the model reads."
+            )
         if as_json:
             typer.echo(json.dumps([p.to_dict() for p in predictions], indent=2, ensure_ascii=False))
         else:
@@ -78,15 +94,30 @@ def predict(
     write = _write_json_lines if as_json else _write_csv
     if output is None:
         write(predictions, top, sys.stdout)
-        return
-    tmp = output.with_name(f".{output.name}.tmp")
-    try:
-        with tmp.open("w", newline="", encoding="utf-8") as out:
+    else:
+        with atomic_file(output, text=True) as out:
             count = write(predictions, top, out)
-        os.replace(tmp, output)
-    finally:
-        tmp.unlink(missing_ok=True)
-    typer.echo(f"Wrote {count:,} predictions to {output}", err=True)
+        typer.echo(f"Wrote {count:,} predictions to {output}", err=True)
+    if predictor.truncated:
+        typer.echo(
+            f"{predictor.truncated:,} texts were longer than {predictor.max_length:,} characters "
+            "and were cut to that length, as at training.", err=True,
+        )
+
+
+def _check_output_file(output: Path) -> None:
+    """Refuse an --output that cannot be written, before predicting anything."""
+    parent = output.parent
+    if output.is_dir():
+        raise ToolkitError(f"--output '{shown(output)}' is a folder; give a file name.")
+    if not parent.is_dir():
+        raise ToolkitError(
+            f"the folder of --output '{shown(output)}' does not exist; create it or choose another path."
+        )
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ToolkitError(
+            f"cannot write into '{shown(parent)}' (permission denied); choose another --output."
+        )
 
 
 def _read_texts(path: Path, column: str | None) -> Iterator[str]:
@@ -95,13 +126,14 @@ def _read_texts(path: Path, column: str | None) -> Iterator[str]:
         raise ToolkitError(f"input file '{path}' does not exist.")
     if column is None and path.suffix.lower() in (".csv", ".tsv"):
         raise ToolkitError(f"'{path}' looks like a CSV file; name the text column with --column.")
-    handle = path.open(encoding="utf-8", newline="")
+    handle = path.open(encoding="utf-8-sig", newline="")  # an Excel CSV starts with a BOM
     if column is not None:
         reader = csv.DictReader(handle, delimiter="\t" if path.suffix.lower() == ".tsv" else ",")
         if column not in (reader.fieldnames or []):
             handle.close()
             raise ToolkitError(
-                f"'{path}' has no column '{column}'; its columns are {', '.join(reader.fieldnames or [])}."
+                f"'{shown(path)}' has no column '{shown(column)}'; its columns are "
+                f"{shown(', '.join(reader.fieldnames or []))}."
             )
         return _close_after((row[column] for row in reader if (row[column] or "").strip()), handle)
     return _close_after((line.rstrip("\r\n") for line in handle if line.strip()), handle)
@@ -139,7 +171,8 @@ def _write_csv(predictions: Iterator[Prediction], top: int, out: TextIO | io.Tex
     writer.writerow(header)
     count = 0
     for prediction in predictions:
-        row = [prediction.text, prediction.label, f"{prediction.probability:.6f}"]
+        probability = f"{prediction.probability:.6f}" if prediction.guesses else ""  # nothing left to read
+        row = [prediction.text, prediction.label, probability]
         for guess in prediction.guesses:
             row += [guess.label, f"{guess.probability:.6f}"]
         writer.writerow(row)
@@ -169,9 +202,8 @@ def interactive(ctx: typer.Context, run: RunOption, top: TopOption = 3) -> None:
         if not text.strip():
             break
         if not prompt:  # input piped in: show what each block of guesses answers
-            typer.echo(f"> {text}")
-        for guess in predictor.predict([text], top)[0].guesses:
-            typer.echo(f"({guess.log_probability:.2f}) {guess.label}")
+            typer.echo(f"> {shown(text)}")
+        _print_guesses(predictor.predict([text], top)[0])
 
 
 def add_to(app: typer.Typer) -> None:

@@ -7,7 +7,10 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+
+from toolkit.safe_files import shown
 
 if TYPE_CHECKING:  # pandas, sklearn and matplotlib load only when a command needs them
     import pandas as pd
@@ -23,15 +26,20 @@ def _cell(value: object) -> str:
     return "–" if value is None else str(value)
 
 
+def _plain(value: object) -> str:
+    """Text from a file as a table cell: no rich markup, no control characters."""
+    return escape(shown(value))
+
+
 def frame_table(frame: pd.DataFrame, title: str) -> Table:
     """A DataFrame as a rich table, the index as the first column."""
     table = Table(title=title, title_justify="left")
     longest = max((len(str(i)) for i in frame.index), default=0)
-    table.add_column(str(frame.index.name or ""), style="bold", no_wrap=True, min_width=min(longest, 16))
+    table.add_column(_plain(frame.index.name or ""), style="bold", no_wrap=True, min_width=min(longest, 16))
     for column in frame.columns:
-        table.add_column(str(column), justify="right")
+        table.add_column(_plain(column), justify="right")
     for index, row in frame.iterrows():
-        table.add_row(str(index), *(_cell(v) for v in row))
+        table.add_row(_plain(index), *(_plain(_cell(v)) for v in row))
     return table
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
+from types import FrameType
 from typing import Annotated
 
 import typer
@@ -35,17 +37,36 @@ def run(
         typer.Option("--output", "-o", help="Run folder (default runs/<time>-<dataset>-<model>)."),
     ] = None,
 ) -> None:
-    """Train a model on a dataset, evaluate it on the held-out split, save the run."""
-    result = api.run(
-        dataset=dataset, model=model, encoder=encoder,
-        params=parse_assignments(param or []), seed=seed, device=device, output=output,
-        plugins=_cli_plugins(ctx),
-    )
+    """Train a model on a dataset, evaluate it on the held-out split, save the run.
+
+    Ctrl-C stops training and saves what was learned, marked as interrupted; the command then
+    exits with status 130. SIGTERM stops at once and removes the unfinished run folder (143).
+    """
+    previous = signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    try:
+        result = api.run(
+            dataset=dataset, model=model, encoder=encoder,
+            params=parse_assignments(param or []), seed=seed, device=device, output=output,
+            plugins=_cli_plugins(ctx),
+        )
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    if result.interrupted:
+        typer.echo(
+            f"INTERRUPTED: {result.epochs_completed} of {result.epochs_planned} epochs completed; "
+            "the results below are of a partly trained model."
+        )
     typer.echo(
         f"Trained {result.plan.model.name} on {result.plan.dataset.name} "
         f"({result.split.sizes()['train']:,} training texts) in {result.train_seconds:.1f} s "
         f"on {result.device}: {result.stop_reason}."
     )
+    if result.truncated_texts:
+        max_length = result.plan.params["train"]["max_length"]
+        typer.echo(
+            f"{result.truncated_texts:,} texts were longer than {max_length:,} characters and were "
+            "cut to that length (train.max_length)."
+        )
     if result.report is not None:
         from toolkit.cli.report import print_report
 
@@ -55,6 +76,18 @@ def run(
         f"macro-F1 {result.test_macro_f1():.3f}"
     )
     typer.echo(f"Run saved to {result.run_dir}")
+    if result.interrupted:
+        typer.echo(f"Run interrupted: {result.stop_reason}.", err=True)
+        raise typer.Exit(INTERRUPTED_EXIT)
+
+
+#: The shell's status for a command stopped by Ctrl-C (128 + SIGINT).
+INTERRUPTED_EXIT = 130
+
+
+def _exit_on_sigterm(signum: int, frame: FrameType | None) -> None:
+    """SIGTERM unwinds like an exception, so the claimed run folder is removed on the way out."""
+    raise SystemExit(128 + signum)
 
 
 def _cli_plugins(ctx: typer.Context) -> list[str]:

@@ -79,8 +79,10 @@ class ScratchGRU(nn.Module):
 
 
 def _check_sizes(model: str, vocab_size: int, num_classes: int, hidden_size: int) -> None:
-    if hidden_size < 1:
-        raise toolkit.ToolkitError(f"model '{model}' needs hidden_size >= 1; got {hidden_size}.")
+    if not 1 <= hidden_size <= toolkit.MAX_MODEL_WIDTH:
+        raise toolkit.ToolkitError(
+            f"model '{model}' needs 1 <= hidden_size <= {toolkit.MAX_MODEL_WIDTH}; got {hidden_size}."
+        )
     if vocab_size < 2 or num_classes < 2:
         raise toolkit.ToolkitError(
             f"model '{model}' needs a vocabulary and at least two classes; "
@@ -88,7 +90,9 @@ def _check_sizes(model: str, vocab_size: int, num_classes: int, hidden_size: int
         )
 
 
-HIDDEN_SIZE = toolkit.Param("hidden_size", int, 128, "Units in the hidden state.")
+HIDDEN_SIZE = toolkit.Param(
+    "hidden_size", int, 128, f"Units in the hidden state (at most {toolkit.MAX_MODEL_WIDTH})."
+)
 
 
 @toolkit.hookimpl

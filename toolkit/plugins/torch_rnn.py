@@ -63,10 +63,11 @@ def _check(
     cell: str, vocab_size: int, num_classes: int, embedding_dim: int, hidden_size: int,
     num_layers: int, dropout: float,
 ) -> None:
-    for name, value in (("embedding_dim", embedding_dim), ("hidden_size", hidden_size),
-                        ("num_layers", num_layers)):
-        if value < 1:
-            raise toolkit.ToolkitError(f"model '{cell}' needs {name} >= 1; got {value}.")
+    for name, value, high in (("embedding_dim", embedding_dim, toolkit.MAX_MODEL_WIDTH),
+                              ("hidden_size", hidden_size, toolkit.MAX_MODEL_WIDTH),
+                              ("num_layers", num_layers, toolkit.MAX_MODEL_LAYERS)):
+        if not 1 <= value <= high:
+            raise toolkit.ToolkitError(f"model '{cell}' needs 1 <= {name} <= {high}; got {value}.")
     if not 0.0 <= dropout < 1.0:
         raise toolkit.ToolkitError(f"model '{cell}' needs 0 <= dropout < 1; got {dropout}.")
     if vocab_size < 2 or num_classes < 2:
@@ -85,9 +86,16 @@ def _factory(cell: str):
 
 def _params() -> tuple[toolkit.Param, ...]:
     return (
-        toolkit.Param("embedding_dim", int, 64, "Size of each character's learned embedding."),
-        toolkit.Param("hidden_size", int, 128, "Hidden units per direction."),
-        toolkit.Param("num_layers", int, 1, "Stacked recurrent layers."),
+        toolkit.Param(
+            "embedding_dim", int, 64,
+            f"Size of each character's learned embedding (at most {toolkit.MAX_MODEL_WIDTH}).",
+        ),
+        toolkit.Param(
+            "hidden_size", int, 128, f"Hidden units per direction (at most {toolkit.MAX_MODEL_WIDTH}).",
+        ),
+        toolkit.Param(
+            "num_layers", int, 1, f"Stacked recurrent layers (at most {toolkit.MAX_MODEL_LAYERS}).",
+        ),
         toolkit.Param("bidirectional", bool, True, "Read names in both directions."),
         toolkit.Param("dropout", float, 0.0, "Dropout between layers and before the classifier."),
         toolkit.Param(
