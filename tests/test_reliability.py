@@ -15,6 +15,7 @@ import sys
 import time
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
@@ -79,8 +80,11 @@ def test_newlines_and_escapes_from_a_run_folder_reach_no_file_or_terminal(cli, t
     config = json.loads((evil / "config.json").read_text())
     config["provenance"]["source"] = "x\nimport os; os.system('touch pwned')\n<script>alert(1)</script>"
     (evil / "config.json").write_text(json.dumps(config))
-    per_class = (evil / "per_class.csv").read_text().replace("Arabic", "Ara\x1b[2Jbic\nimport os")
-    (evil / "per_class.csv").write_text(per_class)
+    for table in ("per_class.csv", "confusion.csv"):  # a class name with an escape and a newline
+        frame = pd.read_csv(evil / table, index_col=0, keep_default_na=False)
+        evil_name = "Ara\x1b[2Jbic\nimport os"
+        frame = frame.rename(index={"Arabic": evil_name}, columns={"Arabic": evil_name})
+        frame.to_csv(evil / table)
     result = cli(["report", str(evil)])
     assert result.exit_code == 0, result.output
     page = (evil / "report.html").read_text()

@@ -21,7 +21,6 @@ import pandas as pd
 
 from toolkit.errors import ToolkitError
 from toolkit.rundir import (
-    CONFIG,
     CONFUSION_PNG,
     LOSS_PNG,
     REPORT_HTML,
@@ -55,8 +54,8 @@ def render_report(record: RunRecord) -> Path:
         page = report_html(record, pngs)
     except (KeyError, TypeError, AttributeError, ValueError) as exc:
         raise ToolkitError(
-            f"'{shown(folder / CONFIG)}' is malformed ({shown(type(exc).__name__)}: {shown(exc)}); "
-            "the run folder is damaged."
+            f"run folder '{shown(folder)}' holds values its report cannot show "
+            f"({shown(type(exc).__name__)}: {shown(exc)}); the run folder is damaged."
         ) from None
     for name, data in pngs.items():
         write_atomic(folder / name, data)
