@@ -192,9 +192,9 @@ def run_status(config: dict[str, Any], history: pd.DataFrame) -> RunStatus:
     kind = "interrupted" if training.get("interrupted") or reason.startswith("interrupted") else (
         "early" if reason.startswith("early stop") else "completed"
     )
-    recorded = (training.get("epochs_completed"), training.get("epochs_planned"))
-    if all(isinstance(n, int) and not isinstance(n, bool) for n in recorded):  # runs since issue 17
-        done, planned = recorded
+    recorded = training.get("epochs_planned")  # recorded by runs since issue 17
+    if isinstance(recorded, int) and not isinstance(recorded, bool):
+        planned = recorded
     return RunStatus(kind, done, max(planned, done), reason)
 
 

@@ -30,7 +30,7 @@ def run(
             "Groups: dataset, encoder, model, split, train; a bare name works when unambiguous.",
         ),
     ] = None,
-    seed: Annotated[int, typer.Option(help="Random seed: same seed, same run.")] = 0,
+    seed: Annotated[int, typer.Option(help="Random seed, 0 to 2**32 - 1: same seed, same run.")] = 0,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or mps.")] = "auto",
     output: Annotated[
         Path | None,
