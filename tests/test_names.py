@@ -242,3 +242,15 @@ def test_load_dataset_is_the_python_twin_of_show(names_dir):
     assert len(data) == 20074 and data.provenance["normalization"] == "raw"
     with pytest.raises(toolkit.ToolkitError, match="has no parameter 'normalisation'"):
         toolkit.load_dataset("names", {"normalisation": "raw"})
+
+
+def test_a_truncated_copy_of_the_tutorials_files_is_refused_unless_asked(tmp_path, names_dir):
+    copy = shutil.copytree(names_dir, tmp_path / "names")
+    greek = copy / "Greek.txt"
+    greek.write_bytes(b"\n".join(greek.read_bytes().split(b"\n")[:150]))  # cut mid-way
+    message = _error(tmp_path, data_dir=str(copy))
+    assert message.startswith(f"the names data ({copy}) is not the tutorial's names data: ")
+    assert "Greek.txt differs from the recorded content (150 lines, the tutorial's has 203)" in message
+    assert "dataset.verify=false" in message
+    edited = names.load(data_dir=str(copy), verify=False)
+    assert edited.provenance["counts"]["Greek"] == 150 and "license" not in edited.provenance

@@ -68,6 +68,13 @@ CONTENT_SHA256 = {
     "Spanish": "a229b7a8157b555af7e7f1b6c8a99dd3a17b56c020287aefdc100947d4ad0fdb",
     "Vietnamese": "477962929e0aaa87e8b7623e8d146686ace381c8f59f68137dea7904babdfeed",
 }
+#: Lines per file, for messages about a copy that differs.
+EXPECTED_LINES = {
+    "Arabic": 2000, "Chinese": 268, "Czech": 519, "Dutch": 297, "English": 3668, "French": 277,
+    "German": 724, "Greek": 203, "Irish": 232, "Italian": 709, "Japanese": 991, "Korean": 94,
+    "Polish": 139, "Portuguese": 74, "Russian": 9408, "Scottish": 100, "Spanish": 298,
+    "Vietnamese": 73,
+}
 HOW_TO_SUPPLY = (
     "pass --param dataset.data_dir=PATH (a folder of <Language>.txt files or data.zip) "
     f"or set {DATA_ENV}=PATH"
@@ -84,16 +91,27 @@ def cached_folder() -> Path:
     return toolkit.cache_dir() / "names"
 
 
-def load(data_dir: str = "", normalization: str = "ascii", url: str = URL) -> toolkit.TextDataset:
+def load(
+    data_dir: str = "", normalization: str = "ascii", url: str = URL, verify: bool = True
+) -> toolkit.TextDataset:
     """The names data as a TextDataset, normalised, with its provenance. `url` is used only
-    by `download`: loading never touches the network."""
+    by `download`: loading never touches the network. The bundled and downloaded copies are
+    always checked; another folder holding the tutorial's 18 files is checked too unless
+    `verify` is false (an edited copy on purpose), so a truncated copy is never read silently."""
     path = location(data_dir)
     _check_exists(path, data_dir)
     label_files = _read(path)
     extra: dict[str, Any] = {}
-    if path in (bundled_folder(), cached_folder()):
-        where = "bundled with toolkit" if path == bundled_folder() else "downloaded into the cache"
-        _verify(label_files, f"the names data {where} ({path})", _how_to_repair(path))
+    tutorial_files = {name.removesuffix(".txt") for name in label_files.content_sha256} == set(CONTENT_SHA256)
+    if path in (bundled_folder(), cached_folder()) or (verify and tutorial_files):
+        if path == bundled_folder():
+            shown, repair = "the names data bundled with toolkit", _how_to_repair(path)
+        elif path == cached_folder():
+            shown, repair = "the names data downloaded into the cache", _how_to_repair(path)
+        else:
+            shown = "the names data"
+            repair = "pass --param dataset.verify=false to read an edited copy as it is"
+        _verify(label_files, f"{shown} ({path})", repair)
         extra = {"origin": ORIGIN, "license": LICENSE, "verified": "content SHA-256 of all 18 files"}
     extra.update(_download_record(path))
     return toolkit.dataset_from_files(label_files, normalization, extra)
@@ -139,10 +157,11 @@ def _verify(label_files: toolkit.LabelFiles, shown: str, repair: str) -> None:
     missing = sorted(set(CONTENT_SHA256) - set(found))
     extra = sorted(set(found) - set(CONTENT_SHA256))
     differs = sorted(k for k in set(found) & set(CONTENT_SHA256) if found[k] != CONTENT_SHA256[k])
+    counts = toolkit.line_counts(label_files)
     if missing or extra or differs:
         problems = [
-            *(f"{name}.txt differs from the recorded content (SHA-256 {found[name][:12]}..., "
-              f"expected {CONTENT_SHA256[name][:12]}...)" for name in differs),
+            *(f"{name}.txt differs from the recorded content ({counts[name]:,} lines, the "
+              f"tutorial's has {EXPECTED_LINES[name]:,})" for name in differs),
             *([f"missing: {', '.join(m + '.txt' for m in missing)}"] if missing else []),
             *([f"unexpected: {', '.join(e + '.txt' for e in extra)}"] if extra else []),
         ]
@@ -256,6 +275,11 @@ def register_datasets(register) -> None:
                     "normalization", str, "ascii",
                     "ascii: the tutorial's unicodeToAscii; unidecode: transliterate; raw: as is.",
                     choices=toolkit.NORMALIZATIONS,
+                ),
+                toolkit.Param(
+                    "verify", bool, True,
+                    "Check a folder holding the tutorial's 18 files against their recorded content "
+                    "(false: read an edited copy as it is). The bundled copy is always checked.",
                 ),
                 toolkit.Param(
                     "url", str, URL, "Where `toolkit datasets download names` fetches the zip from."
