@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from toolkit.contracts import check_encoded, checked_dataset, checked_state
 from toolkit.errors import ToolkitError
 from toolkit.params import Section, resolve
 from toolkit.registry import Registry, load_registry
@@ -23,6 +24,8 @@ if TYPE_CHECKING:  # torch, numpy and pandas load on first use, so the CLI start
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
 DEFAULT_ENCODER = "onehot"
+#: Training texts encoded to check the encoder's output before training (the trainer checks all).
+ENCODER_PROBE = 256
 
 
 @dataclass(frozen=True)
@@ -151,7 +154,8 @@ def run(
     run_dir = plan.output or default_run_dir(plan.dataset.name, plan.model.name)
     check_output(run_dir)
     target = resolve_device(plan.device)
-    data = plan.dataset.load(**plan.params["dataset"])
+    label = plan.registry.label
+    data = checked_dataset(label("dataset", dataset), plan.dataset.load(**plan.params["dataset"]))
     split = split_dataset(data, seed=seed, **plan.params["split"])
     text_encoder = plan.encoder.factory(**plan.params["encoder"])
     if getattr(text_encoder, "produces", None) not in plan.model.consumes:
@@ -161,6 +165,10 @@ def run(
             f"{' or '.join(plan.model.consumes)}; the encoder plugin is inconsistent."
         )
     text_encoder.fit(split.train.texts)
+    # The encoder's contract, checked before training rather than after it.
+    checked_state(label("encoder", encoder), text_encoder.state())
+    probe = list(split.train.texts[:ENCODER_PROBE])
+    check_encoded(label("encoder", encoder), text_encoder.encode(probe), len(probe), text_encoder.vocab_size)
     torch.manual_seed(seed)
     network = plan.model.factory(
         vocab_size=text_encoder.vocab_size, num_classes=len(data.classes), **plan.params["model"]

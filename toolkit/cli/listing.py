@@ -55,7 +55,11 @@ def plugins(ctx: typer.Context) -> None:
         if info.distribution:
             origin += f", {info.distribution} {info.version or ''}".rstrip()
         typer.echo(f"{info.name} ({origin})")
-        if info.error:
+        if info.path:
+            typer.echo(f"  file: {info.path} (sha256 {info.sha256})")
+        if info.disabled:
+            typer.echo("  disabled")
+        elif info.error:
             typer.echo(f"  FAILED: {info.error}")
         elif info.provides:
             typer.echo(f"  provides: {', '.join(info.provides)}")

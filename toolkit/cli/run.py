@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from toolkit import api
+from toolkit.cli import cli_plugins
 from toolkit.params import parse_assignments
 
 
@@ -39,7 +40,7 @@ def run(
     result = api.run(
         dataset=dataset, model=model, encoder=encoder,
         params=parse_assignments(param or []), seed=seed, device=device, output=output,
-        plugins=_cli_plugins(ctx),
+        plugins=cli_plugins(ctx),
     )
     typer.echo(
         f"Trained {result.plan.model.name} on {result.plan.dataset.name} "
@@ -55,10 +56,6 @@ def run(
         f"macro-F1 {result.test_macro_f1():.3f}"
     )
     typer.echo(f"Run saved to {result.run_dir}")
-
-
-def _cli_plugins(ctx: typer.Context) -> list[str]:
-    return list(ctx.find_root().params.get("plugin") or [])
 
 
 def add_to(app: typer.Typer) -> None:
