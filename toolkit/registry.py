@@ -172,9 +172,11 @@ class Registry:
         names = [c.info.name for c in candidates]
         for name, where in disabled.items():
             if name not in names:
+                same_module = [n for n in names if n.rsplit(".", 1)[-1] == name]
+                hint = f" Did you mean '{same_module[0]}'?" if same_module else did_you_mean(name, names)
                 raise ToolkitError(
-                    f"{where} names plugin '{name}', which is not installed or requested."
-                    f"{did_you_mean(name, names)} `toolkit plugins` lists the plugins."
+                    f"no plugin named '{name}' to disable (from {where}).{hint} "
+                    "`toolkit plugins` lists the plugins by name."
                 )
         for candidate in chosen.values():
             self.plugins.append(candidate.info)

@@ -56,7 +56,7 @@ def plugins(ctx: typer.Context) -> None:
             origin += f", {info.distribution} {info.version or ''}".rstrip()
         typer.echo(f"{info.name} ({origin})")
         if info.path:
-            typer.echo(f"  file: {info.path} (sha256 {info.sha256})")
+            typer.echo(f"  file: {info.path}" + (f" (sha256 {info.sha256})" if info.sha256 else ""))
         if info.disabled:
             typer.echo("  disabled")
         elif info.error:
