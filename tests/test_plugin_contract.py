@@ -181,7 +181,8 @@ def test_2_a_broken_installed_plugin_is_a_warning_and_listed_as_failed(cli, tmp_
     assert "gru: " in result.stdout  # the rest of toolkit still works
     assert ("Warning: plugin 'ep_broken' (entry point, ep_broken-dist 1.0) failed to load: "
             "ModuleNotFoundError: No module named 'no_such_module_xyz'") in result.stderr
-    assert "ep_broken (entry point, ep_broken-dist 1.0)\n  FAILED: ModuleNotFoundError" in cli(["plugins"]).stdout
+    listing = cli(["plugins"]).stdout
+    assert "ep_broken (entry point, ep_broken-dist 1.0)\n  FAILED: ModuleNotFoundError" in listing
     failed = [p for p in toolkit.list_plugins() if p.error]
     assert [p.name for p in failed] == ["ep_broken"]
 
@@ -196,11 +197,13 @@ def test_3_two_files_of_one_name_are_refused_naming_both(cli, tmp_path):
     second = plugin(tmp_path / "b", "plug.py", GOOD_MODEL, name="second-model")
     message = (f"two plugins are named 'plug': --plugin {first} and --plugin {second}. Rename one "
                "(a plugin is named after its file, module or entry point), or --disable one.")
-    assert one_error_line(cli(["--plugin", str(first), "--plugin", str(second), "models"])) == f"Error: {message}"
+    result = cli(["--plugin", str(first), "--plugin", str(second), "models"])
+    assert one_error_line(result) == f"Error: {message}"
     with pytest.raises(toolkit.ToolkitError) as raised:
         load_registry([str(first), str(second)])
     assert str(raised.value) == message
-    assert "first-model" in load_registry([str(first), str(first)]).specs["model"]  # the same file twice is fine
+    twice = load_registry([str(first), str(first)])  # the same file twice is fine
+    assert "first-model" in twice.specs["model"]
 
 
 def test_3_9_a_file_stands_in_for_the_installed_plugin_of_its_name(cli, tmp_path, monkeypatch):
@@ -282,7 +285,8 @@ def test_5_load_returning_a_list_is_one_line(cli, tmp_path):
             register(toolkit.DatasetSpec(name="listed", help="Returns a list.", load=lambda: ["a", "b"]))
     ''')
     message = ("dataset 'listed' (plugin 'list_data'): load() returned list; it must return a "
-               "toolkit.TextDataset (build one with toolkit.TextDataset.from_pairs(texts, labels, provenance)).")
+               "toolkit.TextDataset (build one with "
+               "toolkit.TextDataset.from_pairs(texts, labels, provenance)).")
     assert one_error_line(cli(["--plugin", str(path), "datasets", "show", "listed"])) == f"Error: {message}"
     assert one_error_line(cli(["--plugin", str(path), "run", "--dataset", "listed",
                                "--output", str(tmp_path / "run")])) == f"Error: {message}"
@@ -297,7 +301,8 @@ def test_5_encode_returning_lists_is_one_line(cli, tmp_path):
             produces = toolkit.CHAR_INDICES
             vocab_size = 200
             def fit(self, texts): pass
-            def encode(self, texts): return [[ord(c) % 200 for c in t] for t in texts], [len(t) for t in texts]
+            def encode(self, texts):
+                return [[ord(c) % 200 for c in t] for t in texts], [len(t) for t in texts]
             def state(self): return {{}}
             def load_state(self, state): pass
 
@@ -308,7 +313,8 @@ def test_5_encode_returning_lists_is_one_line(cli, tmp_path):
     message = ("encoder 'lists' (plugin 'list_encoder'): encode() returned a tuple of 2 (list, list); it "
                "must return (indices, lengths): a LongTensor (texts, time) padded with 0 and a LongTensor "
                "(texts,) of lengths.")
-    args = ["--plugin", str(path), "run", "--dataset", "tiny", "--encoder", "lists", "--output", str(tmp_path / "r")]
+    args = ["--plugin", str(path), "run", "--dataset", "tiny", "--encoder", "lists",
+            "--output", str(tmp_path / "r")]
     assert one_error_line(cli(args)) == f"Error: {message}"
     with pytest.raises(toolkit.ToolkitError) as raised:
         toolkit.run(dataset="tiny", model="gru", encoder="lists", params=QUICK, plugins=[str(path)],
@@ -363,7 +369,8 @@ def test_5_registration_is_checked_naming_the_plugin(cli, tmp_path, case):
 
 def test_5_registering_one_name_twice_in_a_plugin_is_refused(tmp_path):
     path = plugin(tmp_path, "twice.py", GOOD_MODEL.replace(
-        "    register(toolkit.ModelSpec", "    for _ in range(2):\n        register(toolkit.ModelSpec"), name="same")
+        "    register(toolkit.ModelSpec", "    for _ in range(2):\n        register(toolkit.ModelSpec"),
+        name="same")
     with pytest.raises(toolkit.ToolkitError, match="plugin 'twice' registers model 'same' twice"):
         load_registry([str(path)])
 
@@ -379,7 +386,8 @@ def test_6_a_too_small_vocab_size_is_named(cli, tmp_path):
             def fit(self, texts): pass
             def encode(self, texts):
                 rows = [torch.tensor([ord(c) for c in t]) for t in texts]
-                return nn.utils.rnn.pad_sequence(rows, batch_first=True), torch.tensor([len(t) for t in texts])
+                lengths = torch.tensor([len(t) for t in texts])
+                return nn.utils.rnn.pad_sequence(rows, batch_first=True), lengths
             def state(self): return {{}}
             def load_state(self, state): pass
 
@@ -387,7 +395,8 @@ def test_6_a_too_small_vocab_size_is_named(cli, tmp_path):
         def register_encoders(register):
             register(toolkit.EncoderSpec(name="codes", help="Code points.", factory=Codes))
     ''', TINY_DATASET, name="tiny")
-    args = ["--plugin", str(path), "run", "--dataset", "tiny", "--encoder", "codes", "--output", str(tmp_path / "r")]
+    args = ["--plugin", str(path), "run", "--dataset", "tiny", "--encoder", "codes",
+            "--output", str(tmp_path / "r")]
     error = one_error_line(cli(args))
     assert error.startswith("Error: encoder 'codes' (plugin 'small_vocab'): encode() returned index 1")
     assert "but the encoder's vocab_size is 10; vocab_size must be larger than every index" in error
@@ -420,7 +429,8 @@ def test_9_disable_skips_a_built_in_or_an_installed_plugin(cli, tmp_path, monkey
     result = cli(["--disable", "toolkit.plugins.scratch", "models"])
     assert result.exit_code == 0
     assert "gru: " in result.stdout and "scratch-rnn" not in result.stdout
-    assert "toolkit.plugins.scratch (built-in, toolkit" in cli(["--disable", "toolkit.plugins.scratch", "plugins"]).stdout
+    listing = cli(["--disable", "toolkit.plugins.scratch", "plugins"]).stdout
+    assert "toolkit.plugins.scratch (built-in, toolkit 0.1.0)\n  disabled" in listing
     installed(monkeypatch, tmp_path / "site", "ep_broken2", "import no_such_module_xyz\n")
     monkeypatch.setenv("TOOLKIT_DISABLE", "ep_broken2")
     quiet = cli(["models"])
@@ -486,7 +496,7 @@ def register_models(register):
 
 def test_10_check_model_catches_probabilities_and_padding_dependence(tmp_path):
     path = plugin(tmp_path, "bad_models.py", BAD_MODELS)
-    with pytest.raises(ContractError, match=r"model 'probabilities': forward returns probabilities \(every row"):
+    with pytest.raises(ContractError, match=r"'probabilities': forward returns probabilities \(every row"):
         check_model("probabilities", plugins=[str(path)])
     with pytest.raises(ContractError, match="model 'padding-dependent': a text's logits change in a batch"):
         check_model("padding-dependent", plugins=[str(path)])
