@@ -101,7 +101,7 @@ def checked_dataset(label: str, data: Any) -> TextDataset:
             f"{label}: load() returned {type(data).__name__}; it must return a toolkit.TextDataset "
             "(build one with toolkit.TextDataset.from_pairs(texts, labels, provenance))."
         )
-    problem = json_problem(data.provenance, "provenance")
+    problem = json_problem(data.provenance, "provenance", tuples_ok=True)
     if problem:
         raise ToolkitError(f"{label}: the dataset's {problem}.")
     return data
@@ -152,15 +152,16 @@ def checked_state(label: str, state: Any) -> dict[str, Any]:
     return state
 
 
-def json_problem(value: Any, path: str) -> str | None:
-    """Where `value` would not come back from JSON as it went in, e.g. "state['vocab'] is a set"."""
+def json_problem(value: Any, path: str, tuples_ok: bool = False) -> str | None:
+    """Where `value` would not come back from JSON as it went in, e.g. "state['vocab'] is a set"
+    (`tuples_ok`: a tuple may come back as a list)."""
     if value is None or isinstance(value, (str, bool, int)):
         return None
     if isinstance(value, float):
         return None if math.isfinite(value) else f"{path} is {value}, which JSON cannot store"
-    if isinstance(value, list):
+    if isinstance(value, list) or (tuples_ok and isinstance(value, tuple)):
         for i, item in enumerate(value):
-            problem = json_problem(item, f"{path}[{i}]")
+            problem = json_problem(item, f"{path}[{i}]", tuples_ok)
             if problem:
                 return problem
         return None
@@ -168,7 +169,7 @@ def json_problem(value: Any, path: str) -> str | None:
         for key, item in value.items():
             if not isinstance(key, str):
                 return f"{path} has the key {key!r} ({type(key).__name__}); JSON keys are strings"
-            problem = json_problem(item, f"{path}[{key!r}]")
+            problem = json_problem(item, f"{path}[{key!r}]", tuples_ok)
             if problem:
                 return problem
         return None
