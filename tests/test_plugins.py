@@ -151,3 +151,12 @@ def test_python_api_lists_what_the_cli_lists(tmp_path):
     assert "onehot" in toolkit.list_encoders()
     names = [info.name for info in toolkit.list_plugins([str(path)])]
     assert "py_api" in names and "toolkit.plugins.onehot" in names
+
+
+def test_params_lists_split_and_train_and_a_part_s_own(cli):
+    listing = cli(["params"]).stdout
+    assert "split.* (how the data is split):" in listing and "train.* (the trainer):" in listing
+    assert "    epochs (int, default 8):" in listing and "model.*" not in listing
+    with_model = cli(["params", "--model", "gru"]).stdout
+    assert with_model.startswith("model.* (model 'gru'):\n    embedding_dim (int, default 64)")
+    assert cli(["params", "--model", "gruu"]).exit_code == 2
