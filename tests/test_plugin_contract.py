@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import textwrap
+import traceback
 from pathlib import Path
 
 import pytest
@@ -54,6 +55,21 @@ def register_datasets(register):
         texts = [a + b for a in "abcdefgh" for b in "xyz"] + [a + b for a in "ABCDEFGH" for b in "XYZ"]
         return toolkit.TextDataset.from_pairs(texts, ["lower"] * 24 + ["upper"] * 24, {{"source": "test"}})
     register(toolkit.DatasetSpec(name="{name}", help="Tiny test data.", load=load))
+'''
+
+#: An encoder with nothing to fit or save, whose `encode` is the test's.
+STATELESS_ENCODER = '''
+class Stateless:
+    produces = toolkit.CHAR_INDICES
+    vocab_size = {vocab_size}
+    def fit(self, texts): pass
+    def encode(self, texts): {encode}
+    def state(self): return {{}}
+    def load_state(self, state): pass
+
+@toolkit.hookimpl
+def register_encoders(register):
+    register(toolkit.EncoderSpec(name="{encoder}", help="A test encoder.", factory=Stateless))
 '''
 
 QUICK = {"train.epochs": 1, "train.threads": 1}
@@ -159,6 +175,8 @@ def test_2_a_requested_plugin_that_fails_is_an_error_naming_it_and_the_cause(cli
     with pytest.raises(toolkit.ToolkitError, match=f"plugin 'broken_{case}'") as raised:
         load_registry([str(path)])
     assert cause in str(raised.value)
+    assert raised.value.__cause__ is not None  # the plugin's own exception, with its traceback
+    assert str(path) in "".join(traceback.format_exception(raised.value))
     with pytest.raises(toolkit.ToolkitError, match=f"plugin 'broken_{case}'"):
         toolkit.run(dataset="names", model="gru", plugins=[str(path)], output=tmp_path / "run")
     assert not (tmp_path / "run").exists()
@@ -296,20 +314,9 @@ def test_5_load_returning_a_list_is_one_line(cli, tmp_path):
 
 
 def test_5_encode_returning_lists_is_one_line(cli, tmp_path):
-    path = plugin(tmp_path, "list_encoder.py", '''
-        class Lists:
-            produces = toolkit.CHAR_INDICES
-            vocab_size = 200
-            def fit(self, texts): pass
-            def encode(self, texts):
-                return [[ord(c) % 200 for c in t] for t in texts], [len(t) for t in texts]
-            def state(self): return {{}}
-            def load_state(self, state): pass
-
-        @toolkit.hookimpl
-        def register_encoders(register):
-            register(toolkit.EncoderSpec(name="lists", help="Returns lists.", factory=Lists))
-    ''', TINY_DATASET, name="tiny")
+    encode = "return [[ord(c) % 200 for c in t] for t in texts], [len(t) for t in texts]"
+    path = plugin(tmp_path, "list_encoder.py", STATELESS_ENCODER, TINY_DATASET,
+                  name="tiny", encoder="lists", vocab_size="200", encode=encode)
     message = ("encoder 'lists' (plugin 'list_encoder'): encode() returned a tuple of 2 (list, list); it "
                "must return (indices, lengths): a LongTensor (texts, time) padded with 0 and a LongTensor "
                "(texts,) of lengths.")
@@ -379,22 +386,10 @@ def test_5_registering_one_name_twice_in_a_plugin_is_refused(tmp_path):
 
 
 def test_6_a_too_small_vocab_size_is_named(cli, tmp_path):
-    path = plugin(tmp_path, "small_vocab.py", '''
-        class Codes:
-            produces = toolkit.CHAR_INDICES
-            vocab_size = 10
-            def fit(self, texts): pass
-            def encode(self, texts):
-                rows = [torch.tensor([ord(c) for c in t]) for t in texts]
-                lengths = torch.tensor([len(t) for t in texts])
-                return nn.utils.rnn.pad_sequence(rows, batch_first=True), lengths
-            def state(self): return {{}}
-            def load_state(self, state): pass
-
-        @toolkit.hookimpl
-        def register_encoders(register):
-            register(toolkit.EncoderSpec(name="codes", help="Code points.", factory=Codes))
-    ''', TINY_DATASET, name="tiny")
+    encode = ("return nn.utils.rnn.pad_sequence([torch.tensor([ord(c) for c in t]) for t in texts], "
+              "batch_first=True), torch.tensor([len(t) for t in texts])")
+    path = plugin(tmp_path, "small_vocab.py", STATELESS_ENCODER, TINY_DATASET,
+                  name="tiny", encoder="codes", vocab_size="10", encode=encode)
     args = ["--plugin", str(path), "run", "--dataset", "tiny", "--encoder", "codes",
             "--output", str(tmp_path / "r")]
     error = one_error_line(cli(args))
