@@ -174,7 +174,8 @@ def test_skeleton_refuses_a_name_a_loaded_plugin_file_registers(cli, tmp_path):
     plugin = tmp_path / "mine.py"
     plugin.write_text(
         "import toolkit\n\n@toolkit.hookimpl\ndef register_models(register):\n"
-        "    register(toolkit.ModelSpec(name='mine', help='h', factory=object))\n",
+        "    register(toolkit.ModelSpec(name='mine', help='h',\n"
+        "                               factory=lambda vocab_size, num_classes: None))\n",
         encoding="utf-8",
     )
     target = tmp_path / "out"

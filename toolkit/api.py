@@ -7,6 +7,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from toolkit.contracts import check_encoded, checked_dataset, checked_state
 from toolkit.errors import ToolkitError
 from toolkit.limits import MAX_SEED
 from toolkit.params import Section, resolve
@@ -24,6 +25,8 @@ if TYPE_CHECKING:  # torch, numpy and pandas load on first use, so the CLI start
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
 DEFAULT_ENCODER = "onehot"
+#: Training texts encoded to check the encoder's output before training (the trainer checks all).
+ENCODER_PROBE = 256
 
 
 @dataclass(frozen=True)
@@ -180,7 +183,9 @@ def _train_and_evaluate(plan: RunPlan, progress: bool | None) -> RunResult:
 
     seed = plan.seed
     target = resolve_device(plan.device)
-    data = plan.dataset.load(**plan.params["dataset"])
+    label = plan.registry.label
+    dataset_label, encoder_label = label("dataset", plan.dataset.name), label("encoder", plan.encoder.name)
+    data = checked_dataset(dataset_label, plan.dataset.load(**plan.params["dataset"]))
     max_length = plan.params["train"]["max_length"]
     texts, truncated = cut_texts(data.texts, max_length)
     if truncated:
@@ -194,6 +199,10 @@ def _train_and_evaluate(plan: RunPlan, progress: bool | None) -> RunResult:
             f"{' or '.join(plan.model.consumes)}; the encoder plugin is inconsistent."
         )
     text_encoder.fit(split.train.texts)
+    # The encoder's contract, checked before training rather than after it.
+    checked_state(encoder_label, text_encoder.state())
+    probe = list(split.train.texts[:ENCODER_PROBE])
+    check_encoded(encoder_label, text_encoder.encode(probe), len(probe), text_encoder.vocab_size)
     torch.manual_seed(seed)
     network = plan.model.factory(
         vocab_size=text_encoder.vocab_size, num_classes=len(data.classes), **plan.params["model"]

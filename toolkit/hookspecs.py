@@ -5,6 +5,11 @@ names match the hooks below. Built-in plugins use exactly these hooks; so does a
 installed with an entry point in the `toolkit` group, a module named with `--plugin`,
 or a single `.py` file. docs/writing-plugins.md walks through each hook.
 
+toolkit holds plugins to this contract strictly, as pytest does: a hook name that is not
+below (with a did-you-mean) or an argument name that differs is refused when the plugin is
+loaded, and so is every spec with a bad name, an empty help or a `Param` that does not fit
+its function (toolkit.contracts). `toolkit.testing` checks what cannot be seen at load time.
+
 Example::
 
     import toolkit

@@ -78,6 +78,25 @@ class Param:
         raise wrong
 
 
+def declaration_problem(param: Param) -> str | None:
+    """Why `param` is declared wrongly (name, help, default against type and choices), or None."""
+    if not param.name.isidentifier():
+        return "the name must be a Python identifier, as it becomes a keyword argument"
+    if not isinstance(param.help, str) or not param.help.strip():
+        return "the help is empty; say what the parameter does"
+    if param.default is None:
+        return None
+    fits = (isinstance(param.default, bool) if param.type is bool
+            else isinstance(param.default, (int, float)) and not isinstance(param.default, bool)
+            if param.type is float
+            else isinstance(param.default, param.type) and not isinstance(param.default, bool))
+    if not fits:
+        return f"the default {param.default!r} is not {_TYPE_NAMES[param.type]}, the declared type"
+    if param.choices is not None and param.default not in param.choices:
+        return f"the default {param.default!r} is not one of its choices"
+    return None
+
+
 def describe(params: Sequence[Param]) -> str:
     """A compact `name=default` listing, as shown by the listing commands."""
     return ", ".join(f"{p.name}={p.default!r}" for p in params) or "(no parameters)"

@@ -166,8 +166,11 @@ def run_config(result: RunResult) -> dict[str, Any]:
 
     def plugin(kind: str, name: str) -> dict[str, Any]:
         owner = plan.registry.owner(kind, name)
-        return {"name": name, "plugin": owner.name, "distribution": owner.distribution,
-                "version": owner.version, "params": plan.params[kind]}
+        recorded = {"name": name, "plugin": owner.name, "distribution": owner.distribution,
+                    "version": owner.version, "params": plan.params[kind]}
+        if owner.path:  # a file plugin has no version: its path and contents identify it
+            recorded |= {"plugin_file": owner.path, "plugin_sha256": owner.sha256}
+        return recorded
 
     from toolkit import __version__
 

@@ -8,17 +8,15 @@ and tests. The templates live in `toolkit/templates/plugin/`.
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import tempfile
 from importlib import resources
 from pathlib import Path
 from string import Template
 
+from toolkit.contracts import NAME_PATTERN
 from toolkit.errors import ToolkitError
 from toolkit.registry import Registry, load_registry
-
-NAME_PATTERN = re.compile(r"[a-z][a-z0-9]*(-[a-z0-9]+)*")
 
 #: Template file -> where it goes in the skeleton (paths are templates too).
 FILES = {

@@ -26,6 +26,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from torch import nn
 from torch.nn import functional as F
 
+from toolkit.contracts import check_encoded
 from toolkit.errors import ToolkitError
 from toolkit.train_config import TrainConfig
 from toolkit.types import Encoder, TextDataset
@@ -274,13 +275,9 @@ class _Batches:
     """A dataset encoded once; `take(rows)` cuts a batch trimmed to its longest name."""
 
     def __init__(self, encoder: Encoder, data: TextDataset, device: torch.device) -> None:
-        indices, lengths = encoder.encode(list(data.texts))
-        if indices.dtype != torch.long or indices.dim() != 2 or lengths.shape != (len(data),):
-            raise ToolkitError(
-                f"the encoder returned indices {tuple(indices.shape)} {indices.dtype} and lengths "
-                f"{tuple(lengths.shape)} for {len(data)} texts; it must return a LongTensor "
-                "(texts, time) and (texts,)."
-            )
+        encoded = encoder.encode(list(data.texts))
+        check_encoded(f"the encoder ({type(encoder).__name__})", encoded, len(data), encoder.vocab_size)
+        indices, lengths = encoded
         self.size = len(data)
         self.indices, self.lengths_tensor = indices, lengths
         self.lengths = lengths.numpy()

@@ -7,7 +7,9 @@ from typing import Annotated, Any
 import typer
 
 from toolkit.cache import cache_dir
+from toolkit.cli import cli_plugins, registry_from
 from toolkit.cli.listing import datasets_app
+from toolkit.contracts import checked_dataset
 from toolkit.errors import ToolkitError
 from toolkit.loading import dataset_params
 from toolkit.params import parse_assignments
@@ -23,8 +25,7 @@ ParamOption = Annotated[
 
 
 def _resolve(ctx: typer.Context, name: str, param: list[str] | None) -> tuple[DatasetSpec, dict[str, Any]]:
-    plugins = ctx.find_root().params.get("plugin") or []
-    return dataset_params(name, parse_assignments(param or []), plugins)
+    return dataset_params(name, parse_assignments(param or []), cli_plugins(ctx))
 
 
 @datasets_app.command("show")
@@ -33,7 +34,7 @@ def show(ctx: typer.Context, name: str, param: ParamOption = None) -> None:
     from toolkit.describe import describe_dataset  # pandas loads only for this command
 
     spec, params = _resolve(ctx, name, param)
-    data = spec.load(**params)
+    data = checked_dataset(registry_from(ctx).label("dataset", name), spec.load(**params))
     provenance = data.provenance
     typer.echo(f"{name}: {len(data.classes)} classes, {len(data)} lines")
     typer.echo(f"source: {provenance.get('source', 'unknown')}")

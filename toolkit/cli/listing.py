@@ -55,7 +55,11 @@ def plugins(ctx: typer.Context) -> None:
         if info.distribution:
             origin += f", {info.distribution} {info.version or ''}".rstrip()
         typer.echo(f"{info.name} ({origin})")
-        if info.error:
+        if info.path:
+            typer.echo(f"  file: {info.path}" + (f" (sha256 {info.sha256})" if info.sha256 else ""))
+        if info.disabled:
+            typer.echo("  disabled")
+        elif info.error:
             typer.echo(f"  FAILED: {info.error}")
         elif info.provides:
             typer.echo(f"  provides: {', '.join(info.provides)}")
@@ -100,8 +104,33 @@ def encoders(ctx: typer.Context) -> None:
     _print_specs("encoder", ctx)
 
 
+def params(
+    ctx: typer.Context,
+    dataset: Annotated[str | None, typer.Option("--dataset", "-d", help="Also list this dataset's.")] = None,
+    encoder: Annotated[str | None, typer.Option("--encoder", "-e", help="Also list this encoder's.")] = None,
+    model: Annotated[str | None, typer.Option("--model", "-m", help="Also list this model's.")] = None,
+) -> None:
+    """List what `--param GROUP.NAME=VALUE` sets: split.* and train.*, and with --dataset,
+    --encoder or --model, that part's parameters."""
+    from toolkit.splits import SPLIT_PARAMS
+    from toolkit.train_config import TRAIN_PARAMS
+
+    registry = registry_from(ctx)
+    groups = [("split", "how the data is split", SPLIT_PARAMS), ("train", "the trainer", TRAIN_PARAMS)]
+    for kind, name in (("dataset", dataset), ("encoder", encoder), ("model", model)):
+        if name is not None:
+            groups.insert(len(groups) - 2, (kind, f"{kind} '{name}'", registry.get(kind, name).params))
+    for group, owner, declared in groups:
+        typer.echo(f"{group}.* ({owner}):")
+        for param in declared:
+            typer.echo(_param_line(param))
+        if not declared:
+            typer.echo("    (no parameters)")
+
+
 def add_to(app: typer.Typer) -> None:
     app.add_typer(plugins_app, name="plugins")
     app.add_typer(datasets_app, name="datasets")
     app.command("models")(models)
     app.command("encoders")(encoders)
+    app.command("params")(params)

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated, TextIO
 
 import typer
 
-from toolkit.cli import registry_from
+from toolkit.cli import cli_plugins, registry_from
 from toolkit.errors import ToolkitError
 from toolkit.safe_files import atomic_file, shown
 
@@ -28,7 +28,7 @@ def _load(ctx: typer.Context, run: Path, threads: int = 1) -> Predictor:
     from toolkit.predictor import load_run
 
     registry_from(ctx)  # make sure --plugin plugins are loaded before the model is rebuilt
-    return load_run(run, list(ctx.find_root().params.get("plugin") or []), threads)
+    return load_run(run, cli_plugins(ctx), threads)
 
 
 def _print(prediction: Prediction) -> None:

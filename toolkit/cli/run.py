@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from toolkit import api
+from toolkit.cli import cli_plugins
 from toolkit.params import parse_assignments
 
 
@@ -47,7 +48,7 @@ def run(
         result = api.run(
             dataset=dataset, model=model, encoder=encoder,
             params=parse_assignments(param or []), seed=seed, device=device, output=output,
-            plugins=_cli_plugins(ctx),
+            plugins=cli_plugins(ctx),
         )
     finally:
         signal.signal(signal.SIGTERM, previous)
@@ -88,10 +89,6 @@ INTERRUPTED_EXIT = 130
 def _exit_on_sigterm(signum: int, frame: FrameType | None) -> None:
     """SIGTERM unwinds like an exception, so the claimed run folder is removed on the way out."""
     raise SystemExit(128 + signum)
-
-
-def _cli_plugins(ctx: typer.Context) -> list[str]:
-    return list(ctx.find_root().params.get("plugin") or [])
 
 
 def add_to(app: typer.Typer) -> None:

@@ -6,10 +6,10 @@ They use only toolkit's public API, through the same entry point a user's toolki
 from __future__ import annotations
 
 import pytest
-import torch
 from toolkit_charcnn.model import CharCNN
 
 import toolkit
+from toolkit.testing import check_dataset, check_model
 
 
 def test_toolkit_finds_the_plugin_through_its_entry_point():
@@ -19,15 +19,15 @@ def test_toolkit_finds_the_plugin_through_its_entry_point():
     assert registry.owner("dataset", "python-names").distribution == "toolkit-charcnn"
 
 
-def test_logits_have_one_row_per_text_and_ignore_batch_padding():
-    torch.manual_seed(0)
-    model = CharCNN(vocab_size=10, num_classes=3, widths="1,3").eval()
-    alone = torch.tensor([[4, 5]]), torch.tensor([2])
-    padded = torch.tensor([[4, 5, 0, 0, 0], [2, 3, 4, 5, 6]]), torch.tensor([2, 5])
-    with torch.no_grad():
-        logits_alone, logits_padded = model(*alone), model(*padded)
-    assert logits_padded.shape == (2, 3)
-    torch.testing.assert_close(logits_padded[0], logits_alone[0])
+def test_charcnn_keeps_toolkit_s_model_contract():
+    """Shapes, raw logits, padding invariance, learning, determinism, reloading: the checks
+    toolkit runs on its own models."""
+    check_model("charcnn", {"embedding_dim": 8, "channels": 16})
+    check_model("charcnn", {"embedding_dim": 8, "channels": 16, "widths": "1,3", "dropout": 0.0})
+
+
+def test_python_names_keeps_toolkit_s_dataset_contract():
+    check_dataset("python-names", {"modules": "collections,json,os"})
 
 
 def test_bad_widths_are_one_clear_error():

@@ -1,0 +1,363 @@
+"""Contract checks for plugin authors, to call from a plugin's own tests.
+
+    from toolkit.testing import check_dataset, check_encoder, check_model
+
+    def test_the_model_keeps_toolkit_s_contract():
+        check_model("my-model", params={"hidden_size": 16}, plugins=["my_plugin.py"])
+
+The pattern of scikit-learn's `check_estimator`: each function builds the part as toolkit
+does (declared defaults, plus the `params` given, checked and converted), then exercises what
+toolkit relies on but cannot see while training: a model that returns probabilities, or
+whose output depends on the padding of its batch, trains without an error and is silently
+worse. A broken promise raises `ContractError` (an AssertionError) naming it; a user error
+from the plugin itself (say, a missing data file) is raised as it is.
+
+Each check is small and quick (tens of texts, a few dozen optimiser steps, one thread).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from toolkit.contracts import check_encoded, checked_dataset, checked_state, round_trip
+from toolkit.errors import ToolkitError
+from toolkit.params import Section, resolve
+from toolkit.registry import load_registry
+from toolkit.types import CHAR_INDICES, DatasetSpec, Encoder, EncoderSpec, ModelSpec, TextDataset
+
+__all__ = ["ContractError", "check_dataset", "check_encoder", "check_model"]
+
+#: Texts an encoder is checked on: several scripts and lengths, one character, an apostrophe.
+SAMPLE_TEXTS = (
+    "Nakamura", "O'Neill", "Dvořák", "Li", "A", "van der Berg", "Müller", "Zhang", "Smith-Jones",
+    "Abramov", "x", "Papadopoulos",
+)
+#: How close the same text's logits must be alone, in a batch, and with more padding.
+PADDING_RTOL, PADDING_ATOL = 1e-4, 1e-5
+ENCODER_MEMBERS = ("produces", "vocab_size", "fit", "encode", "state", "load_state")
+
+
+class ContractError(AssertionError):
+    """A plugin breaks a promise toolkit relies on; the message says which and how to fix it."""
+
+
+def check_dataset(
+    spec: DatasetSpec | str, params: Mapping[str, Any] | None = None, *, plugins: Sequence[str] = ()
+) -> TextDataset:
+    """Load the dataset twice and check it: a TextDataset, texts that are strings, targets
+    indexing sorted unique classes, JSON provenance, the same data both times. Returns it."""
+    spec = _spec("dataset", spec, plugins)
+    label = f"dataset '{spec.name}'"
+    values = _values("dataset", spec, params)
+    loaded = spec.load(**values)  # a user error here (say, missing data) is raised as it is
+    with _contract():
+        data = checked_dataset(label, loaded)
+    _require(all(isinstance(t, str) for t in data.texts), f"{label}: every text must be a str.")
+    _require(len(data.texts) == len(data.targets), f"{label}: texts and targets differ in length.")
+    classes = data.classes
+    _require(
+        all(isinstance(c, str) for c in classes) and list(classes) == sorted(set(classes)),
+        f"{label}: classes must be distinct strings in sorted order; got {classes[:5]}...",
+    )
+    _require(
+        all(isinstance(t, int) and 0 <= t < len(classes) for t in data.targets),
+        f"{label}: every target must be an int indexing classes (0 to {len(classes) - 1}).",
+    )
+    _require(len(set(data.targets)) == len(classes), f"{label}: some class has no text.")
+    again = spec.load(**values)
+    _require(
+        (again.texts, again.targets, again.classes) == (data.texts, data.targets, data.classes),
+        f"{label}: loading twice with the same parameters gave different data; seed any randomness.",
+    )
+    return data
+
+
+def check_encoder(
+    spec: EncoderSpec | str, params: Mapping[str, Any] | None = None, *,
+    texts: Sequence[str] = SAMPLE_TEXTS, plugins: Sequence[str] = (),
+) -> Encoder:
+    """Build, fit and encode `texts`, and check: the members toolkit uses, the output's types
+    and shapes, indices below `vocab_size`, each text encoded the same alone as in a batch,
+    and a JSON round trip of `state()` giving an encoder that encodes the same. Returns it."""
+    spec = _spec("encoder", spec, plugins)
+    label = f"encoder '{spec.name}'"
+    values = _values("encoder", spec, params)
+    texts = list(texts)
+    encoder = _fitted(spec, values, texts)
+    indices, lengths = encoder.encode(texts)
+    if spec.produces == CHAR_INDICES:
+        for i, length in enumerate(lengths.tolist()):
+            row = indices[i]
+            _require(
+                not row[length:].any() and bool(row[:length].all()),
+                f"{label}: text {texts[i]!r} is encoded as {row.tolist()} with length {length}; "
+                f"{CHAR_INDICES} keeps index 0 for padding after the text and nowhere else.",
+            )
+    for i, text in enumerate(texts):
+        alone, alone_length = encoder.encode([text])
+        length = int(lengths[i])
+        _require(
+            int(alone_length[0]) == length and torch.equal(alone[0, :length], indices[i, :length]),
+            f"{label}: {text!r} is encoded differently alone than among other texts; "
+            "encode each text on its own.",
+        )
+    with _contract():
+        state = checked_state(label, encoder.state())
+    restored = spec.factory(**values)
+    restored.load_state(round_trip(state))
+    _require(
+        restored.vocab_size == encoder.vocab_size,
+        f"{label}: after load_state(state) vocab_size is {restored.vocab_size}, "
+        f"not {encoder.vocab_size}; state() must hold everything that was fitted.",
+    )
+    again, again_lengths = restored.encode(texts)
+    _require(
+        torch.equal(again, indices) and torch.equal(again_lengths, lengths),
+        f"{label}: an encoder rebuilt from its JSON state encodes differently; state() must "
+        "hold everything that was fitted.",
+    )
+    return encoder
+
+
+def check_model(
+    spec: ModelSpec | str, params: Mapping[str, Any] | None = None, *,
+    encoder: Encoder | EncoderSpec | str = "onehot", encoder_params: Mapping[str, Any] | None = None,
+    num_classes: int = 3, seed: int = 0, steps: int = 30, lr: float = 0.01,
+    plugins: Sequence[str] = (),
+) -> None:
+    """Build the model as toolkit does (seeded, from the fitted encoder's vocab_size) and
+    check: logits of shape (batch, classes), also for one text; raw logits, not
+    probabilities; the same logits for a text alone, in a batch and with extra padding; that
+    `steps` optimiser steps on a small batch lower the loss; the same seed giving the same
+    weights and training; and the weights surviving a safetensors save and rebuild."""
+    spec = _spec("model", spec, plugins)
+    label = f"model '{spec.name}'"
+    values = _values("model", spec, params)
+    texts, targets = _training_texts(num_classes, seed)
+    if isinstance(encoder, (str, EncoderSpec)):
+        encoder_spec = _spec("encoder", encoder, plugins)
+        encoder = _fitted(encoder_spec, _values("encoder", encoder_spec, encoder_params), texts)
+    else:
+        encoder.fit(texts)
+    _require(
+        encoder.produces in spec.consumes,
+        f"{label} consumes {', '.join(spec.consumes)}, not the {encoder.produces} this encoder "
+        "produces; pass an encoder it consumes.",
+    )
+    encoded = encoder.encode(texts)
+    with _contract():
+        check_encoded("the encoder", encoded, len(texts), encoder.vocab_size)
+    indices, lengths = encoded
+    y = torch.tensor(targets)
+
+    def build() -> nn.Module:
+        torch.manual_seed(seed)
+        model = spec.factory(vocab_size=encoder.vocab_size, num_classes=num_classes, **values)
+        _require(isinstance(model, nn.Module), f"{label}: factory returned {type(model).__name__}, "
+                 "not a torch.nn.Module.")
+        return model
+
+    with _one_thread():
+        model = build()
+        _require(
+            _same_weights(model, build()),
+            f"{label}: two models built after torch.manual_seed({seed}) have different weights; "
+            "draw initial weights only from torch's random generator.",
+        )
+        model.eval()
+        with torch.no_grad():
+            logits = model(indices, lengths)
+            _check_logits(label, logits, (len(texts), num_classes))
+            one = model(indices[:1, : int(lengths[0])], lengths[:1])
+            _check_logits(label, one, (1, num_classes))
+        if encoder.produces == CHAR_INDICES:
+            _check_padding(label, model, indices, lengths)
+        before = _loss(model, indices, lengths, y)
+        trained = _train(model, indices, lengths, y, steps, lr, seed)
+        after = _loss(trained, indices, lengths, y)
+        _require(
+            after < before,
+            f"{label}: {steps} Adam steps (lr {lr}) on {len(texts)} texts did not lower the loss "
+            f"({before:.4f} -> {after:.4f}); do gradients reach every layer?",
+        )
+        with torch.no_grad():
+            trained_logits = trained.eval()(indices, lengths)
+        _check_logits(label, trained_logits, (len(texts), num_classes))
+        again = _train(build(), indices, lengths, y, steps, lr, seed)
+        with torch.no_grad():
+            repeat = again(indices, lengths)
+        _require(
+            torch.equal(repeat, trained_logits),
+            f"{label}: training twice with seed {seed} gave different logits; use only torch's "
+            "random generator (toolkit seeds it), no other randomness.",
+        )
+        _check_reload(label, trained, build, indices, lengths, trained_logits)
+
+
+# -- the checks ------------------------------------------------------------------------
+
+
+def _check_logits(label: str, logits: Any, shape: tuple[int, int]) -> None:
+    _require(
+        isinstance(logits, torch.Tensor) and tuple(logits.shape) == shape,
+        f"{label}: forward returned {_describe(logits)} for {shape[0]} texts; it must return "
+        f"logits of shape {shape} (batch, classes).",
+    )
+    _require(bool(torch.isfinite(logits).all()), f"{label}: forward returned NaN or infinite logits.")
+    rows_sum_to_one = torch.allclose(logits.sum(dim=1), torch.ones(shape[0]), atol=1e-4)
+    _require(
+        not (bool((logits >= 0).all()) and rows_sum_to_one),
+        f"{label}: forward returns probabilities (every row is non-negative and sums to 1); "
+        "return raw logits, with no softmax: the trainer applies cross-entropy and prediction "
+        "applies softmax.",
+    )
+
+
+def _check_padding(label: str, model: nn.Module, indices: torch.Tensor, lengths: torch.Tensor) -> None:
+    with torch.no_grad():
+        batch = model(indices, lengths)
+        alone = torch.cat([
+            model(indices[i:i + 1, : int(n)], lengths[i:i + 1]) for i, n in enumerate(lengths)
+        ])
+        padded = model(torch.cat((indices, torch.zeros(len(indices), 5, dtype=indices.dtype)), 1), lengths)
+    for name, got in (("in a batch", batch), ("with 5 more padding positions", padded)):
+        if not torch.allclose(got, alone, rtol=PADDING_RTOL, atol=PADDING_ATOL):
+            worst = int((got - alone).abs().amax(dim=1).argmax())
+            raise ContractError(
+                f"{label}: a text's logits change {name} (text {worst}: "
+                f"{alone[worst].tolist()[:3]}... alone, {got[worst].tolist()[:3]}... {name}); mask "
+                "the padding (index 0 after each text's length): padding_idx=0 in nn.Embedding, "
+                "a mask, or packed sequences."
+            )
+
+
+def _check_reload(
+    label: str, model: nn.Module, build: Callable[[], nn.Module], indices: torch.Tensor,
+    lengths: torch.Tensor, expected: torch.Tensor,
+) -> None:
+    """Save the weights as a run does (safetensors) and load them into a fresh build."""
+    from safetensors.torch import load, save
+
+    weights = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    try:
+        restored_weights = load(save(weights))
+    except (RuntimeError, ValueError) as exc:
+        raise ContractError(f"{label}: its weights cannot be saved as safetensors ({exc}).") from None
+    fresh = build()
+    try:
+        fresh.load_state_dict(restored_weights)
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise ContractError(
+            f"{label}: a model rebuilt with the same parameters does not take the saved weights "
+            f"({first}); build every layer in __init__ from vocab_size, num_classes and the params."
+        ) from None
+    with torch.no_grad():
+        got = fresh.eval()(indices, lengths)
+    _require(torch.allclose(got, expected, rtol=1e-5, atol=1e-6),
+             f"{label}: the reloaded model predicts differently; keep all state in parameters or buffers.")
+
+
+# -- helpers ----------------------------------------------------------------------------
+
+
+def _spec(kind: str, spec: Any, plugins: Sequence[str]) -> Any:
+    if isinstance(spec, str):
+        return load_registry(plugins).get(kind, spec)
+    expected = {"dataset": DatasetSpec, "encoder": EncoderSpec, "model": ModelSpec}[kind]
+    if not isinstance(spec, expected):
+        raise TypeError(f"expected a toolkit.{expected.__name__} or a registered {kind} name; got {spec!r}")
+    return spec
+
+
+def _values(kind: str, spec: Any, params: Mapping[str, Any] | None) -> dict[str, Any]:
+    return resolve([Section(kind, f"{kind} '{spec.name}'", spec.params)], params or {})[kind]
+
+
+def _fitted(spec: EncoderSpec, values: Mapping[str, Any], texts: list[str]) -> Encoder:
+    label = f"encoder '{spec.name}'"
+    encoder = spec.factory(**values)
+    missing = [m for m in ENCODER_MEMBERS if not hasattr(encoder, m)]
+    _require(not missing, f"{label}: factory built {type(encoder).__name__}, lacking {', '.join(missing)}.")
+    _require(
+        encoder.produces == spec.produces,
+        f"{label}: the encoder produces {encoder.produces!r}, but its spec says {spec.produces!r}.",
+    )
+    encoder.fit(texts)
+    encoded = encoder.encode(texts)
+    with _contract():
+        check_encoded(label, encoded, len(texts), encoder.vocab_size)
+    return encoder
+
+
+def _training_texts(num_classes: int, seed: int) -> tuple[list[str], list[int]]:
+    """Made-up words of 1 to 9 letters, one class per starting letter group (learnable)."""
+    rng = random.Random(seed)
+    texts, targets = ["a"], [0]
+    for i in range(1, 10 * num_classes):
+        target = i % num_classes
+        first = "abcdefghijklmnopqrstuvwxyz"[target::num_classes]
+        texts.append(rng.choice(first).upper() + "".join(rng.choices("aeioulmnrst", k=rng.randint(0, 8))))
+        targets.append(target)
+    return texts, targets
+
+
+def _train(
+    model: nn.Module, indices: torch.Tensor, lengths: torch.Tensor, y: torch.Tensor,
+    steps: int, lr: float, seed: int,
+) -> nn.Module:
+    torch.manual_seed(seed)  # dropout
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    model.train()
+    for _ in range(steps):
+        loss = F.cross_entropy(model(indices, lengths), y)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    return model.eval()
+
+
+def _loss(model: nn.Module, indices: torch.Tensor, lengths: torch.Tensor, y: torch.Tensor) -> float:
+    with torch.no_grad():
+        return float(F.cross_entropy(model.eval()(indices, lengths), y))
+
+
+def _same_weights(a: nn.Module, b: nn.Module) -> bool:
+    first, second = a.state_dict(), b.state_dict()
+    return first.keys() == second.keys() and all(torch.equal(first[k], second[k]) for k in first)
+
+
+def _describe(value: Any) -> str:
+    return f"shape {tuple(value.shape)}" if isinstance(value, torch.Tensor) else type(value).__name__
+
+
+def _require(condition: bool, message: str) -> None:
+    if not condition:
+        raise ContractError(message)
+
+
+@contextmanager
+def _contract() -> Iterator[None]:
+    """The boundary checks raise ToolkitError for users; here they are contract failures."""
+    try:
+        yield
+    except ToolkitError as exc:
+        raise ContractError(str(exc)) from None
+
+
+@contextmanager
+def _one_thread() -> Iterator[None]:
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
