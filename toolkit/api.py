@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from toolkit.contracts import check_encoded, checked_dataset, checked_state
 from toolkit.errors import ToolkitError
 from toolkit.limits import MAX_SEED
-from toolkit.params import Section, resolve
+from toolkit.params import Param, Section, resolve
 from toolkit.registry import Registry, load_registry
 from toolkit.splits import SPLIT_PARAMS, Split
 from toolkit.train_config import TRAIN_PARAMS, TrainConfig
@@ -76,13 +76,29 @@ def plan_run(
         Section("encoder", f"encoder '{encoder}'", encoder_spec.params),
         Section("model", f"model '{model}'", model_spec.params),
         Section("split", "the split", SPLIT_PARAMS),
-        Section("train", "the trainer", TRAIN_PARAMS),
+        Section("train", "the trainer", train_params(model_spec)),
     ]
     resolved = resolve(sections, params or {})
     TrainConfig.from_params(resolved["train"])  # bounds (threads, epochs...) checked before any work
     return RunPlan(
         dataset_spec, encoder_spec, model_spec, resolved, seed, device,
         Path(output) if output is not None else None, registry,
+    )
+
+
+def train_params(model: ModelSpec) -> tuple[Param, ...]:
+    """The trainer's parameters with the model's own defaults (`ModelSpec.train_defaults`)."""
+    names = {p.name for p in TRAIN_PARAMS}
+    unknown = sorted(set(model.train_defaults) - names)
+    if unknown:
+        raise ToolkitError(
+            f"model '{model.name}' sets train defaults for unknown trainer parameters: "
+            f"{', '.join(unknown)}; fix the model plugin."
+        )
+    return tuple(
+        replace(p, default=p.convert(model.train_defaults[p.name], f"model '{model.name}' train default"))
+        if p.name in model.train_defaults else p
+        for p in TRAIN_PARAMS
     )
 
 

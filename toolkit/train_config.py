@@ -26,7 +26,12 @@ TRAIN_PARAMS: tuple[Param, ...] = (
         "batch_size", int, 32,
         f"Names per mini-batch (1 is the tutorial's one name at a time); at most {limits.MAX_BATCH_SIZE}.",
     ),
-    Param("optimizer", str, "adam", "Optimiser.", choices=("adam", "sgd")),
+    Param(
+        "optimizer", str, "adam",
+        "Optimiser (adamw: Adam with decoupled weight decay). Embeddings a model marks sparse "
+        "always get SparseAdam.",
+        choices=("adam", "adamw", "sgd"),
+    ),
     Param("lr", float, 0.005, "Learning rate (the tutorial's SGD uses 0.005)."),
     Param("weight_decay", float, 0.0, "L2 penalty on the weights."),
     Param(
@@ -40,6 +45,7 @@ TRAIN_PARAMS: tuple[Param, ...] = (
         choices=("shuffle", "balanced"),
     ),
     Param("bucket", bool, True, "Batch names of similar length together (less padding, faster)."),
+    Param("label_smoothing", float, 0.0, "Share of the target spread over the other classes (0 to <1)."),
     Param("clip", float, 1.0, "Clip the gradient norm to this value; 0 turns clipping off."),
     Param(
         "class_weights", float, 0.0,
@@ -47,9 +53,19 @@ TRAIN_PARAMS: tuple[Param, ...] = (
         "the same in total, 0.5 in between (helps rare classes and macro-F1).",
     ),
     Param(
+        "logit_adjust", float, 0.0,
+        "Train on logits plus this times the log class prior (logit-adjusted loss); predictions "
+        "then lean towards rare classes: 0 off, 1 the balanced-error optimum.",
+    ),
+    Param(
+        "select", str, "loss",
+        "Which validation epoch is best (kept, and counted by patience): lowest loss or highest accuracy.",
+        choices=("loss", "accuracy"),
+    ),
+    Param(
         "patience", int, 0,
-        "Stop after this many epochs without a lower validation loss; 0 never stops early. "
-        "The weights of the best validation epoch are kept either way.",
+        "Stop after this many epochs without a better validation epoch (see select); 0 never "
+        "stops early. The weights of the best validation epoch are kept either way.",
     ),
     Param(
         "threads", int, 0,
@@ -76,8 +92,11 @@ class TrainConfig:
     schedule: str = "cosine"
     sampling: str = "shuffle"
     bucket: bool = True
+    label_smoothing: float = 0.0
     clip: float = 1.0
     class_weights: float = 0.0
+    logit_adjust: float = 0.0
+    select: str = "loss"
     patience: int = 0
     threads: int = 0
     max_length: int = limits.MAX_TEXT_LENGTH
@@ -109,7 +128,11 @@ class TrainConfig:
                 raise ToolkitError(
                     f"train.{name} must be at most {high:,}{why}; got {getattr(self, name):,}."
                 )
-        for name in ("lr", "weight_decay", "clip", "class_weights"):
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise ToolkitError(
+                f"train.label_smoothing must be at least 0 and below 1; got {self.label_smoothing}."
+            )
+        for name in ("lr", "weight_decay", "clip", "class_weights", "logit_adjust"):
             value = getattr(self, name)
             if not math.isfinite(value) or value < 0 or (name == "lr" and value == 0):
                 kind = "positive" if name == "lr" else "zero or positive"

@@ -108,6 +108,11 @@ def train(
     """
     config = TrainConfig.from_params(params)
     target = device if isinstance(device, torch.device) else resolve_device(device)
+    if getattr(model, "separate_members", None):
+        return _train_members(
+            model, encoder, train_data, val_data, config,
+            seed=seed, device=target, progress=progress, callbacks=callbacks,
+        )
     data = _Batches(encoder, train_data, target)
     val = _Batches(encoder, val_data, target) if val_data is not None and len(val_data) else None
     model.to(target)
@@ -139,12 +144,15 @@ def train(
                     row["val_loss"], row["val_acc"] = _evaluate(model, val)
                     if not math.isfinite(row["val_loss"]):
                         raise _diverged(row["val_loss"], epoch, loop.step, config, "validation ")
-                    if best is None or row["val_loss"] < best[0]:
-                        best = (row["val_loss"], epoch, copy.deepcopy(model.state_dict()))
+                    score = row["val_loss"] if config.select == "loss" else -row["val_acc"]
+                    if best is None or score < best[0]:
+                        best = (score, epoch, copy.deepcopy(model.state_dict()))
                 row["seconds"] = time.perf_counter() - epoch_start
                 rows.append(row)
                 if config.patience and best is not None and epoch - best[1] >= config.patience:
-                    stop_reason = f"early stop: no lower validation loss for {config.patience} epochs"
+                    stop_reason = (
+                        f"early stop: no better validation {config.select} for {config.patience} epochs"
+                    )
                     break
     except KeyboardInterrupt:
         interrupted = True
@@ -165,6 +173,38 @@ def train(
     )
 
 
+def _train_members(
+    model: nn.Module, encoder: Encoder, train_data: TextDataset, val_data: TextDataset | None,
+    config: TrainConfig, **options: Any,
+) -> TrainResult:
+    """Train each of `model.separate_members` (name, module, trainer parameters) on its own,
+    each with its own early stopping; the history lists their epochs one after another and
+    ends with a row for the combined model's validation loss and accuracy."""
+    device = options["device"]
+    model.to(device)
+    check_model_reads_encoder(model, _Batches(encoder, train_data, device), len(train_data.classes))
+    started = time.perf_counter()
+    histories, reasons, seen, last_epoch = [], [], 0, 0
+    for name, member, member_params in model.separate_members:
+        result = train(member, encoder, train_data, val_data, {**member_params, "threads": config.threads},
+                       **options)
+        history = result.history.assign(epoch=result.history["epoch"] + last_epoch)
+        last_epoch += len(history)
+        histories.append(history)
+        seen += result.examples_seen
+        reasons.append(f"{name}: {result.stop_reason}")
+        if result.stop_reason.startswith("interrupted"):
+            break
+    model.eval()
+    row = dict.fromkeys(HISTORY_COLUMNS, math.nan) | {"epoch": last_epoch + 1, "examples": seen}
+    if val_data is not None and len(val_data):
+        row["val_loss"], row["val_acc"] = _evaluate(model, _Batches(encoder, val_data, device))
+        model.eval()
+    history = pd.concat([*histories, pd.DataFrame([row])], ignore_index=True)[list(HISTORY_COLUMNS)]
+    return TrainResult(model, history, time.perf_counter() - started, "; ".join(reasons),
+                       last_epoch + 1, seen, config)
+
+
 class _Loop:
     """The optimisation steps: forward, loss, NaN check, backward, clip, step, callbacks."""
 
@@ -173,11 +213,17 @@ class _Loop:
         steps: int, callbacks: Sequence[Callable[[BatchInfo], None]],
     ) -> None:
         self.model, self.config, self.data, self.callbacks = model, config, data, callbacks
-        self.optimizer = _optimizer(model, config)
-        self.scheduler = _scheduler(self.optimizer, config, steps)
+        dense, sparse = _split_parameters(model)
+        self.dense = dense
+        self.optimizers = _optimizers(dense, sparse, config)
+        self.schedulers = [_scheduler(optimizer, config, steps) for optimizer in self.optimizers]
         self.class_weights = (
             _class_weights(train_data, len(train_data.classes), config.class_weights).to(data.device)
             if config.class_weights else None
+        )
+        self.logit_shift = (
+            config.logit_adjust * _log_prior(train_data, len(train_data.classes)).to(data.device)
+            if config.logit_adjust else None
         )
         self.step = self.seen = 0
 
@@ -191,16 +237,21 @@ class _Loop:
         for rows in batches:
             x, lengths, y = self.data.take(rows)
             logits = self.model(x, lengths)
-            loss = F.cross_entropy(logits, y, weight=self.class_weights)
+            trained_logits = logits if self.logit_shift is None else logits + self.logit_shift
+            loss = F.cross_entropy(
+                trained_logits, y, weight=self.class_weights, label_smoothing=self.config.label_smoothing
+            )
             loss_value = loss.item()
             if not math.isfinite(loss_value):
                 raise _diverged(loss_value, epoch, self.step + 1, self.config)
-            self.optimizer.zero_grad(set_to_none=True)
+            for optimizer in self.optimizers:
+                optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            if self.config.clip:
-                nn.utils.clip_grad_norm_(self.model.parameters(), self.config.clip)
-            self.optimizer.step()
-            self.scheduler.step()
+            if self.config.clip and self.dense:  # norms of sparse gradients are not defined
+                nn.utils.clip_grad_norm_(self.dense, self.config.clip)
+            for optimizer, scheduler in zip(self.optimizers, self.schedulers, strict=True):
+                optimizer.step()
+                scheduler.step()
             self.step += 1
             self.seen += len(y)
             count += len(y)
@@ -218,7 +269,7 @@ class _Loop:
             "epoch": epoch, "examples": self.seen, "train_loss": loss_sum / count,
             "train_acc": correct / count, "val_loss": math.nan, "val_acc": math.nan,
             "seconds": seconds, "names_per_sec": count / max(seconds, 1e-9),
-            "lr": self.optimizer.param_groups[0]["lr"],
+            "lr": self.optimizers[0].param_groups[0]["lr"],
         }
 
     @staticmethod
@@ -345,10 +396,31 @@ def _evaluate(model: nn.Module, data: _Batches) -> tuple[float, float]:
     return loss_sum / data.size, correct / data.size
 
 
-def _optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
-    if config.optimizer == "sgd":
-        return torch.optim.SGD(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    return torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+def _split_parameters(model: nn.Module) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
+    """The trainable parameters with dense gradients, and those of embeddings marked sparse."""
+    sparse = [
+        p for module in model.modules() if getattr(module, "sparse", False) is True
+        for p in module.parameters(recurse=False) if p.requires_grad
+    ]
+    sparse_ids = {id(p) for p in sparse}
+    dense = [p for p in model.parameters() if p.requires_grad and id(p) not in sparse_ids]
+    return dense, sparse
+
+
+def _optimizers(
+    dense: list[nn.Parameter], sparse: list[nn.Parameter], config: TrainConfig
+) -> list[torch.optim.Optimizer]:
+    """The configured optimiser for dense parameters; SparseAdam (no weight decay) for sparse
+    embeddings, which update only the rows a batch used: a large n-gram table stays fast."""
+    optimizers: list[torch.optim.Optimizer] = []
+    kinds = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
+    if dense:
+        optimizers.append(kinds[config.optimizer](dense, lr=config.lr, weight_decay=config.weight_decay))
+    if sparse:
+        optimizers.append(torch.optim.SparseAdam(sparse, lr=config.lr))
+    if not optimizers:
+        raise ToolkitError("the model has no trainable parameters.")
+    return optimizers
 
 
 def _scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig, steps: int) -> Any:
@@ -366,6 +438,12 @@ def _class_weights(data: TextDataset, num_classes: int, power: float) -> torch.T
     counts = np.bincount(np.asarray(data.targets), minlength=num_classes).astype(np.float64)
     weights = np.where(counts > 0, (len(data) / (num_classes * np.maximum(counts, 1))) ** power, 0.0)
     return torch.tensor(weights, dtype=torch.float32)
+
+
+def _log_prior(data: TextDataset, num_classes: int) -> torch.Tensor:
+    """log(class share) in the training data; a class absent there counts as one text."""
+    counts = np.bincount(np.asarray(data.targets), minlength=num_classes).astype(np.float64)
+    return torch.tensor(np.log(np.maximum(counts, 1) / len(data)), dtype=torch.float32)
 
 
 def _diverged(value: float, epoch: int, step: int, config: TrainConfig, where: str = "") -> ToolkitError:

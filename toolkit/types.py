@@ -134,6 +134,8 @@ class ModelSpec:
 
     `factory(vocab_size=..., num_classes=..., **params)` returns a `torch.nn.Module` whose
     `forward(indices, lengths)` returns logits of shape (batch, num_classes).
+    `train_defaults` are the model's own defaults for trainer parameters (`train.*` names
+    without the group, e.g. `{"lr": 0.1}`); a value given for the run still wins.
     """
 
     name: str
@@ -141,6 +143,7 @@ class ModelSpec:
     factory: Callable[..., Any]
     params: tuple[Param, ...] = ()
     consumes: tuple[str, ...] = (CHAR_INDICES,)
+    train_defaults: Mapping[str, Any] = field(default_factory=dict)
 
 
 Spec = DatasetSpec | EncoderSpec | ModelSpec
