@@ -1,0 +1,238 @@
+"""The ngram, cnn and ensemble models: shapes, padding, hashing, training defaults, saving and
+loading, and the ensemble's separately trained members."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+import toolkit
+from toolkit.plugins.ngram import PAD, NgramModel
+from toolkit.plugins.onehot import OneHotEncoder
+from toolkit.train_config import TrainConfig
+
+NUM_CLASSES = 18
+NEW_MODELS = ("ngram", "cnn", "ensemble")
+#: A small ensemble: its members train in a second or two.
+TINY_ENSEMBLE = {"model.members": "ngram,cnn", "train.threads": 1}
+
+
+@pytest.fixture(scope="module")
+def names(names_dir) -> list[str]:
+    found = []
+    for language in ("Japanese", "Greek", "Scottish", "Vietnamese"):
+        found += (names_dir / f"{language}.txt").read_text(encoding="utf-8").split("\n")[:15]
+    return [n for n in found if n] + ["O", "Ng"]
+
+
+def build(name: str, encoder: OneHotEncoder, **params) -> torch.nn.Module:
+    spec = toolkit.load_registry().model(name)
+    values = {p.name: p.default for p in spec.params} | params
+    torch.manual_seed(0)
+    return spec.factory(vocab_size=encoder.vocab_size, num_classes=NUM_CLASSES, **values).eval()
+
+
+@pytest.mark.parametrize("name", NEW_MODELS)
+def test_logits_are_batch_by_classes_and_finite(name, names):
+    encoder = OneHotEncoder()
+    model = build(name, encoder)
+    with torch.no_grad():
+        for texts in (names, names[:1], ["O"]):
+            logits = model(*encoder.encode(texts))
+            assert logits.shape == (len(texts), NUM_CLASSES)
+            assert torch.isfinite(logits).all()
+
+
+@pytest.mark.parametrize("name", NEW_MODELS)
+def test_a_name_scores_the_same_alone_and_padded_in_a_batch(name, names):
+    encoder = OneHotEncoder()
+    model = build(name, encoder)
+    with torch.no_grad():
+        for short in ("O", "Ng", names[0]):
+            alone = model(*encoder.encode([short]))
+            batch = model(*encoder.encode([short, "Abdulrahmanovichsky", *names]))
+            torch.testing.assert_close(batch[:1], alone, rtol=1e-5, atol=1e-6)
+
+
+def test_ngram_ids_are_boundary_marked_hashed_and_reproducible():
+    encoder = OneHotEncoder()
+    model = NgramModel(encoder.vocab_size, 4, min_n=1, max_n=3, buckets=1000)
+    other = NgramModel(encoder.vocab_size, 4, min_n=1, max_n=3, buckets=1000)
+    indices, lengths = encoder.encode(["Ab", "Abc"])
+    ids = model.ngram_ids(indices, lengths)
+    assert torch.equal(ids, other.ngram_ids(indices, lengths))  # no per-process salt
+    real = ids[ids != PAD]
+    assert int(real.min()) >= 1 and int(real.max()) < 1000
+    # "<Ab>": 4 unigrams, 3 bigrams, 2 trigrams; "<Abc>": 5 + 4 + 3
+    assert (ids != PAD).sum(1).tolist() == [9, 12]
+    # the n-grams of "<Ab" are shared, the ones reaching the end marker are not
+    first, second = set(ids[0].tolist()) - {PAD}, set(ids[1].tolist()) - {PAD}
+    assert len(first & second) >= 5 and first - second
+
+
+def test_ngram_embedding_is_sparse_and_trains_with_sparse_adam():
+    from toolkit.training import _optimizers, _split_parameters
+
+    model = NgramModel(10, 3)
+    dense, sparse = _split_parameters(model)
+    assert [tuple(p.shape) for p in sparse] == [(2**18, 3)]
+    assert [tuple(p.shape) for p in dense] == [(3,)]
+    kinds = [type(o).__name__ for o in _optimizers(dense, sparse, TrainConfig())]
+    assert kinds == ["Adam", "SparseAdam"]
+
+
+@pytest.mark.parametrize(("name", "params", "message"), [
+    ("ngram", {"max_n": 0}, "min_n <= max_n"),
+    ("ngram", {"buckets": 1}, "buckets"),
+    ("ngram", {"hidden": 8}, "hidden only with dim"),
+    ("cnn", {"kernels": "2,x"}, "comma-separated widths"),
+    ("cnn", {"filters": 0}, "filters >= 1"),
+    ("ensemble", {"members": "ngram,ensemble"}, "other than 'ensemble'"),
+    ("ensemble", {"members": ""}, "1 to 8"),
+    ("ensemble", {"members": "ngram,cnnn"}, "Did you mean 'cnn'"),
+])
+def test_bad_model_parameters_are_one_line_errors(name, params, message):
+    with pytest.raises(toolkit.ToolkitError, match=message) as caught:
+        build(name, OneHotEncoder(), **params)
+    assert "\n" not in str(caught.value)
+
+
+def test_models_bring_their_own_trainer_defaults_and_the_run_overrides_them():
+    plan = toolkit.plan_run("names", "ngram")
+    assert plan.params["train"]["lr"] == 0.1 and plan.params["train"]["batch_size"] == 256
+    assert toolkit.plan_run("names", "ngram", params={"train.lr": 0.01}).params["train"]["lr"] == 0.01
+    assert toolkit.plan_run("names", "gru").params["train"]["lr"] == 0.005  # untouched
+
+
+def test_a_bad_train_default_in_a_model_plugin_is_reported():
+    from toolkit.api import train_params
+
+    spec = toolkit.ModelSpec(name="bad", help="", factory=NgramModel, train_defaults={"lrr": 1})
+    with pytest.raises(toolkit.ToolkitError, match="unknown trainer parameters: lrr"):
+        train_params(spec)
+
+
+@pytest.fixture(scope="module")
+def ensemble_run(tmp_path_factory):
+    mp = pytest.MonkeyPatch()
+    from conftest import NAMES_DIR
+
+    mp.setenv("TOOLKIT_DATA_DIR", str(NAMES_DIR))
+    mp.setenv("TOOLKIT_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
+    try:
+        return toolkit.run(
+            dataset="names", model="ensemble",
+            params=TINY_ENSEMBLE | {"model.combine": "log-probability"},
+            output=tmp_path_factory.mktemp("runs") / "ensemble", progress=False,
+        )
+    finally:
+        mp.undo()
+
+
+def test_ensemble_trains_each_member_with_its_own_defaults_and_early_stopping(ensemble_run):
+    history = ensemble_run.history
+    assert "ngram: " in ensemble_run.stop_reason and "cnn: " in ensemble_run.stop_reason
+    # every member epoch, then the combined model's validation row, which is the kept one
+    assert ensemble_run.best_epoch == len(history) == history["epoch"].iloc[-1]
+    assert math.isnan(history["train_loss"].iloc[-1]) and 0 < history["val_acc"].iloc[-1] <= 1
+    member_rows = history.iloc[:-1]
+    assert member_rows["epoch"].tolist() == list(range(1, len(history)))
+    # well above chance (18 classes) after training
+    assert ensemble_run.test_accuracy() > 0.6
+
+
+def test_ensemble_saved_and_loaded_gives_the_same_probabilities(ensemble_run):
+    texts = ["Hinton", "Nakamura", "O'Neill", "Dvořák", "Tran"]
+    loaded = toolkit.load_run(ensemble_run.run_dir)
+    np.testing.assert_allclose(loaded.predict_proba(texts), ensemble_run.predict_proba(texts), rtol=1e-6, atol=1e-9)
+
+
+def test_ensemble_probabilities_are_the_mean_or_normalised_geometric_mean(names):
+    encoder = OneHotEncoder()
+    mean_model = build("ensemble", encoder, members="ngram,cnn", combine="probability")
+    geometric = build("ensemble", encoder, members="ngram,cnn", combine="log-probability")
+    torch.nn.init.normal_(mean_model.members[0].bag.weight)  # zero-initialised otherwise
+    geometric.load_state_dict(mean_model.state_dict())
+    x = encoder.encode(names)
+    with torch.no_grad():
+        member_probs = torch.stack([torch.softmax(m(*x), 1) for m in mean_model.members])
+        torch.testing.assert_close(torch.softmax(mean_model(*x), 1), member_probs.mean(0))
+        product = member_probs.log().mean(0).exp()
+        torch.testing.assert_close(torch.softmax(geometric(*x), 1), product / product.sum(1, keepdim=True))
+
+
+@pytest.mark.parametrize("model", ["ngram", "cnn"])
+def test_new_models_save_and_load_through_a_run_folder(model, tmp_path):
+    result = toolkit.run(
+        dataset="names", model=model, params={"train.epochs": 1, "train.threads": 1},
+        output=tmp_path / "run", progress=False,
+    )
+    texts = ["Hinton", "Nakamura", "Tran"]
+    np.testing.assert_allclose(
+        toolkit.load_run(result.run_dir).predict_proba(texts), result.predict_proba(texts), rtol=1e-6, atol=1e-9
+    )
+
+
+def test_joint_training_trains_the_ensemble_as_one_model(tmp_path):
+    result = toolkit.run(
+        dataset="names", model="ensemble",
+        params=TINY_ENSEMBLE | {"model.training": "joint", "train.epochs": 2},
+        output=tmp_path / "run", progress=False,
+    )
+    assert len(result.history) == 2 and result.stop_reason == "completed"
+    assert result.test_accuracy() > 0.3
+
+
+@pytest.fixture(scope="module")
+def imbalanced(names_dir) -> tuple[toolkit.TextDataset, toolkit.TextDataset]:
+    """300 Russian names against 30 Irish and 30 Czech for training; 30 of each held out."""
+    sizes = {"Russian": 300, "Irish": 30, "Czech": 30}
+    train_pairs, test_pairs = [], []
+    for language, size in sizes.items():
+        lines = (names_dir / f"{language}.txt").read_text(encoding="utf-8").split("\n")
+        distinct = sorted({n for n in lines if n})
+        train_pairs += [(n, language) for n in distinct[:size]]
+        test_pairs += [(n, language) for n in distinct[-30:]]
+    make = toolkit.TextDataset.from_pairs
+    return make(*zip(*train_pairs, strict=True)), make(*zip(*test_pairs, strict=True))
+
+
+def test_logit_adjustment_predicts_the_rare_classes_more_often(imbalanced):
+    train_data, test_data = imbalanced
+    encoder = OneHotEncoder()
+    rare = [train_data.classes.index(c) for c in ("Irish", "Czech")]
+    counts = []
+    for adjust in (0.0, 1.0):
+        torch.manual_seed(0)
+        model = NgramModel(encoder.vocab_size, 3)
+        params = {"epochs": 5, "batch_size": 32, "lr": 0.1, "threads": 1, "logit_adjust": adjust}
+        toolkit.train(model, encoder, train_data, None, params)
+        predicted = toolkit.predict_proba(model, encoder, test_data.texts).argmax(1)
+        counts.append(int(np.isin(predicted, rare).sum()))
+    assert counts[1] > counts[0]
+
+
+def test_label_smoothing_and_selection_by_accuracy(imbalanced):
+    train_data, val_data = imbalanced
+    encoder = OneHotEncoder()
+    torch.manual_seed(0)
+    model = NgramModel(encoder.vocab_size, 3)
+    params = {"epochs": 4, "lr": 0.1, "threads": 1, "label_smoothing": 0.5, "select": "accuracy"}
+    result = toolkit.train(model, encoder, train_data, val_data, params)
+    best = result.history["val_acc"].idxmax()
+    assert result.best_epoch == result.history["epoch"][best]
+    # with half the target spread over the other classes the loss cannot fall near zero
+    assert result.history["train_loss"].min() > 0.5
+
+
+@pytest.mark.parametrize(("params", "message"), [
+    ({"label_smoothing": 1.0}, "label_smoothing must be at least 0 and below 1"),
+    ({"logit_adjust": -1}, "logit_adjust must be a zero or positive"),
+    ({"select": "f1"}, "must be one of loss, accuracy"),
+])
+def test_bad_new_trainer_parameters_are_user_errors(params, message):
+    with pytest.raises(toolkit.ToolkitError, match=message):
+        TrainConfig.from_params(params)
