@@ -147,7 +147,8 @@ def test_ensemble_trains_each_member_with_its_own_defaults_and_early_stopping(en
 def test_ensemble_saved_and_loaded_gives_the_same_probabilities(ensemble_run):
     texts = ["Hinton", "Nakamura", "O'Neill", "Dvořák", "Tran"]
     loaded = toolkit.load_run(ensemble_run.run_dir)
-    np.testing.assert_allclose(loaded.predict_proba(texts), ensemble_run.predict_proba(texts), rtol=1e-6, atol=1e-9)
+    expected = ensemble_run.predict_proba(texts)
+    np.testing.assert_allclose(loaded.predict_proba(texts), expected, rtol=1e-6, atol=1e-9)
 
 
 def test_ensemble_probabilities_are_the_mean_or_normalised_geometric_mean(names):
@@ -171,9 +172,9 @@ def test_new_models_save_and_load_through_a_run_folder(model, tmp_path):
         output=tmp_path / "run", progress=False,
     )
     texts = ["Hinton", "Nakamura", "Tran"]
-    np.testing.assert_allclose(
-        toolkit.load_run(result.run_dir).predict_proba(texts), result.predict_proba(texts), rtol=1e-6, atol=1e-9
-    )
+    expected = result.predict_proba(texts)
+    loaded = toolkit.load_run(result.run_dir)
+    np.testing.assert_allclose(loaded.predict_proba(texts), expected, rtol=1e-6, atol=1e-9)
 
 
 def test_joint_training_trains_the_ensemble_as_one_model(tmp_path):

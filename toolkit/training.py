@@ -410,13 +410,16 @@ def _split_parameters(model: nn.Module) -> tuple[list[nn.Parameter], list[nn.Par
 def _optimizers(
     dense: list[nn.Parameter], sparse: list[nn.Parameter], config: TrainConfig
 ) -> list[torch.optim.Optimizer]:
-    """The configured optimiser for dense parameters; SparseAdam (no weight decay) for sparse
-    embeddings, which update only the rows a batch used: a large n-gram table stays fast."""
+    """The configured optimiser for dense parameters; for embeddings marked sparse, which
+    update only the rows a batch used (a large n-gram table stays fast), plain SGD when the
+    optimiser is sgd and SparseAdam otherwise (neither with weight decay)."""
     optimizers: list[torch.optim.Optimizer] = []
     kinds = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
     if dense:
         optimizers.append(kinds[config.optimizer](dense, lr=config.lr, weight_decay=config.weight_decay))
-    if sparse:
+    if sparse and config.optimizer == "sgd":
+        optimizers.append(torch.optim.SGD(sparse, lr=config.lr))  # sparse steps, no decay
+    elif sparse:
         optimizers.append(torch.optim.SparseAdam(sparse, lr=config.lr))
     if not optimizers:
         raise ToolkitError("the model has no trainable parameters.")

@@ -121,7 +121,7 @@ def register_models(register) -> None:
                 toolkit.Param("dropout", float, 0.0, "Dropout on the mean embedding (needs dim)."),
             ),
             train_defaults={
-                "epochs": 10, "batch_size": 256, "lr": 0.1, "label_smoothing": 0.1,
+                "epochs": 10, "batch_size": 256, "lr": 0.3, "label_smoothing": 0.1,
                 "select": "accuracy", "patience": 3,
             },
         )
