@@ -16,8 +16,6 @@ from toolkit.train_config import TrainConfig
 
 NUM_CLASSES = 18
 NEW_MODELS = ("ngram", "cnn", "ensemble")
-#: A small ensemble: its members train in a second or two.
-TINY_ENSEMBLE = {"model.members": "ngram,cnn", "train.threads": 1}
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +49,7 @@ def test_a_name_scores_the_same_alone_and_padded_in_a_batch(name, names):
     encoder = OneHotEncoder()
     model = build(name, encoder)
     with torch.no_grad():
-        for short in ("O", "Ng", names[0]):
+        for short in ("O", names[0]):
             alone = model(*encoder.encode([short]))
             batch = model(*encoder.encode([short, "Abdulrahmanovichsky", *names]))
             torch.testing.assert_close(batch[:1], alone, rtol=1e-5, atol=1e-6)
@@ -76,9 +74,9 @@ def test_ngram_ids_are_boundary_marked_hashed_and_reproducible():
 def test_ngram_embedding_is_sparse_and_trains_with_sparse_adam():
     from toolkit.training import _optimizers, _split_parameters
 
-    model = NgramModel(10, 3)
+    model = NgramModel(10, 3, buckets=1024)
     dense, sparse = _split_parameters(model)
-    assert [tuple(p.shape) for p in sparse] == [(2**18, 3)]
+    assert [tuple(p.shape) for p in sparse] == [(1024, 3)]
     assert [tuple(p.shape) for p in dense] == [(3,)]
     kinds = [type(o).__name__ for o in _optimizers(dense, sparse, TrainConfig())]
     assert kinds == ["Adam", "SparseAdam"]
@@ -102,7 +100,7 @@ def test_bad_model_parameters_are_one_line_errors(name, params, message):
 
 def test_models_bring_their_own_trainer_defaults_and_the_run_overrides_them():
     plan = toolkit.plan_run("names", "ngram")
-    assert plan.params["train"]["lr"] == 0.1 and plan.params["train"]["batch_size"] == 256
+    assert plan.params["train"]["lr"] == 0.3 and plan.params["train"]["batch_size"] == 256
     assert toolkit.plan_run("names", "ngram", params={"train.lr": 0.01}).params["train"]["lr"] == 0.01
     assert toolkit.plan_run("names", "gru").params["train"]["lr"] == 0.005  # untouched
 
@@ -116,20 +114,29 @@ def test_a_bad_train_default_in_a_model_plugin_is_reported():
 
 
 @pytest.fixture(scope="module")
-def ensemble_run(tmp_path_factory):
-    mp = pytest.MonkeyPatch()
-    from conftest import NAMES_DIR
+def small_names(names_dir, tmp_path_factory) -> str:
+    """A folder of four real languages, 150 distinct names each (plumbing, not accuracy)."""
+    folder = tmp_path_factory.mktemp("small-names")
+    for language in ("Japanese", "Greek", "Polish", "Italian"):
+        lines = (names_dir / f"{language}.txt").read_text(encoding="utf-8").split("\n")
+        kept = sorted({n for n in lines if n})[:150]
+        (folder / f"{language}.txt").write_text("\n".join(kept), encoding="utf-8")
+    return str(folder)
 
-    mp.setenv("TOOLKIT_DATA_DIR", str(NAMES_DIR))
-    mp.setenv("TOOLKIT_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
-    try:
-        return toolkit.run(
-            dataset="names", model="ensemble",
-            params=TINY_ENSEMBLE | {"model.combine": "log-probability"},
-            output=tmp_path_factory.mktemp("runs") / "ensemble", progress=False,
-        )
-    finally:
-        mp.undo()
+
+def run_small(model: str, small_names: str, output, **params) -> toolkit.RunResult:
+    return toolkit.run(
+        dataset="folder", model=model, params={"dataset.data_dir": small_names, "train.threads": 1, **params},
+        output=output, progress=False,
+    )
+
+
+@pytest.fixture(scope="module")
+def ensemble_run(small_names, tmp_path_factory):
+    return run_small(
+        "ensemble", small_names, tmp_path_factory.mktemp("runs") / "ensemble",
+        **{"model.members": "ngram,cnn", "model.combine": "log-probability"},
+    )
 
 
 def test_ensemble_trains_each_member_with_its_own_defaults_and_early_stopping(ensemble_run):
@@ -140,8 +147,8 @@ def test_ensemble_trains_each_member_with_its_own_defaults_and_early_stopping(en
     assert math.isnan(history["train_loss"].iloc[-1]) and 0 < history["val_acc"].iloc[-1] <= 1
     member_rows = history.iloc[:-1]
     assert member_rows["epoch"].tolist() == list(range(1, len(history)))
-    # well above chance (18 classes) after training
-    assert ensemble_run.test_accuracy() > 0.6
+    # well above chance (4 classes) after training
+    assert ensemble_run.test_accuracy() > 0.5
 
 
 def test_ensemble_saved_and_loaded_gives_the_same_probabilities(ensemble_run):
@@ -166,25 +173,21 @@ def test_ensemble_probabilities_are_the_mean_or_normalised_geometric_mean(names)
 
 
 @pytest.mark.parametrize("model", ["ngram", "cnn"])
-def test_new_models_save_and_load_through_a_run_folder(model, tmp_path):
-    result = toolkit.run(
-        dataset="names", model=model, params={"train.epochs": 1, "train.threads": 1},
-        output=tmp_path / "run", progress=False,
-    )
+def test_new_models_save_and_load_through_a_run_folder(model, small_names, tmp_path):
+    result = run_small(model, small_names, tmp_path / "run", **{"train.epochs": 2})
     texts = ["Hinton", "Nakamura", "Tran"]
     expected = result.predict_proba(texts)
     loaded = toolkit.load_run(result.run_dir)
     np.testing.assert_allclose(loaded.predict_proba(texts), expected, rtol=1e-6, atol=1e-9)
 
 
-def test_joint_training_trains_the_ensemble_as_one_model(tmp_path):
-    result = toolkit.run(
-        dataset="names", model="ensemble",
-        params=TINY_ENSEMBLE | {"model.training": "joint", "train.epochs": 2},
-        output=tmp_path / "run", progress=False,
+def test_joint_training_trains_the_ensemble_as_one_model(small_names, tmp_path):
+    result = run_small(
+        "ensemble", small_names, tmp_path / "run",
+        **{"model.members": "ngram,cnn", "model.training": "joint", "train.epochs": 3},
     )
-    assert len(result.history) == 2 and result.stop_reason == "completed"
-    assert result.test_accuracy() > 0.3
+    assert len(result.history) == 3 and result.stop_reason == "completed"
+    assert result.test_accuracy() > 0.4
 
 
 @pytest.fixture(scope="module")
