@@ -31,6 +31,9 @@ def _print_specs(kind: str, ctx: typer.Context) -> None:
         if kind == "model":
             assert isinstance(spec, ModelSpec)
             typer.echo(f"  consumes: {', '.join(spec.consumes)}")
+            if spec.train_defaults:
+                defaults = ", ".join(f"{k}={v!r}" for k, v in spec.train_defaults.items())
+                typer.echo(f"  trainer defaults: {defaults}")
         if kind == "encoder":
             typer.echo(f"  produces: {spec.produces}")
         if spec.params:
