@@ -135,13 +135,15 @@ def run_small(model: str, small_names: str, output, **params) -> toolkit.RunResu
 def ensemble_run(small_names, tmp_path_factory):
     return run_small(
         "ensemble", small_names, tmp_path_factory.mktemp("runs") / "ensemble",
-        **{"model.members": "ngram,cnn", "model.combine": "log-probability"},
+        **{"model.members": "ngram,cnn", "model.combine": "log-probability", "train.patience": 2},
     )
 
 
 def test_ensemble_trains_each_member_with_its_own_defaults_and_early_stopping(ensemble_run):
     history = ensemble_run.history
     assert "ngram: " in ensemble_run.stop_reason and "cnn: " in ensemble_run.stop_reason
+    # the run's patience (away from the trainer default) reached both members
+    assert ensemble_run.stop_reason.count("no better validation accuracy for 2 epochs") == 2
     # every member epoch, then the combined model's validation row, which is the kept one
     assert ensemble_run.best_epoch == len(history) == history["epoch"].iloc[-1]
     assert math.isnan(history["train_loss"].iloc[-1]) and 0 < history["val_acc"].iloc[-1] <= 1

@@ -179,15 +179,18 @@ def _train_members(
 ) -> TrainResult:
     """Train each of `model.separate_members` (name, module, trainer parameters) on its own,
     each with its own early stopping; the history lists their epochs one after another and
-    ends with a row for the combined model's validation loss and accuracy."""
+    ends with a row for the combined model's validation loss and accuracy. A trainer value
+    the run set away from the trainer's own default (threads, epochs...) applies to every
+    member, over the member's defaults."""
     device = options["device"]
     model.to(device)
     check_model_reads_encoder(model, _Batches(encoder, train_data, device), len(train_data.classes))
     started = time.perf_counter()
     histories, reasons, seen, last_epoch = [], [], 0, 0
+    defaults = TrainConfig().as_dict()
+    changed = {k: v for k, v in config.as_dict().items() if v != defaults[k]}
     for name, member, member_params in model.separate_members:
-        result = train(member, encoder, train_data, val_data, {**member_params, "threads": config.threads},
-                       **options)
+        result = train(member, encoder, train_data, val_data, {**member_params, **changed}, **options)
         history = result.history.assign(epoch=result.history["epoch"] + last_epoch)
         last_epoch += len(history)
         histories.append(history)

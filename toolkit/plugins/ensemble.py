@@ -2,7 +2,8 @@
 
 Each member is built by its own plugin's factory with that plugin's default parameters.
 By default (`training=separate`) the trainer trains the members one after another, each
-with its own trainer defaults (`ModelSpec.train_defaults`) and its own early stopping,
+with its own trainer defaults (`ModelSpec.train_defaults`) and its own early stopping (a
+`train.*` value the run sets away from the trainer's default applies to every member),
 then the ensemble predicts with the mean of the members' probabilities (`combine=probability`)
 or of their log-probabilities (`combine=log-probability`, a normalised geometric mean).
 `training=joint` trains all members at once, as one model, on the sum of their losses.
