@@ -40,8 +40,10 @@ REPORT_EVERY = 0.2
 HISTORY_COLUMNS = (
     "epoch", "examples", "train_loss", "train_acc", "val_loss", "val_acc", "seconds", "names_per_sec", "lr",
 )
-#: The `threads=0` choice: beyond two, these small sequential models gain little from more.
-MAX_AUTO_THREADS = 2
+#: The `threads=0` choice. Two threads train about 1.3x faster on a quiet machine, but when
+#: another process holds a core they wait on each other and a 6-second training took over
+#: 200 s (bench/threads_bench.py, docs/benchmarks.md); one thread never collapses.
+MAX_AUTO_THREADS = 1
 
 
 @dataclass(frozen=True)
