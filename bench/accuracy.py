@@ -185,7 +185,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     print(f"Machine: {machine()}")
     before = load()
     print(f"Before: {before}")
-    rows = []
+    rows: list[dict[str, Any]] = []
+    total = len(datasets) * len(args.seeds) * len(systems)
     for dataset in datasets:
         extra = DATASET_PARAMS.get(dataset, {}) | params
         for seed in args.seeds:
@@ -197,26 +198,39 @@ def main(argv: Sequence[str] | None = None) -> None:
                 print(f"  {dataset} seed {seed} {row['system']}: accuracy {row['accuracy']:.4f}, macro-F1 "
                       f"{row['macro_f1']:.4f}, balanced {row['balanced_accuracy']:.4f}, "
                       f"{row['train_s']:.1f} s, {row['texts_per_s']:,.0f} texts/s", flush=True)
+                if args.write:
+                    write(args.write, rows, total, before, load(), notes, args.seeds, argv)
     after = load()
     print(f"After: {after}")
     runs = pd.DataFrame(rows)
-    table = markdown(medians(runs), FORMATS)
-    every = markdown(runs, FORMATS)
-    print(f"\nMedians over seeds {' '.join(map(str, args.seeds))}:\n\n{table}\n\nEvery run:\n\n{every}")
+    print(f"\nMedians over seeds {' '.join(map(str, args.seeds))}:\n\n{markdown(medians(runs), FORMATS)}"
+          f"\n\nEvery run:\n\n{markdown(runs, FORMATS)}")
     if args.write:
-        command = " ".join(["python bench/accuracy.py", *(sys.argv[1:] if argv is None else argv)])
-        text = (
-            f"{SECTION} (`bench/accuracy.py`)\n\n"
-            f"`{command}` on {machine()}, on {time.strftime('%Y-%m-%d')}; {before} before, {after} after "
-            "(the machine was shared with other jobs, so seconds and texts/s are noisy; the accuracies "
-            "repeat exactly for a seed).\n\n"
-            + "".join(f"{note}\n\n" for note in notes)
-            + "Every system sees the same split of each dataset for a seed (toolkit's default "
-            "leakage-free split); toolkit's models run with their defaults. Medians over seeds "
-            f"{', '.join(map(str, args.seeds))}:\n\n{table}\n\n### Every run\n\n{every}\n\n"
-        )
-        write_section(args.write, text, SECTION)
+        write(args.write, rows, total, before, after, notes, args.seeds, argv)
         print(f"Wrote the section to {args.write}")
+
+
+def write(
+    path: Path, rows: list[dict[str, Any]], total: int, before: str, after: str, notes: list[str],
+    seeds: Sequence[int], argv: Sequence[str] | None,
+) -> None:
+    """Put the medians (and every run) in `path`'s section; called after every run, so a long
+    benchmark stopped early still leaves what it measured, marked as incomplete."""
+    runs = pd.DataFrame(rows)
+    command = " ".join(["python bench/accuracy.py", *(sys.argv[1:] if argv is None else argv)])
+    done = "" if len(rows) == total else f" **Incomplete: {len(rows)} of {total} runs done when written.**"
+    text = (
+        f"{SECTION} (`bench/accuracy.py`)\n\n"
+        f"`{command}` on {machine()}, on {time.strftime('%Y-%m-%d %H:%M')}; {before} before, {after} "
+        "after (the machine was shared with other jobs, so seconds and texts/s are noisy; the "
+        f"accuracies repeat exactly for a seed).{done}\n\n"
+        + "".join(f"{note}\n\n" for note in notes)
+        + "Every system sees the same split of each dataset for a seed (toolkit's default "
+        "leakage-free split); toolkit's models run with their defaults. Medians over seeds "
+        f"{', '.join(map(str, seeds))}:\n\n{markdown(medians(runs), FORMATS)}\n\n"
+        f"### Every run\n\n{markdown(runs, FORMATS)}\n\n"
+    )
+    write_section(path, text, SECTION)
 
 
 if __name__ == "__main__":
