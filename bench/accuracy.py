@@ -172,7 +172,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                         help="Parameter for every toolkit run, as in `toolkit run --param`.")
     parser.add_argument("--write", type=Path, metavar="FILE", help="Put the medians in FILE (Markdown).")
+    parser.add_argument("--part", default="", help="Name this run's section (`## Accuracy side by side: "
+                        "PART`), so runs of different subsets can sit side by side in FILE.")
     args = parser.parse_args(argv)
+    heading = f"{SECTION}: {args.part}" if args.part else SECTION
     use_shared_names()
     params = parse_assignments(args.param)
     systems = [s for s in args.systems.split(",") if s] or [*BASELINES, *builtin_models()]
@@ -199,20 +202,20 @@ def main(argv: Sequence[str] | None = None) -> None:
                       f"{row['macro_f1']:.4f}, balanced {row['balanced_accuracy']:.4f}, "
                       f"{row['train_s']:.1f} s, {row['texts_per_s']:,.0f} texts/s", flush=True)
                 if args.write:
-                    write(args.write, rows, total, before, load(), notes, args.seeds, argv)
+                    write(args.write, heading, rows, total, before, load(), notes, args.seeds, argv)
     after = load()
     print(f"After: {after}")
     runs = pd.DataFrame(rows)
     print(f"\nMedians over seeds {' '.join(map(str, args.seeds))}:\n\n{markdown(medians(runs), FORMATS)}"
           f"\n\nEvery run:\n\n{markdown(runs, FORMATS)}")
     if args.write:
-        write(args.write, rows, total, before, after, notes, args.seeds, argv)
+        write(args.write, heading, rows, total, before, after, notes, args.seeds, argv)
         print(f"Wrote the section to {args.write}")
 
 
 def write(
-    path: Path, rows: list[dict[str, Any]], total: int, before: str, after: str, notes: list[str],
-    seeds: Sequence[int], argv: Sequence[str] | None,
+    path: Path, heading: str, rows: list[dict[str, Any]], total: int, before: str, after: str,
+    notes: list[str], seeds: Sequence[int], argv: Sequence[str] | None,
 ) -> None:
     """Put the medians (and every run) in `path`'s section; called after every run, so a long
     benchmark stopped early still leaves what it measured, marked as incomplete."""
@@ -220,7 +223,7 @@ def write(
     command = " ".join(["python bench/accuracy.py", *(sys.argv[1:] if argv is None else argv)])
     done = "" if len(rows) == total else f" **Incomplete: {len(rows)} of {total} runs done when written.**"
     text = (
-        f"{SECTION} (`bench/accuracy.py`)\n\n"
+        f"{heading} (`bench/accuracy.py`)\n\n"
         f"`{command}` on {machine()}, on {time.strftime('%Y-%m-%d %H:%M')}; {before} before, {after} "
         "after (the machine was shared with other jobs, so seconds and texts/s are noisy; the "
         f"accuracies repeat exactly for a seed).{done}\n\n"
@@ -228,9 +231,9 @@ def write(
         + "Every system sees the same split of each dataset for a seed (toolkit's default "
         "leakage-free split); toolkit's models run with their defaults. Medians over seeds "
         f"{', '.join(map(str, seeds))}:\n\n{markdown(medians(runs), FORMATS)}\n\n"
-        f"### Every run\n\n{markdown(runs, FORMATS)}\n\n"
+        f"Every run:\n\n{markdown(runs, FORMATS)}\n\n"
     )
-    write_section(path, text, SECTION)
+    write_section(path, text, heading)
 
 
 if __name__ == "__main__":
