@@ -125,9 +125,15 @@ def run_toolkit(dataset: str, model: str, params: dict[str, Any], seed: int) -> 
         result = toolkit.run(dataset=dataset, model=model, params=params, seed=seed, progress=False,
                              output=Path(scratch) / "run")
     seen = float(result.history["examples"].max())
-    return scores(result.test_targets, result.test_predictions()) | {
-        "train_s": result.train_seconds, "texts_per_s": seen / max(result.train_seconds, 1e-9),
-    }
+    speed = {"train_s": result.train_seconds, "texts_per_s": seen / max(result.train_seconds, 1e-9)}
+    measured = scores(result.test_targets, result.test_predictions()) | speed
+    if model == "ensemble":  # the other way to combine the same trained members
+        other = "log-probability" if result.model.combine == "probability" else "probability"
+        result.model.combine = other
+        probabilities = toolkit.predict_proba(result.model, result.encoder, result.split.test.texts)
+        measured["other_combine"] = scores(result.test_targets, probabilities.argmax(1)) | speed
+        measured["other_combine"]["combine"] = other
+    return measured
 
 
 def run_system(
@@ -189,15 +195,19 @@ def main(argv: Sequence[str] | None = None) -> None:
     before = load()
     print(f"Before: {before}")
     rows: list[dict[str, Any]] = []
-    total = len(datasets) * len(args.seeds) * len(systems)
+    total = len(datasets) * len(args.seeds) * (len(systems) + ("ensemble" in systems))
     for dataset in datasets:
         extra = DATASET_PARAMS.get(dataset, {}) | params
         for seed in args.seeds:
             split = the_split(dataset, seed)
             for system in systems:
                 measured = run_system(system, dataset, split, seed, extra)
+                other = measured.pop("other_combine", None)
                 row = {"dataset": dataset, "system": LABELS.get(system, system), "seed": seed} | measured
                 rows.append(row)
+                if other is not None:
+                    label = f"ensemble, same members, mean of {other.pop('combine')}"
+                    rows.append({"dataset": dataset, "system": label, "seed": seed} | other)
                 print(f"  {dataset} seed {seed} {row['system']}: accuracy {row['accuracy']:.4f}, macro-F1 "
                       f"{row['macro_f1']:.4f}, balanced {row['balanced_accuracy']:.4f}, "
                       f"{row['train_s']:.1f} s, {row['texts_per_s']:,.0f} texts/s", flush=True)
