@@ -34,7 +34,7 @@ class Ensemble(nn.Module):
         self,
         vocab_size: int,
         num_classes: int,
-        members: str = "ngram,cnn,gru",
+        members: str = "ngram,cnn",
         combine: str = "probability",
         training: str = "separate",
     ) -> None:
@@ -43,7 +43,7 @@ class Ensemble(nn.Module):
         if not 1 <= len(names) <= MAX_MEMBERS or "ensemble" in names:
             raise toolkit.ToolkitError(
                 f"model 'ensemble' needs 1 to {MAX_MEMBERS} comma-separated member models other than "
-                f"'ensemble' (e.g. ngram,cnn,gru); got {members!r}."
+                f"'ensemble' (e.g. ngram,cnn,lstm); got {members!r}."
             )
         registry = toolkit.load_registry()
         self.names = names
@@ -82,7 +82,7 @@ def register_models(register) -> None:
             help="Several models on the same characters, trained separately, probabilities averaged.",
             factory=Ensemble,
             params=(
-                toolkit.Param("members", str, "ngram,cnn,gru", "Member models, comma-separated."),
+                toolkit.Param("members", str, "ngram,cnn", "Member models, comma-separated."),
                 toolkit.Param("combine", str, "probability", "Average the members' probabilities "
                               "or their log-probabilities.", choices=COMBINE),
                 toolkit.Param("training", str, "separate", "Train each member on its own, with its "
