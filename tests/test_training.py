@@ -293,7 +293,7 @@ def test_predict_proba_keeps_the_order_of_the_texts(parts):
     ({"batch_size": 0}, "train.batch_size must be at least 1"),
     ({"lr": "-1"}, "train.lr must be a positive number"),
     ({"clip": "nan"}, "train.clip must be a zero or positive number"),
-    ({"optimizer": "lbfgs"}, "must be one of adam, sgd"),
+    ({"optimizer": "lbfgs"}, "must be one of adam, adamw, sgd"),
     ({"epoch": 3}, "Did you mean 'epochs'"),
 ])
 def test_bad_trainer_parameters_are_user_errors(params, message):
