@@ -8,13 +8,13 @@ import math
 import numpy as np
 import pytest
 import torch
+from test_models import NUM_CLASSES, build  # the same factory call with the defaults
 
 import toolkit
 from toolkit.plugins.ngram import PAD, NgramModel
 from toolkit.plugins.onehot import OneHotEncoder
 from toolkit.train_config import TrainConfig
 
-NUM_CLASSES = 18
 NEW_MODELS = ("ngram", "cnn", "ensemble")
 
 
@@ -24,13 +24,6 @@ def names(names_dir) -> list[str]:
     for language in ("Japanese", "Greek", "Scottish", "Vietnamese"):
         found += (names_dir / f"{language}.txt").read_text(encoding="utf-8").split("\n")[:15]
     return [n for n in found if n] + ["O", "Ng"]
-
-
-def build(name: str, encoder: OneHotEncoder, **params) -> torch.nn.Module:
-    spec = toolkit.load_registry().model(name)
-    values = {p.name: p.default for p in spec.params} | params
-    torch.manual_seed(0)
-    return spec.factory(vocab_size=encoder.vocab_size, num_classes=NUM_CLASSES, **values).eval()
 
 
 @pytest.mark.parametrize("name", NEW_MODELS)
