@@ -42,6 +42,8 @@ TUTORIAL_RECIPE = {
     "model.nonlinearity": "none", "train.optimizer": "sgd", "train.lr": 0.005,
     "train.batch_size": 1, "train.sampling": "balanced", "train.examples": 100_000,
     "train.schedule": "constant", "train.clip": 0.0, "train.bucket": False,
+    # scratch-rnn's own trainer defaults are not the tutorial's
+    "train.label_smoothing": 0.0, "train.select": "loss",
 }
 
 
