@@ -25,6 +25,7 @@ of FILE with the medians, the machine and the load average. Usage:
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 import tempfile
 import time
@@ -230,7 +231,7 @@ def write(
     """Put the medians (and every run) in `path`'s section; called after every run, so a long
     benchmark stopped early still leaves what it measured, marked as incomplete."""
     runs = pd.DataFrame(rows)
-    command = " ".join(["python bench/accuracy.py", *(sys.argv[1:] if argv is None else argv)])
+    command = shlex.join(["python", "bench/accuracy.py", *(sys.argv[1:] if argv is None else argv)])
     done = "" if len(rows) == total else f" **Incomplete: {len(rows)} of {total} runs done when written.**"
     text = (
         f"{heading} (`bench/accuracy.py`)\n\n"
