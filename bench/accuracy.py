@@ -38,7 +38,7 @@ import pandas as pd
 from predict_bench import write_section
 from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score
 from threadpoolctl import threadpool_limits
-from train_bench import TUTORIAL_RECIPE, load, machine, markdown, use_shared_names
+from train_bench import TUTORIAL_RECIPE, load, machine, markdown
 
 import toolkit
 from toolkit.api import plan_run
@@ -183,7 +183,6 @@ def main(argv: Sequence[str] | None = None) -> None:
                         "PART`), so runs of different subsets can sit side by side in FILE.")
     args = parser.parse_args(argv)
     heading = f"{SECTION}: {args.part}" if args.part else SECTION
-    use_shared_names()
     params = parse_assignments(args.param)
     systems = [s for s in args.systems.split(",") if s] or [*BASELINES, *builtin_models()]
     datasets = [d for d in args.datasets.split(",") if d]

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-from train_bench import load, machine, use_shared_names
+from train_bench import load, machine
 
 import toolkit
 
@@ -48,7 +48,6 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--models", default="ngram,cnn,gru")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     args = parser.parse_args(argv)
-    use_shared_names()
     print(f"Machine: {machine()}; before: {load()}")
     models = [m for m in args.models.split(",") if m]
     probs = {(m, s): member_probabilities(m, s) for s in args.seeds for m in models}

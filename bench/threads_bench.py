@@ -19,7 +19,7 @@ import sys
 import time
 from collections.abc import Sequence
 
-from train_bench import load, machine, use_shared_names
+from train_bench import load, machine
 
 TRAIN = """
 import json, sys, tempfile, toolkit
@@ -48,7 +48,6 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--timeout", type=float, default=300)
     args = parser.parse_args(argv)
-    use_shared_names()
     print(f"Machine: {machine()}; {load()}")
     print("| condition | threads | train seconds | load average before |")
     print("| --- | --- | --- | --- |")
