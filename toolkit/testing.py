@@ -313,14 +313,19 @@ def _train(
     model: nn.Module, indices: torch.Tensor, lengths: torch.Tensor, y: torch.Tensor,
     steps: int, lr: float, seed: int,
 ) -> nn.Module:
+    from toolkit.train_config import TrainConfig
+    from toolkit.training import optimizers_for
+
     torch.manual_seed(seed)  # dropout
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    optimizers = optimizers_for(model, TrainConfig(lr=lr))  # Adam; SparseAdam for sparse embeddings
     model.train()
     for _ in range(steps):
         loss = F.cross_entropy(model(indices, lengths), y)
-        optimizer.zero_grad()
+        for optimizer in optimizers:
+            optimizer.zero_grad()
         loss.backward()
-        optimizer.step()
+        for optimizer in optimizers:
+            optimizer.step()
     return model.eval()
 
 

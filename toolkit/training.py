@@ -401,6 +401,12 @@ def _evaluate(model: nn.Module, data: _Batches) -> tuple[float, float]:
     return loss_sum / data.size, correct / data.size
 
 
+def optimizers_for(model: nn.Module, config: TrainConfig) -> list[torch.optim.Optimizer]:
+    """The optimisers the trainer uses for `model`: the configured one for dense parameters,
+    and one for embeddings marked sparse (see `_optimizers`)."""
+    return _optimizers(*_split_parameters(model), config)
+
+
 def _split_parameters(model: nn.Module) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
     """The trainable parameters with dense gradients, and those of embeddings marked sparse."""
     sparse = [
