@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from train_bench import load, machine, use_shared_names
+from train_bench import load, machine
 
 import toolkit
 from toolkit.params import parse_assignments
@@ -92,7 +92,6 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.write and args.param:
         parser.error("--write records the defaults' numbers; drop --param")
     extra = parse_assignments(args.param)
-    use_shared_names()
     print(f"Machine: {machine()}")
     print(f"Before: {load()}")
     names = toolkit.load_dataset("names")
