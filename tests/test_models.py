@@ -8,7 +8,7 @@ from torch import nn
 
 import toolkit
 from toolkit.plugins.onehot import OneHotEncoder
-from toolkit.plugins.scratch import ScratchRNN
+from toolkit.plugins.scratch_model import ScratchRNN
 from toolkit.registry import load_registry
 
 NUM_CLASSES = 18

@@ -12,8 +12,8 @@ from torch import nn
 
 import toolkit
 from toolkit.plugins.onehot import OneHotEncoder
-from toolkit.plugins.scratch import ScratchRNN
-from toolkit.plugins.torch_rnn import TorchRNN
+from toolkit.plugins.scratch_model import ScratchRNN
+from toolkit.plugins.torch_rnn_model import TorchRNN
 from toolkit.train_config import TRAIN_PARAMS, TrainConfig
 from toolkit.training import _class_weights, _epoch_batches, predict_proba, resolve_device, train
 

@@ -172,9 +172,10 @@ def run(
     Ctrl-C stops training early and the run goes on with what was learned so far, marked
     `interrupted` (in metrics.json and the report's title too).
     """
+    plan = plan_run(dataset, model, encoder, params, seed, device, output, plugins)
+    # only after the checks, so that a bad parameter is refused without loading pandas
     from toolkit.rundir import claim_default_run_dir, claim_run_dir, write_run
 
-    plan = plan_run(dataset, model, encoder, params, seed, device, output, plugins)
     claim = (
         claim_run_dir(plan.output) if plan.output is not None
         else claim_default_run_dir(plan.dataset.name, plan.model.name)

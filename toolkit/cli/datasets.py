@@ -31,9 +31,9 @@ def _resolve(ctx: typer.Context, name: str, param: list[str] | None) -> tuple[Da
 @datasets_app.command("show")
 def show(ctx: typer.Context, name: str, param: ParamOption = None) -> None:
     """Per class: lines, distinct texts, texts shared with other classes; dropped lines."""
-    from toolkit.describe import describe_dataset  # pandas loads only for this command
-
     spec, params = _resolve(ctx, name, param)
+    from toolkit.describe import describe_dataset  # pandas loads after the parameters are checked
+
     data = checked_dataset(registry_from(ctx).label("dataset", name), spec.load(**params))
     provenance = data.provenance
     typer.echo(f"{name}: {len(data.classes)} classes, {len(data)} lines")

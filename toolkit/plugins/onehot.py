@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import string
 from collections.abc import Mapping, Sequence
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 import toolkit
+
+if TYPE_CHECKING:  # torch loads when texts are encoded, so the command line starts fast
+    import torch
 
 TUTORIAL_ALPHABET = string.ascii_letters + " .,;'"
 PAD, OOV = 0, 1
@@ -53,6 +54,8 @@ class OneHotEncoder:
     def encode(self, texts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
         """Padded indices (batch, longest) and lengths; an empty text is one unknown character,
         so every sequence has at least one step."""
+        import torch
+
         rows = [[self._index.get(char, OOV) for char in text] or [OOV] for text in texts]
         lengths = torch.tensor([len(row) for row in rows], dtype=torch.long)
         longest = int(lengths.max()) if rows else 0

@@ -1,0 +1,87 @@
+"""The command line starts without torch, pandas or matplotlib.
+
+Listing commands and every refused parameter answer from the plugins' registrations alone;
+the heavy libraries load only when data is read or a model is built. `python -X importtime`
+lists every module a command imported, so the guard sees imports however deep they happen.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+HEAVY = {"torch", "pandas", "matplotlib"}
+
+TRIPWIRE_DATASET = '''
+from pathlib import Path
+
+import toolkit
+
+
+def load():
+    Path(__file__).with_name("loaded").touch()
+    raise toolkit.ToolkitError("the tripwire dataset was loaded")
+
+
+@toolkit.hookimpl
+def register_datasets(register):
+    register(toolkit.DatasetSpec(name="tripwire", help="Fails when loaded.", load=load))
+'''
+
+
+def importtime(*args: str) -> subprocess.CompletedProcess:
+    """`python -X importtime ARGS` in a fresh process of this interpreter."""
+    return subprocess.run([sys.executable, "-X", "importtime", *args], capture_output=True, text=True)
+
+
+def heavy_imports(stderr: str) -> set[str]:
+    """The heavy top-level packages among the modules `-X importtime` reported."""
+    modules = {
+        line.rsplit("|", 1)[1].strip() for line in stderr.splitlines() if line.startswith("import time:")
+    }
+    assert "toolkit" in modules, "no import times reported; did -X importtime change its format?"
+    return {module.split(".")[0] for module in modules} & HEAVY
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["--version"], ["--help"], ["plugins"], ["models"], ["encoders"], ["datasets"], ["run", "--help"]],
+    ids=" ".join,
+)
+def test_listing_commands_import_no_heavy_library(args):
+    result = importtime("-m", "toolkit", *args)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert heavy_imports(result.stderr) == set()
+
+
+@pytest.mark.parametrize(
+    ("param", "message"),
+    [
+        ("train.epochz=1", "the trainer has no parameter 'epochz'"),
+        ("model.hidden_size=abc", "parameter 'hidden_size' expects an integer"),
+        ("model.nonlinearity=relu", "parameter 'nonlinearity' must be one of"),
+    ],
+)
+def test_a_bad_parameter_is_refused_before_data_loads_and_without_heavy_imports(tmp_path, param, message):
+    plugin = tmp_path / "tripwire.py"
+    plugin.write_text(textwrap.dedent(TRIPWIRE_DATASET), encoding="utf-8")
+    result = importtime(
+        "-m", "toolkit", "--plugin", str(plugin), "run", "--dataset", "tripwire", "--param", param,
+        "--output", str(tmp_path / "run"),
+    )
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert message in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "loaded").exists(), "the dataset was loaded before the parameter was checked"
+    assert not (tmp_path / "run").exists()
+    assert heavy_imports(result.stderr) == set()
+
+
+def test_the_guard_sees_a_heavy_import():
+    """The same check on code that imports a model reports torch: the guard can fail."""
+    result = importtime("-c", "import toolkit.plugins.scratch_model")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "torch" in heavy_imports(result.stderr)
+

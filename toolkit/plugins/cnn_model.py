@@ -1,0 +1,73 @@
+"""`cnn`: a character CNN with several kernel widths and max-pooling over time.
+
+Characters are embedded; one convolution per kernel width slides over the name, with
+`width - 1` zeros of padding on both sides so that even a one-letter name yields a
+window of every width; ReLU, then the maximum of each filter over the name's windows (the
+windows that reach only into batch padding are masked out, so the output does not depend
+on how long the other names of the batch are); dropout; a Linear layer to the classes.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+import toolkit
+
+PAD = 0
+
+
+class CharCNN(nn.Module):
+    """Embedding -> Conv1d per kernel width -> ReLU -> masked max over time -> dropout -> Linear."""
+
+    def __init__(
+        self,
+        vocab_size: int,
+        num_classes: int,
+        embedding_dim: int = 64,
+        filters: int = 128,
+        kernels: str = "2,3,4,5",
+        dropout: float = 0.3,
+    ) -> None:
+        super().__init__()
+        widths = _check(vocab_size, num_classes, embedding_dim, filters, kernels, dropout)
+        self.embedding = nn.Embedding(vocab_size, embedding_dim, padding_idx=PAD)
+        self.convs = nn.ModuleList(nn.Conv1d(embedding_dim, filters, w, padding=w - 1) for w in widths)
+        self.dropout = nn.Dropout(dropout)
+        self.classifier = nn.Linear(filters * len(widths), num_classes)
+
+    def forward(self, indices: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        x = self.embedding(indices).transpose(1, 2)  # (batch, embedding, time)
+        pooled = []
+        for conv in self.convs:
+            out = F.relu(conv(x))  # (batch, filters, time + width - 1)
+            windows = lengths + conv.kernel_size[0] - 1  # the later ones see only batch padding
+            real = torch.arange(out.shape[2], device=out.device) < windows.unsqueeze(1)
+            pooled.append(out.masked_fill(~real.unsqueeze(1), float("-inf")).max(dim=2).values)
+        return self.classifier(self.dropout(torch.cat(pooled, dim=1)))
+
+
+def _check(
+    vocab_size: int, num_classes: int, embedding_dim: int, filters: int, kernels: str, dropout: float
+) -> list[int]:
+    try:
+        widths = [int(part) for part in kernels.split(",") if part.strip()]
+    except ValueError:
+        widths = []
+    if not widths or any(not 1 <= w <= 32 for w in widths):
+        raise toolkit.ToolkitError(
+            "model 'cnn' needs kernels as comma-separated widths from 1 to 32 (e.g. 2,3,4,5); "
+            f"got {kernels!r}."
+        )
+    for name, value in (("embedding_dim", embedding_dim), ("filters", filters)):
+        if value < 1:
+            raise toolkit.ToolkitError(f"model 'cnn' needs {name} >= 1; got {value}.")
+    if not 0.0 <= dropout < 1.0:
+        raise toolkit.ToolkitError(f"model 'cnn' needs 0 <= dropout < 1; got {dropout}.")
+    if vocab_size < 2 or num_classes < 2:
+        raise toolkit.ToolkitError(
+            "model 'cnn' needs a vocabulary and at least two classes; "
+            f"got vocab_size={vocab_size}, num_classes={num_classes}."
+        )
+    return widths
