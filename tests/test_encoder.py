@@ -8,7 +8,8 @@ import pytest
 import torch
 
 import toolkit
-from toolkit.plugins.onehot import OOV, PAD, TUTORIAL_ALPHABET, OneHotEncoder
+from toolkit import PAD, TUTORIAL_ALPHABET
+from toolkit.plugins.onehot import OOV, OneHotEncoder
 from toolkit.registry import load_registry
 
 

@@ -106,7 +106,7 @@ def test_normalizations_on_real_names(names_dir):
     assert {"Ślusarski", "Lévêque", "Adlersflügel"} <= raw_texts
     for texts in (set(ascii_data.texts), set(translit.texts)):
         assert {"Slusarski", "Leveque", "Adlersflugel"} <= texts
-    assert all(set(t) <= set(toolkit.textfiles.TUTORIAL_LETTERS) for t in ascii_data.texts)
+    assert all(set(t) <= set(toolkit.TUTORIAL_ALPHABET) for t in ascii_data.texts)
     assert len(ascii_data) == len(translit) == 20074  # nothing ends up empty in this data
 
 

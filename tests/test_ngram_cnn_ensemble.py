@@ -11,7 +11,8 @@ import torch
 from test_models import NUM_CLASSES, build  # the same factory call with the defaults
 
 import toolkit
-from toolkit.plugins.ngram_model import PAD, NgramModel
+from toolkit import PAD
+from toolkit.plugins.ngram_model import NgramModel
 from toolkit.plugins.onehot import OneHotEncoder
 from toolkit.train_config import TrainConfig
 

@@ -15,6 +15,8 @@ from toolkit.hookspecs import hookimpl
 from toolkit.params import Param
 from toolkit.types import (
     CHAR_INDICES,
+    PAD,
+    TUTORIAL_ALPHABET,
     DatasetSpec,
     Encoder,
     EncoderSpec,
@@ -75,7 +77,9 @@ __all__ = [
     "Encoder",
     "EncoderSpec",
     "ModelSpec",
+    "PAD",
     "Param",
+    "TUTORIAL_ALPHABET",
     "TextDataset",
     "ToolkitError",
     "__version__",

@@ -30,7 +30,7 @@ from toolkit.contracts import check_encoded, checked_dataset, checked_state, rou
 from toolkit.errors import ToolkitError
 from toolkit.params import Section, resolve
 from toolkit.registry import load_registry
-from toolkit.types import CHAR_INDICES, DatasetSpec, Encoder, EncoderSpec, ModelSpec, TextDataset
+from toolkit.types import CHAR_INDICES, PAD, DatasetSpec, Encoder, EncoderSpec, ModelSpec, TextDataset
 
 __all__ = ["ContractError", "check_dataset", "check_encoder", "check_model"]
 
@@ -96,9 +96,9 @@ def check_encoder(
         for i, length in enumerate(lengths.tolist()):
             row = indices[i]
             _require(
-                not row[length:].any() and bool(row[:length].all()),
+                bool((row[length:] == PAD).all() and (row[:length] != PAD).all()),
                 f"{label}: text {texts[i]!r} is encoded as {row.tolist()} with length {length}; "
-                f"{CHAR_INDICES} keeps index 0 for padding after the text and nowhere else.",
+                f"{CHAR_INDICES} keeps toolkit.PAD ({PAD}) for padding after the text and nowhere else.",
             )
     for i, text in enumerate(texts):
         alone, alone_length = encoder.encode([text])
@@ -226,14 +226,16 @@ def _check_padding(label: str, model: nn.Module, indices: torch.Tensor, lengths:
         alone = torch.cat([
             model(indices[i:i + 1, : int(n)], lengths[i:i + 1]) for i, n in enumerate(lengths)
         ])
-        padded = model(torch.cat((indices, torch.zeros(len(indices), 5, dtype=indices.dtype)), 1), lengths)
+        more_padding = torch.full((len(indices), 5), PAD, dtype=indices.dtype)
+        padded = model(torch.cat((indices, more_padding), 1), lengths)
     for name, got in (("in a batch", batch), ("with 5 more padding positions", padded)):
         if not torch.allclose(got, alone, rtol=PADDING_RTOL, atol=PADDING_ATOL):
             worst = int((got - alone).abs().amax(dim=1).argmax())
             raise ContractError(
                 f"{label}: a text's logits change {name} (text {worst}: "
                 f"{alone[worst].tolist()[:3]}... alone, {got[worst].tolist()[:3]}... {name}); mask "
-                "the padding (index 0 after each text's length): padding_idx=0 in nn.Embedding, "
+                f"the padding (index {PAD} after each text's length): padding_idx=toolkit.PAD in "
+                "nn.Embedding, "
                 "a mask, or packed sequences."
             )
 

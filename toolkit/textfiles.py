@@ -20,9 +20,8 @@ from typing import Any
 from unidecode import unidecode
 
 from toolkit.errors import ToolkitError
-from toolkit.types import TextDataset
+from toolkit.types import TUTORIAL_ALPHABET, TextDataset
 
-TUTORIAL_LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ .,;'"
 NORMALIZATIONS = ("ascii", "unidecode", "raw")
 
 
@@ -172,7 +171,7 @@ def normalize(text: str, mode: str = "ascii") -> str:
         decomposed = unicodedata.normalize("NFD", text)
         return "".join(
             c for c in decomposed
-            if unicodedata.category(c) != "Mn" and c in TUTORIAL_LETTERS
+            if unicodedata.category(c) != "Mn" and c in TUTORIAL_ALPHABET
         ).strip()
     if mode == "unidecode":
         return unidecode(text).strip()

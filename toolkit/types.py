@@ -22,6 +22,12 @@ if TYPE_CHECKING:
 #: What the built-in one-hot encoder produces and the built-in models consume: a padded
 #: LongTensor of character indices (batch, time) and a LongTensor of lengths (batch,).
 CHAR_INDICES = "char-indices"
+#: The index that fills a CHAR_INDICES batch after each text's end; it never stands for a
+#: character, so a model may use it as `padding_idx`.
+PAD = 0
+#: The characters of PyTorch's names tutorial: the `onehot` encoder's default alphabet and
+#: what `normalization=ascii` keeps.
+TUTORIAL_ALPHABET = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ .,;'"
 
 
 @dataclass(frozen=True)

@@ -15,8 +15,6 @@ from torch.nn import functional as F
 
 import toolkit
 
-PAD = 0
-
 
 class CharCNN(nn.Module):
     """Embedding -> Conv1d per kernel width -> ReLU -> masked max over time -> dropout -> Linear."""
@@ -32,7 +30,7 @@ class CharCNN(nn.Module):
     ) -> None:
         super().__init__()
         widths = _check(vocab_size, num_classes, embedding_dim, filters, kernels, dropout)
-        self.embedding = nn.Embedding(vocab_size, embedding_dim, padding_idx=PAD)
+        self.embedding = nn.Embedding(vocab_size, embedding_dim, padding_idx=toolkit.PAD)
         self.convs = nn.ModuleList(nn.Conv1d(embedding_dim, filters, w, padding=w - 1) for w in widths)
         self.dropout = nn.Dropout(dropout)
         self.classifier = nn.Linear(filters * len(widths), num_classes)

@@ -20,7 +20,6 @@ from torch import nn
 
 import toolkit
 
-PAD = 0  # onehot's padding index; also the n-gram id that stands for "no n-gram"
 #: Polynomial rolling hash modulo the Mersenne prime 2^31 - 1: every intermediate value
 #: stays below 2^62, so the int64 arithmetic never overflows and the hash is the same on
 #: every machine (Python's hash() is salted per process).
@@ -47,7 +46,7 @@ class NgramModel(nn.Module):
         _check(vocab_size, num_classes, min_n, max_n, buckets, dim, hidden, dropout)
         self.vocab_size, self.min_n, self.max_n, self.buckets = vocab_size, min_n, max_n, buckets
         width = dim or num_classes
-        self.bag = nn.EmbeddingBag(buckets, width, mode="mean", sparse=True, padding_idx=PAD)
+        self.bag = nn.EmbeddingBag(buckets, width, mode="mean", sparse=True, padding_idx=toolkit.PAD)
         nn.init.zeros_(self.bag.weight) if dim == 0 else nn.init.uniform_(self.bag.weight, -1 / dim, 1 / dim)
         layers: list[nn.Module] = []
         if dim:
@@ -61,7 +60,8 @@ class NgramModel(nn.Module):
         self.head = nn.Sequential(*layers)
 
     def ngram_ids(self, indices: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        """(batch, n-gram slots) bucket ids, PAD where a slot holds no n-gram of the text."""
+        """(batch, n-gram slots) bucket ids; the padding index, `toolkit.PAD`, stands for "no
+        n-gram" in a slot the text does not fill."""
         batch, steps = indices.shape
         start, end = self.vocab_size, self.vocab_size + 1  # boundary markers, after the alphabet
         marked = indices.new_zeros(batch, steps + 2)
@@ -76,7 +76,7 @@ class NgramModel(nn.Module):
             for k in range(n):
                 code = (code * HASH_BASE + windows[..., k]) % HASH_MODULUS
             inside = torch.arange(windows.shape[1], device=indices.device) + n <= marked_lengths
-            ids.append(torch.where(inside, code % (self.buckets - 1) + 1, PAD))
+            ids.append(torch.where(inside, code % (self.buckets - 1) + 1, toolkit.PAD))
         return torch.cat(ids, dim=1)
 
     def forward(self, indices: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:

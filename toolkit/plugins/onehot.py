@@ -8,7 +8,6 @@ lengths; a model that wants one-hot vectors applies `torch.nn.functional.one_hot
 
 from __future__ import annotations
 
-import string
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -17,8 +16,7 @@ import toolkit
 if TYPE_CHECKING:  # torch loads when texts are encoded, so the command line starts fast
     import torch
 
-TUTORIAL_ALPHABET = string.ascii_letters + " .,;'"
-PAD, OOV = 0, 1
+OOV = 1
 OOV_SYMBOL = "_"
 LEARN = "auto"
 
@@ -28,7 +26,7 @@ class OneHotEncoder:
 
     produces = toolkit.CHAR_INDICES
 
-    def __init__(self, alphabet: str = TUTORIAL_ALPHABET) -> None:
+    def __init__(self, alphabet: str = toolkit.TUTORIAL_ALPHABET) -> None:
         if not alphabet:
             raise toolkit.ToolkitError(
                 "encoder 'onehot' got an empty alphabet; give the characters to keep "
@@ -59,7 +57,7 @@ class OneHotEncoder:
         rows = [[self._index.get(char, OOV) for char in text] or [OOV] for text in texts]
         lengths = torch.tensor([len(row) for row in rows], dtype=torch.long)
         longest = int(lengths.max()) if rows else 0
-        indices = torch.full((len(rows), longest), PAD, dtype=torch.long)
+        indices = torch.full((len(rows), longest), toolkit.PAD, dtype=torch.long)
         filled = torch.arange(longest) < lengths.unsqueeze(1)
         indices[filled] = torch.tensor([code for row in rows for code in row], dtype=torch.long)
         return indices, lengths
@@ -67,14 +65,14 @@ class OneHotEncoder:
     def decode(self, indices: Sequence[int]) -> str:
         """The text for a row of indices (padding dropped, unknown characters as `_`)."""
         symbols = {i: char for char, i in self._index.items()} | {OOV: OOV_SYMBOL}
-        return "".join(symbols.get(int(i), OOV_SYMBOL) for i in indices if int(i) != PAD)
+        return "".join(symbols.get(int(i), OOV_SYMBOL) for i in indices if int(i) != toolkit.PAD)
 
     def state(self) -> dict[str, Any]:
         if self.learn and not self.alphabet:
             raise toolkit.ToolkitError(
                 "encoder 'onehot' has not learned its alphabet yet; call fit(texts) before state()."
             )
-        return {"alphabet": self.alphabet, "pad": PAD, "oov": OOV, "oov_symbol": OOV_SYMBOL}
+        return {"alphabet": self.alphabet, "pad": toolkit.PAD, "oov": OOV, "oov_symbol": OOV_SYMBOL}
 
     def load_state(self, state: Mapping[str, Any]) -> None:
         alphabet = state.get("alphabet") if isinstance(state, Mapping) else None
@@ -83,10 +81,10 @@ class OneHotEncoder:
                 "the saved onehot encoder state has no alphabet; the file is damaged or "
                 "was written by a different encoder."
             )
-        if (state.get("pad", PAD), state.get("oov", OOV)) != (PAD, OOV):
+        if (state.get("pad", toolkit.PAD), state.get("oov", OOV)) != (toolkit.PAD, OOV):
             raise toolkit.ToolkitError(
                 f"the saved onehot encoder uses padding/unknown indices "
-                f"{state.get('pad')}/{state.get('oov')}, but this version uses {PAD}/{OOV}."
+                f"{state.get('pad')}/{state.get('oov')}, but this version uses {toolkit.PAD}/{OOV}."
             )
         self.learn = False
         self.alphabet = _unique(alphabet)
@@ -106,7 +104,7 @@ def register_encoders(register) -> None:
             factory=OneHotEncoder,
             params=(
                 toolkit.Param(
-                    "alphabet", str, TUTORIAL_ALPHABET,
+                    "alphabet", str, toolkit.TUTORIAL_ALPHABET,
                     "Characters to keep; others go to the '_' bucket. "
                     f"'{LEARN}' learns the alphabet from the training texts.",
                 ),

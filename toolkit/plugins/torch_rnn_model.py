@@ -14,7 +14,6 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 import toolkit
 
 LAYERS = {"gru": nn.GRU, "lstm": nn.LSTM, "rnn": nn.RNN}
-PAD = 0
 
 
 class TorchRNN(nn.Module):
@@ -35,7 +34,7 @@ class TorchRNN(nn.Module):
         super().__init__()
         _check(cell, vocab_size, num_classes, embedding_dim, hidden_size, num_layers, dropout)
         self.pooling = pooling
-        self.embedding = nn.Embedding(vocab_size, embedding_dim, padding_idx=PAD)
+        self.embedding = nn.Embedding(vocab_size, embedding_dim, padding_idx=toolkit.PAD)
         self.rnn = LAYERS[cell](
             embedding_dim, hidden_size, num_layers=num_layers, batch_first=True,
             bidirectional=bidirectional, dropout=dropout if num_layers > 1 else 0.0,

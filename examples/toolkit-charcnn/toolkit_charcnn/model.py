@@ -15,8 +15,6 @@ from torch import nn
 
 import toolkit
 
-PAD = 0  # what toolkit's char-indices encoders use for padding
-
 
 def parse_widths(widths: str) -> tuple[int, ...]:
     """'2,3,4' -> (2, 3, 4); one clear error for anything else."""
@@ -50,7 +48,7 @@ class CharCNN(nn.Module):
         if not 0.0 <= dropout < 1.0:
             raise toolkit.ToolkitError(f"model 'charcnn' needs 0 <= dropout < 1; got {dropout}.")
         self.widths = parse_widths(widths)
-        self.embedding = nn.Embedding(vocab_size, embedding_dim, padding_idx=PAD)
+        self.embedding = nn.Embedding(vocab_size, embedding_dim, padding_idx=toolkit.PAD)
         self.convolutions = nn.ModuleList(
             nn.Conv1d(embedding_dim, channels, width, padding=width - 1) for width in self.widths
         )
