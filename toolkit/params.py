@@ -97,11 +97,6 @@ def declaration_problem(param: Param) -> str | None:
     return None
 
 
-def describe(params: Sequence[Param]) -> str:
-    """A compact `name=default` listing, as shown by the listing commands."""
-    return ", ".join(f"{p.name}={p.default!r}" for p in params) or "(no parameters)"
-
-
 def parse_assignments(pairs: Sequence[str]) -> dict[str, str]:
     """Parse repeated `KEY=VALUE` options; a later key overrides an earlier one."""
     parsed: dict[str, str] = {}

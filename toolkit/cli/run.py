@@ -68,13 +68,13 @@ def run(
             f"{result.truncated_texts:,} texts were longer than {max_length:,} characters and were "
             "cut to that length (train.max_length)."
         )
-    if result.report is not None:
-        from toolkit.cli.report import print_report
+    from toolkit.cli.report import print_report
 
-        print_report(result.report)
+    print_report(result.report)
+    overall = result.report.summary["value"]
     typer.echo(
-        f"Test ({len(result.test_targets):,} texts): accuracy {result.test_accuracy():.1%}, "
-        f"macro-F1 {result.test_macro_f1():.3f}"
+        f"Test ({len(result.test_targets):,} texts): accuracy {overall['accuracy']:.1%}, "
+        f"macro-F1 {overall['macro_f1']:.3f}"
     )
     typer.echo(f"Run saved to {result.run_dir}")
     if result.interrupted:
