@@ -173,6 +173,21 @@ def test_installed_files_are_the_zips_bytes_and_remember_the_url(served, cache, 
     assert f"downloaded from: {base}/data.zip" in shown.stdout
 
 
+def refused_download(handler: type[http.server.BaseHTTPRequestHandler]) -> tuple[str, str]:
+    """Serve `handler` on 127.0.0.1, download from it, and return the URL and the refusal."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/data.zip"
+    try:
+        with pytest.raises(toolkit.ToolkitError) as info:
+            names.download(url=url)
+    finally:
+        server.shutdown()
+        server.server_close()
+    return url, str(info.value)
+
+
 class CutOffHandler(http.server.BaseHTTPRequestHandler):
     """Announces the whole file, sends half of it, and hangs up: an interrupted download."""
 
@@ -195,17 +210,7 @@ def test_interrupted_download_is_refused_and_nothing_is_left(tmp_path, cache, na
     handler = type("Handler", (CutOffHandler,), {
         "payload": build_zip(tmp_path / "whole.zip", names_dir).read_bytes(),
     })
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{server.server_address[1]}/data.zip"
-    try:
-        with pytest.raises(toolkit.ToolkitError) as info:
-            names.download(url=url)
-    finally:
-        server.shutdown()
-        server.server_close()
-    message = str(info.value)
+    url, message = refused_download(handler)
     assert message.startswith(f"could not download the names data from {url} (the connection closed after")
     assert "\n" not in message and "TOOLKIT_DATA_DIR=PATH" in message
     assert leftovers(cache) == []
@@ -254,16 +259,7 @@ class SlowHandler(http.server.BaseHTTPRequestHandler):
 def test_a_stalled_or_trickling_download_times_out(cache, monkeypatch, pause, complaint):
     monkeypatch.setattr(names, "STALL_TIMEOUT", 0.5)
     monkeypatch.setattr(names, "DOWNLOAD_TIMEOUT", 1.0)
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), type("H", (SlowHandler,), {"pause": pause}))
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    url = f"http://127.0.0.1:{server.server_address[1]}/data.zip"
     started = time.monotonic()
-    try:
-        with pytest.raises(toolkit.ToolkitError) as info:
-            names.download(url=url)
-    finally:
-        server.shutdown()
-        server.server_close()
-    assert complaint in str(info.value) and time.monotonic() - started < 10
+    _, message = refused_download(type("H", (SlowHandler,), {"pause": pause}))
+    assert complaint in message and time.monotonic() - started < 10
     assert leftovers(cache) == []
