@@ -19,6 +19,7 @@ from toolkit.types import DatasetSpec, Encoder, EncoderSpec, ModelSpec
 if TYPE_CHECKING:  # torch, numpy and pandas load on first use, so the CLI starts fast
     import numpy as np
     import pandas as pd
+    import torch
     from torch import nn
 
     from toolkit.evaluation import Report
@@ -125,6 +126,7 @@ class RunResult:
     epochs_completed: int = 0
     epochs_planned: int = 0
     truncated_texts: int = 0  # texts longer than train.max_length, cut to it
+    world_size: int = 1  # processes that trained it (torchrun ranks); only rank 0 evaluates and writes
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         """Class probabilities (len(texts), classes) from the trained model, the texts
@@ -174,14 +176,19 @@ def run(
     """
     plan = plan_run(dataset, model, encoder, params, seed, device, output, plugins)
     # only after the checks, so that a bad parameter is refused without loading pandas
+    from toolkit import distributed
     from toolkit.rundir import claim_default_run_dir, claim_run_dir, write_run
+    from toolkit.training import resolve_device
 
+    ranks, target = distributed.join(resolve_device(plan.device))  # rank 0 of 1 without torchrun
+    if not ranks.is_main:  # under torchrun: rank 0 alone claims and writes the run folder
+        return _train_and_evaluate(plan, progress, target)
     claim = (
         claim_run_dir(plan.output) if plan.output is not None
         else claim_default_run_dir(plan.dataset.name, plan.model.name)
     )
     try:
-        result = _train_and_evaluate(plan, progress)
+        result = _train_and_evaluate(plan, progress, target)
         result.run_dir = write_run(result, result.report, claim)
     except BaseException:
         claim.release()
@@ -189,17 +196,18 @@ def run(
     return result
 
 
-def _train_and_evaluate(plan: RunPlan, progress: bool | None) -> RunResult:
+def _train_and_evaluate(plan: RunPlan, progress: bool | None, device: torch.device) -> RunResult:
     import numpy as np
     import torch
 
+    from toolkit import distributed
     from toolkit.evaluation import evaluate_predictions
     from toolkit.splits import split_dataset
     from toolkit.textfiles import cut_texts
-    from toolkit.training import predict_proba, resolve_device, train
+    from toolkit.training import predict_proba, train
 
     seed = plan.seed
-    target = resolve_device(plan.device)
+    ranks, target = distributed.current(), device
     label = plan.registry.label
     dataset_label, encoder_label = label("dataset", plan.dataset.name), label("encoder", plan.encoder.name)
     data = checked_dataset(dataset_label, plan.dataset.load(**plan.params["dataset"]))
@@ -220,6 +228,8 @@ def _train_and_evaluate(plan: RunPlan, progress: bool | None) -> RunResult:
     checked_state(encoder_label, text_encoder.state())
     probe = list(split.train.texts[:ENCODER_PROBE])
     check_encoded(encoder_label, text_encoder.encode(probe), len(probe), text_encoder.vocab_size)
+    same = distributed.digest(split.train.texts, split.train.targets, text_encoder.state())
+    distributed.check_same_everywhere("training data or encoder", same)
     torch.manual_seed(seed)
     network = plan.model.factory(
         vocab_size=text_encoder.vocab_size, num_classes=len(data.classes), **plan.params["model"]
@@ -228,15 +238,18 @@ def _train_and_evaluate(plan: RunPlan, progress: bool | None) -> RunResult:
         network, text_encoder, split.train, split.val, plan.params["train"],
         seed=seed, device=target, progress=progress,
     )
-    probabilities = predict_proba(trained.model, text_encoder, split.test.texts, target)
+    test_texts = split.test.texts if ranks.is_main else ()
+    probabilities = predict_proba(trained.model, text_encoder, test_texts, target)
     result = RunResult(
         plan=plan, split=split, encoder=text_encoder, model=trained.model.cpu().eval(),
         history=trained.history, test_probabilities=probabilities,
-        test_targets=np.asarray(split.test.targets, dtype=np.int64), classes=data.classes,
-        train_seconds=trained.seconds, stop_reason=trained.stop_reason,
+        test_targets=np.asarray(split.test.targets if ranks.is_main else (), dtype=np.int64),
+        classes=data.classes, train_seconds=trained.seconds, stop_reason=trained.stop_reason,
         best_epoch=trained.best_epoch, device=target.type, interrupted=trained.interrupted,
         epochs_completed=trained.epochs_completed, epochs_planned=trained.epochs_planned,
-        truncated_texts=truncated,
+        truncated_texts=truncated, world_size=ranks.world_size,
     )
+    if not ranks.is_main:
+        return result  # rank 0 alone evaluates and writes the run folder
     result.report = evaluate_predictions(result.test_targets, probabilities, data.classes)
     return result

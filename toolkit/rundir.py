@@ -198,7 +198,8 @@ def training_status(result: RunResult) -> dict[str, Any]:
         "seconds": round(result.train_seconds, 3), "stop_reason": result.stop_reason,
         "best_epoch": result.best_epoch, "interrupted": result.interrupted,
         "epochs_completed": result.epochs_completed, "epochs_planned": result.epochs_planned,
-        "truncated_texts": result.truncated_texts,
+        "truncated_texts": result.truncated_texts, "world_size": result.world_size,
+        "effective_batch_size": result.plan.params["train"]["batch_size"] * result.world_size,
     }
 
 

@@ -10,6 +10,7 @@ stops training with a ToolkitError; Ctrl-C stops it cleanly and keeps what was l
 from __future__ import annotations
 
 import copy
+import dataclasses
 import functools
 import math
 import sys
@@ -26,7 +27,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from torch import nn
 from torch.nn import functional as F
 
-from toolkit.contracts import check_encoded
+from toolkit import distributed
+from toolkit.encoded import encode_compact
 from toolkit.errors import ToolkitError
 from toolkit.train_config import TrainConfig
 from toolkit.types import Encoder, TextDataset
@@ -119,19 +121,23 @@ def train(
     val = _Batches(encoder, val_data, target) if val_data is not None and len(val_data) else None
     model.to(target)
     check_model_reads_encoder(model, data, len(train_data.classes))
+    ranks = distributed.current()  # rank 0 of 1 unless torchrun started several processes
+    network, model = model, distributed.wrap(model, target)
+    # Every rank draws the same global batches (same seed) and trains on its slice of each.
+    batching = dataclasses.replace(config, batch_size=config.batch_size * ranks.world_size)
 
-    torch.manual_seed(seed)  # dropout
+    torch.manual_seed(seed + ranks.rank)  # dropout
     rng = np.random.default_rng(seed)  # which names, in which batches
     total = config.examples or config.epochs * len(train_data)
     epoch_sizes = list(_epoch_sizes(total, len(train_data)))
-    steps = sum(math.ceil(size / config.batch_size) for size in epoch_sizes)
+    steps = sum(math.ceil(size / batching.batch_size) for size in epoch_sizes)
     loop = _Loop(model, config, data, train_data, steps, callbacks)
     rows: list[dict[str, Any]] = []
     best: tuple[float, int, dict[str, torch.Tensor]] | None = None
     stop_reason = "completed"
     interrupted = False
     epoch = 0
-    show = sys.stderr.isatty() if progress is None else progress
+    show = (sys.stderr.isatty() if progress is None else progress) and ranks.is_main
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(config.threads or min(previous_threads, MAX_AUTO_THREADS))
     started = time.perf_counter()
@@ -140,18 +146,19 @@ def train(
             task = bar.add_task("training", total=total, status="")
             for epoch, size in enumerate(epoch_sizes, start=1):
                 epoch_start = time.perf_counter()
-                batches = _epoch_batches(train_data, data.lengths, size, config, rng)
+                batches = distributed.shard(_epoch_batches(train_data, data.lengths, size, batching, rng))
                 row = loop.run_epoch(epoch, batches, functools.partial(bar.update, task))
-                if val is not None:
-                    row["val_loss"], row["val_acc"] = _evaluate(model, val)
+                if val is not None and ranks.is_main:
+                    row["val_loss"], row["val_acc"] = _evaluate(network, val)
                     if not math.isfinite(row["val_loss"]):
                         raise _diverged(row["val_loss"], epoch, loop.step, config, "validation ")
                     score = row["val_loss"] if config.select == "loss" else -row["val_acc"]
                     if best is None or score < best[0]:
-                        best = (score, epoch, copy.deepcopy(model.state_dict()))
+                        best = (score, epoch, copy.deepcopy(network.state_dict()))
                 row["seconds"] = time.perf_counter() - epoch_start
                 rows.append(row)
-                if config.patience and best is not None and epoch - best[1] >= config.patience:
+                waited = epoch - best[1] if best is not None else 0
+                if distributed.rank0_decides(bool(config.patience) and waited >= config.patience):
                     stop_reason = (
                         f"early stop: no better validation {config.select} for {config.patience} epochs"
                     )
@@ -166,11 +173,11 @@ def train(
         torch.set_num_threads(previous_threads)
     seconds = time.perf_counter() - started
     if best is not None:
-        model.load_state_dict(best[2])
-    model.eval()
+        network.load_state_dict(best[2])
+    network.eval()
     history = pd.DataFrame(rows, columns=HISTORY_COLUMNS)
     return TrainResult(
-        model, history, seconds, stop_reason, best[1] if best else None, loop.seen, config,
+        network, history, seconds, stop_reason, best[1] if best else None, loop.seen, config,
         interrupted, len(rows), len(epoch_sizes),
     )
 
@@ -264,11 +271,16 @@ class _Loop:
             correct += int((logits.argmax(1) == y).sum())
             unreported += len(y)
             if time.perf_counter() - last_report > REPORT_EVERY:  # redrawing per step costs time
+                unreported *= distributed.current().world_size  # the bar counts all ranks' texts
                 report(advance=unreported, status=self._status(epoch, loss_sum, correct, count, started))
                 unreported, last_report = 0, time.perf_counter()
             for callback in self.callbacks:
                 callback(BatchInfo(epoch, self.step, self.seen, loss_value, self.model))
-        report(advance=unreported, status=self._status(epoch, loss_sum, correct, count, started))
+        local_count = count
+        loss_sum, correct, count = distributed.sum_over_ranks(loss_sum, correct, count)
+        self.seen += int(count) - local_count  # every rank counts the texts of all ranks
+        report(advance=unreported * distributed.current().world_size,
+               status=self._status(epoch, loss_sum, correct, count, started))
         seconds = time.perf_counter() - started
         return {
             "epoch": epoch, "examples": self.seen, "train_loss": loss_sum / count,
@@ -331,9 +343,7 @@ class _Batches:
     """A dataset encoded once; `take(rows)` cuts a batch trimmed to its longest name."""
 
     def __init__(self, encoder: Encoder, data: TextDataset, device: torch.device) -> None:
-        encoded = encoder.encode(list(data.texts))
-        check_encoded(f"the encoder ({type(encoder).__name__})", encoded, len(data), encoder.vocab_size)
-        indices, lengths = encoded
+        indices, lengths = encode_compact(encoder, data.texts)
         self.size = len(data)
         self.indices, self.lengths_tensor = indices, lengths
         self.lengths = lengths.numpy()
@@ -343,7 +353,7 @@ class _Batches:
     def take(self, rows: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         rows_t = torch.from_numpy(np.asarray(rows, dtype=np.int64))
         lengths = self.lengths_tensor[rows_t]
-        x = self.indices[rows_t, : int(lengths.max())]
+        x = self.indices[rows_t, : int(lengths.max())].long()
         return x.to(self.device), lengths.to(self.device), self.targets[rows_t].to(self.device)
 
     def in_batches(self, size: int) -> Iterator[np.ndarray]:

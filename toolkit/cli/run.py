@@ -37,21 +37,41 @@ def run(
         Path | None,
         typer.Option("--output", "-o", help="Run folder (default runs/<time>-<dataset>-<model>)."),
     ] = None,
+    nproc: Annotated[
+        int,
+        typer.Option(
+            help="Train data-parallel in this many processes on this machine (torchrun's launcher; "
+            "gloo on the CPU, nccl on GPUs). For several machines use torchrun; see docs/scale.md.",
+        ),
+    ] = 1,
 ) -> None:
     """Train a model on a dataset, evaluate it on the held-out split, save the run.
 
     Ctrl-C stops training and saves what was learned, marked as interrupted; the command then
     exits with status 130. SIGTERM stops at once and removes the unfinished run folder (143).
+    With --nproc N (or under torchrun), every rank stops and no run folder is written.
     """
+    params = parse_assignments(param or [])
+    if nproc != 1:
+        _launch(ctx, nproc, dataset, model, encoder, param or [], params, seed, device, output)
+        return  # rank 0 printed the results
+    from toolkit import distributed
+
     previous = signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
-        result = api.run(
-            dataset=dataset, model=model, encoder=encoder,
-            params=parse_assignments(param or []), seed=seed, device=device, output=output,
-            plugins=cli_plugins(ctx),
-        )
+        with distributed.recording_failure():
+            result = api.run(
+                dataset=dataset, model=model, encoder=encoder, params=params, seed=seed,
+                device=device, output=output, plugins=cli_plugins(ctx),
+            )
+    except Exception as exc:
+        if distributed.under_torchrun() and distributed.launcher_reports():
+            raise typer.Exit(distributed.child_exit_code(exc)) from None  # the launcher says why
+        raise
     finally:
         signal.signal(signal.SIGTERM, previous)
+    if result.world_size > 1 and result.run_dir is None:
+        return  # a rank other than 0: rank 0 prints
     if result.interrupted:
         typer.echo(
             f"INTERRUPTED: {result.epochs_completed} of {result.epochs_planned} epochs completed; "
@@ -89,6 +109,29 @@ INTERRUPTED_EXIT = 130
 def _exit_on_sigterm(signum: int, frame: FrameType | None) -> None:
     """SIGTERM unwinds like an exception, so the claimed run folder is removed on the way out."""
     raise SystemExit(128 + signum)
+
+
+def _launch(
+    ctx: typer.Context, nproc: int, dataset: str, model: str, encoder: str, pairs: list[str],
+    params: dict[str, str], seed: int, device: str, output: Path | None,
+) -> None:
+    """Run this command as `nproc` ranks (torchrun's launcher), after checking it here."""
+    from toolkit.distributed import launch
+
+    api.plan_run(dataset, model, encoder, params, seed, device, output, cli_plugins(ctx))  # fail early
+    run_dir = output or api.default_output(dataset, model)
+    args = [item for plugin in cli_plugins(ctx) for item in ("--plugin", plugin)]
+    args += ["run", "--dataset", dataset, "--model", model, "--encoder", encoder,
+             "--seed", str(seed), "--device", device, "--output", str(run_dir)]
+    args += [item for pair in pairs for item in ("--param", pair)]
+    try:
+        launch(nproc, args)
+    except KeyboardInterrupt:
+        typer.echo("Interrupted: every rank was stopped; no run folder was written.", err=True)
+        raise typer.Exit(INTERRUPTED_EXIT) from None
+    finally:
+        if output is None and run_dir.is_dir() and not any(run_dir.iterdir()):
+            run_dir.rmdir()  # the folder named for the ranks, left empty by a failed job
 
 
 def add_to(app: typer.Typer) -> None:

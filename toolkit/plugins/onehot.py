@@ -37,7 +37,14 @@ class OneHotEncoder:
         self._index = self._build_index()
 
     def _build_index(self) -> dict[str, int]:
-        return {char: i + 2 for i, char in enumerate(self.alphabet)}
+        import numpy as np
+
+        index = {char: i + 2 for i, char in enumerate(self.alphabet)}
+        # The same map as sorted code points and their indices, for vectorised look-ups.
+        pairs = sorted((ord(char), i) for char, i in index.items())
+        self._points = np.array([p for p, _ in pairs], dtype=np.uint32)
+        self._codes = np.array([i for _, i in pairs], dtype=np.int64)
+        return index
 
     @property
     def vocab_size(self) -> int:
@@ -52,15 +59,24 @@ class OneHotEncoder:
     def encode(self, texts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
         """Padded indices (batch, longest) and lengths; an empty text is one unknown character,
         so every sequence has at least one step."""
+        import numpy as np
         import torch
 
-        rows = [[self._index.get(char, OOV) for char in text] or [OOV] for text in texts]
-        lengths = torch.tensor([len(row) for row in rows], dtype=torch.long)
-        longest = int(lengths.max()) if rows else 0
-        indices = torch.full((len(rows), longest), toolkit.PAD, dtype=torch.long)
-        filled = torch.arange(longest) < lengths.unsqueeze(1)
-        indices[filled] = torch.tensor([code for row in rows for code in row], dtype=torch.long)
-        return indices, lengths
+        # Vectorised over all characters at once: no Python object per character or per text.
+        texts = list(texts)
+        empty = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts)) == 0
+        texts = [text or OOV_SYMBOL for text in texts]  # a placeholder, set to OOV below
+        lengths = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))
+        longest = int(lengths.max()) if len(texts) else 0
+        joined = "".join(texts).encode("utf-32-le", errors="surrogatepass")
+        points = np.frombuffer(joined, dtype=np.uint32)
+        codes = np.full(len(points), OOV, dtype=np.int64)
+        known = np.isin(points, self._points)
+        codes[known] = self._codes[np.searchsorted(self._points, points[known])]
+        codes[(np.cumsum(lengths) - lengths)[empty]] = OOV
+        indices = np.full((len(texts), longest), toolkit.PAD, dtype=np.int64)
+        indices[np.arange(longest) < lengths[:, None]] = codes  # row-major: text by text
+        return torch.from_numpy(indices), torch.from_numpy(lengths)
 
     def decode(self, indices: Sequence[int]) -> str:
         """The text for a row of indices (padding dropped, unknown characters as `_`)."""
