@@ -52,25 +52,53 @@ def predict(
         bool, typer.Option("--json", help="Print JSON instead of text (with --input: JSON Lines, not CSV).")
     ] = False,
     input_file: Annotated[
-        Path | None,
-        typer.Option("--input", "-i", help="A text file (one item a line) or a CSV (with --column)."),
+        str | None,
+        typer.Option(
+            "--input", "-i",
+            help="A text file (one item a line) or a CSV (with --column); with an --output folder, "
+            "a glob pattern or folder of CSV, Parquet or text files (any fsspec path).",
+        ),
     ] = None,
-    column: Annotated[str | None, typer.Option(help="The CSV column holding the texts.")] = None,
+    column: Annotated[str | None, typer.Option(help="The CSV or Parquet column holding the texts.")] = None,
     output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="Where to write the CSV (default stdout).")
+        str | None,
+        typer.Option(
+            "--output", "-o",
+            help="Where to write the CSV (default stdout); a folder (ending in /, or existing) gets "
+            "one Parquet or CSV partition per input file.",
+        ),
     ] = None,
     batch_size: Annotated[int, typer.Option(min=1, help="Texts per forward pass.")] = 4096,
     threads: Annotated[
         int, typer.Option(min=1, help="CPU threads for torch (more helps only big models on idle cores).")
     ] = 1,
+    engine: Annotated[
+        str, typer.Option(help="local (this process) or dask (a cluster) for an --output folder.")
+    ] = "local",
+    scheduler: Annotated[
+        str | None, typer.Option(help="With --engine dask: a running scheduler, e.g. tcp://host:8786.")
+    ] = None,
+    workers: Annotated[
+        int | None, typer.Option(help="With --engine dask and no --scheduler: local worker processes.")
+    ] = None,
+    output_format: Annotated[
+        str, typer.Option("--format", help="Partitions in an --output folder: parquet or csv.")
+    ] = "parquet",
 ) -> None:
-    """Classify names given on the command line, or every line of a file (to a CSV)."""
+    """Classify names given on the command line, or every line of a file (to a CSV), or many
+    files into a folder of partitions (locally or on a Dask cluster; see docs/scale.md)."""
     if input_file is None and not names:
         raise ToolkitError("give names to classify, or --input FILE; see `toolkit predict --help`.")
     if input_file is not None and names:
         raise ToolkitError("give either names or --input FILE, not both.")
+    if engine != "local" or (output is not None and _is_folder(output)):
+        _predict_batch(ctx, run, input_file, column, output, top, as_json, batch_size, engine,
+                       scheduler, workers, output_format)
+        return
+    if scheduler is not None or workers is not None:
+        raise ToolkitError("--scheduler and --workers belong to --engine dask.")
     if output is not None:
-        _check_output_file(output)
+        _check_output_file(Path(output))
     predictor = _load(ctx, run, threads)
     top = min(top, len(predictor.classes))  # the CSV header has a column pair per guess
     if input_file is None:
@@ -89,13 +117,14 @@ def predict(
             for prediction in predictions:
                 _print(prediction)
         return
-    texts = _with_progress(_read_texts(input_file, column), input_file)
+    input_path = Path(input_file)
+    texts = _with_progress(_read_texts(input_path, column), input_path)
     predictions = predictor.predict_stream(texts, top, batch_size)
     write = _write_json_lines if as_json else _write_csv
     if output is None:
         write(predictions, top, sys.stdout)
     else:
-        with atomic_file(output, text=True) as out:
+        with atomic_file(Path(output), text=True) as out:
             count = write(predictions, top, out)
         typer.echo(f"Wrote {count:,} predictions to {output}", err=True)
     if predictor.truncated:
@@ -118,6 +147,35 @@ def _check_output_file(output: Path) -> None:
         raise ToolkitError(
             f"cannot write into '{shown(parent)}' (permission denied); choose another --output."
         )
+
+
+def _is_folder(output: str) -> bool:
+    """An --output folder: an existing one, or a path given with a trailing slash."""
+    return output.endswith(("/", os.sep)) or Path(output).is_dir()
+
+
+def _predict_batch(
+    ctx: typer.Context, run: Path, input_pattern: str | None, column: str | None, output: str | None,
+    top: int, as_json: bool, batch_size: int, engine: str, scheduler: str | None, workers: int | None,
+    output_format: str,
+) -> None:
+    from toolkit.batch import predict_files
+
+    if input_pattern is None or output is None:
+        raise ToolkitError("batch prediction needs --input FILES and an --output folder.")
+    if as_json:
+        raise ToolkitError("--json is for names and single files; an --output folder gets Parquet or CSV.")
+    registry_from(ctx)
+    result = predict_files(
+        run, input_pattern, output, column=column, top=top, engine=engine, scheduler=scheduler,
+        workers=workers, output_format=output_format, batch_size=batch_size,
+        plugins=cli_plugins(ctx),
+    )
+    on = f" on {result.workers} Dask worker{'s' if result.workers != 1 else ''}" if result.workers else ""
+    typer.echo(
+        f"Wrote {result.rows:,} predictions in {len(result.files)} {output_format} partitions to "
+        f"{result.output}{on} ({result.seconds:.1f} s).", err=True,
+    )
 
 
 def _read_texts(path: Path, column: str | None) -> Iterator[str]:

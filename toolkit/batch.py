@@ -1,0 +1,396 @@
+"""Batch prediction over many files: in this process (`local`) or on a Dask cluster (`dask`).
+
+The input is one or more files (a glob pattern or a folder; any fsspec path: local, s3://,
+gs://, https://..., compressed ones too): CSV or TSV (a `column` of texts), Parquet (a
+`column`), or text files (one text a line). Each input file is one partition; blank texts are
+skipped. Each partition becomes one output file, `part-00000.parquet` (or `.csv`) and on,
+in the order of the sorted input paths, with the columns `input`, then `class_1`,
+`log_probability_1` ... `class_N`, `log_probability_N` (natural logarithms, most likely first).
+
+Both engines run the same function on the same partitions, so their outputs are identical
+row for row. The `dask` engine reads the input as a Dask dataframe (`dask.dataframe.from_map`,
+one partition per file), predicts partition by partition on the workers of a `LocalCluster`
+(or of the scheduler at `scheduler`, e.g. tcp://host:8786), and writes the partitions from the
+workers. The run folder's files (a few hundred kilobytes: JSON and safetensors) travel with the
+tasks and each worker process loads the model once, on its first partition; the workers need
+toolkit and the run's plugins installed, not the run folder. Dask is imported only here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from toolkit.errors import ToolkitError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from toolkit.predictor import Predictor
+
+ENGINES = ("local", "dask")
+FORMATS = ("parquet", "csv")
+#: Seconds to wait for a Dask scheduler to answer before giving up.
+CONNECT_TIMEOUT = 10
+#: At most this many worker processes for a LocalCluster.
+MAX_WORKERS = 64
+CSV_SUFFIXES = (".csv", ".tsv")
+PARQUET_SUFFIXES = (".parquet", ".parq", ".pq")
+COMPRESSIONS = (".gz", ".bz2", ".xz", ".zst")
+INPUT = "input"
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    """What a batch prediction wrote."""
+
+    output: str
+    files: list[str]  # the output partitions, in input order
+    rows: int
+    seconds: float
+    engine: str
+    workers: int | None = None  # Dask workers that took part
+
+
+def predict_files(
+    run: str | Path,
+    input: str | Sequence[str],
+    output: str | Path,
+    column: str | None = None,
+    top: int = 3,
+    engine: str = "local",
+    scheduler: str | None = None,
+    workers: int | None = None,
+    output_format: str = "parquet",
+    batch_size: int = 4096,
+    plugins: Sequence[str] = (),
+) -> BatchResult:
+    """Predict every text of the `input` files with the run folder `run`, writing one
+    partition per input file into the folder `output` (see the module doc)."""
+    if engine not in ENGINES:
+        raise ToolkitError(f"unknown engine '{engine}'; use one of {', '.join(ENGINES)}.")
+    if output_format not in FORMATS:
+        raise ToolkitError(f"unknown output format '{output_format}'; use one of {', '.join(FORMATS)}.")
+    if engine == "local" and (scheduler is not None or workers is not None):
+        raise ToolkitError("--scheduler and --workers belong to --engine dask.")
+    if scheduler is not None and workers is not None:
+        raise ToolkitError("give --scheduler (a running cluster) or --workers (a local one), not both.")
+    if workers is not None and not 1 <= workers <= MAX_WORKERS:
+        raise ToolkitError(f"--workers must be between 1 and {MAX_WORKERS}; got {workers}.")
+    if top < 1 or batch_size < 1:
+        raise ToolkitError("top and batch size must be at least 1.")
+    paths = input_paths(input)
+    for path in paths:
+        _check_column(path, column)
+    run_files = read_run_files(run)
+    predictor = _cached_predictor(run_files, tuple(plugins))  # a bad run fails here, before any work
+    top = min(top, len(predictor.classes))
+    target = _Output(str(output))
+    started = time.perf_counter()
+    job = _Job(run_files, tuple(plugins), column, top, batch_size, output_format)
+    try:
+        if engine == "local":
+            names = [target.write(i, job(path), output_format) for i, path in enumerate(paths)]
+            rows, used = sum(n for _, n in names), None
+            written = [name for name, _ in names]
+        else:
+            written, rows, used = _on_dask(job, paths, target, scheduler, workers)
+        target.commit()
+    except BaseException:
+        target.discard()
+        raise
+    return BatchResult(str(output), written, rows, time.perf_counter() - started, engine, used)
+
+
+# -- input -------------------------------------------------------------------------------
+
+
+def input_paths(input: str | Sequence[str]) -> list[str]:
+    """The files of a glob pattern, a folder (its files, not hidden ones) or a list of paths,
+    sorted; any fsspec URL works."""
+    import fsspec
+
+    patterns = [input] if isinstance(input, str) else list(input)
+    found: list[str] = []
+    for pattern in patterns:
+        fs, _, matches = fsspec.get_fs_token_paths(pattern)
+        protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
+        for match in matches:
+            if fs.isdir(match):
+                found += [p for p in fs.find(match) if not Path(p).name.startswith(".")]
+            else:
+                found.append(match)
+        found = [p if protocol in ("file", "local") or "://" in p else f"{protocol}://{p}" for p in found]
+    if not found:
+        raise ToolkitError(f"no input files match {input!r}; check the path or pattern.")
+    return sorted(dict.fromkeys(found))
+
+
+def _kind(path: str) -> str:
+    name = path.lower()
+    for suffix in COMPRESSIONS:
+        name = name.removesuffix(suffix)
+    if name.endswith(CSV_SUFFIXES):
+        return "csv"
+    if name.endswith(PARQUET_SUFFIXES):
+        return "parquet"
+    return "text"
+
+
+def _check_column(path: str, column: str | None) -> None:
+    kind = _kind(path)
+    if kind != "text" and column is None:
+        raise ToolkitError(f"'{path}' is a {kind.upper()} file; name the text column with --column.")
+    if kind == "text" and column is not None:
+        raise ToolkitError(f"'{path}' is a text file (one text a line); --column is for CSV and Parquet.")
+
+
+def read_texts(path: str, column: str | None) -> pd.DataFrame:
+    """One input file as a one-column frame (`input`), blank texts dropped."""
+    import fsspec
+    import pandas as pd
+
+    kind = _kind(path)
+    try:
+        if kind == "parquet":
+            with fsspec.open(path, "rb") as handle:
+                frame = pd.read_parquet(handle, columns=[column])
+            texts = frame[column]
+        elif kind == "csv":
+            with fsspec.open(path, "rt", encoding="utf-8", newline="", compression="infer") as handle:
+                frame = pd.read_csv(
+                    handle, usecols=[column], dtype=str, keep_default_na=False,
+                    sep="\t" if ".tsv" in path.lower() else ",",
+                )
+            texts = frame[column]
+        else:
+            with fsspec.open(path, "rt", encoding="utf-8", newline="", compression="infer") as handle:
+                texts = pd.Series([line.rstrip("\r\n") for line in handle], dtype=object)
+    except UnicodeDecodeError as exc:
+        raise ToolkitError(f"input file '{path}' is not UTF-8 ({exc.reason}).") from None
+    except (KeyError, ValueError) as exc:  # pyarrow's errors are ValueErrors too
+        reason = " ".join(str(exc).split())[:300] or type(exc).__name__
+        raise ToolkitError(f"cannot read column {column!r} of '{path}' as {kind} ({reason}).") from None
+    except FileNotFoundError:
+        raise ToolkitError(f"input file '{path}' does not exist.") from None
+    texts = texts.astype(object)
+    keep = texts.map(lambda t: isinstance(t, str) and bool(t.strip()))
+    return pd.DataFrame({INPUT: texts[keep].to_numpy(dtype=object)})
+
+
+# -- prediction, the same in both engines ------------------------------------------------
+
+
+def read_run_files(run: str | Path) -> dict[str, bytes]:
+    """The run folder's files a prediction needs, as bytes (checked when loaded)."""
+    from toolkit.predictor import NEEDED
+    from toolkit.rundir import open_run
+
+    folder, _ = open_run(run, NEEDED)
+    return {name: (folder / name).read_bytes() for name in NEEDED}
+
+
+_PREDICTORS: dict[tuple[str, tuple[str, ...]], Predictor] = {}
+#: How often this process loaded a run (the tests check: once per worker process).
+LOADS = {"count": 0}
+
+
+def _cached_predictor(run_files: dict[str, bytes], plugins: tuple[str, ...]) -> Predictor:
+    """The run loaded once per process: from a private temporary copy of its files."""
+    from toolkit.predictor import load_run
+
+    digest = hashlib.sha256(b"".join(hashlib.sha256(run_files[n]).digest() for n in sorted(run_files)))
+    key = (digest.hexdigest(), plugins)
+    if key not in _PREDICTORS:
+        folder = Path(tempfile.mkdtemp(prefix="toolkit-run-"))
+        try:
+            for name, content in run_files.items():
+                (folder / name).write_bytes(content)
+            _PREDICTORS[key] = load_run(folder, plugins, threads=1)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+        LOADS["count"] += 1
+    return _PREDICTORS[key]
+
+
+def predict_frame(predictor: Predictor, frame: pd.DataFrame, top: int, batch_size: int) -> pd.DataFrame:
+    """`frame[INPUT]`'s top classes and log-probabilities, predicted in consecutive batches of
+    `batch_size` texts (so a partition gives the same numbers whichever engine predicts it)."""
+    import numpy as np
+    import pandas as pd
+
+    texts = frame[INPUT].tolist()
+    classes = np.asarray(predictor.classes, dtype=object)
+    labels = np.empty((len(texts), top), dtype=object)
+    logs = np.empty((len(texts), top), dtype=np.float64)
+    for start in range(0, len(texts), batch_size):
+        probabilities = predictor.predict_proba(texts[start:start + batch_size])
+        order = np.argsort(-probabilities, axis=1, kind="stable")[:, :top]
+        labels[start:start + len(order)] = classes[order]
+        chosen = np.take_along_axis(probabilities, order, axis=1)
+        logs[start:start + len(order)] = np.log(np.maximum(chosen, 1e-300))
+    columns: dict[str, Any] = {INPUT: np.asarray(texts, dtype=object)}
+    for rank in range(top):
+        columns[f"class_{rank + 1}"] = labels[:, rank]
+        columns[f"log_probability_{rank + 1}"] = logs[:, rank]
+    return pd.DataFrame(columns)
+
+
+@dataclass(frozen=True)
+class _Job:
+    """Read one input file and predict it: what every partition runs, in either engine."""
+
+    run_files: dict[str, bytes]
+    plugins: tuple[str, ...]
+    column: str | None
+    top: int
+    batch_size: int
+    output_format: str
+
+    def __call__(self, path: str) -> pd.DataFrame:
+        return self.predict(read_texts(path, self.column))
+
+    def predict(self, frame: pd.DataFrame) -> pd.DataFrame:
+        predictor = _cached_predictor(self.run_files, self.plugins)
+        return predict_frame(predictor, frame, self.top, self.batch_size)
+
+    def meta(self) -> pd.DataFrame:
+        import pandas as pd
+
+        columns: dict[str, Any] = {INPUT: pd.Series(dtype=object)}
+        for rank in range(1, self.top + 1):
+            columns[f"class_{rank}"] = pd.Series(dtype=object)
+            columns[f"log_probability_{rank}"] = pd.Series(dtype="float64")
+        return pd.DataFrame(columns)
+
+
+# -- output ------------------------------------------------------------------------------
+
+
+class _Output:
+    """The output folder, built in a hidden sibling and renamed into place when complete (a
+    local path); written in place for a remote fsspec URL, which has no atomic rename."""
+
+    def __init__(self, output: str) -> None:
+        self.final = output
+        self.remote = "://" in output and not output.startswith("file://")
+        if self.remote:
+            self.folder = output.rstrip("/")
+            return
+        final = Path(output.removeprefix("file://"))
+        if final.exists() and (not final.is_dir() or any(final.iterdir())):
+            raise ToolkitError(f"output '{final}' already exists and is not empty; choose another --output.")
+        final.parent.mkdir(parents=True, exist_ok=True)
+        self.final_path = final
+        self.folder = tempfile.mkdtemp(prefix=f".{final.name}-", dir=final.parent)
+
+    @staticmethod
+    def name(index: int, output_format: str) -> str:
+        return f"part-{index:05d}.{output_format}"
+
+    def write(self, index: int, frame: pd.DataFrame, output_format: str) -> tuple[str, int]:
+        path = f"{self.folder}/{self.name(index, output_format)}"
+        write_partition(frame, path, output_format)
+        return self.name(index, output_format), len(frame)
+
+    def commit(self) -> None:
+        if self.remote:
+            return
+        if self.final_path.exists():
+            self.final_path.rmdir()  # only an empty folder was allowed
+        os.chmod(self.folder, 0o777 & ~_umask())  # mkdtemp made it private
+        os.replace(self.folder, self.final_path)
+
+    def discard(self) -> None:
+        if not self.remote:
+            shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def write_partition(frame: pd.DataFrame, path: str, output_format: str) -> None:
+    import fsspec
+
+    with fsspec.open(path, "wb") as handle:
+        if output_format == "parquet":
+            frame.to_parquet(handle, index=False)
+        else:
+            frame.to_csv(handle, index=False, encoding="utf-8")
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+# -- the Dask engine ---------------------------------------------------------------------
+
+
+def _on_dask(
+    job: _Job, paths: list[str], target: _Output, scheduler: str | None, workers: int | None
+) -> tuple[list[str], int, int]:
+    try:
+        import dask.dataframe as dd
+        from distributed import Client, LocalCluster
+    except ModuleNotFoundError:
+        raise ToolkitError("--engine dask needs Dask: pip install 'toolkit[dask]'.") from None
+    import dask
+
+    cluster = None
+    try:
+        if scheduler is None:
+            cluster = LocalCluster(
+                n_workers=workers or 1, threads_per_worker=1, processes=True,
+                dashboard_address=None, silence_logs=50,
+            )
+            client = Client(cluster)
+        else:
+            client = _connect(Client, scheduler)
+        with client, dask.config.set({"dataframe.convert-string": False}):
+            used = len(client.scheduler_info(n_workers=-1)["workers"])
+            texts = dd.from_map(read_texts, paths, column=job.column, enforce_metadata=False,
+                                meta=_text_meta())
+            predictions = texts.map_partitions(job.predict, meta=job.meta(), enforce_metadata=False)
+            written = predictions.map_partitions(
+                _write_indexed, target.folder, job.output_format, meta=(None, "int64"),
+                align_dataframes=False,
+            )
+            counts = written.compute()
+    finally:
+        if cluster is not None:
+            cluster.close()
+    names = [_Output.name(i, job.output_format) for i in range(len(paths))]
+    return names, int(sum(counts)), used
+
+
+def _text_meta() -> pd.DataFrame:
+    import pandas as pd
+
+    return pd.DataFrame({INPUT: pd.Series(dtype=object)})
+
+
+def _write_indexed(frame: pd.DataFrame, folder: str, output_format: str, partition_info: Any = None):
+    """Write one partition as part-<its number> (Dask passes `partition_info`)."""
+    import pandas as pd
+
+    index = partition_info["number"] if partition_info else 0
+    write_partition(frame, f"{folder}/{_Output.name(index, output_format)}", output_format)
+    return pd.Series([len(frame)], dtype="int64")
+
+
+def _connect(client_class: Any, address: str) -> Any:
+    """A client of the scheduler at `address`, or one line saying why not."""
+    try:
+        return client_class(address, timeout=CONNECT_TIMEOUT)
+    except (OSError, TimeoutError, ValueError, TypeError) as exc:
+        reason = " ".join(str(exc).split()) or type(exc).__name__
+        raise ToolkitError(
+            f"cannot reach the Dask scheduler at '{address}' within {CONNECT_TIMEOUT} s ({reason}); "
+            "check the address (e.g. tcp://host:8786) and that `dask scheduler` is running there."
+        ) from None
