@@ -92,19 +92,21 @@ def test_two_ranks_write_one_run_folder_that_loads_and_predicts(runs):
 def test_two_ranks_learn_like_one_process_with_the_same_effective_batch(runs):
     """Both take the same optimiser steps on the same texts: each step's global batch of 16 is
     one process's batch, or two slices of 8 whose gradients DistributedDataParallel averages.
-    They differ only by floating-point summation order (two half-batch gradients averaged by
-    all-reduce instead of one), which Adam's normalised steps carry on from step to step; 0.02 in
-    loss and 1.5 points of accuracy after two epochs is several times what that gives (measured:
-    under 0.005 and one validation text) yet below what a single extra or missing step
-    moves (0.05 in validation loss, measured when the training part did not split evenly)."""
+    They differ only by float32 summation order (two half-batch means averaged by all-reduce
+    instead of one mean), which Adam's normalised steps carry from step to step: measured
+    1e-8 in loss and no text classified differently after two epochs. The bounds, 1e-3 in
+    loss and one validation text in accuracy, leave room for that to grow on another machine
+    and are far below what one extra or missing step moves (0.05 in validation loss, measured
+    when the training part did not split into whole batches)."""
     root, _, _ = runs
     two = pd.read_csv(root / "two" / "run" / "history.csv")
     one = pd.read_csv(root / "one" / "run" / "history.csv")
     assert list(two["examples"]) == list(one["examples"]) == [976, 1952]  # all ranks' texts, once
     assert two["lr"].tolist() == pytest.approx(one["lr"].tolist())  # the same number of steps
-    for column, tolerance in (("train_loss", 0.02), ("val_loss", 0.02), ("train_acc", 0.015),
-                              ("val_acc", 0.015)):
-        assert (two[column] - one[column]).abs().max() < tolerance, (column, two[column], one[column])
+    one_text = 1 / 105 + 1e-9  # the validation part holds 105 texts
+    for column, tolerance in (("train_loss", 1e-3), ("val_loss", 1e-3), ("train_acc", 1 / 976 + 1e-9),
+                              ("val_acc", one_text)):
+        assert (two[column] - one[column]).abs().max() <= tolerance, (column, two[column], one[column])
     assert two["train_loss"].iloc[-1] < two["train_loss"].iloc[0]  # it learned
 
 
