@@ -10,8 +10,8 @@ import time
 
 import pandas as pd
 import pytest
+from conftest import run_toolkit
 
-from tests.conftest import run_toolkit
 from toolkit import batch
 from toolkit.errors import ToolkitError
 from toolkit.predictor import load_run

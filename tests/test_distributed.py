@@ -13,8 +13,8 @@ import time
 
 import pandas as pd
 import pytest
+from conftest import run_toolkit
 
-from tests.conftest import run_toolkit
 from toolkit.predictor import load_run
 
 #: Small real data: the 421 most frequent words each of English, German and French. Its
@@ -170,3 +170,17 @@ def test_nproc_under_torchrun_is_refused(cli, monkeypatch):
     result = cli(["run", *DATA, *TRAIN, "--nproc", "2"])
     assert result.exit_code == 2
     assert "already runs under torchrun; leave out --nproc" in result.stderr
+
+
+@pytest.mark.slow
+def test_torchrun_itself_runs_toolkit_run(tmp_path):
+    """`torchrun --standalone --nproc-per-node 2 -m toolkit run ...`, as docs/scale.md shows."""
+    done = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+         "-m", "toolkit", "run", *DATA, *TRAIN, "-p", "train.epochs=1", "--output", str(tmp_path / "run")],
+        capture_output=True, text=True, timeout=TIMEOUT,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count("Run saved to") == 1  # rank 1 is quiet
+    config = json.loads((tmp_path / "run" / "config.json").read_text(encoding="utf-8"))
+    assert config["training"]["world_size"] == 2 and os.listdir(tmp_path) == ["run"]
