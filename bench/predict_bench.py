@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import os
 import random
-import re
 import subprocess
 import sys
 import tempfile
@@ -37,7 +36,8 @@ from typing import Any
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from train_bench import load, machine, markdown  # noqa: E402  (bench/ is not a package)
+import scale_common  # noqa: E402  (bench/ is not a package)
+from train_bench import load, machine, markdown  # noqa: E402
 
 import toolkit  # noqa: E402
 
@@ -95,12 +95,7 @@ def command_line(argv: Sequence[str] | None) -> str:
 
 def write_section(path: Path, text: str, section: str = SECTION) -> None:
     """Replace (or append) the section headed `section` of `path`, atomically."""
-    old = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
-    pattern = re.compile(rf"^{re.escape(section)}(?= \(|\n).*?(?=^## |\Z)", re.MULTILINE | re.DOTALL)
-    new = pattern.sub(lambda _: text, old) if pattern.search(old) else old.rstrip("\n") + "\n\n" + text
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(new, encoding="utf-8")
-    os.replace(tmp, path)
+    scale_common.write_section(path, section, text)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

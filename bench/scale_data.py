@@ -28,7 +28,7 @@ from typing import Any
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from scale_common import write_section  # noqa: E402
+from scale_common import publish  # noqa: E402
 from train_bench import load, machine, markdown  # noqa: E402
 
 SECTION = "## Data path at scale"
@@ -142,10 +142,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         "text, an int64 matrix) on the same texts, timed in the same process after the others.\n\n"
         f"{table}\n"
     )
-    print("\n" + text)
-    if args.write:
-        write_section(args.write, SECTION, text)
-        print(f"Wrote the section to {args.write}")
+    publish(text, SECTION, args.write)
 
 
 if __name__ == "__main__":

@@ -31,7 +31,7 @@ from typing import Any
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from scale_common import measure, write_section  # noqa: E402
+from scale_common import measure, publish  # noqa: E402
 from train_bench import load, machine, markdown  # noqa: E402
 
 import toolkit  # noqa: E402
@@ -110,10 +110,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         "command started.\n\n"
         f"{table}\n"
     )
-    print("\n" + text)
-    if args.write:
-        write_section(args.write, SECTION, text)
-        print(f"Wrote the section to {args.write}")
+    publish(text, SECTION, args.write)
 
 
 if __name__ == "__main__":
