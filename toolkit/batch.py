@@ -353,7 +353,7 @@ def _on_dask(
         else:
             client = _connect(Client, scheduler)
         with client, dask.config.set({"dataframe.convert-string": False}):
-            used = len(client.scheduler_info(n_workers=-1)["workers"])
+            used = len(client.nthreads())
             texts = dd.from_map(read_texts, paths, column=job.column, enforce_metadata=False,
                                 meta=_text_meta())
             predictions = texts.map_partitions(job.predict, meta=job.meta(), enforce_metadata=False)
