@@ -86,13 +86,13 @@ def one_size(n: int, languages: str) -> dict[str, Any]:
     batches = _epoch_batches(split.train, lengths.numpy(), len(split.train), TrainConfig(),
                              np.random.default_rng(0))
     row |= {"batch_s": time.perf_counter() - started, "batches": len(batches)}
+    row["peak_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # before the old encoder
     del indices, batches
     before = rss_mib()
     started = time.perf_counter()
     old = old_encode(encoder, split.train.texts)
     row |= {"old_encode_s": time.perf_counter() - started, "old_encode_added_mib": rss_mib() - before,
             "old_matrix_mib": old[0].numel() * 8 / 2**20}
-    row["peak_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return row
 
 
@@ -118,13 +118,16 @@ def main(argv: Sequence[str] | None = None) -> None:
     frame["encode_us_per_text"] = frame["encode_s"] / frame["train"] * 1e6
     frame["old_encode_us_per_text"] = frame["old_encode_s"] / frame["train"] * 1e6
     frame["load_split_us_per_text"] = (frame["load_s"] + frame["split_s"]) / frame["texts"] * 1e6
-    frame["peak_bytes_per_text"] = (frame["peak_mib"] - frame["start_mib"]) * 2**20 / frame["texts"]
+    # Memory per text added since the smallest size: flat when memory grows linearly.
+    first = frame.iloc[0]
+    frame["added_bytes_per_text"] = ((frame["peak_mib"] - first["peak_mib"]) * 2**20
+                                     / (frame["texts"] - first["texts"]).where(frame.index > 0))
     shown = frame[["n", "texts", "train", "load_s", "split_s", "encode_s", "batch_s", "matrix",
-                   "matrix_mib", "peak_mib", "peak_bytes_per_text", "load_split_us_per_text",
+                   "matrix_mib", "peak_mib", "added_bytes_per_text", "load_split_us_per_text",
                    "encode_us_per_text", "old_encode_s", "old_matrix_mib", "old_encode_added_mib"]]
     table = markdown(shown, {
         "n": ",.0f", "texts": ",.0f", "train": ",.0f", "load_s": ".1f", "split_s": ".1f", "encode_s": ".2f",
-        "batch_s": ".2f", "matrix_mib": ".0f", "peak_mib": ".0f", "peak_bytes_per_text": ",.0f",
+        "batch_s": ".2f", "matrix_mib": ".0f", "peak_mib": ".0f", "added_bytes_per_text": ",.0f",
         "load_split_us_per_text": ".1f", "encode_us_per_text": ".2f", "old_encode_s": ".2f",
         "old_matrix_mib": ".0f", "old_encode_added_mib": ".0f",
     })
@@ -136,9 +139,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         "runs out). Each size runs in a fresh process: load (`words-language`, letters only), "
         "leakage-free split, fit and encode the training part as the trainer keeps it "
         "(`encode_compact`), draw one epoch's bucketed batches. `peak_mib` is the process's maximum "
-        "resident set (Python, torch and the wordfreq lists included: `start_mib` "
-        f"{frame['start_mib'].median():.0f} MiB before loading); per-text columns should stay flat "
-        "as `n` grows if the stage is linear. `old_*` is toolkit 0.1.0's encoder (a Python list per "
+        "resident set over these stages (Python, torch and wordfreq's decoded lists included: "
+        f"{frame['start_mib'].median():.0f} MiB before loading); `added_bytes_per_text` is the "
+        "peak's growth per text beyond the smallest size. Per-text columns stay flat as `n` "
+        "grows when a stage is linear. `old_*` is toolkit 0.1.0's encoder (a Python list per "
         "text, an int64 matrix) on the same texts, timed in the same process after the others.\n\n"
         f"{table}\n"
     )
