@@ -222,20 +222,20 @@ def _cached_predictor(run_files: dict[str, bytes], plugins: tuple[str, ...]) -> 
 
 def predict_frame(predictor: Predictor, frame: pd.DataFrame, top: int, batch_size: int) -> pd.DataFrame:
     """`frame[INPUT]`'s top classes and log-probabilities, predicted in consecutive batches of
-    `batch_size` texts (so a partition gives the same numbers whichever engine predicts it)."""
+    `batch_size` texts (so a partition gives the same numbers whichever engine predicts it). A
+    text with nothing left after the run's normalisation gets no classes (empty, NaN), as in
+    `toolkit predict`."""
     import numpy as np
     import pandas as pd
 
     texts = frame[INPUT].tolist()
-    classes = np.asarray(predictor.classes, dtype=object)
-    labels = np.empty((len(texts), top), dtype=object)
-    logs = np.empty((len(texts), top), dtype=np.float64)
+    labels = np.full((len(texts), top), None, dtype=object)
+    logs = np.full((len(texts), top), np.nan, dtype=np.float64)
     for start in range(0, len(texts), batch_size):
-        probabilities = predictor.predict_proba(texts[start:start + batch_size])
-        order = np.argsort(-probabilities, axis=1, kind="stable")[:, :top]
-        labels[start:start + len(order)] = classes[order]
-        chosen = np.take_along_axis(probabilities, order, axis=1)
-        logs[start:start + len(order)] = np.log(np.maximum(chosen, 1e-300))
+        for row, prediction in enumerate(predictor.predict(texts[start:start + batch_size], top), start):
+            for rank, guess in enumerate(prediction.guesses):
+                labels[row, rank] = guess.label
+                logs[row, rank] = guess.log_probability
     columns: dict[str, Any] = {INPUT: np.asarray(texts, dtype=object)}
     for rank in range(top):
         columns[f"class_{rank + 1}"] = labels[:, rank]
