@@ -117,12 +117,16 @@ def _launch(
 ) -> None:
     """Run this command as `nproc` ranks (torchrun's launcher), after checking it here."""
     from toolkit.distributed import launch
+    from toolkit.rundir import claim_default_run_dir, claim_run_dir
 
     api.plan_run(dataset, model, encoder, params, seed, device, output, cli_plugins(ctx))  # fail early
-    run_dir = output or api.default_output(dataset, model)
+    # The run folder, claimed here so a taken one is refused before any rank starts, then left
+    # empty and unlocked for rank 0 to claim and fill.
+    claim = claim_run_dir(output) if output is not None else claim_default_run_dir(dataset, model)
+    claim.finish()
     args = [item for plugin in cli_plugins(ctx) for item in ("--plugin", plugin)]
     args += ["run", "--dataset", dataset, "--model", model, "--encoder", encoder,
-             "--seed", str(seed), "--device", device, "--output", str(run_dir)]
+             "--seed", str(seed), "--device", device, "--output", str(claim.path)]
     args += [item for pair in pairs for item in ("--param", pair)]
     try:
         launch(nproc, args)
@@ -130,8 +134,8 @@ def _launch(
         typer.echo("Interrupted: every rank was stopped; no run folder was written.", err=True)
         raise typer.Exit(INTERRUPTED_EXIT) from None
     finally:
-        if output is None and run_dir.is_dir() and not any(run_dir.iterdir()):
-            run_dir.rmdir()  # the folder named for the ranks, left empty by a failed job
+        if claim.created and claim.path.is_dir() and not any(claim.path.iterdir()):
+            claim.path.rmdir()  # a failed job leaves no empty folder behind
 
 
 def add_to(app: typer.Typer) -> None:
