@@ -184,3 +184,13 @@ def test_torchrun_itself_runs_toolkit_run(tmp_path):
     assert done.stdout.count("Run saved to") == 1  # rank 1 is quiet
     config = json.loads((tmp_path / "run" / "config.json").read_text(encoding="utf-8"))
     assert config["training"]["world_size"] == 2 and os.listdir(tmp_path) == ["run"]
+
+
+def test_world_size_without_torchrun_is_refused_in_one_line(cli, monkeypatch, tmp_path):
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.delenv("MASTER_ADDR", raising=False)
+    result = cli(["run", *DATA, *TRAIN, "--output", str(tmp_path / "run")])
+    assert result.exit_code == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "cannot join the process group described by WORLD_SIZE=2" in lines[0]
+    assert not (tmp_path / "run").exists()

@@ -101,7 +101,14 @@ def join(device: torch.device) -> tuple[Ranks, torch.device]:
         device = torch.device("cuda", local_rank % max(torch.cuda.device_count(), 1))
         torch.cuda.set_device(device)
     if not dist.is_initialized():
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        try:
+            dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        except (ValueError, RuntimeError) as exc:  # e.g. WORLD_SIZE set without MASTER_ADDR
+            reason = " ".join(str(exc).split())[:300]
+            raise ToolkitError(
+                f"cannot join the process group described by WORLD_SIZE={os.environ.get('WORLD_SIZE')} "
+                f"({reason}); start the ranks with torchrun or `toolkit run --nproc N`, or unset WORLD_SIZE."
+            ) from None
         atexit.register(_leave)
     _current = Ranks(dist.get_rank(), dist.get_world_size(), local_rank, dist.get_backend())
     return _current, device
