@@ -82,7 +82,8 @@ def measure(command: list[str], env: dict[str, str] | None = None, cwd: str | Pa
 def write_section(path: Path, section: str, text: str) -> None:
     """Replace (or append) the section starting with the heading `section`, atomically."""
     old = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
-    # The heading ends there or goes on with " (": "## Batch prediction" is not "## Batch prediction at scale".
+    # The heading ends there or goes on with " (": "## Batch prediction" is not "## Batch
+    # prediction at scale".
     pattern = re.compile(rf"^{re.escape(section)}(?= \(|\n).*?(?=^## |\Z)", re.MULTILINE | re.DOTALL)
     new = pattern.sub(lambda _: text, old) if pattern.search(old) else old.rstrip("\n") + "\n\n" + text
     tmp = path.with_name(f".{path.name}.tmp")
