@@ -88,7 +88,7 @@ def test_bad_input_is_refused_in_one_line(inputs, trained_run, tmp_path, cli):
          "cannot read column 'surname'"),
         (["--input", str(root / "csv" / "*.csv"), "--output", f"{tmp_path}/c/"],
          "name the text column with --column"),
-        (["--input", str(root / "csv" / "*.csv"), "--column", "name", "--output", str(root / "csv")],
+        (["--input", str(root / "csv" / "*.csv"), "--column", "name", "--output", f"{root / 'csv'}/"],
          "already exists and is not empty"),
         (["--input", str(root / "csv" / "*.csv"), "--column", "name", "--json", "--output", f"{tmp_path}/d/"],
          "--json is for names and single files"),

@@ -64,8 +64,8 @@ def predict(
         str | None,
         typer.Option(
             "--output", "-o",
-            help="Where to write the CSV (default stdout); a folder (ending in /, or existing) gets "
-            "one Parquet or CSV partition per input file.",
+            help="Where to write the CSV (default stdout); a folder (ending in /) gets one Parquet "
+            "or CSV partition per input file.",
         ),
     ] = None,
     batch_size: Annotated[int, typer.Option(min=1, help="Texts per forward pass.")] = 4096,
@@ -150,8 +150,9 @@ def _check_output_file(output: Path) -> None:
 
 
 def _is_folder(output: str) -> bool:
-    """An --output folder: an existing one, or a path given with a trailing slash."""
-    return output.endswith(("/", os.sep)) or Path(output).is_dir()
+    """An --output folder for partitions: a path given with a trailing slash (an existing folder
+    without one is refused as a file name, so a slip never writes into a folder)."""
+    return output.endswith(("/", os.sep))
 
 
 def _predict_batch(
