@@ -140,12 +140,12 @@ def test_a_rank_that_dies_ends_the_job_with_one_line(tmp_path):
 @pytest.mark.slow
 def test_ctrl_c_stops_every_rank(tmp_path):
     """SIGINT to the whole process group, as a terminal's Ctrl-C sends it."""
-    args = [sys.executable, "-m", "toolkit", "run", *DATA, *TRAIN, "-p", "train.epochs=200",
+    args = [sys.executable, "-m", "toolkit", "run", *DATA, *TRAIN, "-p", "train.epochs=10000",
             "--nproc", "2", "--output", str(tmp_path / "run")]
     launcher = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                 start_new_session=True)
     try:
-        time.sleep(25)  # the ranks are training by now (200 epochs take minutes)
+        time.sleep(25)  # the ranks are training by now (10,000 epochs take much longer)
         assert launcher.poll() is None
         os.killpg(launcher.pid, signal.SIGINT)
         _, stderr = launcher.communicate(timeout=120)
