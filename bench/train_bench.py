@@ -56,7 +56,8 @@ def machine() -> str:
         pass
     return (
         f"{cpu}, {os.cpu_count()} logical CPUs, Python {platform.python_version()}, "
-        f"torch {torch.__version__} ({torch.get_num_threads()} threads by default), {platform.system()}"
+        f"torch {torch.__version__} (torch's own default: {torch.get_num_threads()} threads; "
+        f"toolkit trains on train.threads), {platform.system()}"
     )
 
 
