@@ -10,6 +10,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -137,6 +138,36 @@ def test_a_rank_that_dies_ends_the_job_with_one_line(tmp_path):
     assert not (tmp_path / "run").exists()
 
 
+def descendant_cpu_seconds(root: int) -> list[float]:
+    """CPU seconds used so far by each process below `root`, read from /proc."""
+    parents, used = {}, {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # the process ended meanwhile
+        pid = int(stat.parent.name)
+        parents[pid] = int(fields[1])
+        used[pid] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    found, frontier = [], [root]
+    while frontier:
+        current = frontier.pop()
+        children = [pid for pid, parent in parents.items() if parent == current]
+        found += [used[pid] for pid in children]
+        frontier += children
+    return found
+
+
+def wait_until_ranks_are_training(launcher: int, ranks: int, cpu_seconds: float = 6.0) -> None:
+    """Until `ranks` processes below the launcher have each used `cpu_seconds` of CPU: past
+    importing torch and loading the small dataset (about 4 s on a quiet machine), so training.
+    CPU time, not wall time, so a busy machine waits longer instead of failing."""
+    deadline = time.monotonic() + TIMEOUT
+    while sum(seconds >= cpu_seconds for seconds in descendant_cpu_seconds(launcher)) < ranks:
+        assert time.monotonic() < deadline, "the ranks never started training"
+        time.sleep(0.5)
+
+
 @pytest.mark.slow
 def test_ctrl_c_stops_every_rank(tmp_path):
     """SIGINT to the whole process group, as a terminal's Ctrl-C sends it."""
@@ -145,7 +176,7 @@ def test_ctrl_c_stops_every_rank(tmp_path):
     launcher = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                 start_new_session=True)
     try:
-        time.sleep(25)  # the ranks are training by now (10,000 epochs take much longer)
+        wait_until_ranks_are_training(launcher.pid, ranks=2)
         assert launcher.poll() is None
         os.killpg(launcher.pid, signal.SIGINT)
         _, stderr = launcher.communicate(timeout=120)
