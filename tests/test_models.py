@@ -8,6 +8,7 @@ from torch import nn
 
 import toolkit
 from toolkit.plugins.onehot import OneHotEncoder
+from toolkit.plugins.scratch import ScratchRNNConfig
 from toolkit.plugins.scratch_model import ScratchRNN
 from toolkit.registry import load_registry
 
@@ -86,7 +87,8 @@ def line_to_tensor(line: str, encoder: OneHotEncoder) -> torch.Tensor:
 @pytest.mark.parametrize("nonlinearity", ["none", "tanh", "sigmoid"])
 def test_batched_scratch_rnn_matches_the_tutorial_loop(nonlinearity, names):
     encoder = OneHotEncoder()
-    batched = ScratchRNN(encoder.vocab_size, NUM_CLASSES, hidden_size=32, nonlinearity=nonlinearity)
+    config = ScratchRNNConfig(hidden_size=32, nonlinearity=nonlinearity)
+    batched = ScratchRNN(encoder.vocab_size, NUM_CLASSES, config)
     tutorial = TutorialRNN(encoder.vocab_size, 32, NUM_CLASSES, batched.activation)
     tutorial.load_state_dict(batched.state_dict())  # the same weights, the same names
 
@@ -114,12 +116,12 @@ def test_padding_does_not_change_a_prediction(name, names):
 
 
 @pytest.mark.parametrize(("name", "params", "message"), [
-    ("scratch-rnn", {"hidden_size": 0}, "1 <= hidden_size <= 4096"),
-    ("scratch-gru", {"hidden_size": -3}, "1 <= hidden_size <= 4096"),
-    ("scratch-gru", {"hidden_size": 4097}, "1 <= hidden_size <= 4096; got 4097"),
-    ("gru", {"num_layers": 0}, "1 <= num_layers <= 16"),
-    ("lstm", {"embedding_dim": 10**9}, "1 <= embedding_dim <= 4096"),
-    ("lstm", {"dropout": 1.0}, "dropout < 1"),
+    ("scratch-rnn", {"hidden_size": 0}, "'hidden_size' must be at least 1 and at most 4,096; got 0"),
+    ("scratch-gru", {"hidden_size": -3}, "'hidden_size' must be at least 1 and at most 4,096; got -3"),
+    ("scratch-gru", {"hidden_size": 4097}, "'hidden_size' must be at least 1 and at most 4,096; got 4,097"),
+    ("gru", {"num_layers": 0}, "'num_layers' must be at least 1 and at most 16"),
+    ("lstm", {"embedding_dim": 10**9}, "'embedding_dim' must be at least 1 and at most 4,096"),
+    ("lstm", {"dropout": 1.0}, "'dropout' must be at least 0 and below 1; got 1.0"),
 ])
 def test_impossible_sizes_are_user_errors(name, params, message):
     with pytest.raises(toolkit.ToolkitError, match=message):

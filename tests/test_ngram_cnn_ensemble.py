@@ -12,6 +12,7 @@ from test_models import NUM_CLASSES, build  # the same factory call with the def
 
 import toolkit
 from toolkit import PAD
+from toolkit.plugins.ngram import NgramConfig
 from toolkit.plugins.ngram_model import NgramModel
 from toolkit.plugins.onehot import OneHotEncoder
 from toolkit.train_config import TrainConfig
@@ -51,8 +52,8 @@ def test_a_name_scores_the_same_alone_and_padded_in_a_batch(name, names):
 
 def test_ngram_ids_are_boundary_marked_hashed_and_reproducible():
     encoder = OneHotEncoder()
-    model = NgramModel(encoder.vocab_size, 4, min_n=1, max_n=3, buckets=1000)
-    other = NgramModel(encoder.vocab_size, 4, min_n=1, max_n=3, buckets=1000)
+    model = NgramModel(encoder.vocab_size, 4, NgramConfig(min_n=1, max_n=3, buckets=1000))
+    other = NgramModel(encoder.vocab_size, 4, NgramConfig(min_n=1, max_n=3, buckets=1000))
     indices, lengths = encoder.encode(["Ab", "Abc"])
     ids = model.ngram_ids(indices, lengths)
     assert torch.equal(ids, other.ngram_ids(indices, lengths))  # no per-process salt
@@ -68,7 +69,7 @@ def test_ngram_ids_are_boundary_marked_hashed_and_reproducible():
 def test_ngram_embedding_is_sparse_and_trains_with_sparse_adam():
     from toolkit.training import _optimizers, _split_parameters
 
-    model = NgramModel(10, 3, buckets=1024)
+    model = NgramModel(10, 3, NgramConfig(buckets=1024))
     dense, sparse = _split_parameters(model)
     assert [tuple(p.shape) for p in sparse] == [(1024, 3)]
     assert [tuple(p.shape) for p in dense] == [(3,)]
@@ -77,11 +78,11 @@ def test_ngram_embedding_is_sparse_and_trains_with_sparse_adam():
 
 
 @pytest.mark.parametrize(("name", "params", "message"), [
-    ("ngram", {"max_n": 0}, "min_n <= max_n"),
-    ("ngram", {"buckets": 1}, "buckets"),
-    ("ngram", {"hidden": 8}, "hidden only with dim"),
+    ("ngram", {"min_n": 3, "max_n": 2}, "model 'ngram' needs min_n <= max_n; got min_n=3, max_n=2."),
+    ("ngram", {"buckets": 1}, "'buckets' must be at least 2"),
+    ("ngram", {"hidden": 8}, "model 'ngram' needs dim for a hidden layer"),
     ("cnn", {"kernels": "2,x"}, "comma-separated widths"),
-    ("cnn", {"filters": 0}, "filters >= 1"),
+    ("cnn", {"filters": 0}, "'filters' must be at least 1"),
     ("ensemble", {"members": "ngram,ensemble"}, "other than 'ensemble'"),
     ("ensemble", {"members": ""}, "1 to 8"),
     ("ensemble", {"members": "ngram,cnnn"}, "Did you mean 'cnn'"),
@@ -229,8 +230,8 @@ def test_label_smoothing_and_selection_by_accuracy(imbalanced):
 
 
 @pytest.mark.parametrize(("params", "message"), [
-    ({"label_smoothing": 1.0}, "label_smoothing must be at least 0 and below 1"),
-    ({"logit_adjust": -1}, "logit_adjust must be a zero or positive"),
+    ({"label_smoothing": 1.0}, "'label_smoothing' must be at least 0 and below 1; got 1.0"),
+    ({"logit_adjust": -1}, "'logit_adjust' must be at least 0; got -1.0"),
     ({"select": "f1"}, "must be one of loss, accuracy"),
 ])
 def test_bad_new_trainer_parameters_are_user_errors(params, message):

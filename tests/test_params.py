@@ -98,3 +98,47 @@ def test_run_refuses_bad_input_before_training(cli, args, message):
     assert result.exit_code == 2, result.output
     assert message in result.stderr
     assert result.stderr.count("\n") == 1 and result.stderr.startswith("Error: ")
+
+
+NEVER_LOADED = '''
+import toolkit
+
+def load():
+    raise AssertionError("the dataset was loaded although a parameter was out of range")
+
+@toolkit.hookimpl
+def register_datasets(register):
+    register(toolkit.DatasetSpec(name="never-loaded", help="Fails if loaded.", load=load))
+'''
+
+
+@pytest.mark.parametrize(("model", "param", "message"), [
+    ("scratch-rnn", "train.epochs=0", "the trainer parameter 'epochs' must be at least 1 and at most 10,000"),
+    ("scratch-rnn", "train.lr=0", "the trainer parameter 'lr' must be above 0; got 0.0."),
+    ("scratch-rnn", "train.label_smoothing=nan", "'label_smoothing' must be a finite number, at least 0"),
+    ("scratch-rnn", "model.hidden_size=0", "model 'scratch-rnn' parameter 'hidden_size' must be at least 1"),
+    ("gru", "model.dropout=1", "model 'gru' parameter 'dropout' must be at least 0 and below 1; got 1.0."),
+    ("scratch-rnn", "split.test_size=1", "the split parameter 'test_size' must be above 0 and below 1"),
+    ("ngram", "model.min_n=5", "model 'ngram' needs min_n <= max_n; got min_n=5, max_n=4."),
+    ("cnn", "model.kernels=3,99", "model 'cnn' needs kernels as comma-separated widths from 1 to 32"),
+])
+def test_ranges_are_refused_before_the_data_loads(cli, tmp_path, model, param, message):
+    plugin = tmp_path / "never_loaded.py"
+    plugin.write_text(NEVER_LOADED)
+    result = cli(["--plugin", str(plugin), "run", "--dataset", "never-loaded", "--model", model,
+                  "--param", param, "-o", str(tmp_path / "run")])
+    assert result.exit_code == 2, result.output
+    assert result.stderr.startswith("Error: ") and result.stderr.count("\n") == 1
+    assert message in result.stderr
+    assert "loaded although" not in result.output
+    assert not (tmp_path / "run").exists()
+
+
+def test_the_dataset_is_loaded_when_every_parameter_is_in_range(cli, tmp_path):
+    """The counterpart: the same plugin is loaded (and fails) once the parameters are fine."""
+    plugin = tmp_path / "never_loaded.py"
+    plugin.write_text(NEVER_LOADED)
+    result = cli(["--plugin", str(plugin), "run", "--dataset", "never-loaded", "--model", "ngram",
+                  "-o", str(tmp_path / "run")])
+    assert result.exit_code != 0
+    assert "loaded although a parameter was out of range" in result.output + str(result.exception)

@@ -212,10 +212,10 @@ def test_a_huge_line_is_cut_at_training_and_prediction(cli, tmp_path):
 # 5, 7, 12. Bounds on threads, epochs, sizes and seeds: one line, exit 2, at once.
 
 @pytest.mark.parametrize(("args", "needle"), [
-    (["-p", "train.threads=100000"], f"train.threads must be at most {cpu_count()}"),
-    (["-p", "train.epochs=1000000000"], "train.epochs must be at most 10,000"),
-    (["-p", "train.examples=10000000000"], "train.examples must be at most"),
-    (["-p", "train.max_length=0"], "train.max_length must be at least 1"),
+    (["-p", "train.threads=100000"], f"parameter 'threads' must be at least 0 and at most {cpu_count()}"),
+    (["-p", "train.epochs=1000000000"], "parameter 'epochs' must be at least 1 and at most 10,000"),
+    (["-p", "train.examples=10000000000"], "parameter 'examples' must be at least 0 and at most"),
+    (["-p", "train.max_length=0"], "the trainer parameter 'max_length' must be at least 1"),
     (["-p", "model.hidden_size=1000000000"], "hidden_size <= 4096"),
     (["--seed", "-5"], "the seed must be between 0 and"),
     (["--seed", str(10**23)], "the seed must be between 0 and"),

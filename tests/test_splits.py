@@ -68,9 +68,9 @@ def test_same_seed_same_split_other_seed_other_split(data, strategy):
 
 def test_bad_split_parameters():
     tiny = toolkit.TextDataset.from_pairs(["a", "b", "c", "d"], ["x", "x", "y", "y"])
-    with pytest.raises(toolkit.ToolkitError, match="test_size must be between 0 and 1"):
+    with pytest.raises(toolkit.ToolkitError, match="'test_size' must be above 0 and below 1; got 1.5"):
         split_dataset(tiny, test_size=1.5)
-    with pytest.raises(toolkit.ToolkitError, match="unknown split strategy 'random'"):
+    with pytest.raises(toolkit.ToolkitError, match="'strategy' must be one of leakage-free, stratified"):
         split_dataset(tiny, "random")
     two_one = toolkit.TextDataset.from_pairs(["a", "b", "c"], ["x", "x", "y"])
     with pytest.raises(toolkit.ToolkitError, match="stratified split failed"):

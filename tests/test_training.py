@@ -12,7 +12,9 @@ from torch import nn
 
 import toolkit
 from toolkit.plugins.onehot import OneHotEncoder
+from toolkit.plugins.scratch import ScratchRNNConfig
 from toolkit.plugins.scratch_model import ScratchRNN
+from toolkit.plugins.torch_rnn import TorchRNNConfig
 from toolkit.plugins.torch_rnn_model import TorchRNN
 from toolkit.train_config import TRAIN_PARAMS, TrainConfig
 from toolkit.training import _class_weights, _epoch_batches, predict_proba, resolve_device, train
@@ -45,7 +47,7 @@ def fitted_encoder(data: toolkit.TextDataset) -> OneHotEncoder:
 
 def new_model(encoder: OneHotEncoder, seed: int = 0, hidden_size: int = 32) -> ScratchRNN:
     torch.manual_seed(seed)
-    return ScratchRNN(encoder.vocab_size, len(LANGUAGES), hidden_size=hidden_size)
+    return ScratchRNN(encoder.vocab_size, len(LANGUAGES), ScratchRNNConfig(hidden_size=hidden_size))
 
 
 def accuracy(model: nn.Module, encoder: OneHotEncoder, data: toolkit.TextDataset) -> float:
@@ -82,7 +84,8 @@ def test_other_optimisers_samplers_and_models_learn_too(parts, extra):
     extra = dict(extra)
     if extra.pop("model", None) == "gru":
         torch.manual_seed(0)
-        model: nn.Module = TorchRNN(encoder.vocab_size, 4, embedding_dim=16, hidden_size=32)
+        config = TorchRNNConfig(embedding_dim=16, hidden_size=32)
+        model: nn.Module = TorchRNN(encoder.vocab_size, 4, "gru", config)
     else:
         model = new_model(encoder)
     result = train(model, encoder, train_data, None, FAST | extra, progress=False)
@@ -168,7 +171,8 @@ def test_an_absurd_learning_rate_stops_with_a_clear_message(parts):
     train_data, _ = parts
     encoder = fitted_encoder(train_data)
     torch.manual_seed(0)
-    model = ScratchRNN(encoder.vocab_size, len(LANGUAGES), hidden_size=32, nonlinearity="none")
+    config = ScratchRNNConfig(hidden_size=32, nonlinearity="none")
+    model = ScratchRNN(encoder.vocab_size, len(LANGUAGES), config)
     params = {"optimizer": "sgd", "lr": 100.0, "clip": 0.0, "epochs": 3, "threads": 1}
     diverged = r"training diverged: the loss became (nan|inf) .*lr=100\)"
     with pytest.raises(toolkit.ToolkitError, match=diverged):
@@ -213,7 +217,7 @@ class WordIds:
 def test_a_model_that_cannot_read_the_encoder_is_refused_before_training(parts):
     train_data, _ = parts
     torch.manual_seed(0)
-    model = TorchRNN(59, len(LANGUAGES), cell="gru")
+    model = TorchRNN(59, len(LANGUAGES), "gru")
     steps = []
     with pytest.raises(toolkit.ToolkitError, match="cannot read the encoder's output"):
         train(model, WordIds(), train_data, None, FAST, callbacks=[steps.append], progress=False)
@@ -290,9 +294,9 @@ def test_predict_proba_keeps_the_order_of_the_texts(parts):
 
 
 @pytest.mark.parametrize(("params", "message"), [
-    ({"batch_size": 0}, "train.batch_size must be at least 1"),
-    ({"lr": "-1"}, "train.lr must be a positive number"),
-    ({"clip": "nan"}, "train.clip must be a zero or positive number"),
+    ({"batch_size": 0}, "parameter 'batch_size' must be at least 1 and at most 4,096; got 0."),
+    ({"lr": "-1"}, "parameter 'lr' must be above 0; got -1.0."),
+    ({"clip": "nan"}, "parameter 'clip' must be a finite number, at least 0; got nan."),
     ({"optimizer": "lbfgs"}, "must be one of adam, adamw, sgd"),
     ({"epoch": 3}, "Did you mean 'epochs'"),
 ])

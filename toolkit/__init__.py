@@ -1,8 +1,9 @@
 """toolkit: plugin-based character-level text classification.
 
-The public API: what plugins implement (`hookimpl`, the `*Spec` records, `Param`,
-`TextDataset`, `Encoder`) and what notebook users call (`run`, and the functions listed
-in `__all__`). Heavy modules (torch) load on first use, so the CLI starts fast.
+The public API: what plugins implement (`hookimpl`, the `*Spec` records, their parameters
+as a `Config` dataclass of `param_field`s or as `Param`s, `TextDataset`, `Encoder`) and
+what notebook users call (`run`, and the functions listed in `__all__`). Heavy modules
+(torch) load on first use, so the CLI starts fast.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import Any
 
 from toolkit.errors import ToolkitError
 from toolkit.hookspecs import hookimpl
-from toolkit.params import Param
+from toolkit.params import Config, Param, Space, param_field, params_of
 from toolkit.types import (
     CHAR_INDICES,
     PAD,
@@ -73,17 +74,21 @@ _LAZY = {
 
 __all__ = [
     "CHAR_INDICES",
+    "Config",
     "DatasetSpec",
     "Encoder",
     "EncoderSpec",
     "ModelSpec",
     "PAD",
     "Param",
+    "Space",
     "TUTORIAL_ALPHABET",
     "TextDataset",
     "ToolkitError",
     "__version__",
     "hookimpl",
+    "param_field",
+    "params_of",
     *_LAZY,
 ]
 

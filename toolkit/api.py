@@ -79,8 +79,11 @@ def plan_run(
         Section("split", "the split", SPLIT_PARAMS),
         Section("train", "the trainer", train_params(model_spec)),
     ]
-    resolved = resolve(sections, params or {})
-    TrainConfig.from_params(resolved["train"])  # bounds (threads, epochs...) checked before any work
+    resolved = resolve(sections, params or {})  # types, choices and ranges
+    TrainConfig.from_params(resolved["train"])
+    for section, spec in (("dataset", dataset_spec), ("encoder", encoder_spec), ("model", model_spec)):
+        if spec.config is not None:
+            spec.config(**resolved[section])  # the plugin's rules across its parameters
     return RunPlan(
         dataset_spec, encoder_spec, model_spec, resolved, seed, device,
         Path(output) if output is not None else None, registry,

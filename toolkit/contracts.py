@@ -7,6 +7,7 @@ Light at import (no torch): the registry checks every spec when the CLI starts.
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import json
 import math
@@ -15,7 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from toolkit.errors import ToolkitError, did_you_mean
-from toolkit.params import Param, declaration_problem
+from toolkit.params import Config, Param, declaration_problem, params_of
 from toolkit.types import DatasetSpec, ModelSpec, Spec, TextDataset
 
 #: What users type for a dataset, encoder, model or plugin skeleton: lower case, digits, hyphens.
@@ -34,6 +35,9 @@ def spec_problem(kind: str, spec: Spec) -> str | None:
     label = f"{kind} '{spec.name}'"
     if not isinstance(spec.help, str) or not spec.help.strip():
         return f"{label} has an empty help; give a one-line description"
+    problem = _config_problem(spec)
+    if problem:
+        return f"{label}: {problem}"
     names = [p.name for p in spec.params if isinstance(p, Param)]
     for param in spec.params:
         if not isinstance(param, Param):
@@ -59,6 +63,25 @@ def spec_problem(kind: str, spec: Spec) -> str | None:
         problem = signature_problem(function, spec.params, fixed)
         if problem:
             return f"{label}: {role}{problem}"
+    return None
+
+
+def _config_problem(spec: Spec) -> str | None:
+    config = spec.config
+    if config is None:
+        return None
+    if not (isinstance(config, type) and issubclass(config, Config) and dataclasses.is_dataclass(config)):
+        return f"config must be a dataclass subclassing toolkit.Config; got {config!r}"
+    try:
+        declared = params_of(config)
+    except TypeError as exc:
+        return str(exc)
+    if spec.params != declared:
+        return "give params or config, not both (params come from the config)"
+    try:
+        config()
+    except ToolkitError as exc:
+        return f"its config's defaults break its own rules: {exc}"
     return None
 
 

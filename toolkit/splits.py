@@ -18,21 +18,30 @@ from dataclasses import dataclass
 import numpy as np
 
 from toolkit.errors import ToolkitError
-from toolkit.params import Param
+from toolkit.params import Config, Param, param_field, params_of
 from toolkit.types import TextDataset
 
 STRATEGIES = ("leakage-free", "stratified", "tutorial")
 
-SPLIT_PARAMS: tuple[Param, ...] = (
-    Param(
-        "strategy", str, "leakage-free",
+@dataclass(frozen=True)
+class SplitConfig(Config):
+    """How the data is split (`split.*`): each parameter declared once, here."""
+
+    owner = "the split"
+
+    strategy: str = param_field(
+        "leakage-free",
         "How to split: leakage-free (duplicates collapsed, no test text seen in training), "
         "stratified (scikit-learn, per-class proportions), or tutorial (per-class 85/15).",
         choices=STRATEGIES,
-    ),
-    Param("test_size", float, 0.15, "Fraction of the data held out for the test set."),
-    Param("val_size", float, 0.1, "Fraction of the training part held out for validation."),
-)
+    )
+    test_size: float = param_field(0.15, "Fraction of the data held out for the test set.", above=0, below=1)
+    val_size: float = param_field(
+        0.1, "Fraction of the training part held out for validation.", above=0, below=1,
+    )
+
+
+SPLIT_PARAMS: tuple[Param, ...] = params_of(SplitConfig)
 
 
 @dataclass(frozen=True)
@@ -51,17 +60,13 @@ class Split:
 
 def split_dataset(
     data: TextDataset,
-    strategy: str = "leakage-free",
-    test_size: float = 0.15,
-    val_size: float = 0.1,
+    strategy: str = SplitConfig.strategy,
+    test_size: float = SplitConfig.test_size,
+    val_size: float = SplitConfig.val_size,
     seed: int = 0,
 ) -> Split:
     """Cut `data` reproducibly (same seed, same split) by `strategy` (see the module doc)."""
-    if strategy not in STRATEGIES:
-        raise ToolkitError(f"unknown split strategy '{strategy}'; use one of {', '.join(STRATEGIES)}.")
-    for name, value in (("test_size", test_size), ("val_size", val_size)):
-        if not 0.0 < value < 1.0:
-            raise ToolkitError(f"split {name} must be between 0 and 1 (exclusive); got {value}.")
+    SplitConfig(strategy, test_size, val_size)  # checks each value against its declaration
     if strategy == "leakage-free":
         parts = _leakage_free(data, test_size, val_size, seed)
     elif strategy == "stratified":

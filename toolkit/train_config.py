@@ -2,142 +2,97 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 from toolkit import limits
-from toolkit.errors import ToolkitError
-from toolkit.params import Param, Section, resolve
-
-TRAIN_PARAMS: tuple[Param, ...] = (
-    Param(
-        "epochs", int, 8,
-        f"Passes over the training data (one epoch = as many names as it holds); at most "
-        f"{limits.MAX_EPOCHS:,}.",
-    ),
-    Param(
-        "examples", int, 0,
-        "Train on this many names in total instead (the tutorial: 100000); 0 counts epochs; at "
-        f"most {limits.MAX_EXAMPLES:,}.",
-    ),
-    Param(
-        "batch_size", int, 32,
-        f"Names per mini-batch (1 is the tutorial's one name at a time); at most {limits.MAX_BATCH_SIZE}.",
-    ),
-    Param(
-        "optimizer", str, "adam",
-        "Optimiser (adamw: Adam with decoupled weight decay). Embeddings a model marks sparse "
-        "always get SparseAdam.",
-        choices=("adam", "adamw", "sgd"),
-    ),
-    Param("lr", float, 0.005, "Learning rate (the tutorial's SGD uses 0.005)."),
-    Param("weight_decay", float, 0.0, "L2 penalty on the weights."),
-    Param(
-        "schedule", str, "cosine",
-        "Learning-rate schedule: constant, or cosine decay to zero over the whole run.",
-        choices=("constant", "cosine"),
-    ),
-    Param(
-        "sampling", str, "shuffle",
-        "shuffle: every name once per epoch; balanced: the tutorial's random class, then random name.",
-        choices=("shuffle", "balanced"),
-    ),
-    Param("bucket", bool, True, "Batch names of similar length together (less padding, faster)."),
-    Param("label_smoothing", float, 0.0, "Share of the target spread over the other classes (0 to <1)."),
-    Param("clip", float, 1.0, "Clip the gradient norm to this value; 0 turns clipping off."),
-    Param(
-        "class_weights", float, 0.0,
-        "Weight the loss by inverse class frequency to this power: 0 off, 1 every class counts "
-        "the same in total, 0.5 in between (helps rare classes and macro-F1).",
-    ),
-    Param(
-        "logit_adjust", float, 0.0,
-        "Train on logits plus this times the log class prior (logit-adjusted loss); predictions "
-        "then lean towards rare classes: 0 off, 1 the balanced-error optimum.",
-    ),
-    Param(
-        "select", str, "loss",
-        "Which validation epoch is best (kept, and counted by patience): lowest loss or highest accuracy.",
-        choices=("loss", "accuracy"),
-    ),
-    Param(
-        "patience", int, 0,
-        "Stop after this many epochs without a better validation epoch (see select); 0 never "
-        "stops early. The weights of the best validation epoch are kept either way.",
-    ),
-    Param(
-        "threads", int, 0,
-        "CPU threads for torch; 0 chooses one, which never collapses on a busy machine "
-        "(2 is about 1.3x faster on a quiet one); at most the CPU count.",
-    ),
-    Param(
-        "max_length", int, limits.MAX_TEXT_LENGTH,
-        "Longest text in characters: longer ones are cut to this at training and prediction "
-        f"(the cuts are counted in the run's report); at most {limits.MAX_TEXT_LENGTH_LIMIT:,}.",
-    ),
-)
+from toolkit.params import Config, Param, Section, Space, param_field, params_of, resolve
 
 
 @dataclass(frozen=True)
-class TrainConfig:
-    """The checked trainer parameters (see TRAIN_PARAMS for their meaning)."""
+class TrainConfig(Config):
+    """The trainer's parameters (`train.*`): each declared once, here."""
 
-    epochs: int = 8
-    examples: int = 0
-    batch_size: int = 32
-    optimizer: str = "adam"
-    lr: float = 0.005
-    weight_decay: float = 0.0
-    schedule: str = "cosine"
-    sampling: str = "shuffle"
-    bucket: bool = True
-    label_smoothing: float = 0.0
-    clip: float = 1.0
-    class_weights: float = 0.0
-    logit_adjust: float = 0.0
-    select: str = "loss"
-    patience: int = 0
-    threads: int = 0
-    max_length: int = limits.MAX_TEXT_LENGTH
+    owner = "the trainer"
+
+    epochs: int = param_field(
+        8, "Passes over the training data (one epoch = as many names as it holds).",
+        min=1, max=limits.MAX_EPOCHS, search=Space.range(4, 30),
+    )
+    examples: int = param_field(
+        0, "Train on this many names in total instead (the tutorial: 100000); 0 counts epochs.",
+        min=0, max=limits.MAX_EXAMPLES,
+    )
+    batch_size: int = param_field(
+        32, "Names per mini-batch (1 is the tutorial's one name at a time).",
+        min=1, max=limits.MAX_BATCH_SIZE, search=Space.choice(16, 32, 64, 128, 256),
+    )
+    optimizer: str = param_field(
+        "adam", "Optimiser (adamw: Adam with decoupled weight decay). Embeddings a model marks "
+        "sparse always get SparseAdam.",
+        choices=("adam", "adamw", "sgd"),
+    )
+    lr: float = param_field(
+        0.005, "Learning rate (the tutorial's SGD uses 0.005).",
+        above=0, search=Space.range(1e-4, 0.05, log=True),
+    )
+    weight_decay: float = param_field(
+        0.0, "L2 penalty on the weights.", min=0, search=Space.choice(0.0, 1e-5, 1e-4, 1e-3),
+    )
+    schedule: str = param_field(
+        "cosine", "Learning-rate schedule: constant, or cosine decay to zero over the whole run.",
+        choices=("constant", "cosine"),
+    )
+    sampling: str = param_field(
+        "shuffle",
+        "shuffle: every name once per epoch; balanced: the tutorial's random class, then random name.",
+        choices=("shuffle", "balanced"),
+    )
+    bucket: bool = param_field(True, "Batch names of similar length together (less padding, faster).")
+    label_smoothing: float = param_field(
+        0.0, "Share of the target spread over the other classes.",
+        min=0, below=1, search=Space.range(0.0, 0.2),
+    )
+    clip: float = param_field(1.0, "Clip the gradient norm to this value; 0 turns clipping off.", min=0)
+    class_weights: float = param_field(
+        0.0, "Weight the loss by inverse class frequency to this power: 0 off, 1 every class "
+        "counts the same in total, 0.5 in between (helps rare classes and macro-F1).",
+        min=0, search=Space.range(0.0, 1.0),
+    )
+    logit_adjust: float = param_field(
+        0.0, "Train on logits plus this times the log class prior (logit-adjusted loss); "
+        "predictions then lean towards rare classes: 0 off, 1 the balanced-error optimum.",
+        min=0,
+    )
+    select: str = param_field(
+        "loss",
+        "Which validation epoch is best (kept, and counted by patience): lowest loss or highest accuracy.",
+        choices=("loss", "accuracy"),
+    )
+    patience: int = param_field(
+        0, "Stop after this many epochs without a better validation epoch (see select); 0 never "
+        "stops early. The weights of the best validation epoch are kept either way.",
+        min=0, max=limits.MAX_EPOCHS,
+    )
+    threads: int = param_field(
+        0, "CPU threads for torch; 0 chooses one, which never collapses on a busy machine "
+        "(2 is about 1.3x faster on a quiet one); at most the CPUs this machine gives the process.",
+        min=0, max=limits.cpu_count(),
+    )
+    max_length: int = param_field(
+        limits.MAX_TEXT_LENGTH,
+        "Longest text in characters: longer ones are cut to this at training and prediction "
+        "(the cuts are counted in the run's report).",
+        min=1, max=limits.MAX_TEXT_LENGTH_LIMIT,
+    )
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any] | TrainConfig | None = None) -> TrainConfig:
         """Build from `{name: value}` (strings allowed), checking every value."""
         if isinstance(params, TrainConfig):
             return params
-        values = resolve([Section("train", "the trainer", TRAIN_PARAMS)], dict(params or {}))["train"]
-        config = cls(**values)
-        config._check()
-        return config
+        return cls(**resolve([Section("train", "the trainer", TRAIN_PARAMS)], dict(params or {}))["train"])
 
-    def _check(self) -> None:
-        at_least = {"epochs": 1, "batch_size": 1, "examples": 0, "patience": 0, "threads": 0,
-                    "max_length": 1}
-        for name, low in at_least.items():
-            if getattr(self, name) < low:
-                raise ToolkitError(f"train.{name} must be at least {low}; got {getattr(self, name)}.")
-        at_most = {
-            "epochs": (limits.MAX_EPOCHS, ""), "examples": (limits.MAX_EXAMPLES, ""),
-            "batch_size": (limits.MAX_BATCH_SIZE, ""),
-            "threads": (limits.cpu_count(), " (the CPUs this machine gives the process)"),
-            "max_length": (limits.MAX_TEXT_LENGTH_LIMIT, ""),
-        }
-        for name, (high, why) in at_most.items():
-            if getattr(self, name) > high:
-                raise ToolkitError(
-                    f"train.{name} must be at most {high:,}{why}; got {getattr(self, name):,}."
-                )
-        if not 0.0 <= self.label_smoothing < 1.0:
-            raise ToolkitError(
-                f"train.label_smoothing must be at least 0 and below 1; got {self.label_smoothing}."
-            )
-        for name in ("lr", "weight_decay", "clip", "class_weights", "logit_adjust"):
-            value = getattr(self, name)
-            if not math.isfinite(value) or value < 0 or (name == "lr" and value == 0):
-                kind = "positive" if name == "lr" else "zero or positive"
-                raise ToolkitError(f"train.{name} must be a {kind} number; got {value}.")
 
-    def as_dict(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+TRAIN_PARAMS: tuple[Param, ...] = params_of(TrainConfig)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from toolkit.errors import ToolkitError
-from toolkit.params import Param
+from toolkit.params import Config, Param, params_of
 
 if TYPE_CHECKING:
     import torch
@@ -113,6 +113,9 @@ class DatasetSpec:
 
     `download(**params)`, when given, fetches the data ahead of time and returns where it is;
     `location(**params)` says where the data is (or would be) cached.
+    `config`, instead of `params`, is a `toolkit.Config` dataclass declaring the parameters
+    (`params` is then derived from it, and `plan_run` builds it before any data is read, so
+    its rules across parameters are checked early too).
     """
 
     name: str
@@ -121,17 +124,30 @@ class DatasetSpec:
     params: tuple[Param, ...] = ()
     download: Callable[..., Any] | None = None
     location: Callable[..., Any] | None = None
+    config: type[Config] | None = None
+
+    def __post_init__(self) -> None:
+        _derive_params(self)
 
 
 @dataclass(frozen=True)
 class EncoderSpec:
-    """An encoder a plugin provides. `factory(**params)` returns an `Encoder`."""
+    """An encoder a plugin provides. `factory(**params)` returns an `Encoder`.
+
+    `config`, instead of `params`, is a `toolkit.Config` dataclass declaring the parameters
+    (`params` is then derived from it, and `plan_run` builds it before any data is read, so
+    its rules across parameters are checked early too).
+    """
 
     name: str
     help: str
     factory: Callable[..., Encoder]
     params: tuple[Param, ...] = ()
     produces: str = CHAR_INDICES
+    config: type[Config] | None = None
+
+    def __post_init__(self) -> None:
+        _derive_params(self)
 
 
 @dataclass(frozen=True)
@@ -142,6 +158,9 @@ class ModelSpec:
     `forward(indices, lengths)` returns logits of shape (batch, num_classes).
     `train_defaults` are the model's own defaults for trainer parameters (`train.*` names
     without the group, e.g. `{"lr": 0.1}`); a value given for the run still wins.
+    `config`, instead of `params`, is a `toolkit.Config` dataclass declaring the parameters
+    (`params` is then derived from it, and `plan_run` builds it before any data is read, so
+    its rules across parameters are checked early too).
     """
 
     name: str
@@ -150,6 +169,17 @@ class ModelSpec:
     params: tuple[Param, ...] = ()
     consumes: tuple[str, ...] = (CHAR_INDICES,)
     train_defaults: Mapping[str, Any] = field(default_factory=dict)
+    config: type[Config] | None = None
+
+    def __post_init__(self) -> None:
+        _derive_params(self)
 
 
 Spec = DatasetSpec | EncoderSpec | ModelSpec
+
+
+def _derive_params(spec: Spec) -> None:
+    """Fill `params` from `config`; a wrong `config` is left for the contract check to name."""
+    config = spec.config
+    if config is not None and not spec.params and isinstance(config, type) and issubclass(config, Config):
+        object.__setattr__(spec, "params", params_of(config))

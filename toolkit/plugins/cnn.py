@@ -6,15 +6,55 @@ only when a model is built, so the command line starts fast.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import toolkit
+
+#: Widest convolution `kernels` may list, in characters.
+MAX_KERNEL = 32
+
+
+@dataclass(frozen=True)
+class CNNConfig(toolkit.Config):
+    """`cnn`'s parameters."""
+
+    owner = "model 'cnn'"
+    embedding_dim: int = toolkit.param_field(
+        64, "Size of each character's learned embedding.", min=1, max=toolkit.MAX_MODEL_WIDTH,
+        search=toolkit.Space.choice(32, 64, 128),
+    )
+    filters: int = toolkit.param_field(
+        128, "Filters per kernel width.", min=1, max=toolkit.MAX_MODEL_WIDTH,
+        search=toolkit.Space.choice(64, 128, 256),
+    )
+    kernels: str = toolkit.param_field(
+        "2,3,4,5", f"Kernel widths, comma-separated (each 1 to {MAX_KERNEL}).",
+        search=toolkit.Space.choice("2,3,4", "2,3,4,5", "1,2,3,4,5,6"),
+    )
+    dropout: float = toolkit.param_field(
+        0.3, "Dropout before the classifier.", min=0, below=1, search=toolkit.Space.range(0.0, 0.5),
+    )
+
+    def widths(self) -> list[int]:
+        """The kernel widths as numbers ([] when `kernels` is malformed)."""
+        try:
+            return [int(part) for part in self.kernels.split(",") if part.strip()]
+        except ValueError:
+            return []
+
+    def check(self) -> str | None:
+        widths = self.widths()
+        if not widths or any(not 1 <= w <= MAX_KERNEL for w in widths):
+            return (f"needs kernels as comma-separated widths from 1 to {MAX_KERNEL} (e.g. 2,3,4,5); "
+                    f"got {self.kernels!r}")
+        return None
 
 
 def build_cnn(vocab_size: int, num_classes: int, **params: Any) -> Any:
     from toolkit.plugins.cnn_model import CharCNN
 
-    return CharCNN(vocab_size, num_classes, **params)
+    return CharCNN(vocab_size, num_classes, CNNConfig(**params))
 
 
 @toolkit.hookimpl
@@ -24,12 +64,7 @@ def register_models(register) -> None:
             name="cnn",
             help="Character CNN: convolutions of several widths, max over time.",
             factory=build_cnn,
-            params=(
-                toolkit.Param("embedding_dim", int, 64, "Size of each character's learned embedding."),
-                toolkit.Param("filters", int, 128, "Filters per kernel width."),
-                toolkit.Param("kernels", str, "2,3,4,5", "Kernel widths, comma-separated."),
-                toolkit.Param("dropout", float, 0.3, "Dropout before the classifier."),
-            ),
+            config=CNNConfig,
             train_defaults={
                 "epochs": 10, "lr": 0.002, "optimizer": "adamw", "weight_decay": 0.0001,
                 "label_smoothing": 0.1, "select": "accuracy", "patience": 3,

@@ -14,6 +14,7 @@ from torch import nn
 from torch.nn import functional as F
 
 import toolkit
+from toolkit.plugins.cnn import CNNConfig
 
 
 class CharCNN(nn.Module):
@@ -23,16 +24,19 @@ class CharCNN(nn.Module):
         self,
         vocab_size: int,
         num_classes: int,
-        embedding_dim: int = 64,
-        filters: int = 128,
-        kernels: str = "2,3,4,5",
-        dropout: float = 0.3,
+        config: CNNConfig | None = None,
     ) -> None:
         super().__init__()
-        widths = _check(vocab_size, num_classes, embedding_dim, filters, kernels, dropout)
-        self.embedding = nn.Embedding(vocab_size, embedding_dim, padding_idx=toolkit.PAD)
-        self.convs = nn.ModuleList(nn.Conv1d(embedding_dim, filters, w, padding=w - 1) for w in widths)
-        self.dropout = nn.Dropout(dropout)
+        config = config or CNNConfig()
+        if vocab_size < 2 or num_classes < 2:
+            raise toolkit.ToolkitError(
+                "model 'cnn' needs a vocabulary and at least two classes; "
+                f"got vocab_size={vocab_size}, num_classes={num_classes}."
+            )
+        widths, width, filters = config.widths(), config.embedding_dim, config.filters
+        self.embedding = nn.Embedding(vocab_size, width, padding_idx=toolkit.PAD)
+        self.convs = nn.ModuleList(nn.Conv1d(width, filters, w, padding=w - 1) for w in widths)
+        self.dropout = nn.Dropout(config.dropout)
         self.classifier = nn.Linear(filters * len(widths), num_classes)
 
     def forward(self, indices: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
@@ -44,28 +48,3 @@ class CharCNN(nn.Module):
             real = torch.arange(out.shape[2], device=out.device) < windows.unsqueeze(1)
             pooled.append(out.masked_fill(~real.unsqueeze(1), float("-inf")).max(dim=2).values)
         return self.classifier(self.dropout(torch.cat(pooled, dim=1)))
-
-
-def _check(
-    vocab_size: int, num_classes: int, embedding_dim: int, filters: int, kernels: str, dropout: float
-) -> list[int]:
-    try:
-        widths = [int(part) for part in kernels.split(",") if part.strip()]
-    except ValueError:
-        widths = []
-    if not widths or any(not 1 <= w <= 32 for w in widths):
-        raise toolkit.ToolkitError(
-            "model 'cnn' needs kernels as comma-separated widths from 1 to 32 (e.g. 2,3,4,5); "
-            f"got {kernels!r}."
-        )
-    for name, value in (("embedding_dim", embedding_dim), ("filters", filters)):
-        if value < 1:
-            raise toolkit.ToolkitError(f"model 'cnn' needs {name} >= 1; got {value}.")
-    if not 0.0 <= dropout < 1.0:
-        raise toolkit.ToolkitError(f"model 'cnn' needs 0 <= dropout < 1; got {dropout}.")
-    if vocab_size < 2 or num_classes < 2:
-        raise toolkit.ToolkitError(
-            "model 'cnn' needs a vocabulary and at least two classes; "
-            f"got vocab_size={vocab_size}, num_classes={num_classes}."
-        )
-    return widths

@@ -6,6 +6,7 @@ torch) only when a model is built, so the command line starts fast.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import toolkit
@@ -14,10 +15,43 @@ COMBINE = ("probability", "log-probability")
 TRAINING = ("separate", "joint")
 
 
+#: Most member models in one ensemble.
+MAX_MEMBERS = 8
+
+
+@dataclass(frozen=True)
+class EnsembleConfig(toolkit.Config):
+    """`ensemble`'s parameters."""
+
+    owner = "model 'ensemble'"
+    members: str = toolkit.param_field(
+        "ngram,cnn", "Member models, comma-separated.",
+        search=toolkit.Space.choice("ngram,cnn", "ngram,lstm", "ngram,cnn,lstm"),
+    )
+    combine: str = toolkit.param_field(
+        "probability", "Average the members' probabilities or their log-probabilities.",
+        choices=COMBINE, search=toolkit.Space.choice(),
+    )
+    training: str = toolkit.param_field(
+        "separate", "Train each member on its own, with its own trainer defaults and early "
+        "stopping, or all at once.", choices=TRAINING,
+    )
+
+    def member_names(self) -> list[str]:
+        return [name.strip() for name in self.members.split(",") if name.strip()]
+
+    def check(self) -> str | None:
+        names = self.member_names()
+        if not 1 <= len(names) <= MAX_MEMBERS or "ensemble" in names:
+            return (f"needs 1 to {MAX_MEMBERS} comma-separated member models other than 'ensemble' "
+                    f"(e.g. ngram,cnn,lstm); got {self.members!r}")
+        return None
+
+
 def build_ensemble(vocab_size: int, num_classes: int, **params: Any) -> Any:
     from toolkit.plugins.ensemble_model import Ensemble
 
-    return Ensemble(vocab_size, num_classes, **params)
+    return Ensemble(vocab_size, num_classes, EnsembleConfig(**params))
 
 
 @toolkit.hookimpl
@@ -27,12 +61,6 @@ def register_models(register) -> None:
             name="ensemble",
             help="Several models on the same characters, trained separately, probabilities averaged.",
             factory=build_ensemble,
-            params=(
-                toolkit.Param("members", str, "ngram,cnn", "Member models, comma-separated."),
-                toolkit.Param("combine", str, "probability", "Average the members' probabilities "
-                              "or their log-probabilities.", choices=COMBINE),
-                toolkit.Param("training", str, "separate", "Train each member on its own, with its "
-                              "own trainer defaults and early stopping, or all at once.", choices=TRAINING),
-            ),
+            config=EnsembleConfig,
         )
     )

@@ -21,8 +21,7 @@ import torch
 from torch import nn
 
 import toolkit
-
-MAX_MEMBERS = 8
+from toolkit.plugins.ensemble import EnsembleConfig
 
 
 class Ensemble(nn.Module):
@@ -32,17 +31,11 @@ class Ensemble(nn.Module):
         self,
         vocab_size: int,
         num_classes: int,
-        members: str = "ngram,cnn",
-        combine: str = "probability",
-        training: str = "separate",
+        config: EnsembleConfig | None = None,
     ) -> None:
         super().__init__()
-        names = [name.strip() for name in members.split(",") if name.strip()]
-        if not 1 <= len(names) <= MAX_MEMBERS or "ensemble" in names:
-            raise toolkit.ToolkitError(
-                f"model 'ensemble' needs 1 to {MAX_MEMBERS} comma-separated member models other than "
-                f"'ensemble' (e.g. ngram,cnn,lstm); got {members!r}."
-            )
+        config = config or EnsembleConfig()
+        names, combine, training = config.member_names(), config.combine, config.training
         registry = toolkit.load_registry()
         self.names = names
         self.combine = combine

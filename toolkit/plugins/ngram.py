@@ -6,15 +6,55 @@ torch) only when a model is built, so the command line starts fast.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import toolkit
+
+#: Longest n-gram, in characters.
+MAX_N = 8
+#: Most rows of the hashed n-gram table.
+MAX_BUCKETS = 2**24
+
+
+@dataclass(frozen=True)
+class NgramConfig(toolkit.Config):
+    """`ngram`'s parameters."""
+
+    owner = "model 'ngram'"
+    min_n: int = toolkit.param_field(
+        1, "Shortest n-gram, in characters (markers count).", min=1, max=MAX_N,
+        search=toolkit.Space.range(1, 2),
+    )
+    max_n: int = toolkit.param_field(
+        4, "Longest n-gram, in characters (markers count).", min=1, max=MAX_N,
+        search=toolkit.Space.range(3, 6),
+    )
+    buckets: int = toolkit.param_field(
+        2**18, "Rows of the hashed n-gram table.", min=2, max=MAX_BUCKETS,
+        search=toolkit.Space.choice(2**16, 2**18, 2**20),
+    )
+    dim: int = toolkit.param_field(
+        0, "Embedding size; 0 makes the rows the class scores (linear).", min=0,
+        max=toolkit.MAX_MODEL_WIDTH,
+    )
+    hidden: int = toolkit.param_field(
+        0, "Units of a hidden ReLU layer after the mean (needs dim).", min=0, max=toolkit.MAX_MODEL_WIDTH,
+    )
+    dropout: float = toolkit.param_field(0.0, "Dropout on the mean embedding (needs dim).", min=0, below=1)
+
+    def check(self) -> str | None:
+        if self.min_n > self.max_n:
+            return f"needs min_n <= max_n; got min_n={self.min_n}, max_n={self.max_n}"
+        if self.hidden and not self.dim:
+            return f"needs dim for a hidden layer; got dim=0, hidden={self.hidden}"
+        return None
 
 
 def build_ngram(vocab_size: int, num_classes: int, **params: Any) -> Any:
     from toolkit.plugins.ngram_model import NgramModel
 
-    return NgramModel(vocab_size, num_classes, **params)
+    return NgramModel(vocab_size, num_classes, NgramConfig(**params))
 
 
 @toolkit.hookimpl
@@ -24,14 +64,7 @@ def register_models(register) -> None:
             name="ngram",
             help="Hashed character n-grams with word-boundary markers, averaged (fastText-style).",
             factory=build_ngram,
-            params=(
-                toolkit.Param("min_n", int, 1, "Shortest n-gram, in characters (markers count)."),
-                toolkit.Param("max_n", int, 4, "Longest n-gram, in characters (markers count)."),
-                toolkit.Param("buckets", int, 2**18, "Rows of the hashed n-gram table."),
-                toolkit.Param("dim", int, 0, "Embedding size; 0 makes the rows the class scores (linear)."),
-                toolkit.Param("hidden", int, 0, "Units of a hidden ReLU layer after the mean (needs dim)."),
-                toolkit.Param("dropout", float, 0.0, "Dropout on the mean embedding (needs dim)."),
-            ),
+            config=NgramConfig,
             train_defaults={
                 "epochs": 10, "batch_size": 256, "lr": 0.3, "label_smoothing": 0.1,
                 "select": "accuracy", "patience": 3,

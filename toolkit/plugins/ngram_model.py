@@ -19,13 +19,13 @@ import torch
 from torch import nn
 
 import toolkit
+from toolkit.plugins.ngram import NgramConfig
 
 #: Polynomial rolling hash modulo the Mersenne prime 2^31 - 1: every intermediate value
 #: stays below 2^62, so the int64 arithmetic never overflows and the hash is the same on
 #: every machine (Python's hash() is salted per process).
 HASH_MODULUS = 2**31 - 1
 HASH_BASE = 1_000_003
-MAX_BUCKETS = 2**24
 
 
 class NgramModel(nn.Module):
@@ -35,16 +35,18 @@ class NgramModel(nn.Module):
         self,
         vocab_size: int,
         num_classes: int,
-        min_n: int = 1,
-        max_n: int = 4,
-        buckets: int = 2**18,
-        dim: int = 0,
-        hidden: int = 0,
-        dropout: float = 0.0,
+        config: NgramConfig | None = None,
     ) -> None:
         super().__init__()
-        _check(vocab_size, num_classes, min_n, max_n, buckets, dim, hidden, dropout)
-        self.vocab_size, self.min_n, self.max_n, self.buckets = vocab_size, min_n, max_n, buckets
+        config = config or NgramConfig()
+        if vocab_size < 2 or num_classes < 2:
+            raise toolkit.ToolkitError(
+                f"model 'ngram' needs a vocabulary and two classes; got vocab_size={vocab_size}, "
+                f"classes={num_classes}."
+            )
+        buckets, dim, hidden, dropout = config.buckets, config.dim, config.hidden, config.dropout
+        self.vocab_size, self.buckets = vocab_size, buckets
+        self.min_n, self.max_n = config.min_n, config.max_n
         width = dim or num_classes
         self.bag = nn.EmbeddingBag(buckets, width, mode="mean", sparse=True, padding_idx=toolkit.PAD)
         nn.init.zeros_(self.bag.weight) if dim == 0 else nn.init.uniform_(self.bag.weight, -1 / dim, 1 / dim)
@@ -84,22 +86,3 @@ class NgramModel(nn.Module):
         if self.bias is not None:
             return features + self.bias
         return self.head(features)
-
-
-def _check(
-    vocab_size: int, num_classes: int, min_n: int, max_n: int, buckets: int, dim: int, hidden: int,
-    dropout: float,
-) -> None:
-    problems = []
-    if not 1 <= min_n <= max_n <= 8:
-        problems.append(f"1 <= min_n <= max_n <= 8 (got min_n={min_n}, max_n={max_n})")
-    if not 2 <= buckets <= MAX_BUCKETS:
-        problems.append(f"2 <= buckets <= {MAX_BUCKETS:,} (got {buckets})")
-    if dim < 0 or hidden < 0 or (hidden and not dim):
-        problems.append(f"dim >= 0 and hidden >= 0, hidden only with dim (got dim={dim}, hidden={hidden})")
-    if not 0.0 <= dropout < 1.0:
-        problems.append(f"0 <= dropout < 1 (got {dropout})")
-    if vocab_size < 2 or num_classes < 2:
-        problems.append(f"a vocabulary and two classes (got vocab_size={vocab_size}, classes={num_classes})")
-    if problems:
-        raise toolkit.ToolkitError(f"model 'ngram' needs {'; '.join(problems)}.")

@@ -19,6 +19,11 @@ if TYPE_CHECKING:  # torch loads when texts are encoded, so the command line sta
 OOV = 1
 OOV_SYMBOL = "_"
 LEARN = "auto"
+ALPHABET = toolkit.Param(
+    "alphabet", str, toolkit.TUTORIAL_ALPHABET,
+    f"Characters to keep; others go to the '_' bucket. '{LEARN}' learns the alphabet from the "
+    "training texts.",
+)
 
 
 class OneHotEncoder:
@@ -26,7 +31,7 @@ class OneHotEncoder:
 
     produces = toolkit.CHAR_INDICES
 
-    def __init__(self, alphabet: str = toolkit.TUTORIAL_ALPHABET) -> None:
+    def __init__(self, alphabet: str = ALPHABET.default) -> None:
         if not alphabet:
             raise toolkit.ToolkitError(
                 "encoder 'onehot' got an empty alphabet; give the characters to keep "
@@ -118,12 +123,6 @@ def register_encoders(register) -> None:
             name="onehot",
             help="Characters as indices into an alphabet (one-hot for models that want it).",
             factory=OneHotEncoder,
-            params=(
-                toolkit.Param(
-                    "alphabet", str, toolkit.TUTORIAL_ALPHABET,
-                    "Characters to keep; others go to the '_' bucket. "
-                    f"'{LEARN}' learns the alphabet from the training texts.",
-                ),
-            ),
+            params=(ALPHABET,),
         )
     )

@@ -6,25 +6,44 @@ that one (and torch) only when a model is built, so the command line starts fast
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import toolkit
 
-HIDDEN_SIZE = toolkit.Param(
-    "hidden_size", int, 128, f"Units in the hidden state (at most {toolkit.MAX_MODEL_WIDTH})."
-)
+
+@dataclass(frozen=True)
+class ScratchGRUConfig(toolkit.Config):
+    """`scratch-gru`'s parameters; `scratch-rnn` adds its nonlinearity."""
+
+    owner = "model 'scratch-gru'"
+    hidden_size: int = toolkit.param_field(
+        128, "Units in the hidden state.", min=1, max=toolkit.MAX_MODEL_WIDTH,
+        search=toolkit.Space.choice(64, 128, 256),
+    )
+
+
+@dataclass(frozen=True)
+class ScratchRNNConfig(ScratchGRUConfig):
+    """`scratch-rnn`'s parameters."""
+
+    owner = "model 'scratch-rnn'"
+    nonlinearity: str = toolkit.param_field(
+        "tanh", "Applied to the new hidden state (the tutorial uses none).",
+        choices=("none", "tanh", "sigmoid"), search=toolkit.Space.choice(),
+    )
 
 
 def build_scratch_rnn(vocab_size: int, num_classes: int, **params: Any) -> Any:
     from toolkit.plugins.scratch_model import ScratchRNN
 
-    return ScratchRNN(vocab_size, num_classes, **params)
+    return ScratchRNN(vocab_size, num_classes, ScratchRNNConfig(**params))
 
 
 def build_scratch_gru(vocab_size: int, num_classes: int, **params: Any) -> Any:
     from toolkit.plugins.scratch_model import ScratchGRU
 
-    return ScratchGRU(vocab_size, num_classes, **params)
+    return ScratchGRU(vocab_size, num_classes, ScratchGRUConfig(**params))
 
 
 @toolkit.hookimpl
@@ -34,14 +53,7 @@ def register_models(register) -> None:
             name="scratch-rnn",
             help="The tutorial's RNN cell (i2h, i2o on input+hidden), batched with a padding mask.",
             factory=build_scratch_rnn,
-            params=(
-                HIDDEN_SIZE,
-                toolkit.Param(
-                    "nonlinearity", str, "tanh",
-                    "Applied to the new hidden state (the tutorial uses none).",
-                    choices=("none", "tanh", "sigmoid"),
-                ),
-            ),
+            config=ScratchRNNConfig,
             # chosen by validation accuracy (docs/benchmarks.md): +0.9 points median test accuracy
             train_defaults={"epochs": 12, "label_smoothing": 0.1, "select": "accuracy"},
         )
@@ -51,6 +63,6 @@ def register_models(register) -> None:
             name="scratch-gru",
             help="A GRU cell built from Linear layers (update gate, reset gate, candidate).",
             factory=build_scratch_gru,
-            params=(HIDDEN_SIZE,),
+            config=ScratchGRUConfig,
         )
     )

@@ -17,6 +17,7 @@ from torch import nn
 from torch.nn import functional as F
 
 import toolkit
+from toolkit.plugins.scratch import ScratchGRUConfig, ScratchRNNConfig
 
 #: The `nonlinearity` choices of scratch-rnn.
 NONLINEARITIES = {"none": nn.Identity, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid}
@@ -26,15 +27,17 @@ class ScratchRNN(nn.Module):
     """The tutorial's RNN cell, batched: i2h and i2o on concat(one-hot character, hidden)."""
 
     def __init__(
-        self, vocab_size: int, num_classes: int, hidden_size: int = 128, nonlinearity: str = "tanh"
+        self, vocab_size: int, num_classes: int, config: ScratchRNNConfig | None = None
     ) -> None:
         super().__init__()
-        _check_sizes("scratch-rnn", vocab_size, num_classes, hidden_size)
+        config = config or ScratchRNNConfig()
+        _check_sizes("scratch-rnn", vocab_size, num_classes)
+        hidden_size = config.hidden_size
         self.vocab_size = vocab_size
         self.hidden_size = hidden_size
         self.i2h = nn.Linear(vocab_size + hidden_size, hidden_size)
         self.i2o = nn.Linear(vocab_size + hidden_size, num_classes)
-        self.activation = NONLINEARITIES[nonlinearity]()
+        self.activation = NONLINEARITIES[config.nonlinearity]()
 
     def forward(self, indices: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         batch, steps = indices.shape
@@ -54,9 +57,11 @@ class ScratchRNN(nn.Module):
 class ScratchGRU(nn.Module):
     """A gated recurrent unit from Linear layers: update gate, reset gate, candidate state."""
 
-    def __init__(self, vocab_size: int, num_classes: int, hidden_size: int = 128) -> None:
+    def __init__(self, vocab_size: int, num_classes: int, config: ScratchGRUConfig | None = None) -> None:
         super().__init__()
-        _check_sizes("scratch-gru", vocab_size, num_classes, hidden_size)
+        config = config or ScratchGRUConfig()
+        _check_sizes("scratch-gru", vocab_size, num_classes)
+        hidden_size = config.hidden_size
         self.vocab_size = vocab_size
         self.hidden_size = hidden_size
         self.update_gate = nn.Linear(vocab_size + hidden_size, hidden_size)
@@ -79,11 +84,7 @@ class ScratchGRU(nn.Module):
         return self.h2o(hidden)
 
 
-def _check_sizes(model: str, vocab_size: int, num_classes: int, hidden_size: int) -> None:
-    if not 1 <= hidden_size <= toolkit.MAX_MODEL_WIDTH:
-        raise toolkit.ToolkitError(
-            f"model '{model}' needs 1 <= hidden_size <= {toolkit.MAX_MODEL_WIDTH}; got {hidden_size}."
-        )
+def _check_sizes(model: str, vocab_size: int, num_classes: int) -> None:
     if vocab_size < 2 or num_classes < 2:
         raise toolkit.ToolkitError(
             f"model '{model}' needs a vocabulary and at least two classes; "

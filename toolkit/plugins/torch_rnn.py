@@ -6,6 +6,7 @@ torch) only when a model is built, so the command line starts fast.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import toolkit
@@ -17,37 +18,43 @@ HELPS = {
 }
 
 
+@dataclass(frozen=True)
+class TorchRNNConfig(toolkit.Config):
+    """The parameters of `gru`, `lstm` and `rnn`."""
+
+    owner = "model 'gru', 'lstm' or 'rnn'"
+    embedding_dim: int = toolkit.param_field(
+        64, "Size of each character's learned embedding.", min=1, max=toolkit.MAX_MODEL_WIDTH,
+        search=toolkit.Space.choice(32, 64, 128),
+    )
+    hidden_size: int = toolkit.param_field(
+        128, "Hidden units per direction.", min=1, max=toolkit.MAX_MODEL_WIDTH,
+        search=toolkit.Space.choice(64, 128, 256),
+    )
+    num_layers: int = toolkit.param_field(
+        1, "Stacked recurrent layers.", min=1, max=toolkit.MAX_MODEL_LAYERS, search=toolkit.Space.range(1, 2),
+    )
+    bidirectional: bool = toolkit.param_field(True, "Read names in both directions.")
+    dropout: float = toolkit.param_field(
+        0.0, "Dropout between layers and before the classifier.", min=0, below=1,
+        search=toolkit.Space.range(0.0, 0.5),
+    )
+    pooling: str = toolkit.param_field(
+        "last", "Features for the classifier: the final hidden state, or that plus the max over positions.",
+        choices=("last", "last+max"), search=toolkit.Space.choice(),
+    )
+
+
 def _factory(cell: str):
     def build(vocab_size: int, num_classes: int, **params: Any) -> Any:
         from toolkit.plugins.torch_rnn_model import TorchRNN
 
-        return TorchRNN(vocab_size, num_classes, cell=cell, **params)
+        return TorchRNN(vocab_size, num_classes, cell, TorchRNNConfig(**params))
 
     return build
-
-
-def _params() -> tuple[toolkit.Param, ...]:
-    return (
-        toolkit.Param(
-            "embedding_dim", int, 64,
-            f"Size of each character's learned embedding (at most {toolkit.MAX_MODEL_WIDTH}).",
-        ),
-        toolkit.Param(
-            "hidden_size", int, 128, f"Hidden units per direction (at most {toolkit.MAX_MODEL_WIDTH}).",
-        ),
-        toolkit.Param(
-            "num_layers", int, 1, f"Stacked recurrent layers (at most {toolkit.MAX_MODEL_LAYERS}).",
-        ),
-        toolkit.Param("bidirectional", bool, True, "Read names in both directions."),
-        toolkit.Param("dropout", float, 0.0, "Dropout between layers and before the classifier."),
-        toolkit.Param(
-            "pooling", str, "last", "Features for the classifier: the final hidden state, "
-            "or that plus the max over positions.", choices=("last", "last+max"),
-        ),
-    )
 
 
 @toolkit.hookimpl
 def register_models(register) -> None:
     for cell, help_text in HELPS.items():
-        register(toolkit.ModelSpec(name=cell, help=help_text, factory=_factory(cell), params=_params()))
+        register(toolkit.ModelSpec(name=cell, help=help_text, factory=_factory(cell), config=TorchRNNConfig))

@@ -12,6 +12,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 import toolkit
+from toolkit.plugins.torch_rnn import TorchRNNConfig
 
 LAYERS = {"gru": nn.GRU, "lstm": nn.LSTM, "rnn": nn.RNN}
 
@@ -24,24 +25,20 @@ class TorchRNN(nn.Module):
         vocab_size: int,
         num_classes: int,
         cell: str = "gru",
-        embedding_dim: int = 64,
-        hidden_size: int = 128,
-        num_layers: int = 1,
-        bidirectional: bool = True,
-        dropout: float = 0.0,
-        pooling: str = "last",
+        config: TorchRNNConfig | None = None,
     ) -> None:
         super().__init__()
-        _check(cell, vocab_size, num_classes, embedding_dim, hidden_size, num_layers, dropout)
-        self.pooling = pooling
-        self.embedding = nn.Embedding(vocab_size, embedding_dim, padding_idx=toolkit.PAD)
+        config = config or TorchRNNConfig()
+        _check(cell, vocab_size, num_classes)
+        self.pooling = config.pooling
+        self.embedding = nn.Embedding(vocab_size, config.embedding_dim, padding_idx=toolkit.PAD)
         self.rnn = LAYERS[cell](
-            embedding_dim, hidden_size, num_layers=num_layers, batch_first=True,
-            bidirectional=bidirectional, dropout=dropout if num_layers > 1 else 0.0,
+            config.embedding_dim, config.hidden_size, num_layers=config.num_layers, batch_first=True,
+            bidirectional=config.bidirectional, dropout=config.dropout if config.num_layers > 1 else 0.0,
         )
-        directions = 2 if bidirectional else 1
-        features = hidden_size * directions * (2 if pooling == "last+max" else 1)
-        self.dropout = nn.Dropout(dropout)
+        directions = 2 if config.bidirectional else 1
+        features = config.hidden_size * directions * (2 if config.pooling == "last+max" else 1)
+        self.dropout = nn.Dropout(config.dropout)
         self.classifier = nn.Linear(features, num_classes)
 
     def forward(self, indices: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
@@ -58,17 +55,9 @@ class TorchRNN(nn.Module):
         return self.classifier(self.dropout(features))
 
 
-def _check(
-    cell: str, vocab_size: int, num_classes: int, embedding_dim: int, hidden_size: int,
-    num_layers: int, dropout: float,
-) -> None:
-    for name, value, high in (("embedding_dim", embedding_dim, toolkit.MAX_MODEL_WIDTH),
-                              ("hidden_size", hidden_size, toolkit.MAX_MODEL_WIDTH),
-                              ("num_layers", num_layers, toolkit.MAX_MODEL_LAYERS)):
-        if not 1 <= value <= high:
-            raise toolkit.ToolkitError(f"model '{cell}' needs 1 <= {name} <= {high}; got {value}.")
-    if not 0.0 <= dropout < 1.0:
-        raise toolkit.ToolkitError(f"model '{cell}' needs 0 <= dropout < 1; got {dropout}.")
+def _check(cell: str, vocab_size: int, num_classes: int) -> None:
+    if cell not in LAYERS:
+        raise toolkit.ToolkitError(f"unknown recurrent cell '{cell}'; use one of {', '.join(LAYERS)}.")
     if vocab_size < 2 or num_classes < 2:
         raise toolkit.ToolkitError(
             f"model '{cell}' needs a vocabulary and at least two classes; "
