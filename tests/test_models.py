@@ -132,5 +132,6 @@ def test_models_are_listed_with_their_parameters(cli):
     listing = cli(["models"]).stdout
     for name in MODELS:
         assert f"{name}: " in listing
-    assert "nonlinearity (str, default 'tanh'; one of none, tanh, sigmoid)" in listing
+    assert "nonlinearity (str, default 'tanh'; one of none, tanh, sigmoid; tune tries each)" in listing
+    assert "hidden_size (int, default 128; at least 1 and at most 4,096; tune searches 64,128,256)" in listing
     assert "bidirectional (bool, default True)" in listing

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from toolkit.contracts import check_encoded, checked_dataset, checked_state
 from toolkit.errors import ToolkitError
 from toolkit.limits import MAX_SEED
-from toolkit.params import Param, Section, resolve
+from toolkit.params import Param, Section, declaration_problem, resolve
 from toolkit.registry import Registry, load_registry
 from toolkit.splits import SPLIT_PARAMS, Split
 from toolkit.train_config import TRAIN_PARAMS, TrainConfig
@@ -91,19 +91,27 @@ def plan_run(
 
 
 def train_params(model: ModelSpec) -> tuple[Param, ...]:
-    """The trainer's parameters with the model's own defaults (`ModelSpec.train_defaults`)."""
+    """The trainer's parameters with the model's own defaults (`ModelSpec.train_defaults`)
+    and search spaces (`ModelSpec.train_search`)."""
     names = {p.name for p in TRAIN_PARAMS}
-    unknown = sorted(set(model.train_defaults) - names)
+    unknown = sorted((set(model.train_defaults) | set(model.train_search)) - names)
     if unknown:
         raise ToolkitError(
-            f"model '{model.name}' sets train defaults for unknown trainer parameters: "
-            f"{', '.join(unknown)}; fix the model plugin."
+            f"model '{model.name}' sets train defaults or search spaces for unknown trainer "
+            f"parameters: {', '.join(unknown)}; fix the model plugin."
         )
-    return tuple(
-        replace(p, default=p.convert(model.train_defaults[p.name], f"model '{model.name}' train default"))
-        if p.name in model.train_defaults else p
-        for p in TRAIN_PARAMS
-    )
+    owner = f"model '{model.name}' train default"
+    params = []
+    for param in TRAIN_PARAMS:
+        if param.name in model.train_defaults:
+            param = replace(param, default=param.convert(model.train_defaults[param.name], owner))
+        if param.name in model.train_search:
+            param = replace(param, search=model.train_search[param.name])
+            problem = declaration_problem(param)
+            if problem:
+                raise ToolkitError(f"model '{model.name}' train search for '{param.name}': {problem}.")
+        params.append(param)
+    return tuple(params)
 
 
 @dataclass

@@ -350,6 +350,12 @@ def resolve(sections: Sequence[Section], values: Mapping[str, Any]) -> dict[str,
     return resolved
 
 
+def locate(key: str, sections: Sequence[Section]) -> tuple[str, Param]:
+    """The group name and declaration of `key` (`group.name`, or a bare name one group declares)."""
+    section, param = _locate(key, sections, {s.name: s for s in sections})
+    return section.name, param
+
+
 def _locate(
     key: str, sections: Sequence[Section], by_section: Mapping[str, Section]
 ) -> tuple[Section, Param]:

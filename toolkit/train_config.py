@@ -18,7 +18,7 @@ class TrainConfig(Config):
 
     epochs: int = param_field(
         8, "Passes over the training data (one epoch = as many names as it holds).",
-        min=1, max=limits.MAX_EPOCHS, search=Space.range(4, 30),
+        min=1, max=limits.MAX_EPOCHS,
     )
     examples: int = param_field(
         0, "Train on this many names in total instead (the tutorial: 100000); 0 counts epochs.",

@@ -102,6 +102,7 @@ def train(
     device: str | torch.device = "cpu",
     progress: bool | None = None,
     callbacks: Sequence[Callable[[BatchInfo], None]] = (),
+    epoch_callbacks: Sequence[Callable[[Mapping[str, Any]], None]] = (),
 ) -> TrainResult:
     """Train `model` on `train_data` encoded by the (fitted) `encoder`.
 
@@ -109,14 +110,21 @@ def train(
     run exactly (the model's initial weights are the caller's: seed before building it).
     `progress` shows a progress bar (default: when stderr is a terminal). Every callback is
     called after each step; one that raises KeyboardInterrupt stops training like Ctrl-C.
+    Every epoch callback is called after each epoch with its history row (validation loss
+    and accuracy included); what it raises ends training and reaches the caller (the tuner
+    prunes this way). A model that trains its members separately calls them only once, at
+    the end, with the combined model's row.
     """
     config = TrainConfig.from_params(params)
     target = device if isinstance(device, torch.device) else resolve_device(device)
     if getattr(model, "separate_members", None):
-        return _train_members(
+        result = _train_members(
             model, encoder, train_data, val_data, config,
             seed=seed, device=target, progress=progress, callbacks=callbacks,
         )
+        for epoch_callback in epoch_callbacks:
+            epoch_callback(result.history.iloc[-1].to_dict())
+        return result
     data = _Batches(encoder, train_data, target)
     val = _Batches(encoder, val_data, target) if val_data is not None and len(val_data) else None
     model.to(target)
@@ -157,6 +165,9 @@ def train(
                         best = (score, epoch, copy.deepcopy(network.state_dict()))
                 row["seconds"] = time.perf_counter() - epoch_start
                 rows.append(row)
+                if ranks.is_main:
+                    for epoch_callback in epoch_callbacks:
+                        epoch_callback(row)
                 waited = epoch - best[1] if best is not None else 0
                 if distributed.rank0_decides(bool(config.patience) and waited >= config.patience):
                     stop_reason = (

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from toolkit.errors import ToolkitError
-from toolkit.params import Config, Param, params_of
+from toolkit.params import Config, Param, Space, params_of
 
 if TYPE_CHECKING:
     import torch
@@ -158,6 +158,8 @@ class ModelSpec:
     `forward(indices, lengths)` returns logits of shape (batch, num_classes).
     `train_defaults` are the model's own defaults for trainer parameters (`train.*` names
     without the group, e.g. `{"lr": 0.1}`); a value given for the run still wins.
+    `train_search` likewise replaces how `toolkit tune` searches trainer parameters for this
+    model (e.g. `{"lr": Space.range(0.05, 1.0, log=True)}`; None: not searched).
     `config`, instead of `params`, is a `toolkit.Config` dataclass declaring the parameters
     (`params` is then derived from it, and `plan_run` builds it before any data is read, so
     its rules across parameters are checked early too).
@@ -170,6 +172,7 @@ class ModelSpec:
     consumes: tuple[str, ...] = (CHAR_INDICES,)
     train_defaults: Mapping[str, Any] = field(default_factory=dict)
     config: type[Config] | None = None
+    train_search: Mapping[str, Space | None] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         _derive_params(self)

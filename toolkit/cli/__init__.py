@@ -117,7 +117,7 @@ def _root(
 def make_app(plugins: Sequence[str] = ()) -> typer.Typer:
     """Build the CLI; `plugins` (from --plugin, and `no:NAME` from --disable) may add commands."""
     import toolkit.cli.datasets  # noqa: F401  (adds `datasets show|download|path`)
-    from toolkit.cli import listing, predict, report, run, serve
+    from toolkit.cli import listing, predict, report, run, serve, tune
 
     startup_error = None
     app = new_typer(help="Character-level text classification with plugins.")
@@ -126,6 +126,7 @@ def make_app(plugins: Sequence[str] = ()) -> typer.Typer:
     report.add_to(app)
     predict.add_to(app)
     serve.add_to(app)
+    tune.add_to(app)
     try:
         load_registry(plugins).add_commands(app)
     except ToolkitError as exc:

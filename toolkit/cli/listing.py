@@ -13,8 +13,16 @@ from toolkit.types import ModelSpec
 
 
 def _param_line(param: Param) -> str:
-    choices = f"; one of {', '.join(map(str, param.choices))}" if param.choices else ""
-    return f"    {param.name} ({param.type.__name__}, default {param.default!r}{choices}): {param.help}"
+    facts = [f"{param.type.__name__}, default {param.default!r}"]
+    if param.choices:
+        facts.append(f"one of {', '.join(map(str, param.choices))}")
+    if param.range_text():
+        facts.append(str(param.range_text()))
+    if param.search is not None:
+        values = param.search.values
+        every = values is not None and set(values) == set(param.choices or (False, True))
+        facts.append("tune tries each" if every else f"tune searches {param.search}")
+    return f"    {param.name} ({'; '.join(facts)}): {param.help}"
 
 
 def _print_specs(kind: str, ctx: typer.Context) -> None:
@@ -119,7 +127,12 @@ def params(
     from toolkit.train_config import TRAIN_PARAMS
 
     registry = registry_from(ctx)
-    groups = [("split", "how the data is split", SPLIT_PARAMS), ("train", "the trainer", TRAIN_PARAMS)]
+    trainer = TRAIN_PARAMS
+    if model is not None:
+        from toolkit.api import train_params
+
+        trainer = train_params(registry.model(model))  # with the model's own trainer defaults
+    groups = [("split", "how the data is split", SPLIT_PARAMS), ("train", "the trainer", trainer)]
     for kind, name in (("dataset", dataset), ("encoder", encoder), ("model", model)):
         if name is not None:
             groups.insert(len(groups) - 2, (kind, f"{kind} '{name}'", registry.get(kind, name).params))

@@ -65,6 +65,7 @@ def register_models(register) -> None:
             help="Character CNN: convolutions of several widths, max over time.",
             factory=build_cnn,
             config=CNNConfig,
+            train_search={"lr": toolkit.Space.range(3e-4, 0.01, log=True)},
             train_defaults={
                 "epochs": 10, "lr": 0.002, "optimizer": "adamw", "weight_decay": 0.0001,
                 "label_smoothing": 0.1, "select": "accuracy", "patience": 3,

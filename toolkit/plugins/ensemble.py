@@ -62,5 +62,9 @@ def register_models(register) -> None:
             help="Several models on the same characters, trained separately, probabilities averaged.",
             factory=build_ensemble,
             config=EnsembleConfig,
+            # the members train with their own trainer defaults: tune searches the members
+            train_search=dict.fromkeys(
+                ("batch_size", "lr", "weight_decay", "label_smoothing", "class_weights")
+            ),
         )
     )

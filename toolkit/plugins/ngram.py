@@ -65,6 +65,7 @@ def register_models(register) -> None:
             help="Hashed character n-grams with word-boundary markers, averaged (fastText-style).",
             factory=build_ngram,
             config=NgramConfig,
+            train_search={"lr": toolkit.Space.range(0.03, 1.0, log=True)},
             train_defaults={
                 "epochs": 10, "batch_size": 256, "lr": 0.3, "label_smoothing": 0.1,
                 "select": "accuracy", "patience": 3,

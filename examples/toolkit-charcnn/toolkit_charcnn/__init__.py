@@ -21,7 +21,7 @@ def register_models(register: Callable[[toolkit.ModelSpec], None]) -> None:
             name="charcnn",
             help="A character CNN: convolutions of several widths, max over time, Linear.",
             factory=model.CharCNN,
-            params=model.PARAMS,
+            config=model.CharCNNConfig,
             consumes=(toolkit.CHAR_INDICES,),
         )
     )

@@ -10,50 +10,62 @@ padding are masked out, so a text's prediction does not depend on the others in 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import nn
 
 import toolkit
 
 
-def parse_widths(widths: str) -> tuple[int, ...]:
-    """'2,3,4' -> (2, 3, 4); one clear error for anything else."""
-    try:
-        parsed = tuple(int(part) for part in widths.split(","))
-    except ValueError:
-        parsed = ()
-    if not parsed or min(parsed) < 1:
-        raise toolkit.ToolkitError(
-            f"model 'charcnn' parameter 'widths' must be comma-separated positive integers "
-            f"such as 2,3,4; got {widths!r}."
-        )
-    return parsed
+@dataclass(frozen=True)
+class CharCNNConfig(toolkit.Config):
+    """charcnn's parameters, each declared once: type, default, help, range, how to tune it."""
+
+    owner = "model 'charcnn'"
+    embedding_dim: int = toolkit.param_field(
+        48, "Size of each character's learned embedding.", min=1, max=toolkit.MAX_MODEL_WIDTH,
+        search=toolkit.Space.choice(32, 48, 64),
+    )
+    channels: int = toolkit.param_field(
+        128, "Filters per convolution width.", min=1, max=toolkit.MAX_MODEL_WIDTH,
+        search=toolkit.Space.choice(64, 128, 256),
+    )
+    widths: str = toolkit.param_field("2,3,4,5", "Convolution widths in characters, comma-separated.")
+    dropout: float = toolkit.param_field(
+        0.3, "Dropout on the pooled features.", min=0, below=1, search=toolkit.Space.range(0.0, 0.5),
+    )
+
+    def parsed_widths(self) -> tuple[int, ...]:
+        """'2,3,4' -> (2, 3, 4); () for anything else."""
+        try:
+            parsed = tuple(int(part) for part in self.widths.split(","))
+        except ValueError:
+            return ()
+        return parsed if parsed and min(parsed) >= 1 else ()
+
+    def check(self) -> str | None:
+        """A rule across or inside parameters that a range cannot say; toolkit checks it
+        before reading any data."""
+        if not self.parsed_widths():
+            return f"needs widths as comma-separated positive integers such as 2,3,4; got {self.widths!r}"
+        return None
 
 
 class CharCNN(nn.Module):
     """Embedding -> Conv1d of each width -> ReLU -> masked max over time -> dropout -> Linear."""
 
-    def __init__(
-        self,
-        vocab_size: int,
-        num_classes: int,
-        embedding_dim: int = 48,
-        channels: int = 128,
-        widths: str = "2,3,4,5",
-        dropout: float = 0.3,
-    ) -> None:
+    def __init__(self, vocab_size: int, num_classes: int, **params: object) -> None:
         super().__init__()
-        if embedding_dim < 1 or channels < 1:
-            raise toolkit.ToolkitError("model 'charcnn' needs embedding_dim >= 1 and channels >= 1.")
-        if not 0.0 <= dropout < 1.0:
-            raise toolkit.ToolkitError(f"model 'charcnn' needs 0 <= dropout < 1; got {dropout}.")
-        self.widths = parse_widths(widths)
-        self.embedding = nn.Embedding(vocab_size, embedding_dim, padding_idx=toolkit.PAD)
+        config = CharCNNConfig(**params)  # checks every value against its declaration
+        self.widths = config.parsed_widths()
+        self.embedding = nn.Embedding(vocab_size, config.embedding_dim, padding_idx=toolkit.PAD)
         self.convolutions = nn.ModuleList(
-            nn.Conv1d(embedding_dim, channels, width, padding=width - 1) for width in self.widths
+            nn.Conv1d(config.embedding_dim, config.channels, width, padding=width - 1)
+            for width in self.widths
         )
-        self.dropout = nn.Dropout(dropout)
-        self.classifier = nn.Linear(channels * len(self.widths), num_classes)
+        self.dropout = nn.Dropout(config.dropout)
+        self.classifier = nn.Linear(config.channels * len(self.widths), num_classes)
 
     def forward(self, indices: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         characters = self.embedding(indices).transpose(1, 2)  # (batch, embedding_dim, time)
@@ -69,10 +81,3 @@ class CharCNN(nn.Module):
             pooled.append(responses.max(dim=2).values)
         return self.classifier(self.dropout(torch.cat(pooled, dim=1)))
 
-
-PARAMS = (
-    toolkit.Param("embedding_dim", int, 48, "Size of each character's learned embedding."),
-    toolkit.Param("channels", int, 128, "Filters per convolution width."),
-    toolkit.Param("widths", str, "2,3,4,5", "Convolution widths in characters, comma-separated."),
-    toolkit.Param("dropout", float, 0.3, "Dropout on the pooled features."),
-)

@@ -1,0 +1,488 @@
+"""`toolkit tune`: search parameters with Optuna, scoring on the validation split only.
+
+The data is loaded and split once (the seed fixes the split, so every trial is scored on
+the same validation texts); each trial samples the searched parameters, trains, and scores
+the best-validation weights on the validation texts. The test split is never read here:
+only the final run, an ordinary `toolkit run` with the best parameters, evaluates on it.
+Trials report their validation results after every epoch so Optuna's median pruner can stop
+hopeless ones; a trial that fails (NaN, out of memory, a bad combination) is recorded as
+failed with its reason and the study goes on. The study lives in a SQLite file, so a second
+call with the same file resumes it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shlex
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from toolkit.api import DEFAULT_ENCODER, RunPlan, plan_run, train_params
+from toolkit.errors import ToolkitError
+from toolkit.params import Param, Space, locate, parse_space
+from toolkit.splits import SPLIT_PARAMS
+
+if TYPE_CHECKING:
+    import optuna
+
+    from toolkit.api import RunResult
+    from toolkit.splits import Split
+
+#: What a trial is scored by, and which way is better.
+METRICS = {"val_accuracy": "maximize", "val_macro_f1": "maximize", "val_loss": "minimize"}
+MAX_TRIALS = 10_000
+MAX_TIMEOUT = 30 * 24 * 3600  # seconds
+STUDY_NAME = "toolkit"
+STUDY_FILE = "study.db"
+#: Parameters no search may change: they change which texts are trained and scored on.
+UNTUNABLE = ("dataset", "split", "train.max_length")
+#: What the study records about itself: a resumed study takes these from the file, and
+#: refuses different ones.
+IDENTITY = ("dataset", "model", "encoder", "seed", "metric", "params", "space")
+
+
+@dataclass(frozen=True)
+class Dimension:
+    """One searched parameter: `key` is `group.name`, e.g. `model.hidden_size`."""
+
+    key: str
+    param: Param
+    space: Space
+
+    def suggest(self, trial: optuna.Trial) -> Any:
+        space = self.space
+        if space.values is not None:
+            return trial.suggest_categorical(self.key, list(space.values))
+        if self.param.type is int:
+            return trial.suggest_int(self.key, int(space.low), int(space.high), log=space.log)
+        return trial.suggest_float(self.key, float(space.low), float(space.high), log=space.log)
+
+
+@dataclass(frozen=True)
+class TuneResult:
+    """A finished (or interrupted) study and what came of it."""
+
+    study: optuna.Study
+    study_path: Path
+    best_params: dict[str, Any]  # the best trial's searched values with the fixed ones, by key
+    best_value: float | None
+    command: str  # the `toolkit run ...` that trains the best parameters, as typed
+    best_run: RunResult | None  # the final run, unless final=False or no trial finished
+    interrupted: bool = False
+
+
+def tune(
+    dataset: str | None = None,
+    model: str | None = None,
+    encoder: str | None = None,
+    trials: int = 20,
+    timeout: float | None = None,
+    params: Mapping[str, Any] | None = None,
+    space: Mapping[str, str | Space] | None = None,
+    study: str | Path | None = None,
+    metric: str | None = None,
+    seed: int | None = None,
+    device: str = "auto",
+    output: str | Path | None = None,
+    plugins: Sequence[str] = (),
+    final: bool = True,
+    progress: bool | None = None,
+    echo: Callable[[str], None] | None = None,
+) -> TuneResult:
+    """Search the parameters of `model` on `dataset` for the best validation `metric`.
+
+    `trials` is the size of the study: a resumed study (`study`, a SQLite file) runs only
+    the trials it lacks. `params` fixes parameters; `space` maps `group.name` to a search
+    space (`Space`, or `low:high[:log]` / `a,b,c`) over the declared defaults
+    (`Param.search`). With `final`, the best parameters are trained as an ordinary run in
+    `output/run-trial-N` that records the study. `echo` gets one line per trial.
+    Ctrl-C ends the study after the current trial's epoch, keeping what finished.
+    """
+    optuna = _import_optuna()
+    study_path, output_dir = _locations(study, output, dataset, model)
+    stored = _open_study(optuna, study_path, create=False) if study_path.exists() else None
+    given_space = {k: str(v) for k, v in (space or {}).items()}
+    setup = _setup(stored, dataset, model, encoder, seed, metric, dict(params or {}), given_space)
+    if not 1 <= trials <= MAX_TRIALS:
+        raise ToolkitError(f"--trials must be between 1 and {MAX_TRIALS:,}; got {trials}.")
+    if timeout is not None and not 0 < timeout <= MAX_TIMEOUT:
+        raise ToolkitError(f"--timeout must be above 0 and at most {MAX_TIMEOUT:,} seconds; got {timeout}.")
+    plan = plan_run(setup["dataset"], setup["model"], setup["encoder"], setup["params"], setup["seed"],
+                    device, None, plugins)
+    fixed = _qualified(plan, setup["params"])
+    before = stored.user_attrs.get("params") if stored is not None else None
+    if before is not None and params and fixed != before:
+        raise ToolkitError(
+            f"the study was run with --param {_assignments(before)}, not {_assignments(fixed)}; resume "
+            "it with the same (or no) --param, or start a new study (another --study file)."
+        )
+    dimensions = search_space(plan, setup["space"], fixed)
+    if not dimensions:
+        raise ToolkitError(
+            f"nothing to search: model '{plan.model.name}' and the trainer declare no search space "
+            "left after --param; add one with --space KEY=low:high or KEY=a,b,c."
+        )
+    output_dir.mkdir(parents=True, exist_ok=True)
+    handle = stored or _open_study(optuna, study_path, create=True, direction=METRICS[setup["metric"]])
+    for name in IDENTITY:
+        handle.set_user_attr(name, fixed if name == "params" else setup[name])
+    handle.set_user_attr("plugins", list(plugins))
+    say = echo or (lambda line: None)
+    split = _load_split(plan)
+    objective = _Objective(plan, fixed, dimensions, split, setup["metric"])
+    done = len([t for t in handle.trials if t.state.is_finished()])
+    remaining = max(trials - done, 0)
+    say(f"study {study_path}: {done} trials done, {remaining} to run; searching "
+        + ", ".join(f"{d.key}={d.space}" for d in dimensions))
+    interrupted = _optimize(optuna, handle, objective, remaining, timeout, say, progress)
+    best = _best_trial(optuna, handle)
+    best_params = {**fixed, **best.params} if best is not None else dict(fixed)
+    command = run_command(plan, best_params, plugins)
+    best_run = None
+    if best is not None and final and not interrupted:
+        best_run = _final_run(plan, best_params, best, handle, study_path, output_dir, plugins, say)
+    return TuneResult(handle, study_path, best_params, best.value if best is not None else None,
+                      command, best_run, interrupted)
+
+
+def search_space(
+    plan: RunPlan, overrides: Mapping[str, str | Space], fixed: Mapping[str, Any]
+) -> list[Dimension]:
+    """The searched parameters: every declared `search` of the model, encoder and trainer,
+    with `overrides` applied and the `fixed` keys left out."""
+    sections = _sections(plan)
+    dimensions: dict[str, Dimension] = {}
+    for group in ("encoder", "model", "train"):
+        for param in sections[group][1]:
+            key = f"{group}.{param.name}"
+            if param.search is not None and key not in fixed and key not in UNTUNABLE:
+                dimensions[key] = Dimension(key, param, param.search)
+    for raw_key, raw_space in overrides.items():
+        group, param = locate(raw_key, [_section(name, owner, ps) for name, (owner, ps) in sections.items()])
+        key = f"{group}.{param.name}"
+        if group in UNTUNABLE or key in UNTUNABLE:
+            raise ToolkitError(
+                f"--space cannot search {key}: it changes which texts every trial trains and is "
+                "scored on; fix it with --param instead."
+            )
+        if key in fixed:
+            raise ToolkitError(f"{key} is both fixed (--param) and searched (--space); give one.")
+        owner = sections[group][0]
+        chosen = raw_space if isinstance(raw_space, Space) else parse_space(str(raw_space), param, owner)
+        dimensions[key] = Dimension(key, param, chosen)
+    return list(dimensions.values())
+
+
+def run_command(plan: RunPlan, values: Mapping[str, Any], plugins: Sequence[str] = ()) -> str:
+    """The `toolkit run` command line that trains `values`, exactly as a shell takes it."""
+    words = ["toolkit", *[w for p in plugins for w in ("--plugin", p)], "run",
+             "--dataset", plan.dataset.name, "--model", plan.model.name]
+    if plan.encoder.name != DEFAULT_ENCODER:
+        words += ["--encoder", plan.encoder.name]
+    if plan.seed:
+        words += ["--seed", str(plan.seed)]
+    for key in sorted(values):
+        words += ["--param", f"{key}={_plain(values[key])}"]
+    return shlex.join(words)
+
+
+def show_study(study: str | Path) -> tuple[Any, dict[str, float]]:
+    """The trials of a study file as a pandas table, and Optuna's parameter importances
+    ({} until two trials with different values have finished)."""
+    optuna = _import_optuna()
+    path = Path(study)
+    if not path.is_file():
+        raise ToolkitError(f"no study file at {path}; give the --study file a `toolkit tune` wrote.")
+    handle = _open_study(optuna, path, create=False)
+    table = handle.trials_dataframe(attrs=("number", "state", "value", "duration", "params", "user_attrs"))
+    if "duration" in table:
+        table["duration"] = table["duration"].dt.total_seconds().round(1)
+    table.columns = [c.removeprefix("params_").removeprefix("user_attrs_") for c in table.columns]
+    try:
+        importances = dict(optuna.importance.get_param_importances(handle))
+    except (ValueError, RuntimeError):
+        importances = {}
+    return table, importances
+
+
+class _Objective:
+    """Trains one trial's parameters and scores the best-validation weights on the validation texts."""
+
+    def __init__(self, plan: RunPlan, fixed: Mapping[str, Any], dimensions: list[Dimension],
+                 split: Split, metric: str) -> None:
+        self.plan, self.fixed, self.dimensions = plan, fixed, dimensions
+        self.split, self.metric = split, metric
+
+    def __call__(self, trial: optuna.Trial) -> float:
+        import optuna
+
+        values = {**self.fixed, **{d.key: d.suggest(trial) for d in self.dimensions}}
+        started = time.perf_counter()
+        try:
+            plan = plan_run(self.plan.dataset.name, self.plan.model.name, self.plan.encoder.name,
+                            values, self.plan.seed, self.plan.device, None, ())
+            scores = self._train(plan, trial)
+        except optuna.TrialPruned:
+            trial.set_user_attr("seconds", round(time.perf_counter() - started, 1))
+            raise
+        except Exception as exc:
+            trial.set_user_attr("error", _one_line(exc))
+            trial.set_user_attr("seconds", round(time.perf_counter() - started, 1))
+            raise
+        trial.set_user_attr("seconds", round(time.perf_counter() - started, 1))
+        for name, value in scores.items():
+            trial.set_user_attr(name, value)
+        value = scores[self.metric]
+        if not math.isfinite(value):
+            raise ToolkitError(f"the trial's {self.metric} is {value}")
+        return value
+
+    def _train(self, plan: RunPlan, trial: optuna.Trial) -> dict[str, float]:
+        import numpy as np
+        import optuna
+        import torch
+
+        from toolkit.training import predict_proba, resolve_device, train
+
+        split, device = self.split, resolve_device(plan.device)
+        text_encoder = plan.encoder.factory(**plan.params["encoder"])
+        text_encoder.fit(split.train.texts)
+        torch.manual_seed(plan.seed)
+        network = plan.model.factory(
+            vocab_size=text_encoder.vocab_size, num_classes=len(split.train.classes), **plan.params["model"]
+        )
+        use_loss = self.metric == "val_loss"
+
+        def report(row: Mapping[str, Any]) -> None:
+            value = row["val_loss"] if use_loss else row["val_acc"]
+            if math.isfinite(value):
+                trial.report(float(value), int(row["epoch"]))
+                if trial.should_prune():
+                    raise optuna.TrialPruned(f"pruned after epoch {int(row['epoch'])}")
+
+        trained = train(network, text_encoder, split.train, split.val, plan.params["train"], seed=plan.seed,
+                        device=device, progress=False, epoch_callbacks=[report])
+        if trained.interrupted:
+            raise KeyboardInterrupt
+        trial.set_user_attr("epochs", trained.epochs_completed)
+        probabilities = predict_proba(trained.model, text_encoder, split.val.texts, device)
+        return validation_scores(probabilities, np.asarray(split.val.targets), len(split.val.classes))
+
+
+def validation_scores(probabilities: Any, targets: Any, classes: int) -> dict[str, float]:
+    """Accuracy, macro-F1 (over the classes in the truth or the predictions, as reports
+    count it) and mean cross-entropy of `probabilities` (texts, classes) against `targets`."""
+    import numpy as np
+    from sklearn.metrics import f1_score
+
+    predicted = probabilities.argmax(axis=1)
+    picked = probabilities[np.arange(len(targets)), targets]
+    return {
+        "val_accuracy": float((predicted == targets).mean()),
+        "val_macro_f1": float(f1_score(targets, predicted, average="macro", zero_division=0)),
+        "val_loss": float(-np.log(np.clip(picked, 1e-12, None)).mean()),
+    }
+
+
+def _optimize(optuna: Any, handle: optuna.Study, objective: _Objective, remaining: int,
+              timeout: float | None, say: Callable[[str], None], progress: bool | None) -> bool:
+    """Run up to `remaining` trials; True when Ctrl-C ended the study."""
+    if remaining == 0:
+        return False
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    show = sys.stderr.isatty() if progress is None else progress
+    columns = (TextColumn("tuning"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, transient=True, disable=not show) as bar:
+        task = bar.add_task("tuning", total=remaining)
+
+        def after_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+            bar.advance(task)
+            say(trial_line(optuna, study, trial))
+
+        try:
+            handle.optimize(objective, n_trials=remaining, timeout=timeout, catch=(Exception,),
+                            callbacks=[after_trial], gc_after_trial=True)
+        except KeyboardInterrupt:
+            say("interrupted: the study keeps the trials that finished; run the same command to go on.")
+            return True
+    return False
+
+
+def trial_line(optuna: Any, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> str:
+    """One line for a finished trial: number, outcome, seconds, best so far, parameters."""
+    seconds = trial.user_attrs.get("seconds", 0.0)
+    settings = " ".join(f"{k}={_plain(v)}" for k, v in trial.params.items())
+    states = optuna.trial.TrialState
+    if trial.state == states.COMPLETE:
+        outcome = f"{study.user_attrs.get('metric', 'value')} {trial.value:.4f}"
+    elif trial.state == states.PRUNED:
+        outcome = f"pruned after epoch {max(trial.intermediate_values, default=0)}"
+    else:
+        outcome = f"failed: {trial.user_attrs.get('error', 'no reason recorded')}"
+    best = _best_trial(optuna, study)
+    so_far = f"best {best.value:.4f} (trial {best.number})" if best is not None else "no trial finished yet"
+    return f"trial {trial.number}: {outcome} in {seconds:.0f} s; {so_far} | {settings}"
+
+
+def _final_run(plan: RunPlan, values: Mapping[str, Any], best: optuna.trial.FrozenTrial,
+               handle: optuna.Study, study_path: Path, output_dir: Path, plugins: Sequence[str],
+               say: Callable[[str], None]) -> RunResult:
+    from toolkit.api import run
+    from toolkit.safe_files import write_atomic
+
+    folder = output_dir / f"run-trial-{best.number}"
+    say(f"training the best parameters (trial {best.number}) as a run in {folder}")
+    result = run(plan.dataset.name, plan.model.name, plan.encoder.name, dict(values), plan.seed,
+                 plan.device, folder, plugins)
+    write_atomic(folder / "tune.json", json.dumps({
+        "study": str(study_path.resolve()), "study_name": handle.study_name, "trial": best.number,
+        "metric": handle.user_attrs.get("metric"), "value": best.value,
+        "trials_finished": len([t for t in handle.trials if t.state.is_finished()]),
+        "params": dict(values),
+    }, indent=2) + "\n")
+    return result
+
+
+def _setup(stored: optuna.Study | None, dataset: str | None, model: str | None, encoder: str | None,
+           seed: int | None, metric: str | None, params: dict[str, Any],
+           space: dict[str, str]) -> dict[str, Any]:
+    """The study's dataset, model, encoder, seed, metric, fixed parameters and search-space
+    changes: as given, else as the resumed study recorded them; a resumed study refuses
+    different ones (the fixed parameters compared once checked, in `tune`)."""
+    given = {"dataset": dataset, "model": model, "encoder": encoder, "seed": seed, "metric": metric,
+             "params": params or None, "space": space or None}
+    recorded = dict(stored.user_attrs) if stored is not None else {}
+    setup: dict[str, Any] = {}
+    for name in IDENTITY:
+        value, before = given[name], recorded.get(name)
+        if value is not None and before is not None and name != "params" and value != before:
+            raise ToolkitError(
+                f"the study was run with {name} {before!r}, not {value!r}; resume it with the same "
+                f"{name} or start a new study (another --study file)."
+            )
+        setup[name] = value if value is not None else before
+    defaults = {"encoder": DEFAULT_ENCODER, "seed": 0, "metric": "val_accuracy", "params": {}, "space": {}}
+    for name, default in defaults.items():
+        setup[name] = default if setup[name] is None else setup[name]
+    for name in ("dataset", "model"):
+        if setup[name] is None:
+            raise ToolkitError(f"--{name} is required to start a study (a resumed --study knows it).")
+    if setup["metric"] not in METRICS:
+        raise ToolkitError(f"unknown metric '{setup['metric']}'; use one of {', '.join(METRICS)}.")
+    return setup
+
+
+def _locations(study: str | Path | None, output: str | Path | None, dataset: str | None,
+               model: str | None) -> tuple[Path, Path]:
+    if study is not None:
+        study_path = Path(study)
+        output_dir = Path(output) if output is not None else study_path.parent
+    else:
+        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+        output_dir = Path(output) if output is not None else Path("tunes") / f"{stamp}-{dataset}-{model}"
+        study_path = output_dir / STUDY_FILE
+    if study_path.is_symlink():
+        raise ToolkitError(f"the study file {study_path} is a symbolic link; give the file itself.")
+    if study_path.exists() and not study_path.is_file():
+        raise ToolkitError(f"the study path {study_path} is not a file; give a .db file path.")
+    return study_path, output_dir
+
+
+def _open_study(optuna: Any, path: Path, create: bool, direction: str = "maximize") -> optuna.Study:
+    url = f"sqlite:///{path.resolve()}"
+    try:
+        if create:
+            return optuna.create_study(study_name=STUDY_NAME, storage=url, direction=direction,
+                                       sampler=optuna.samplers.TPESampler(seed=0),
+                                       pruner=optuna.pruners.MedianPruner(n_startup_trials=3,
+                                                                          n_warmup_steps=1))
+        return optuna.load_study(study_name=STUDY_NAME, storage=url,
+                                 pruner=optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=1))
+    except KeyError:
+        raise ToolkitError(
+            f"{path} holds no toolkit study; give a --study file `toolkit tune` wrote."
+        ) from None
+    except Exception as exc:  # sqlalchemy's errors for a file that is not SQLite
+        raise ToolkitError(
+            f"cannot open the study file {path} ({_one_line(exc)}); give a --study file `toolkit tune` wrote."
+        ) from None
+
+
+def _load_split(plan: RunPlan) -> Split:
+    from toolkit.contracts import checked_dataset
+    from toolkit.splits import split_dataset
+    from toolkit.textfiles import cut_texts
+
+    data = checked_dataset(plan.registry.label("dataset", plan.dataset.name),
+                           plan.dataset.load(**plan.params["dataset"]))
+    texts, truncated = cut_texts(data.texts, plan.params["train"]["max_length"])
+    if truncated:
+        data = replace(data, texts=tuple(texts))
+    return split_dataset(data, seed=plan.seed, **plan.params["split"])
+
+
+def _best_trial(optuna: Any, study: optuna.Study) -> optuna.trial.FrozenTrial | None:
+    complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    if not complete:
+        return None
+    better = max if study.direction == optuna.study.StudyDirection.MAXIMIZE else min
+    return better(complete, key=lambda t: t.value)
+
+
+def _sections(plan: RunPlan) -> dict[str, tuple[str, tuple[Param, ...]]]:
+    return {
+        "dataset": (f"dataset '{plan.dataset.name}'", plan.dataset.params),
+        "encoder": (f"encoder '{plan.encoder.name}'", plan.encoder.params),
+        "model": (f"model '{plan.model.name}'", plan.model.params),
+        "split": ("the split", SPLIT_PARAMS),
+        "train": ("the trainer", train_params(plan.model)),
+    }
+
+
+def _section(name: str, owner: str, params: tuple[Param, ...]) -> Any:
+    from toolkit.params import Section
+
+    return Section(name, owner, params)
+
+
+def _qualified(plan: RunPlan, values: Mapping[str, Any]) -> dict[str, Any]:
+    """`values` keyed `group.name`, each converted to its declared type."""
+    sections = [_section(name, owner, ps) for name, (owner, ps) in _sections(plan).items()]
+    qualified = {}
+    for key in values:
+        group, param = locate(key, sections)
+        qualified[f"{group}.{param.name}"] = plan.params[group][param.name]
+    return qualified
+
+
+def _assignments(values: Mapping[str, Any]) -> str:
+    return " ".join(f"{k}={_plain(v)}" for k, v in sorted(values.items())) or "(none)"
+
+
+def _plain(value: Any) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    return repr(value) if isinstance(value, float) else str(value)
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if isinstance(exc, ToolkitError) else f"{type(exc).__name__}: {text}"
+
+
+def _import_optuna() -> Any:
+    try:
+        import optuna
+    except ImportError:
+        raise ToolkitError(
+            "toolkit tune needs Optuna; install it with: pip install 'toolkit[tune]'"
+        ) from None
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    return optuna
