@@ -31,6 +31,8 @@ __version__ = "0.1.0"
 _LAZY = {
     "run": "toolkit.api",
     "plan_run": "toolkit.api",
+    "tune": "toolkit.tuning",
+    "TuneResult": "toolkit.tuning",
     "RunPlan": "toolkit.api",
     "RunResult": "toolkit.api",
     "train": "toolkit.training",

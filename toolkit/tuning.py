@@ -135,7 +135,7 @@ def tune(
     handle.set_user_attr("plugins", list(plugins))
     say = echo or (lambda line: None)
     split = _load_split(plan)
-    objective = _Objective(plan, fixed, dimensions, split, setup["metric"])
+    objective = _Objective(plan, fixed, dimensions, split, setup["metric"], plugins)
     done = len([t for t in handle.trials if t.state.is_finished()])
     remaining = max(trials - done, 0)
     say(f"study {study_path}: {done} trials done, {remaining} to run; searching "
@@ -215,9 +215,9 @@ class _Objective:
     """Trains one trial's parameters and scores the best-validation weights on the validation texts."""
 
     def __init__(self, plan: RunPlan, fixed: Mapping[str, Any], dimensions: list[Dimension],
-                 split: Split, metric: str) -> None:
+                 split: Split, metric: str, plugins: Sequence[str]) -> None:
         self.plan, self.fixed, self.dimensions = plan, fixed, dimensions
-        self.split, self.metric = split, metric
+        self.split, self.metric, self.plugins = split, metric, plugins
 
     def __call__(self, trial: optuna.Trial) -> float:
         import optuna
@@ -226,7 +226,7 @@ class _Objective:
         started = time.perf_counter()
         try:
             plan = plan_run(self.plan.dataset.name, self.plan.model.name, self.plan.encoder.name,
-                            values, self.plan.seed, self.plan.device, None, ())
+                            values, self.plan.seed, self.plan.device, None, self.plugins)
             scores = self._train(plan, trial)
         except optuna.TrialPruned:
             trial.set_user_attr("seconds", round(time.perf_counter() - started, 1))
