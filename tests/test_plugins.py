@@ -156,7 +156,10 @@ def test_python_api_lists_what_the_cli_lists(tmp_path):
 def test_params_lists_split_and_train_and_a_part_s_own(cli):
     listing = cli(["params"]).stdout
     assert "split.* (how the data is split):" in listing and "train.* (the trainer):" in listing
-    assert "    epochs (int, default 8):" in listing and "model.*" not in listing
+    assert "    epochs (int, default 8; at least 1 and at most 10,000):" in listing
+    assert "model.*" not in listing
     with_model = cli(["params", "--model", "gru"]).stdout
-    assert with_model.startswith("model.* (model 'gru'):\n    embedding_dim (int, default 64)")
+    assert with_model.startswith("model.* (model 'gru'):\n    embedding_dim (int, default 64; at least 1")
+    with_ngram = cli(["params", "--model", "ngram"]).stdout  # the model's own trainer defaults and spaces
+    assert "    lr (float, default 0.3; above 0; tune searches 0.03:1.0:log):" in with_ngram
     assert cli(["params", "--model", "gruu"]).exit_code == 2

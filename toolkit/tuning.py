@@ -101,7 +101,8 @@ def tune(
     the trials it lacks. `params` fixes parameters; `space` maps `group.name` to a search
     space (`Space`, or `low:high[:log]` / `a,b,c`) over the declared defaults
     (`Param.search`). With `final`, the best parameters are trained as an ordinary run in
-    `output/run-trial-N` that records the study. `echo` gets one line per trial.
+    `output/run-trial-N` that records the study. A new study's trial 0 tries the defaults
+    (those inside the search space). `echo` gets one line per trial.
     Ctrl-C ends the study after the current trial's epoch, keeping what finished.
     """
     optuna = _import_optuna()
@@ -136,6 +137,8 @@ def tune(
     say = echo or (lambda line: None)
     split = _load_split(plan)
     objective = _Objective(plan, fixed, dimensions, split, setup["metric"], plugins)
+    if not handle.trials:  # trial 0 scores the declared defaults, so the table shows what tuning won
+        handle.enqueue_trial(_defaults_inside(plan, dimensions))
     done = len([t for t in handle.trials if t.state.is_finished()])
     remaining = max(trials - done, 0)
     say(f"study {study_path}: {done} trials done, {remaining} to run; searching "
@@ -434,6 +437,19 @@ def _best_trial(optuna: Any, study: optuna.Study) -> optuna.trial.FrozenTrial | 
         return None
     better = max if study.direction == optuna.study.StudyDirection.MAXIMIZE else min
     return better(complete, key=lambda t: t.value)
+
+
+def _defaults_inside(plan: RunPlan, dimensions: list[Dimension]) -> dict[str, Any]:
+    """The run's value of every searched parameter that lies inside its search space."""
+    inside = {}
+    for dimension in dimensions:
+        group, name = dimension.key.split(".", 1)
+        value, space = plan.params[group][name], dimension.space
+        fits = (value in space.values if space.values is not None
+                else value is not None and space.low <= value <= space.high)
+        if fits:
+            inside[dimension.key] = value
+    return inside
 
 
 def _sections(plan: RunPlan) -> dict[str, tuple[str, tuple[Param, ...]]]:
