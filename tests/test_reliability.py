@@ -216,7 +216,7 @@ def test_a_huge_line_is_cut_at_training_and_prediction(cli, tmp_path):
     (["-p", "train.epochs=1000000000"], "parameter 'epochs' must be at least 1 and at most 10,000"),
     (["-p", "train.examples=10000000000"], "parameter 'examples' must be at least 0 and at most"),
     (["-p", "train.max_length=0"], "the trainer parameter 'max_length' must be at least 1"),
-    (["-p", "model.hidden_size=1000000000"], "hidden_size <= 4096"),
+    (["-p", "model.hidden_size=1000000000"], "parameter 'hidden_size' must be at least 1 and at most 4,096"),
     (["--seed", "-5"], "the seed must be between 0 and"),
     (["--seed", str(10**23)], "the seed must be between 0 and"),
 ])
@@ -253,7 +253,7 @@ def test_tampered_sizes_are_refused(trained_run, tmp_path):
     with pytest.raises(toolkit.ToolkitError, match=r"do not fit the model in its config \(wrong shape"):
         toolkit.load_run(evil)
     evil = tampered_copy(trained_run.run_dir, tmp_path / "evil2", 10**12)
-    with pytest.raises(toolkit.ToolkitError, match="hidden_size <= 4096"):
+    with pytest.raises(toolkit.ToolkitError, match="parameter .hidden_size. must be at least 1 and at most 4,096; got 1,000,000,000,000"):
         toolkit.load_run(evil)
 
 
