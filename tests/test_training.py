@@ -11,13 +11,14 @@ import torch
 from torch import nn
 
 import toolkit
+from toolkit.inference import predict_proba, resolve_device
 from toolkit.plugins.onehot import OneHotEncoder
 from toolkit.plugins.scratch import ScratchRNNConfig
 from toolkit.plugins.scratch_model import ScratchRNN
 from toolkit.plugins.torch_rnn import TorchRNNConfig
 from toolkit.plugins.torch_rnn_model import TorchRNN
 from toolkit.train_config import TRAIN_PARAMS, TrainConfig
-from toolkit.training import _class_weights, _epoch_batches, predict_proba, resolve_device, train
+from toolkit.training import _class_weights, _epoch_batches, train
 
 LANGUAGES = ("Greek", "Japanese", "Polish", "Italian")
 # One thread: on a busy machine two torch threads made these small trainings 20-60x slower.

@@ -30,11 +30,10 @@ from torch.nn import functional as F
 from toolkit import distributed
 from toolkit.encoded import encode_compact
 from toolkit.errors import ToolkitError
+from toolkit.inference import PREDICT_BATCH, resolve_device
 from toolkit.train_config import TrainConfig
 from toolkit.types import Encoder, TextDataset
 
-#: Names per batch when predicting; large, because no gradients are kept.
-PREDICT_BATCH = 1024
 #: Bucketing sorts this many batches' worth of names by length at a time, then shuffles batches.
 BUCKET_WINDOW = 50
 #: Seconds between progress-bar updates.
@@ -73,22 +72,6 @@ class TrainResult:
     interrupted: bool = False  # stopped by Ctrl-C (or a callback raising KeyboardInterrupt)
     epochs_completed: int = 0
     epochs_planned: int = 0
-
-
-def resolve_device(name: str = "auto") -> torch.device:
-    """`auto` picks cuda, then mps, then cpu; naming an unavailable device is a user error."""
-    available = {
-        "cuda": torch.cuda.is_available(),
-        "mps": bool(getattr(torch.backends, "mps", None)) and torch.backends.mps.is_available(),
-        "cpu": True,
-    }
-    if name == "auto":
-        return torch.device(next(dev for dev in ("cuda", "mps", "cpu") if available[dev]))
-    if name not in available:
-        raise ToolkitError(f"unknown device '{name}'; use one of auto, cpu, cuda, mps.")
-    if not available[name]:
-        raise ToolkitError(f"device '{name}' is not available on this machine; use --device auto or cpu.")
-    return torch.device(name)
 
 
 def train(
@@ -304,29 +287,6 @@ class _Loop:
     def _status(epoch: int, loss_sum: float, correct: int, count: int, started: float) -> str:
         rate = count / max(time.perf_counter() - started, 1e-9)
         return f"epoch {epoch} loss {loss_sum / count:.3f} acc {correct / count:.1%} {rate:,.0f} texts/s"
-
-
-def predict_proba(
-    model: nn.Module, encoder: Encoder, texts: Sequence[str], device: str | torch.device = "cpu"
-) -> np.ndarray:
-    """Class probabilities, shape (len(texts), classes), in the order of `texts`."""
-    target = device if isinstance(device, torch.device) else resolve_device(device)
-    model.to(target).eval()
-    indices, lengths = encoder.encode(list(texts))
-    order = torch.argsort(lengths)  # batches of similar length need little padding
-    probabilities = []
-    with torch.inference_mode():
-        for start in range(0, len(texts), PREDICT_BATCH):
-            rows = order[start:start + PREDICT_BATCH]
-            batch_lengths = lengths[rows]
-            x = indices[rows, : int(batch_lengths.max())]
-            logits = model(x.to(target), batch_lengths.to(target))
-            probabilities.append(torch.softmax(logits.double(), dim=1).cpu())  # sums to 1 exactly
-    if not probabilities:
-        return np.zeros((0, 0))
-    result = torch.empty(len(texts), probabilities[0].shape[1], dtype=torch.float64)
-    result[order] = torch.cat(probabilities)
-    return result.numpy()
 
 
 def check_model_reads_encoder(model: nn.Module, batches: _Batches, num_classes: int) -> None:

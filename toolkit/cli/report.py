@@ -76,7 +76,7 @@ def compare(
     ] = None,
 ) -> None:
     """Put runs side by side: overall metrics, and per-class accuracy with a column per run."""
-    from toolkit.rundir import compare_runs
+    from toolkit.compare import compare_runs
 
     summary, per_class = compare_runs(run_dirs)
     console = Console()
