@@ -5,9 +5,10 @@
     encoder.json         the encoder's name, parameters and fitted state (its vocabulary)
     labels.json          the class names, in the model's output order
     metrics.json         overall and per-class metrics on the test split
-    per_class.csv / .md, confusion.csv / .md, history.csv
+    per_class.csv, confusion.csv, history.csv
     mistakes.csv         a few misclassified test texts per confused pair (bounded)
-    loss.png, confusion.png, report.html (the plots embedded; see toolkit.rendering)
+    loss.png, confusion.png, report.html, per_class.md, confusion.md
+                         pages for people, drawn by toolkit.rendering (`write_run`'s `render`)
 
 A run folder is claimed (created, with a lock file in it) before training starts, so a
 second run on the same folder is refused at once and default names never collide. The files
