@@ -67,8 +67,6 @@ class TrainResult:
     seconds: float
     stop_reason: str
     best_epoch: int | None
-    examples_seen: int
-    config: TrainConfig
     interrupted: bool = False  # stopped by Ctrl-C (or a callback raising KeyboardInterrupt)
     epochs_completed: int = 0
     epochs_planned: int = 0
@@ -171,8 +169,8 @@ def train(
     network.eval()
     history = pd.DataFrame(rows, columns=HISTORY_COLUMNS)
     return TrainResult(
-        network, history, seconds, stop_reason, best[1] if best else None, loop.seen, config,
-        interrupted, len(rows), len(epoch_sizes),
+        network, history, seconds, stop_reason, best[1] if best else None, interrupted, len(rows),
+        len(epoch_sizes),
     )
 
 
@@ -190,6 +188,7 @@ def _train_members(
     check_model_reads_encoder(model, _Batches(encoder, train_data, device), len(train_data.classes))
     started = time.perf_counter()
     histories, reasons, seen, last_epoch = [], [], 0, 0
+    interrupted, completed, planned = False, 0, 0
     defaults = TrainConfig().as_dict()
     changed = {k: v for k, v in config.as_dict().items() if v != defaults[k]}
     for name, member, member_params in model.separate_members:
@@ -197,9 +196,11 @@ def _train_members(
         history = result.history.assign(epoch=result.history["epoch"] + last_epoch)
         last_epoch += len(history)
         histories.append(history)
-        seen += result.examples_seen
+        seen += int(history["examples"].iloc[-1]) if len(history) else 0
         reasons.append(f"{name}: {result.stop_reason}")
-        if result.stop_reason.startswith("interrupted"):
+        completed, planned = completed + result.epochs_completed, planned + result.epochs_planned
+        if result.interrupted:
+            interrupted = True
             break
     model.eval()
     row = dict.fromkeys(HISTORY_COLUMNS, math.nan) | {"epoch": last_epoch + 1, "examples": seen}
@@ -208,7 +209,7 @@ def _train_members(
         model.eval()
     history = pd.concat([*histories, pd.DataFrame([row])], ignore_index=True)[list(HISTORY_COLUMNS)]
     return TrainResult(model, history, time.perf_counter() - started, "; ".join(reasons),
-                       last_epoch + 1, seen, config)
+                       last_epoch + 1, interrupted, completed, planned)
 
 
 class _Loop:
