@@ -31,6 +31,20 @@ def test_loaded_run_predicts_like_the_trained_model(trained_run, predictor):
     )
 
 
+def test_a_finished_run_predicts_without_reading_its_folder(trained_run, predictor):
+    """`RunResult.predictor()` is the in-memory twin of `load_run`: same texts, same answers,
+    the same cut at train.max_length."""
+    in_memory = trained_run.predictor()
+    assert in_memory.path == trained_run.run_dir and in_memory.max_length == predictor.max_length
+    for ours, loaded in zip(in_memory.predict(NAMES), predictor.predict(NAMES), strict=True):
+        assert [g.label for g in ours.guesses] == [g.label for g in loaded.guesses]
+        assert [g.probability for g in ours.guesses] == pytest.approx(
+            [g.probability for g in loaded.guesses], rel=1e-5, abs=1e-7
+        )
+    in_memory.predict_proba(["x" * (in_memory.max_length + 1), "Hinton"])
+    assert in_memory.truncated == 1
+
+
 def test_new_texts_are_normalised_as_the_training_data_was(trained_run, predictor):
     assert trained_run.split.train.provenance["normalization"] == "ascii"  # the names default
     accented = predictor.predict_proba(["Dvořák", "Ślusàrski"])

@@ -12,7 +12,8 @@ import pytest
 from safetensors.torch import load_file
 
 import toolkit
-from toolkit.rundir import CLAIM, REQUIRED, claim_default_run_dir, compare_runs, read_run
+from toolkit.compare import compare_runs
+from toolkit.rundir import CLAIM, REQUIRED, claim_default_run_dir, read_run
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -203,15 +204,21 @@ def test_existing_output_folder_is_refused_before_training(cli, trained_run):
     assert "already exists and is not empty" in result.stderr
 
 
-def test_a_crash_leaves_no_folder_that_looks_complete(tmp_path, monkeypatch, trained_run):
-    from toolkit import rendering, rundir
+def test_a_crash_leaves_no_folder_that_looks_complete(tmp_path, trained_run):
+    from toolkit import rundir
 
-    def broken(*args, **kwargs):
+    def broken(record):
+        assert (record.path / "model.safetensors").is_file()  # the data files were written first
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(rendering, "render_report", broken)
-    with pytest.raises(RuntimeError):
-        rundir.write_run(trained_run, trained_run.report, tmp_path / "run")
+    with pytest.raises(RuntimeError, match="disk full"):
+        rundir.write_run(
+            tmp_path / "run", config=read_run(trained_run.run_dir).config,
+            weights=trained_run.model.state_dict(),
+            encoder={"name": "onehot", "params": {}, "state": trained_run.encoder.state()},
+            classes=trained_run.classes, report=trained_run.report, history=trained_run.history,
+            mistakes=read_run(trained_run.run_dir).mistakes, render=broken,
+        )
     assert list(tmp_path.iterdir()) == []
 
 

@@ -11,13 +11,14 @@ import torch
 from torch import nn
 
 import toolkit
+from toolkit.inference import predict_proba, resolve_device
 from toolkit.plugins.onehot import OneHotEncoder
 from toolkit.plugins.scratch import ScratchRNNConfig
 from toolkit.plugins.scratch_model import ScratchRNN
 from toolkit.plugins.torch_rnn import TorchRNNConfig
 from toolkit.plugins.torch_rnn_model import TorchRNN
 from toolkit.train_config import TRAIN_PARAMS, TrainConfig
-from toolkit.training import _class_weights, _epoch_batches, predict_proba, resolve_device, train
+from toolkit.training import _class_weights, _epoch_batches, train
 
 LANGUAGES = ("Greek", "Japanese", "Polish", "Italian")
 # One thread: on a busy machine two torch threads made these small trainings 20-60x slower.
@@ -70,7 +71,7 @@ def test_learns_held_out_names_well_above_chance(parts):
     ]
     assert history["epoch"].tolist() == [1, 2, 3, 4]
     assert history["train_loss"].iloc[-1] < history["train_loss"].iloc[0]
-    assert result.stop_reason == "completed" and result.examples_seen == 4 * len(train_data)
+    assert result.stop_reason == "completed" and history["examples"].iloc[-1] == 4 * len(train_data)
     assert not result.model.training
 
 
@@ -109,7 +110,7 @@ def test_an_example_budget_counts_names_not_epochs(parts):
     encoder = fitted_encoder(train_data)
     result = train(new_model(encoder), encoder, train_data, None,
                    {"examples": 1000, "batch_size": 32, "threads": 1}, progress=False)
-    assert result.examples_seen == 1000
+    assert result.history["examples"].iloc[-1] == 1000
     assert result.history["epoch"].tolist() == [1, 2, 3]  # 400 + 400 + 200 names
 
 
@@ -161,9 +162,31 @@ def test_interrupt_in_the_first_epoch_keeps_the_current_weights(parts):
             raise KeyboardInterrupt
 
     result = train(model, encoder, train_data, None, FAST, callbacks=[stop_after_five], progress=False)
-    assert result.examples_seen == 5 * FAST["batch_size"]
+    assert f"{5 * FAST['batch_size']:,} texts seen" in result.stop_reason
     assert result.best_epoch is None and result.history.empty
     assert any(not torch.equal(before[k], v) for k, v in weights(result.model).items())
+
+
+def test_interrupting_an_ensemble_trained_member_by_member_marks_the_result_interrupted(parts):
+    """Ctrl-C in the first member stops the whole ensemble, and says so like a single model."""
+    from toolkit.registry import load_registry
+
+    train_data, test_data = parts
+    encoder = fitted_encoder(train_data)
+    torch.manual_seed(0)
+    ensemble = load_registry().model("ensemble").factory(
+        vocab_size=encoder.vocab_size, num_classes=len(LANGUAGES), members="gru,cnn", training="separate",
+    )
+
+    def stop_in_epoch_two(info) -> None:
+        if info.epoch == 2:
+            raise KeyboardInterrupt
+
+    result = train(ensemble, encoder, train_data, test_data, FAST, callbacks=[stop_in_epoch_two],
+                   progress=False)
+    assert result.interrupted and result.stop_reason.startswith("gru: interrupted in epoch 2")
+    assert "cnn" not in result.stop_reason  # the second member was never started
+    assert result.epochs_completed == 1 and result.epochs_planned == FAST["epochs"]
 
 
 def test_an_absurd_learning_rate_stops_with_a_clear_message(parts):

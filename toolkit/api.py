@@ -23,6 +23,8 @@ if TYPE_CHECKING:  # torch, numpy and pandas load on first use, so the CLI start
     from torch import nn
 
     from toolkit.evaluation import Report
+    from toolkit.predictor import Predictor
+    from toolkit.rundir import RunClaim
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
 DEFAULT_ENCODER = "onehot"
@@ -114,10 +116,12 @@ def train_params(model: ModelSpec) -> tuple[Param, ...]:
     return tuple(params)
 
 
-@dataclass
+@dataclass(frozen=True)
 class RunResult:
     """What a run produced: the data split, the fitted encoder, the trained model and its
-    training history, and the model's class probabilities for the held-out test texts."""
+    training history, the model's class probabilities for the held-out test texts, their
+    evaluation and the run folder. `report` and `run_dir` are None only on a torchrun rank
+    other than 0: rank 0 alone evaluates and writes the run folder."""
 
     plan: RunPlan
     split: Split
@@ -139,16 +143,21 @@ class RunResult:
     truncated_texts: int = 0  # texts longer than train.max_length, cut to it
     world_size: int = 1  # processes that trained it (torchrun ranks); only rank 0 evaluates and writes
 
+    def predictor(self, threads: int | None = None) -> Predictor:
+        """The trained model as a `Predictor`, as `load_run` would give it from the run folder:
+        texts normalised as the training data was and cut to `train.max_length`. `threads`:
+        torch CPU threads per forward pass (default: as many as training used)."""
+        from toolkit.predictor import Predictor
+
+        train = self.plan.params["train"]
+        config = {"train": train, "provenance": dict(self.split.train.provenance)}
+        return Predictor(self.model, self.encoder, self.classes, config, self.run_dir,
+                         threads or train["threads"] or 1)
+
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         """Class probabilities (len(texts), classes) from the trained model, the texts
         normalised as the training data was."""
-        from toolkit.textfiles import cut_texts, normalize_like
-        from toolkit.training import predict_proba
-
-        prepared, _ = cut_texts(
-            normalize_like(texts, self.split.train.provenance), self.plan.params["train"]["max_length"]
-        )
-        return predict_proba(self.model, self.encoder, prepared, "cpu")
+        return self.predictor().predict_proba(texts)
 
     def test_predictions(self) -> np.ndarray:
         """The predicted class index of every test text."""
@@ -188,34 +197,39 @@ def run(
     plan = plan_run(dataset, model, encoder, params, seed, device, output, plugins)
     # only after the checks, so that a bad parameter is refused without loading pandas
     from toolkit import distributed
-    from toolkit.rundir import claim_default_run_dir, claim_run_dir, write_run
-    from toolkit.training import resolve_device
+    from toolkit.inference import resolve_device
+    from toolkit.rundir import claim_default_run_dir, claim_run_dir
 
     ranks, target = distributed.join(resolve_device(plan.device))  # rank 0 of 1 without torchrun
     if not ranks.is_main:  # under torchrun: rank 0 alone claims and writes the run folder
-        return _train_and_evaluate(plan, progress, target)
+        return _train_and_evaluate(plan, progress, target, None)
     claim = (
         claim_run_dir(plan.output) if plan.output is not None
         else claim_default_run_dir(plan.dataset.name, plan.model.name)
     )
     try:
-        result = _train_and_evaluate(plan, progress, target)
-        result.run_dir = write_run(result, result.report, claim)
+        return _train_and_evaluate(plan, progress, target, claim)
     except BaseException:
         claim.release()
         raise
-    return result
 
 
-def _train_and_evaluate(plan: RunPlan, progress: bool | None, device: torch.device) -> RunResult:
+def _train_and_evaluate(
+    plan: RunPlan, progress: bool | None, device: torch.device, claim: RunClaim | None
+) -> RunResult:
+    """Load, split, encode, train and predict the test split; then, with a `claim` (rank 0),
+    evaluate and write the run folder into it."""
     import numpy as np
     import torch
 
     from toolkit import distributed
-    from toolkit.evaluation import evaluate_predictions
+    from toolkit.evaluation import confused_examples, evaluate_predictions
+    from toolkit.inference import predict_proba
+    from toolkit.rendering import render_report
+    from toolkit.rundir import write_run
     from toolkit.splits import split_dataset
     from toolkit.textfiles import cut_texts
-    from toolkit.training import predict_proba, train
+    from toolkit.training import train
 
     seed = plan.seed
     ranks, target = distributed.current(), device
@@ -251,16 +265,64 @@ def _train_and_evaluate(plan: RunPlan, progress: bool | None, device: torch.devi
     )
     test_texts = split.test.texts if ranks.is_main else ()
     probabilities = predict_proba(trained.model, text_encoder, test_texts, target)
-    result = RunResult(
-        plan=plan, split=split, encoder=text_encoder, model=trained.model.cpu().eval(),
-        history=trained.history, test_probabilities=probabilities,
-        test_targets=np.asarray(split.test.targets if ranks.is_main else (), dtype=np.int64),
-        classes=data.classes, train_seconds=trained.seconds, stop_reason=trained.stop_reason,
-        best_epoch=trained.best_epoch, device=target.type, interrupted=trained.interrupted,
+    test_targets = np.asarray(split.test.targets if ranks.is_main else (), dtype=np.int64)
+    model = trained.model.cpu().eval()
+    status = {
+        "seconds": round(trained.seconds, 3), "stop_reason": trained.stop_reason,
+        "best_epoch": trained.best_epoch, "interrupted": trained.interrupted,
+        "epochs_completed": trained.epochs_completed, "epochs_planned": trained.epochs_planned,
+        "truncated_texts": truncated, "world_size": ranks.world_size,
+        "effective_batch_size": plan.params["train"]["batch_size"] * ranks.world_size,
+    }
+    report = run_dir = None
+    if claim is not None:
+        report = evaluate_predictions(test_targets, probabilities, data.classes)
+        run_dir = write_run(
+            claim,
+            config=_run_config(plan, split, target.type, status, data.classes),
+            weights=model.state_dict(),
+            encoder={"name": plan.encoder.name, "params": plan.params["encoder"],
+                     "state": text_encoder.state()},
+            classes=data.classes,
+            report=report,
+            history=trained.history,
+            mistakes=confused_examples(split.test.texts, test_targets, probabilities, data.classes),
+            render=render_report,
+        )
+    return RunResult(
+        plan=plan, split=split, encoder=text_encoder, model=model, history=trained.history,
+        test_probabilities=probabilities, test_targets=test_targets, classes=data.classes,
+        train_seconds=trained.seconds, stop_reason=trained.stop_reason, best_epoch=trained.best_epoch,
+        device=target.type, report=report, run_dir=run_dir, interrupted=trained.interrupted,
         epochs_completed=trained.epochs_completed, epochs_planned=trained.epochs_planned,
         truncated_texts=truncated, world_size=ranks.world_size,
     )
-    if not ranks.is_main:
-        return result  # rank 0 alone evaluates and writes the run folder
-    result.report = evaluate_predictions(result.test_targets, probabilities, data.classes)
-    return result
+
+
+def _run_config(
+    plan: RunPlan, split: Split, device: str, status: dict[str, Any], classes: Sequence[str]
+) -> dict[str, Any]:
+    """Everything needed to understand, repeat and reload the run (config.json); `status` is
+    how training ended, recorded in metrics.json too."""
+
+    def plugin(kind: str, name: str) -> dict[str, Any]:
+        owner = plan.registry.owner(kind, name)
+        recorded = {"name": name, "plugin": owner.name, "distribution": owner.distribution,
+                    "version": owner.version, "params": plan.params[kind]}
+        if owner.path:  # a file plugin has no version: its path and contents identify it
+            recorded |= {"plugin_file": owner.path, "plugin_sha256": owner.sha256}
+        return recorded
+
+    return {
+        "seed": plan.seed,
+        "device": device,
+        "dataset": plugin("dataset", plan.dataset.name),
+        "encoder": plugin("encoder", plan.encoder.name),
+        "model": plugin("model", plan.model.name),
+        "split": {**plan.params["split"], "strategy": split.strategy,
+                  "seed": split.seed, "sizes": split.sizes()},
+        "train": plan.params["train"],
+        "training": status,
+        "classes": list(classes),
+        "provenance": dict(split.train.provenance),
+    }

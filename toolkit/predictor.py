@@ -116,16 +116,15 @@ class Predictor:
         return self._probabilities(self.prepare(texts))
 
     def _probabilities(self, prepared: list[str]) -> np.ndarray:
-        from toolkit.training import predict_proba
+        from toolkit.inference import predict_proba
 
         if not prepared:
             return np.zeros((0, len(self.classes)))
         with self._lock, _torch_threads(self.threads):
             probabilities = predict_proba(self.model, self.encoder, prepared, "cpu")
         if not np.isfinite(probabilities).all():
-            raise ToolkitError(
-                f"the model of '{shown(self.path)}' gives non-finite probabilities; its weights are damaged."
-            )
+            model = f"the model of '{shown(self.path)}'" if self.path is not None else "the model"
+            raise ToolkitError(f"{model} gives non-finite probabilities; its weights are damaged.")
         return probabilities
 
     def predict(self, texts: Sequence[str], top: int = 3) -> list[Prediction]:

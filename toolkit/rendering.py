@@ -19,15 +19,9 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from toolkit.compare import unique_names
 from toolkit.errors import ToolkitError
-from toolkit.rundir import (
-    CONFUSION_PNG,
-    LOSS_PNG,
-    REPORT_HTML,
-    RunRecord,
-    _unique_names,
-    read_run,
-)
+from toolkit.rundir import CONFUSION_PNG, LOSS_PNG, REPORT_HTML, RunRecord, read_run
 from toolkit.safe_files import shown, write_atomic
 
 if TYPE_CHECKING:
@@ -122,7 +116,7 @@ def compare_html(paths: Sequence[str | Path]) -> str:
     from toolkit.plots import plot_losses
 
     records = [read_run(p) for p in paths]
-    names = _unique_names([r.name for r in records])
+    names = unique_names([r.name for r in records])
     metrics = list(dict.fromkeys(m for r in records for m in r.report.summary.index))
     summary = [
         (metric, [_metric(metric, r.report.summary["value"].get(metric)) for r in records])

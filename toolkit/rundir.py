@@ -5,9 +5,10 @@
     encoder.json         the encoder's name, parameters and fitted state (its vocabulary)
     labels.json          the class names, in the model's output order
     metrics.json         overall and per-class metrics on the test split
-    per_class.csv / .md, confusion.csv / .md, history.csv
+    per_class.csv, confusion.csv, history.csv
     mistakes.csv         a few misclassified test texts per confused pair (bounded)
-    loss.png, confusion.png, report.html (the plots embedded; see toolkit.rendering)
+    loss.png, confusion.png, report.html, per_class.md, confusion.md
+                         pages for people, drawn by toolkit.rendering (`write_run`'s `render`)
 
 A run folder is claimed (created, with a lock file in it) before training starts, so a
 second run on the same folder is refused at once and default names never collide. The files
@@ -27,7 +28,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -36,12 +37,12 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from toolkit.errors import ToolkitError
-from toolkit.evaluation import Report, confused_examples
+from toolkit.evaluation import Report
 from toolkit.safe_files import file_mode, read_bounded, shown, write_atomic
 from toolkit.safe_files import read_json as _read_json
 
 if TYPE_CHECKING:
-    from toolkit.api import RunResult
+    import torch
 
 FORMAT_VERSION = 1
 CONFIG, WEIGHTS, ENCODER, LABELS, METRICS = (
@@ -160,56 +161,34 @@ def _unwritable(path: Path, exc: OSError) -> ToolkitError:
     )
 
 
-def run_config(result: RunResult) -> dict[str, Any]:
-    """Everything needed to understand, repeat and reload the run."""
-    plan = result.plan
+def write_run(
+    target: Path | RunClaim,
+    *,
+    config: Mapping[str, Any],
+    weights: Mapping[str, torch.Tensor],
+    encoder: Mapping[str, Any],
+    classes: Sequence[str],
+    report: Report,
+    history: pd.DataFrame,
+    mistakes: pd.DataFrame,
+    render: Callable[[RunRecord], object] | None = None,
+) -> Path:
+    """Write a run folder into `target` (a path, or a folder claimed before training).
 
-    def plugin(kind: str, name: str) -> dict[str, Any]:
-        owner = plan.registry.owner(kind, name)
-        recorded = {"name": name, "plugin": owner.name, "distribution": owner.distribution,
-                    "version": owner.version, "params": plan.params[kind]}
-        if owner.path:  # a file plugin has no version: its path and contents identify it
-            recorded |= {"plugin_file": owner.path, "plugin_sha256": owner.sha256}
-        return recorded
-
-    from toolkit import __version__
-
-    return {
-        "format_version": FORMAT_VERSION,
-        "toolkit_version": __version__,
-        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "seed": plan.seed,
-        "device": result.device,
-        "dataset": plugin("dataset", plan.dataset.name),
-        "encoder": plugin("encoder", plan.encoder.name),
-        "model": plugin("model", plan.model.name),
-        "split": {**plan.params["split"], "strategy": result.split.strategy,
-                  "seed": result.split.seed, "sizes": result.split.sizes()},
-        "train": plan.params["train"],
-        "training": training_status(result),
-        "classes": list(result.classes),
-        "provenance": dict(result.split.train.provenance),
-    }
-
-
-def training_status(result: RunResult) -> dict[str, Any]:
-    """How training ended: recorded in config.json and metrics.json, shown in the report."""
-    return {
-        "seconds": round(result.train_seconds, 3), "stop_reason": result.stop_reason,
-        "best_epoch": result.best_epoch, "interrupted": result.interrupted,
-        "epochs_completed": result.epochs_completed, "epochs_planned": result.epochs_planned,
-        "truncated_texts": result.truncated_texts, "world_size": result.world_size,
-        "effective_batch_size": result.plan.params["train"]["batch_size"] * result.world_size,
-    }
-
-
-def write_run(result: RunResult, report: Report, target: Path | RunClaim) -> Path:
-    """Write the whole run folder into `target` (a path, or a folder claimed before training).
+    `config` is what config.json records about the run (its "training" section, how training
+    ended, goes into metrics.json too; the format version, toolkit version and time are added
+    here); `weights` the model's state dict; `encoder` its name, parameters and fitted state;
+    `classes` the class names in the model's output order; `report` the test evaluation;
+    `history` a row per epoch; `mistakes` example misclassified texts (see
+    `toolkit.evaluation.confused_examples`). `render(record)` may add pages (plots, HTML)
+    to the folder before it is moved into place.
 
     The files are written in a fresh private folder inside it and moved into place, config.json
     last; on any failure (or SIGTERM turned into SystemExit) everything written is removed.
     """
     from safetensors.torch import save_file
+
+    from toolkit import __version__
 
     claim = target if isinstance(target, RunClaim) else claim_run_dir(target)
     path = claim.path
@@ -220,25 +199,22 @@ def write_run(result: RunResult, report: Report, target: Path | RunClaim) -> Pat
         raise
     moved: list[str] = []
     try:
-        config = run_config(result)
-        weights = {k: v.detach().cpu().contiguous() for k, v in result.model.state_dict().items()}
-        save_file(weights, staging / WEIGHTS, metadata={"format": "toolkit", "format_version": "1"})
-        encoder = {"name": result.plan.encoder.name, "params": result.plan.params["encoder"],
-                   "state": result.encoder.state()}
-        _write_json(staging / ENCODER, encoder)
-        _write_json(staging / LABELS, list(result.classes))
-        _write_json(staging / CONFIG, config)
-        _write_json(staging / METRICS, {**report.metrics(), "training": config["training"]})
+        recorded = {
+            "format_version": FORMAT_VERSION, "toolkit_version": __version__,
+            "created_at": datetime.now(UTC).isoformat(timespec="seconds"), **config,
+        }
+        tensors = {k: v.detach().cpu().contiguous() for k, v in weights.items()}
+        save_file(tensors, staging / WEIGHTS, metadata={"format": "toolkit", "format_version": "1"})
+        _write_json(staging / ENCODER, dict(encoder))
+        _write_json(staging / LABELS, list(classes))
+        _write_json(staging / CONFIG, recorded)
+        _write_json(staging / METRICS, {**report.metrics(), "training": recorded.get("training", {})})
         _write_text(staging / PER_CLASS, report.per_class.to_csv())
         _write_text(staging / CONFUSION, report.confusion.to_csv())
-        _write_text(staging / HISTORY, result.history.to_csv(index=False))
-        mistakes = confused_examples(
-            result.split.test.texts, result.test_targets, result.test_probabilities, result.classes
-        )
+        _write_text(staging / HISTORY, history.to_csv(index=False))
         _write_text(staging / MISTAKES, mistakes.to_csv(index=False))
-        from toolkit.rendering import render_report
-
-        render_report(RunRecord(staging, config, report, result.history, mistakes))
+        if render is not None:
+            render(RunRecord(staging, recorded, report, history, mistakes))
         for name in sorted(os.listdir(staging), key=lambda n: n == CONFIG):  # config.json last
             os.chmod(staging / name, file_mode())  # the same for every file, weights included
             os.replace(staging / name, path / name)
@@ -334,34 +310,6 @@ def read_run(path: str | Path) -> RunRecord:
 
 def _table(path: Path) -> io.BytesIO:
     return io.BytesIO(read_bounded(path))
-
-
-def compare_runs(paths: Sequence[str | Path]) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Runs side by side: (overall metrics, per-class accuracy), a column per run."""
-    records = [read_run(p) for p in paths]
-    names = _unique_names([r.name for r in records])
-    summary = pd.concat([r.report.summary["value"] for r in records], axis=1, keys=names)
-    per_class = pd.concat([r.report.per_class["accuracy"] for r in records], axis=1, keys=names)
-    header = pd.DataFrame(
-        [[_plugin_name(r, "dataset") for r in records], [_plugin_name(r, "model") for r in records]],
-        index=pd.Index(["dataset", "model"], name="metric"), columns=names,
-    )
-    return pd.concat([header, summary.astype(object)]), per_class
-
-
-def _unique_names(names: list[str]) -> list[str]:
-    seen: dict[str, int] = {}
-    unique = []
-    for name in names:
-        seen[name] = seen.get(name, 0) + 1
-        unique.append(name if seen[name] == 1 else f"{name} ({seen[name]})")
-    return unique
-
-
-def _plugin_name(record: RunRecord, kind: str) -> str:
-    section = record.config.get(kind)
-    name = section.get("name") if isinstance(section, dict) else None
-    return name if isinstance(name, str) else "?"
 
 
 def read_json(path: Path) -> Any:

@@ -30,11 +30,10 @@ from torch.nn import functional as F
 from toolkit import distributed
 from toolkit.encoded import encode_compact
 from toolkit.errors import ToolkitError
+from toolkit.inference import PREDICT_BATCH, resolve_device
 from toolkit.train_config import TrainConfig
 from toolkit.types import Encoder, TextDataset
 
-#: Names per batch when predicting; large, because no gradients are kept.
-PREDICT_BATCH = 1024
 #: Bucketing sorts this many batches' worth of names by length at a time, then shuffles batches.
 BUCKET_WINDOW = 50
 #: Seconds between progress-bar updates.
@@ -68,27 +67,9 @@ class TrainResult:
     seconds: float
     stop_reason: str
     best_epoch: int | None
-    examples_seen: int
-    config: TrainConfig
     interrupted: bool = False  # stopped by Ctrl-C (or a callback raising KeyboardInterrupt)
     epochs_completed: int = 0
     epochs_planned: int = 0
-
-
-def resolve_device(name: str = "auto") -> torch.device:
-    """`auto` picks cuda, then mps, then cpu; naming an unavailable device is a user error."""
-    available = {
-        "cuda": torch.cuda.is_available(),
-        "mps": bool(getattr(torch.backends, "mps", None)) and torch.backends.mps.is_available(),
-        "cpu": True,
-    }
-    if name == "auto":
-        return torch.device(next(dev for dev in ("cuda", "mps", "cpu") if available[dev]))
-    if name not in available:
-        raise ToolkitError(f"unknown device '{name}'; use one of auto, cpu, cuda, mps.")
-    if not available[name]:
-        raise ToolkitError(f"device '{name}' is not available on this machine; use --device auto or cpu.")
-    return torch.device(name)
 
 
 def train(
@@ -188,8 +169,8 @@ def train(
     network.eval()
     history = pd.DataFrame(rows, columns=HISTORY_COLUMNS)
     return TrainResult(
-        network, history, seconds, stop_reason, best[1] if best else None, loop.seen, config,
-        interrupted, len(rows), len(epoch_sizes),
+        network, history, seconds, stop_reason, best[1] if best else None, interrupted, len(rows),
+        len(epoch_sizes),
     )
 
 
@@ -207,6 +188,7 @@ def _train_members(
     check_model_reads_encoder(model, _Batches(encoder, train_data, device), len(train_data.classes))
     started = time.perf_counter()
     histories, reasons, seen, last_epoch = [], [], 0, 0
+    interrupted, completed, planned = False, 0, 0
     defaults = TrainConfig().as_dict()
     changed = {k: v for k, v in config.as_dict().items() if v != defaults[k]}
     for name, member, member_params in model.separate_members:
@@ -214,9 +196,11 @@ def _train_members(
         history = result.history.assign(epoch=result.history["epoch"] + last_epoch)
         last_epoch += len(history)
         histories.append(history)
-        seen += result.examples_seen
+        seen += int(history["examples"].iloc[-1]) if len(history) else 0
         reasons.append(f"{name}: {result.stop_reason}")
-        if result.stop_reason.startswith("interrupted"):
+        completed, planned = completed + result.epochs_completed, planned + result.epochs_planned
+        if result.interrupted:
+            interrupted = True
             break
     model.eval()
     row = dict.fromkeys(HISTORY_COLUMNS, math.nan) | {"epoch": last_epoch + 1, "examples": seen}
@@ -225,7 +209,7 @@ def _train_members(
         model.eval()
     history = pd.concat([*histories, pd.DataFrame([row])], ignore_index=True)[list(HISTORY_COLUMNS)]
     return TrainResult(model, history, time.perf_counter() - started, "; ".join(reasons),
-                       last_epoch + 1, seen, config)
+                       last_epoch + 1, interrupted, completed, planned)
 
 
 class _Loop:
@@ -304,29 +288,6 @@ class _Loop:
     def _status(epoch: int, loss_sum: float, correct: int, count: int, started: float) -> str:
         rate = count / max(time.perf_counter() - started, 1e-9)
         return f"epoch {epoch} loss {loss_sum / count:.3f} acc {correct / count:.1%} {rate:,.0f} texts/s"
-
-
-def predict_proba(
-    model: nn.Module, encoder: Encoder, texts: Sequence[str], device: str | torch.device = "cpu"
-) -> np.ndarray:
-    """Class probabilities, shape (len(texts), classes), in the order of `texts`."""
-    target = device if isinstance(device, torch.device) else resolve_device(device)
-    model.to(target).eval()
-    indices, lengths = encoder.encode(list(texts))
-    order = torch.argsort(lengths)  # batches of similar length need little padding
-    probabilities = []
-    with torch.inference_mode():
-        for start in range(0, len(texts), PREDICT_BATCH):
-            rows = order[start:start + PREDICT_BATCH]
-            batch_lengths = lengths[rows]
-            x = indices[rows, : int(batch_lengths.max())]
-            logits = model(x.to(target), batch_lengths.to(target))
-            probabilities.append(torch.softmax(logits.double(), dim=1).cpu())  # sums to 1 exactly
-    if not probabilities:
-        return np.zeros((0, 0))
-    result = torch.empty(len(texts), probabilities[0].shape[1], dtype=torch.float64)
-    result[order] = torch.cat(probabilities)
-    return result.numpy()
 
 
 def check_model_reads_encoder(model: nn.Module, batches: _Batches, num_classes: int) -> None:

@@ -251,7 +251,8 @@ class _Objective:
         import optuna
         import torch
 
-        from toolkit.training import predict_proba, resolve_device, train
+        from toolkit.inference import predict_proba, resolve_device
+        from toolkit.training import train
 
         split, device = self.split, resolve_device(plan.device)
         text_encoder = plan.encoder.factory(**plan.params["encoder"])

@@ -1,25 +1,26 @@
 """The `toolkit` command line: parses, calls the Python API, prints.
 
-Each command group lives in its own module and adds itself to the app in `make_app`;
-plugins add theirs through the `register_commands` hook.
+This module builds the root app (`make_app`, `main`) and its options. Every command module
+owns its commands and sub-apps and adds them in its `add_to(app)`; the helpers they share are
+in `toolkit.cli.common`. Plugins add commands through the `register_commands` hook (`new_typer`
+gives a sub-app toolkit's error handling).
 """
 
 from __future__ import annotations
 
-import os
 import sys
-import traceback
 from collections.abc import Sequence
-from typing import Annotated, Any
+from typing import Annotated
 
-import click
 import typer
-from typer.core import TyperGroup
 
 from toolkit import __version__
+from toolkit.cli.common import DEBUG_ENV_VAR, ToolkitGroup, cli_plugins, new_typer, registry_from
 from toolkit.errors import ToolkitError
-from toolkit.registry import DISABLE_ENV_VAR, DISABLE_PREFIX, Registry, load_registry
-from toolkit.safe_files import shown
+from toolkit.registry import DISABLE_ENV_VAR, DISABLE_PREFIX, load_registry
+
+#: new_typer, registry_from and cli_plugins stay importable from here for plugins' commands.
+__all__ = ["cli_plugins", "main", "make_app", "new_typer", "registry_from"]
 
 PLUGIN_OPTION_HELP = (
     "Load a plugin from a module name or a .py file (repeatable). "
@@ -29,60 +30,6 @@ DISABLE_OPTION_HELP = (
     f"Skip the plugin NAME, as `toolkit plugins` names it, built-ins included (repeatable). "
     f"{DISABLE_ENV_VAR}=a,b does the same from the environment."
 )
-DEBUG_ENV_VAR = "TOOLKIT_DEBUG"
-
-
-class ToolkitGroup(TyperGroup):
-    """Turns a ToolkitError anywhere below into one line on stderr and exit code 2 (with the
-    traceback first under --traceback or TOOLKIT_DEBUG=1)."""
-
-    #: An error from loading plugins while the app was built, reported when a command runs.
-    startup_error: ToolkitError | None = None
-
-    def invoke(self, ctx: click.Context) -> Any:
-        try:
-            if ctx.parent is None:
-                if self.startup_error is not None:
-                    raise self.startup_error
-                ctx.obj = load_registry(cli_plugins(ctx))  # before the command name is looked up
-            return super().invoke(ctx)
-        except ToolkitError as exc:
-            if debugging(ctx):
-                traceback.print_exception(exc, file=sys.stderr)
-            typer.echo(f"Error: {shown(exc)}", err=True)  # text from a file cannot drive the terminal
-            raise typer.Exit(2) from None
-
-
-def debugging(ctx: click.Context | None = None) -> bool:
-    """True under --traceback or TOOLKIT_DEBUG=1."""
-    root = ctx.find_root() if ctx is not None else None
-    flag = bool(root.params.get("show_traceback")) if root is not None else False
-    return flag or os.environ.get(DEBUG_ENV_VAR, "").strip().lower() in ("1", "true", "yes", "on")
-
-
-def new_typer(**kwargs: Any) -> typer.Typer:
-    """A Typer app with toolkit's settings (error handling, no rich tracebacks)."""
-    kwargs.setdefault("no_args_is_help", False)
-    kwargs.setdefault("cls", ToolkitGroup)
-    return typer.Typer(
-        pretty_exceptions_enable=False,
-        context_settings={"help_option_names": ["-h", "--help"]},
-        **kwargs,
-    )
-
-
-def cli_plugins(ctx: click.Context) -> list[str]:
-    """The root options --plugin and --disable as one plugin list (`no:NAME` disables)."""
-    params = ctx.find_root().params
-    return [*(params.get("plugin") or []), *(DISABLE_PREFIX + n for n in params.get("disable") or [])]
-
-
-def registry_from(ctx: click.Context) -> Registry:
-    """The registry the root command loaded for this invocation."""
-    root = ctx.find_root()
-    if not isinstance(root.obj, Registry):
-        root.obj = load_registry(cli_plugins(root))
-    return root.obj
 
 
 def _show_version(value: bool) -> None:
@@ -116,17 +63,13 @@ def _root(
 
 def make_app(plugins: Sequence[str] = ()) -> typer.Typer:
     """Build the CLI; `plugins` (from --plugin, and `no:NAME` from --disable) may add commands."""
-    import toolkit.cli.datasets  # noqa: F401  (adds `datasets show|download|path`)
-    from toolkit.cli import listing, predict, report, run, serve, tune
+    from toolkit.cli import datasets, listing, predict, report, run, serve, tune
+    from toolkit.cli import plugins as plugin_commands  # `plugins` is this function's argument
 
     startup_error = None
     app = new_typer(help="Character-level text classification with plugins.")
-    listing.add_to(app)
-    run.add_to(app)
-    report.add_to(app)
-    predict.add_to(app)
-    serve.add_to(app)
-    tune.add_to(app)
+    for commands in (plugin_commands, datasets, listing, run, report, predict, serve, tune):
+        commands.add_to(app)
     try:
         load_registry(plugins).add_commands(app)
     except ToolkitError as exc:

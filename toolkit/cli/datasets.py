@@ -1,4 +1,4 @@
-"""`toolkit datasets show|download|path`: inspect any registered dataset, fetch, locate."""
+"""`toolkit datasets` and its `show|download|path`: list, inspect, fetch and locate datasets."""
 
 from __future__ import annotations
 
@@ -7,13 +7,14 @@ from typing import Annotated, Any
 import typer
 
 from toolkit.cache import cache_dir
-from toolkit.cli import cli_plugins, registry_from
-from toolkit.cli.listing import datasets_app
+from toolkit.cli.common import cli_plugins, new_typer, print_specs, registry_from
 from toolkit.contracts import checked_dataset
 from toolkit.errors import ToolkitError
 from toolkit.loading import dataset_params
 from toolkit.params import parse_assignments
 from toolkit.types import DatasetSpec
+
+datasets_app = new_typer(help="List, inspect and download datasets.")
 
 ParamOption = Annotated[
     list[str] | None,
@@ -22,6 +23,13 @@ ParamOption = Annotated[
         help="Set a dataset parameter, e.g. normalization=raw (repeatable).",
     ),
 ]
+
+
+@datasets_app.callback(invoke_without_command=True)
+def datasets(ctx: typer.Context) -> None:
+    """List the datasets, with their parameters."""
+    if ctx.invoked_subcommand is None:
+        print_specs("dataset", ctx)
 
 
 def _resolve(ctx: typer.Context, name: str, param: list[str] | None) -> tuple[DatasetSpec, dict[str, Any]]:
@@ -75,3 +83,7 @@ def path(
     if spec.location is None:
         raise ToolkitError(f"dataset '{name}' keeps no data of its own in the cache.")
     typer.echo(str(spec.location(**params)))
+
+
+def add_to(app: typer.Typer) -> None:
+    app.add_typer(datasets_app, name="datasets")

@@ -13,22 +13,14 @@ from typing import TYPE_CHECKING, Annotated, TextIO
 
 import typer
 
-from toolkit.cli import cli_plugins, registry_from
+from toolkit.cli.common import RunOption, cli_plugins, load_predictor, registry_from
 from toolkit.errors import ToolkitError
 from toolkit.safe_files import atomic_file, shown
 
 if TYPE_CHECKING:  # torch and friends load only when a command needs them
-    from toolkit.predictor import Prediction, Predictor
+    from toolkit.predictor import Prediction
 
-RunOption = Annotated[Path, typer.Option("--run", "-r", help="A run folder made by `toolkit run`.")]
 TopOption = Annotated[int, typer.Option("--top", "-n", min=1, help="How many classes to show per name.")]
-
-
-def _load(ctx: typer.Context, run: Path, threads: int = 1) -> Predictor:
-    from toolkit.predictor import load_run
-
-    registry_from(ctx)  # make sure --plugin plugins are loaded before the model is rebuilt
-    return load_run(run, cli_plugins(ctx), threads)
 
 
 def _print(prediction: Prediction) -> None:
@@ -99,7 +91,7 @@ def predict(
         raise ToolkitError("--scheduler and --workers belong to --engine dask.")
     if output is not None:
         _check_output_file(Path(output))
-    predictor = _load(ctx, run, threads)
+    predictor = load_predictor(ctx, run, threads)
     top = min(top, len(predictor.classes))  # the CSV header has a column pair per guess
     if input_file is None:
         assert names is not None
@@ -250,7 +242,7 @@ def _write_json_lines(predictions: Iterator[Prediction], top: int, out: TextIO |
 
 def interactive(ctx: typer.Context, run: RunOption, top: TopOption = 3) -> None:
     """Type a name, see the guesses; an empty line or Ctrl-D quits."""
-    predictor = _load(ctx, run)
+    predictor = load_predictor(ctx, run)
     typer.echo(f"{len(predictor.classes)} classes. Type a name (empty line or Ctrl-D to quit).")
     prompt = "> " if sys.stdin.isatty() else ""
     while True:

@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from toolkit import api
-from toolkit.cli import cli_plugins
+from toolkit.cli.common import INTERRUPTED_EXIT, cli_plugins, print_report
 from toolkit.params import parse_assignments
 
 
@@ -88,8 +88,6 @@ def run(
             f"{result.truncated_texts:,} texts were longer than {max_length:,} characters and were "
             "cut to that length (train.max_length)."
         )
-    from toolkit.cli.report import print_report
-
     print_report(result.report)
     overall = result.report.summary["value"]
     typer.echo(
@@ -100,10 +98,6 @@ def run(
     if result.interrupted:
         typer.echo(f"Run interrupted: {result.stop_reason}.", err=True)
         raise typer.Exit(INTERRUPTED_EXIT)
-
-
-#: The shell's status for a command stopped by Ctrl-C (128 + SIGINT).
-INTERRUPTED_EXIT = 130
 
 
 def _exit_on_sigterm(signum: int, frame: FrameType | None) -> None:

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from toolkit.cli.predict import RunOption, _load
+from toolkit.cli.common import RunOption, load_predictor
 
 
 def serve(
@@ -24,7 +24,7 @@ def serve(
     docs at /docs and a page to try names at /."""
     from toolkit.server import serve as run_server
 
-    predictor = _load(ctx, Path(run))
+    predictor = load_predictor(ctx, Path(run))
     base = f"http://{'[' + host + ']' if ':' in host else host}:{port}"
     typer.echo(f"Playground: {base}/   API docs: {base}/docs")
     run_server(predictor, host, port, max_length, max_batch)

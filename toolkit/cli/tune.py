@@ -7,10 +7,8 @@ from typing import Annotated
 
 import typer
 
-from toolkit.cli import cli_plugins
+from toolkit.cli.common import INTERRUPTED_EXIT, cli_plugins
 from toolkit.params import parse_assignments
-
-INTERRUPTED_EXIT = 130
 
 
 def tune(

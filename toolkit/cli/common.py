@@ -1,0 +1,182 @@
+"""Helpers the command modules share: error handling, the registry of this invocation,
+listing plugin parts, printing a report, loading a run to predict with.
+
+Kept free of torch, pandas and matplotlib at import time, so the CLI starts fast.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import click
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+from typer.core import TyperGroup
+
+from toolkit.errors import ToolkitError
+from toolkit.params import Param
+from toolkit.registry import DISABLE_PREFIX, Registry, load_registry
+from toolkit.safe_files import shown
+from toolkit.types import ModelSpec
+
+if TYPE_CHECKING:  # pandas, sklearn and torch load only when a command needs them
+    import pandas as pd
+
+    from toolkit.evaluation import Report
+    from toolkit.predictor import Predictor
+
+DEBUG_ENV_VAR = "TOOLKIT_DEBUG"
+#: The shell's status for a command stopped by Ctrl-C (128 + SIGINT).
+INTERRUPTED_EXIT = 130
+
+
+class ToolkitGroup(TyperGroup):
+    """Turns a ToolkitError anywhere below into one line on stderr and exit code 2 (with the
+    traceback first under --traceback or TOOLKIT_DEBUG=1)."""
+
+    #: An error from loading plugins while the app was built, reported when a command runs.
+    startup_error: ToolkitError | None = None
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            if ctx.parent is None:
+                if self.startup_error is not None:
+                    raise self.startup_error
+                ctx.obj = load_registry(cli_plugins(ctx))  # before the command name is looked up
+            return super().invoke(ctx)
+        except ToolkitError as exc:
+            if debugging(ctx):
+                traceback.print_exception(exc, file=sys.stderr)
+            typer.echo(f"Error: {shown(exc)}", err=True)  # text from a file cannot drive the terminal
+            raise typer.Exit(2) from None
+
+
+def debugging(ctx: click.Context | None = None) -> bool:
+    """True under --traceback or TOOLKIT_DEBUG=1."""
+    root = ctx.find_root() if ctx is not None else None
+    flag = bool(root.params.get("show_traceback")) if root is not None else False
+    return flag or os.environ.get(DEBUG_ENV_VAR, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def new_typer(**kwargs: Any) -> typer.Typer:
+    """A Typer app with toolkit's settings (error handling, no rich tracebacks)."""
+    kwargs.setdefault("no_args_is_help", False)
+    kwargs.setdefault("cls", ToolkitGroup)
+    return typer.Typer(
+        pretty_exceptions_enable=False,
+        context_settings={"help_option_names": ["-h", "--help"]},
+        **kwargs,
+    )
+
+
+def cli_plugins(ctx: click.Context) -> list[str]:
+    """The root options --plugin and --disable as one plugin list (`no:NAME` disables)."""
+    params = ctx.find_root().params
+    return [*(params.get("plugin") or []), *(DISABLE_PREFIX + n for n in params.get("disable") or [])]
+
+
+def registry_from(ctx: click.Context) -> Registry:
+    """The registry the root command loaded for this invocation."""
+    root = ctx.find_root()
+    if not isinstance(root.obj, Registry):
+        root.obj = load_registry(cli_plugins(root))
+    return root.obj
+
+
+def param_line(param: Param) -> str:
+    """One parameter as the listing commands show it."""
+    facts = [f"{param.type.__name__}, default {param.default!r}"]
+    if param.choices:
+        facts.append(f"one of {', '.join(map(str, param.choices))}")
+    if param.range_text():
+        facts.append(str(param.range_text()))
+    if param.search is not None:
+        values = param.search.values
+        every = values is not None and set(values) == set(param.choices or (False, True))
+        facts.append("tune tries each" if every else f"tune searches {param.search}")
+    return f"    {param.name} ({'; '.join(facts)}): {param.help}"
+
+
+def print_specs(kind: str, ctx: typer.Context) -> None:
+    """Every registered plugin part of `kind` (dataset, encoder, model) with its parameters."""
+    registry = registry_from(ctx)
+    specs = registry.specs[kind]
+    if not specs:
+        typer.echo(f"No {kind}s are registered.")
+        return
+    for name in sorted(specs):
+        spec = specs[name]
+        owner = registry.owner(kind, name)
+        typer.echo(f"{name}: {spec.help}")
+        typer.echo(f"  plugin: {owner.name}")
+        if kind == "model":
+            assert isinstance(spec, ModelSpec)
+            typer.echo(f"  consumes: {', '.join(spec.consumes)}")
+            if spec.train_defaults:
+                defaults = ", ".join(f"{k}={v!r}" for k, v in spec.train_defaults.items())
+                typer.echo(f"  trainer defaults: {defaults}")
+        if kind == "encoder":
+            typer.echo(f"  produces: {spec.produces}")
+        if spec.params:
+            typer.echo("  parameters:")
+            for param in spec.params:
+                typer.echo(param_line(param))
+        else:
+            typer.echo("  parameters: none")
+
+
+def _cell(value: object) -> str:
+    if isinstance(value, float):
+        if value != value:  # NaN is the only float unequal to itself
+            return "–"
+        return f"{value:,.0f}" if value.is_integer() and abs(value) >= 10 else f"{value:.3f}"
+    return "–" if value is None else str(value)
+
+
+def _plain(value: object) -> str:
+    """Text from a file as a table cell: no rich markup, no control characters."""
+    return escape(shown(value))
+
+
+def frame_table(frame: pd.DataFrame, title: str) -> Table:
+    """A DataFrame as a rich table, the index as the first column."""
+    table = Table(title=title, title_justify="left")
+    longest = max((len(str(i)) for i in frame.index), default=0)
+    table.add_column(_plain(frame.index.name or ""), style="bold", no_wrap=True, min_width=min(longest, 16))
+    for column in frame.columns:
+        table.add_column(_plain(column), justify="right")
+    for index, row in frame.iterrows():
+        table.add_row(_plain(index), *(_plain(_cell(v)) for v in row))
+    return table
+
+
+#: Short headers so the per-class table fits an 80-column terminal.
+SHORT_HEADERS = {
+    "support": "n", "correct": "right", "accuracy": "acc", "precision": "prec",
+    "confused_with": "mistaken for", "confused_count": "times",
+}
+
+
+def print_report(report: Report, console: Console | None = None) -> None:
+    """The overall numbers and the per-class table."""
+    console = console or Console()
+    console.print(frame_table(report.summary, "Test results"))
+    per_class = report.per_class.rename(columns=lambda c: SHORT_HEADERS.get(c, c.replace("_accuracy", "")))
+    console.print(frame_table(per_class, "Per class"))
+
+
+RunOption = Annotated[Path, typer.Option("--run", "-r", help="A run folder made by `toolkit run`.")]
+
+
+def load_predictor(ctx: typer.Context, run: Path, threads: int = 1) -> Predictor:
+    """The run folder `run` loaded for predicting, with the plugins of this invocation."""
+    from toolkit.predictor import load_run
+
+    registry_from(ctx)  # make sure --plugin plugins are loaded before the model is rebuilt
+    return load_run(run, cli_plugins(ctx), threads)
