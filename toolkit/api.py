@@ -142,7 +142,7 @@ class RunResult:
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         """Class probabilities (len(texts), classes) from the trained model, the texts
         normalised as the training data was."""
-        from toolkit.textfiles import cut_texts, normalize_like
+        from toolkit.normalization import cut_texts, normalize_like
         from toolkit.training import predict_proba
 
         prepared, _ = cut_texts(
@@ -213,8 +213,8 @@ def _train_and_evaluate(plan: RunPlan, progress: bool | None, device: torch.devi
 
     from toolkit import distributed
     from toolkit.evaluation import evaluate_predictions
+    from toolkit.normalization import cut_texts
     from toolkit.splits import split_dataset
-    from toolkit.textfiles import cut_texts
     from toolkit.training import predict_proba, train
 
     seed = plan.seed

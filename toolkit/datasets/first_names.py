@@ -37,13 +37,11 @@ the highest frequencies; ties dropped); `drop` removes the name.
 from __future__ import annotations
 
 import codecs
-import hashlib
 import importlib.metadata
 import importlib.resources
 import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
 import toolkit
@@ -198,42 +196,35 @@ def load(
 ) -> toolkit.TextDataset:
     """First names to gender classes, with their provenance (see the module doc)."""
     path = dictionary_path()
-    data = path.read_bytes()
+    version = importlib.metadata.version(PACKAGE)
+    record = toolkit.Provenance(
+        f"{PACKAGE} {version}: {path}",
+        normalization=normalization,
+        options={"scheme": scheme, "conflicts": conflicts, "joiner": joiner, "normalization": normalization},
+        package={"name": PACKAGE, "version": version},
+        file=str(path),
+    )
+    data = record.add_file(path)
     entries, skipped = parse(decode(data, str(path)), str(path))
+    record.dropped.update(skipped)
     mapping = SCHEMES[scheme]
-    dropped: Counter[str] = Counter(skipped)
-    best: dict[tuple[str, str], tuple[int, int]] = {}
+    spelled: list[tuple[str, tuple[str, tuple[int, int]]]] = []
     for entry in entries:
         label = mapping.get(entry.code)
         if label is None:
-            dropped[f"code {entry.code} not used by scheme {scheme}"] += 1
+            record.drop(f"code {entry.code} not used by scheme {scheme}")
             continue
-        for spelling in spellings(entry.name, joiner):
-            text = toolkit.normalize(spelling, normalization)
-            if not text:
-                dropped["empty after normalization"] += 1
-                continue
-            key = (text, label)
-            if key in best:
-                dropped["same name and class again"] += 1
-            best[key] = max(best.get(key, (0, 0)), _popularity(entry.countries))
+        popularity = _popularity(entry.countries)
+        spelled += [(spelling, (label, popularity)) for spelling in spellings(entry.name, joiner)]
+    best: dict[tuple[str, str], tuple[int, int]] = {}
+    for text, (label, popularity) in record.normalize_pairs(spelled):
+        key = (text, label)
+        if key in best:
+            record.drop("same name and class again")
+        best[key] = max(best.get(key, (0, 0)), popularity)
     pairs, conflict_drops = resolve_conflicts(best, conflicts)
-    dropped.update(conflict_drops)
-    names_per_text = Counter(name for name, _ in pairs)
-    provenance = {
-        "source": f"{PACKAGE} {importlib.metadata.version(PACKAGE)}: {path}",
-        "package": {"name": PACKAGE, "version": importlib.metadata.version(PACKAGE)},
-        "file": str(path),
-        "sha256": {path.name: hashlib.sha256(data).hexdigest()},
-        "dropped": dict(dropped),
-        "normalization": normalization,
-        "shared_texts": sum(1 for n in names_per_text.values() if n > 1),
-        "options": {
-            "scheme": scheme, "conflicts": conflicts, "joiner": joiner, "normalization": normalization,
-        },
-        "loaded_at": datetime.now(UTC).isoformat(timespec="seconds"),
-    }
-    return toolkit.TextDataset.from_pairs([n for n, _ in pairs], [c for _, c in pairs], provenance)
+    record.dropped.update(conflict_drops)
+    return record.dataset([name for name, _ in pairs], [label for _, label in pairs])
 
 
 @toolkit.hookimpl
@@ -263,12 +254,7 @@ def register_datasets(register) -> None:
                     "none (Abdelaziz), or all three spellings.",
                     choices=JOINER_CHOICES,
                 ),
-                toolkit.Param(
-                    "normalization", str, "unidecode",
-                    "unidecode: transliterate to ASCII (Åse -> Ase); ascii: the tutorial's "
-                    "unicodeToAscii; raw: as in the file (use encoder.alphabet=auto).",
-                    choices=toolkit.NORMALIZATIONS,
-                ),
+                toolkit.normalization_param("unidecode"),
             ),
         )
     )

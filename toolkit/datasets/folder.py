@@ -23,11 +23,7 @@ def register_datasets(register) -> None:
             load=load,
             params=(
                 toolkit.Param("data_dir", str, "", "The folder of <label>.txt files (required)."),
-                toolkit.Param(
-                    "normalization", str, "raw",
-                    "raw: as is; ascii: the tutorial's unicodeToAscii; unidecode: transliterate.",
-                    choices=toolkit.NORMALIZATIONS,
-                ),
+                toolkit.normalization_param("raw"),
             ),
         )
     )

@@ -271,11 +271,7 @@ def register_datasets(register) -> None:
                     f"(default: ${DATA_ENV}, then a copy fetched by `toolkit datasets download "
                     "names`, then the copy bundled with toolkit).",
                 ),
-                toolkit.Param(
-                    "normalization", str, "ascii",
-                    "ascii: the tutorial's unicodeToAscii; unidecode: transliterate; raw: as is.",
-                    choices=toolkit.NORMALIZATIONS,
-                ),
+                toolkit.normalization_param("ascii"),
                 toolkit.Param(
                     "verify", bool, True,
                     "Check a folder holding the tutorial's 18 files against their recorded content "

@@ -14,12 +14,8 @@ provenance as `shared_texts`.
 
 from __future__ import annotations
 
-import difflib
-import hashlib
 import importlib.metadata
 import unicodedata
-from collections import Counter
-from datetime import UTC, datetime
 from pathlib import Path
 
 import toolkit
@@ -50,10 +46,8 @@ def parse_languages(languages: str, available: dict[str, str]) -> list[str]:
         )
     for code in codes:
         if code not in available:
-            close = difflib.get_close_matches(code, list(available), n=1, cutoff=0.6)
-            hint = f" Did you mean '{close[0]}'?" if close else ""
             raise toolkit.ToolkitError(
-                f"wordfreq has no word list for language '{code}'.{hint} "
+                f"wordfreq has no word list for language '{code}'.{toolkit.did_you_mean(code, available)} "
                 f"Available: {', '.join(sorted(available))}."
             )
     if len(codes) < 2:
@@ -103,39 +97,27 @@ def load(
     wordfreq = _wordfreq()
     available = wordfreq.available_languages(wordlist)
     codes = parse_languages(languages, available)
-    texts: list[str] = []
-    labels: list[str] = []
-    dropped: Counter[str] = Counter()
-    for code in codes:
-        seen: set[str] = set()
-        for word in top_words(wordfreq, code, n, min_length, letters_only, wordlist):
-            text = toolkit.normalize(word, normalization)
-            if not text:
-                dropped["empty after normalization"] += 1
-            elif text in seen:
-                dropped["same word again after normalization"] += 1
-            else:
-                seen.add(text)
-                texts.append(text)
-                labels.append(code)
-    files = {code: Path(available[code]) for code in codes}
-    languages_per_text = Counter(texts)
     version = importlib.metadata.version(PACKAGE)
-    provenance = {
-        "source": f"{PACKAGE} {version} word lists in {Path(available[codes[0]]).parent}",
-        "package": {"name": PACKAGE, "version": version},
-        "files": {code: str(path) for code, path in files.items()},
-        "sha256": {path.name: hashlib.sha256(path.read_bytes()).hexdigest() for path in files.values()},
-        "dropped": dict(dropped),
-        "normalization": normalization,
-        "shared_texts": sum(1 for count in languages_per_text.values() if count > 1),
-        "options": {
+    files = {code: Path(available[code]) for code in codes}
+    record = toolkit.Provenance(
+        f"{PACKAGE} {version} word lists in {files[codes[0]].parent}",
+        normalization=normalization,
+        options={
             "languages": codes, "n": n, "min_length": min_length, "letters_only": letters_only,
             "wordlist": wordlist, "normalization": normalization,
         },
-        "loaded_at": datetime.now(UTC).isoformat(timespec="seconds"),
-    }
-    return toolkit.TextDataset.from_pairs(texts, labels, provenance)
+        package={"name": PACKAGE, "version": version},
+        files={code: str(path) for code, path in files.items()},
+    )
+    for path in files.values():
+        record.add_file(path)
+    pairs = record.normalize_pairs(
+        (word, code) for code in codes
+        for word in top_words(wordfreq, code, n, min_length, letters_only, wordlist)
+    )
+    unique = list(dict.fromkeys(pairs))  # a word once per language, the first time it comes
+    record.drop("same word again after normalization", len(pairs) - len(unique))
+    return record.dataset([text for text, _ in unique], [code for _, code in unique])
 
 
 @toolkit.hookimpl
@@ -162,12 +144,7 @@ def register_datasets(register) -> None:
                     "wordfreq's list: best (large where there is one), large, or small.",
                     choices=WORDLISTS,
                 ),
-                toolkit.Param(
-                    "normalization", str, "raw",
-                    "raw: as listed (use encoder.alphabet=auto: accents tell languages apart); "
-                    "unidecode: transliterate to ASCII; ascii: the tutorial's unicodeToAscii.",
-                    choices=toolkit.NORMALIZATIONS,
-                ),
+                toolkit.normalization_param("raw"),
             ),
         )
     )
