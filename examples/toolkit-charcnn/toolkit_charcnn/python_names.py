@@ -16,7 +16,6 @@ import importlib
 import inspect
 import platform
 import sys
-from datetime import UTC, datetime
 
 import toolkit
 
@@ -62,15 +61,11 @@ def load(modules: str = DEFAULT_MODULES) -> toolkit.TextDataset:
                 pairs.add((name, label))
     pairs.update((name, "module") for name in sys.stdlib_module_names if not name.startswith("_"))
     texts, labels = zip(*sorted(pairs), strict=True)
-    return toolkit.TextDataset.from_pairs(
-        texts,
-        labels,
-        provenance={
-            "source": f"Python {platform.python_version()} standard library ({len(names)} modules read)",
-            "modules": names,
-            "loaded_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        },
+    record = toolkit.Provenance(
+        f"Python {platform.python_version()} standard library ({len(names)} modules read)",
+        options={"modules": names},
     )
+    return record.dataset(texts, labels)
 
 
 PARAMS = (
