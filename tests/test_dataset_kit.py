@@ -4,7 +4,6 @@ on the real names data bundled with the package, and on files the tests write.""
 from __future__ import annotations
 
 import hashlib
-import inspect
 import json
 
 import pytest
@@ -111,8 +110,8 @@ def test_every_builtin_dataset_declares_the_one_normalization_param():
     for name, param in declared.items():
         assert param == toolkit.normalization_param(param.default), name
         assert param.help == NORMALIZATION_HELP and param.choices == toolkit.NORMALIZATIONS
-        load = registry.specs["dataset"][name].load
-        assert inspect.signature(load).parameters["normalization"].default == param.default, name
+        config = registry.specs["dataset"][name].config  # the one place each declares it
+        assert config is not None and config().normalization == param.default, name
     assert declared["names"].default == "ascii" and declared["first-names-gender"].default == "unidecode"
 
 
@@ -134,3 +133,22 @@ def test_did_you_mean_is_public():
     classes = names.load().classes
     assert toolkit.did_you_mean("Englsh", classes) == " Did you mean 'English'?"
     assert toolkit.did_you_mean("Klingon", classes) == ""
+
+
+@pytest.mark.parametrize(("dataset", "params", "message"), [
+    # Each run would fail differently if its data were read (no language 'xx', no such file).
+    ("words-language", {"dataset.languages": "en,xx", "dataset.n": 0},
+     "dataset 'words-language' parameter 'n' must be at least 1; got 0."),
+    ("words-language", {"dataset.languages": "en,xx", "dataset.min_length": -1},
+     "dataset 'words-language' parameter 'min_length' must be at least 1; got -1."),
+    ("csv", {"dataset.path": "missing.csv", "dataset.label_column": "text"},
+     "dataset 'csv' got the same column 'text' for the text and the label; set dataset.text_column"),
+])
+def test_dataset_parameters_are_checked_before_the_data_is_read(cli, tmp_path, dataset, params, message):
+    with pytest.raises(toolkit.ToolkitError) as refused:
+        toolkit.plan_run(dataset=dataset, model="gru", params=params)
+    assert message in str(refused.value)
+    args = [arg for key, value in params.items() for arg in ("--param", f"{key}={value}")]
+    result = cli(["run", "--dataset", dataset, "--model", "gru", *args, "-o", str(tmp_path / "run")])
+    assert result.exit_code == 2 and result.stderr == f"Error: {refused.value}\n"
+    assert not (tmp_path / "run").exists()

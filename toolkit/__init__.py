@@ -51,6 +51,7 @@ _LAZY = {
     "normalize": "toolkit.normalization",
     "Provenance": "toolkit.dataset_kit",
     "normalization_param": "toolkit.dataset_kit",
+    "normalization_field": "toolkit.dataset_kit",
     "labelled_lines": "toolkit.dataset_kit",
     "dataset_from_files": "toolkit.dataset_kit",
     "describe_dataset": "toolkit.describe",

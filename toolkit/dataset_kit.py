@@ -4,8 +4,9 @@
   folders, reports, `toolkit datasets show` and prediction (`normalize_like`) read.
 - `Provenance.normalize_pairs` normalises texts, drops those that are blank or become empty,
   and counts the drops by reason.
-- `normalization_param` is the `normalization` parameter, declared once with one help text;
-  each dataset picks only its default.
+- `normalization_field` (in a `toolkit.Config` dataclass) or `normalization_param` (in a
+  list of `Param`s) is the `normalization` parameter, declared once with one help text; each
+  dataset picks only its default.
 - `dataset_from_files` turns `<label>.txt` files (`toolkit.read_label_folder`,
   `toolkit.read_label_zip`) into a TextDataset with all of the above.
 
@@ -23,7 +24,7 @@ from typing import Any, TypeVar
 
 from toolkit.errors import ToolkitError
 from toolkit.normalization import NORMALIZATIONS, normalize
-from toolkit.params import Param
+from toolkit.params import Param, param_field
 from toolkit.textfiles import LabelFiles, line_counts
 from toolkit.types import TextDataset
 
@@ -46,6 +47,12 @@ def normalization_param(default: str = "raw") -> Param:
     """The `normalization` parameter of a dataset, with `default` as its default: the same
     name, help and choices (`toolkit.NORMALIZATIONS`) in every dataset that declares it."""
     return Param("normalization", str, default, NORMALIZATION_HELP, choices=NORMALIZATIONS)
+
+
+def normalization_field(default: str = "raw") -> Any:
+    """The same parameter as a field of a dataset's `toolkit.Config` dataclass:
+    `normalization: str = toolkit.normalization_field("ascii")`."""
+    return param_field(default, NORMALIZATION_HELP, choices=NORMALIZATIONS)
 
 
 class Provenance:

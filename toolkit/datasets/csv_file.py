@@ -12,7 +12,9 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import toolkit
 
@@ -77,34 +79,50 @@ def _column(header: list[str], wanted: str, role: str, path: Path, delimiter: st
     )
 
 
-def load(
-    path: str = "",
-    text_column: str = "text",
-    label_column: str = "label",
-    delimiter: str = "auto",
-    encoding: str = "utf-8",
-    normalization: str = "raw",
-) -> toolkit.TextDataset:
-    """The (text, label) rows of a CSV/TSV file, with provenance (see the module doc)."""
-    if not path:
+@dataclass(frozen=True)
+class CsvConfig(toolkit.Config):
+    """`csv`'s parameters."""
+
+    owner = "dataset 'csv'"
+    path: str = toolkit.param_field("", "The CSV or TSV file; its first row names the columns (required).")
+    text_column: str = toolkit.param_field("text", "The column holding the texts to classify.")
+    label_column: str = toolkit.param_field("label", "The column holding each text's class.")
+    delimiter: str = toolkit.param_field(
+        "auto",
+        "auto: tab for .tsv/.tab files, else guessed from the file; or comma, tab, semicolon, pipe.",
+        choices=("auto", *DELIMITERS),
+    )
+    encoding: str = toolkit.param_field("utf-8", "The file's text encoding (e.g. utf-8, latin-1, cp1252).")
+    normalization: str = toolkit.normalization_field("raw")
+
+    def check(self) -> str | None:
+        if self.text_column == self.label_column:
+            return (
+                f"got the same column '{self.text_column}' for the text and the label; set "
+                "dataset.text_column and dataset.label_column to two different columns"
+            )
+        return None
+
+
+def load(**params: Any) -> toolkit.TextDataset:
+    """The (text, label) rows of a CSV/TSV file, with provenance (see the module doc);
+    `params` are `CsvConfig`'s."""
+    config = CsvConfig(**params)
+    if not config.path:  # not in check(): the default, "", must itself be a valid config
         raise toolkit.ToolkitError(
             "dataset 'csv' needs a file: pass --param dataset.path=FILE (a CSV or TSV whose first row "
             "names the columns; text and label by default)."
         )
-    if text_column == label_column:
-        raise toolkit.ToolkitError(
-            f"dataset 'csv' got the same column '{text_column}' for the text and the label; "
-            "set dataset.text_column and dataset.label_column to two different columns."
-        )
-    file = Path(path).expanduser()
-    record = toolkit.Provenance(str(file.resolve()), normalization=normalization)
-    text = _read_text(file, encoding, record)
+    text_column, label_column = config.text_column, config.label_column
+    file = Path(config.path).expanduser()
+    record = toolkit.Provenance(str(file.resolve()), normalization=config.normalization)
+    text = _read_text(file, config.encoding, record)
     if not text.strip():
         raise toolkit.ToolkitError(
             f"CSV file '{file}' is empty; it needs a header row ({text_column},{label_column}) "
             "and one row per item."
         )
-    separator = choose_delimiter(file, text, delimiter)
+    separator = choose_delimiter(file, text, config.delimiter)
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=separator)
     try:
         header = [name.strip() for name in next(reader)]
@@ -148,10 +166,7 @@ def load(
             f"fill the '{text_column}' and '{label_column}' columns."
         )
     record.update(rows=len(rows))
-    record.options = {
-        "text_column": text_column, "label_column": label_column,
-        "delimiter": separator, "encoding": encoding, "normalization": normalization,
-    }
+    record.options = {**config.as_dict(), "delimiter": separator}
     return record.dataset([item for item, _ in pairs], [label for _, label in pairs])
 
 
@@ -162,22 +177,6 @@ def register_datasets(register) -> None:
             name="csv",
             help="Any CSV or TSV file with a text column and a label column.",
             load=load,
-            params=(
-                toolkit.Param(
-                    "path", str, "", "The CSV or TSV file; its first row names the columns (required)."
-                ),
-                toolkit.Param("text_column", str, "text", "The column holding the texts to classify."),
-                toolkit.Param("label_column", str, "label", "The column holding each text's class."),
-                toolkit.Param(
-                    "delimiter", str, "auto",
-                    "auto: tab for .tsv/.tab files, else guessed from the file; "
-                    "or comma, tab, semicolon, pipe.",
-                    choices=("auto", *DELIMITERS),
-                ),
-                toolkit.Param(
-                    "encoding", str, "utf-8", "The file's text encoding (e.g. utf-8, latin-1, cp1252)."
-                ),
-                toolkit.normalization_param("raw"),
-            ),
+            config=CsvConfig,
         )
     )

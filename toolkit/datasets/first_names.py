@@ -43,6 +43,7 @@ import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import toolkit
 
@@ -188,41 +189,65 @@ def resolve_conflicts(
     return kept, dict(dropped)
 
 
-def load(
-    scheme: str = "binary",
-    conflicts: str = "keep",
-    joiner: str = "space",
-    normalization: str = "unidecode",
-) -> toolkit.TextDataset:
-    """First names to gender classes, with their provenance (see the module doc)."""
+@dataclass(frozen=True)
+class FirstNamesConfig(toolkit.Config):
+    """`first-names-gender`'s parameters."""
+
+    owner = "dataset 'first-names-gender'"
+    scheme: str = toolkit.param_field(
+        "binary",
+        "How gender codes become classes: binary (M,1M,?M male; F,1F,?F female; unisex dropped), "
+        "strict (only M and F), three-way (binary + unisex), detailed (male, mostly_male, female, "
+        "mostly_female, unisex).",
+        choices=tuple(SCHEMES),
+    )
+    conflicts: str = toolkit.param_field(
+        "keep",
+        "A name under several classes: keep it under each, majority (gender-guesser's most common "
+        "answer), or drop it.",
+        choices=CONFLICTS,
+    )
+    joiner: str = toolkit.param_field(
+        "space",
+        "How the dictionary's '+' inside a name is written: space (Abdel Aziz), hyphen, none "
+        "(Abdelaziz), or all three spellings.",
+        choices=JOINER_CHOICES,
+    )
+    normalization: str = toolkit.normalization_field("unidecode")
+
+
+def load(**params: Any) -> toolkit.TextDataset:
+    """First names to gender classes, with their provenance (see the module doc); `params`
+    are `FirstNamesConfig`'s."""
+    config = FirstNamesConfig(**params)
     path = dictionary_path()
     version = importlib.metadata.version(PACKAGE)
     record = toolkit.Provenance(
         f"{PACKAGE} {version}: {path}",
-        normalization=normalization,
-        options={"scheme": scheme, "conflicts": conflicts, "joiner": joiner, "normalization": normalization},
+        normalization=config.normalization,
+        options=config.as_dict(),
         package={"name": PACKAGE, "version": version},
         file=str(path),
     )
     data = record.add_file(path)
     entries, skipped = parse(decode(data, str(path)), str(path))
     record.dropped.update(skipped)
-    mapping = SCHEMES[scheme]
+    mapping = SCHEMES[config.scheme]
     spelled: list[tuple[str, tuple[str, tuple[int, int]]]] = []
     for entry in entries:
         label = mapping.get(entry.code)
         if label is None:
-            record.drop(f"code {entry.code} not used by scheme {scheme}")
+            record.drop(f"code {entry.code} not used by scheme {config.scheme}")
             continue
         popularity = _popularity(entry.countries)
-        spelled += [(spelling, (label, popularity)) for spelling in spellings(entry.name, joiner)]
+        spelled += [(spelling, (label, popularity)) for spelling in spellings(entry.name, config.joiner)]
     best: dict[tuple[str, str], tuple[int, int]] = {}
     for text, (label, popularity) in record.normalize_pairs(spelled):
         key = (text, label)
         if key in best:
             record.drop("same name and class again")
         best[key] = max(best.get(key, (0, 0)), popularity)
-    pairs, conflict_drops = resolve_conflicts(best, conflicts)
+    pairs, conflict_drops = resolve_conflicts(best, config.conflicts)
     record.dropped.update(conflict_drops)
     return record.dataset([name for name, _ in pairs], [label for _, label in pairs])
 
@@ -234,27 +259,6 @@ def register_datasets(register) -> None:
             name="first-names-gender",
             help="First names to gender: the ~46,000 entries of the dictionary gender-guesser ships.",
             load=load,
-            params=(
-                toolkit.Param(
-                    "scheme", str, "binary",
-                    "How gender codes become classes: binary (M,1M,?M male; F,1F,?F female; unisex "
-                    "dropped), strict (only M and F), three-way (binary + unisex), detailed "
-                    "(male, mostly_male, female, mostly_female, unisex).",
-                    choices=tuple(SCHEMES),
-                ),
-                toolkit.Param(
-                    "conflicts", str, "keep",
-                    "A name under several classes: keep it under each, majority (gender-guesser's "
-                    "most common answer), or drop it.",
-                    choices=CONFLICTS,
-                ),
-                toolkit.Param(
-                    "joiner", str, "space",
-                    "How the dictionary's '+' inside a name is written: space (Abdel Aziz), hyphen, "
-                    "none (Abdelaziz), or all three spellings.",
-                    choices=JOINER_CHOICES,
-                ),
-                toolkit.normalization_param("unidecode"),
-            ),
+            config=FirstNamesConfig,
         )
     )

@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import importlib.metadata
 import unicodedata
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import toolkit
 
@@ -58,6 +60,29 @@ def parse_languages(languages: str, available: dict[str, str]) -> list[str]:
     return codes
 
 
+@dataclass(frozen=True)
+class WordsConfig(toolkit.Config):
+    """`words-language`'s parameters."""
+
+    owner = "dataset 'words-language'"
+    languages: str = toolkit.param_field(
+        DEFAULT_LANGUAGES, "Comma-separated language codes (wordfreq has 42: ar, bg, ... zh)."
+    )
+    n: int = toolkit.param_field(
+        5000, "Words per language, most frequent first (fewer where a list runs out).", min=1
+    )
+    min_length: int = toolkit.param_field(2, "Skip words shorter than this.", min=1)
+    letters_only: bool = toolkit.param_field(
+        True,
+        "Keep only words of letters (an inner apostrophe or hyphen allowed); false keeps every "
+        "token of the list.",
+    )
+    wordlist: str = toolkit.param_field(
+        "best", "wordfreq's list: best (large where there is one), large, or small.", choices=WORDLISTS
+    )
+    normalization: str = toolkit.normalization_field("raw")
+
+
 def is_word(text: str) -> bool:
     """Letters and marks only, with an apostrophe or hyphen allowed between two letters."""
     for i, char in enumerate(text):
@@ -69,43 +94,31 @@ def is_word(text: str) -> bool:
     return bool(text)
 
 
-def top_words(
-    wordfreq, language: str, n: int, min_length: int, letters_only: bool, wordlist: str
-) -> list[str]:
-    """The `n` most frequent words of `language` that pass the filters (fewer if the list
-    runs out)."""
+def top_words(wordfreq, language: str, config: WordsConfig) -> list[str]:
+    """The `config.n` most frequent words of `language` that pass the filters (fewer if the
+    list runs out)."""
     words: list[str] = []
-    for word in wordfreq.iter_wordlist(language, wordlist):
-        if len(word) >= min_length and (not letters_only or is_word(word)):
+    for word in wordfreq.iter_wordlist(language, config.wordlist):
+        if len(word) >= config.min_length and (not config.letters_only or is_word(word)):
             words.append(word)
-            if len(words) == n:
+            if len(words) == config.n:
                 break
     return words
 
 
-def load(
-    languages: str = DEFAULT_LANGUAGES,
-    n: int = 5000,
-    min_length: int = 2,
-    letters_only: bool = True,
-    wordlist: str = "best",
-    normalization: str = "raw",
-) -> toolkit.TextDataset:
-    """Words to language codes, with their provenance (see the module doc)."""
-    if n < 1:
-        raise toolkit.ToolkitError(f"dataset 'words-language' parameter 'n' must be at least 1; got {n}.")
+def load(**params: Any) -> toolkit.TextDataset:
+    """Words to language codes, with their provenance (see the module doc); `params` are
+    `WordsConfig`'s."""
+    config = WordsConfig(**params)
     wordfreq = _wordfreq()
-    available = wordfreq.available_languages(wordlist)
-    codes = parse_languages(languages, available)
+    available = wordfreq.available_languages(config.wordlist)
+    codes = parse_languages(config.languages, available)
     version = importlib.metadata.version(PACKAGE)
     files = {code: Path(available[code]) for code in codes}
     record = toolkit.Provenance(
         f"{PACKAGE} {version} word lists in {files[codes[0]].parent}",
-        normalization=normalization,
-        options={
-            "languages": codes, "n": n, "min_length": min_length, "letters_only": letters_only,
-            "wordlist": wordlist, "normalization": normalization,
-        },
+        normalization=config.normalization,
+        options={**config.as_dict(), "languages": codes},
         package={"name": PACKAGE, "version": version},
         files={code: str(path) for code, path in files.items()},
     )
@@ -113,7 +126,7 @@ def load(
         record.add_file(path)
     pairs = record.normalize_pairs(
         (word, code) for code in codes
-        for word in top_words(wordfreq, code, n, min_length, letters_only, wordlist)
+        for word in top_words(wordfreq, code, config)
     )
     unique = list(dict.fromkeys(pairs))  # a word once per language, the first time it comes
     record.drop("same word again after normalization", len(pairs) - len(unique))
@@ -127,24 +140,6 @@ def register_datasets(register) -> None:
             name="words-language",
             help="Words to their language: the most frequent words of each language in wordfreq's lists.",
             load=load,
-            params=(
-                toolkit.Param(
-                    "languages", str, DEFAULT_LANGUAGES,
-                    "Comma-separated language codes (wordfreq has 42: ar, bg, ... zh).",
-                ),
-                toolkit.Param("n", int, 5000, "Words per language, most frequent first."),
-                toolkit.Param("min_length", int, 2, "Skip words shorter than this."),
-                toolkit.Param(
-                    "letters_only", bool, True,
-                    "Keep only words of letters (an inner apostrophe or hyphen allowed); false keeps "
-                    "every token of the list.",
-                ),
-                toolkit.Param(
-                    "wordlist", str, "best",
-                    "wordfreq's list: best (large where there is one), large, or small.",
-                    choices=WORDLISTS,
-                ),
-                toolkit.normalization_param("raw"),
-            ),
+            config=WordsConfig,
         )
     )
