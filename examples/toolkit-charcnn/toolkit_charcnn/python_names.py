@@ -16,6 +16,8 @@ import importlib
 import inspect
 import platform
 import sys
+from dataclasses import dataclass
+from typing import Any
 
 import toolkit
 
@@ -40,9 +42,20 @@ def kind_of(name: str, value: object) -> str | None:
     return None
 
 
-def load(modules: str = DEFAULT_MODULES) -> toolkit.TextDataset:
+@dataclass(frozen=True)
+class PythonNamesConfig(toolkit.Config):
+    """The dataset's parameters."""
+
+    owner = "dataset 'python-names'"
+    modules: str = toolkit.param_field(
+        DEFAULT_MODULES, "Comma-separated modules whose public classes, functions and constants are read."
+    )
+
+
+def load(**params: Any) -> toolkit.TextDataset:
+    config = PythonNamesConfig(**params)
     pairs: set[tuple[str, str]] = set()
-    names = [name.strip() for name in modules.split(",") if name.strip()]
+    names = [name.strip() for name in config.modules.split(",") if name.strip()]
     if not names:
         raise toolkit.ToolkitError(
             "dataset 'python-names' got no modules; pass e.g. --param dataset.modules=os,json,re."
@@ -66,11 +79,3 @@ def load(modules: str = DEFAULT_MODULES) -> toolkit.TextDataset:
         options={"modules": names},
     )
     return record.dataset(texts, labels)
-
-
-PARAMS = (
-    toolkit.Param(
-        "modules", str, DEFAULT_MODULES,
-        "Comma-separated modules whose public classes, functions and constants are read.",
-    ),
-)
