@@ -1,9 +1,10 @@
 """toolkit: plugin-based character-level text classification.
 
 The public API: what plugins implement (`hookimpl`, the `*Spec` records, their parameters
-as a `Config` dataclass of `param_field`s or as `Param`s, `TextDataset`, `Encoder`) and
-what notebook users call (`run`, and the functions listed in `__all__`). Heavy modules
-(torch) load on first use, so the CLI starts fast.
+as a `Config` dataclass of `param_field`s or as `Param`s, `TextDataset`, `Encoder`), the kit
+dataset plugins build on (`Provenance`, `normalization_param`, `did_you_mean`, the
+`<label>.txt` readers) and what notebook users call (`run`, and the functions listed in
+`__all__`). Heavy modules (torch) load on first use, so the CLI starts fast.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from toolkit.errors import ToolkitError
+from toolkit.errors import ToolkitError, did_you_mean
 from toolkit.hookspecs import hookimpl
 from toolkit.params import Config, Param, Space, param_field, params_of
 from toolkit.types import (
@@ -42,14 +43,17 @@ _LAZY = {
     "read_label_folder": "toolkit.textfiles",
     "read_label_zip": "toolkit.textfiles",
     "extract_label_zip": "toolkit.textfiles",
-    "NORMALIZATIONS": "toolkit.textfiles",
     "load_dataset": "toolkit.loading",
     "dataset_params": "toolkit.loading",
-    "labelled_lines": "toolkit.textfiles",
     "line_counts": "toolkit.textfiles",
     "content_sha256": "toolkit.textfiles",
-    "normalize": "toolkit.textfiles",
-    "dataset_from_files": "toolkit.textfiles",
+    "NORMALIZATIONS": "toolkit.normalization",
+    "normalize": "toolkit.normalization",
+    "Provenance": "toolkit.dataset_kit",
+    "normalization_param": "toolkit.dataset_kit",
+    "normalization_field": "toolkit.dataset_kit",
+    "labelled_lines": "toolkit.dataset_kit",
+    "dataset_from_files": "toolkit.dataset_kit",
     "describe_dataset": "toolkit.describe",
     "cache_dir": "toolkit.cache",
     "install_folder": "toolkit.cache",
@@ -88,6 +92,7 @@ __all__ = [
     "TextDataset",
     "ToolkitError",
     "__version__",
+    "did_you_mean",
     "hookimpl",
     "param_field",
     "params_of",

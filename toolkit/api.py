@@ -225,10 +225,10 @@ def _train_and_evaluate(
     from toolkit import distributed
     from toolkit.evaluation import confused_examples, evaluate_predictions
     from toolkit.inference import predict_proba
+    from toolkit.normalization import cut_texts
     from toolkit.rendering import render_report
     from toolkit.rundir import write_run
     from toolkit.splits import split_dataset
-    from toolkit.textfiles import cut_texts
     from toolkit.training import train
 
     seed = plan.seed

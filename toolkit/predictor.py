@@ -105,7 +105,7 @@ class Predictor:
     def prepare(self, texts: Sequence[str]) -> list[str]:
         """`texts` as the model sees them: normalised as the training data was, cut to
         `max_length` characters."""
-        from toolkit.textfiles import cut_texts, normalize_like
+        from toolkit.normalization import cut_texts, normalize_like
 
         prepared, cut = cut_texts(normalize_like(texts, self.config.get("provenance") or {}), self.max_length)
         self.truncated += cut

@@ -7,22 +7,14 @@ dataset plugin built on these readers gets clear messages for free.
 from __future__ import annotations
 
 import hashlib
-import unicodedata
 import zipfile
 import zlib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
-from typing import Any
-
-from unidecode import unidecode
 
 from toolkit.errors import ToolkitError
-from toolkit.types import TUTORIAL_ALPHABET, TextDataset
-
-NORMALIZATIONS = ("ascii", "unidecode", "raw")
 
 
 @dataclass
@@ -157,83 +149,6 @@ def _split_lines(text: str) -> list[str]:
     return lines[:-1] if lines and lines[-1] == "" else lines
 
 
-def normalize(text: str, mode: str = "ascii") -> str:
-    """Normalise one text.
-
-    - `ascii`: the tutorial's `unicodeToAscii`: NFD, drop combining marks, keep only
-      ASCII letters and " .,;'" ("Ślusàrski" -> "Slusarski", "Straße" -> "Strae").
-    - `unidecode`: transliterate to ASCII with unidecode ("Straße" -> "Strasse").
-    - `raw`: the line exactly as in the file (some names data lines end in a space).
-
-    `ascii` and `unidecode` also strip surrounding white space.
-    """
-    if mode == "ascii":
-        decomposed = unicodedata.normalize("NFD", text)
-        return "".join(
-            c for c in decomposed
-            if unicodedata.category(c) != "Mn" and c in TUTORIAL_ALPHABET
-        ).strip()
-    if mode == "unidecode":
-        return unidecode(text).strip()
-    if mode == "raw":
-        return text
-    raise ToolkitError(f"unknown normalization '{mode}'; use one of {', '.join(NORMALIZATIONS)}.")
-
-
-def normalize_like(texts: Sequence[str], provenance: Mapping[str, Any]) -> list[str]:
-    """`texts` normalised as the data in `provenance` was (its `normalization`, when it is one
-    of NORMALIZATIONS), so a model sees new texts prepared the way it was trained."""
-    mode = provenance.get("normalization")
-    if mode not in NORMALIZATIONS or mode == "raw":
-        return list(texts)
-    return [normalize(text, mode) for text in texts]
-
-
-def cut_texts(texts: Sequence[str], max_length: int) -> tuple[list[str], int]:
-    """`texts` with each cut to at most `max_length` characters, and how many were cut."""
-    cut = [text[:max_length] for text in texts]
-    return cut, sum(len(text) > max_length for text in texts)
-
-
-def labelled_lines(
-    files: LabelFiles, normalization: str = "raw"
-) -> tuple[list[str], list[str], dict[str, int]]:
-    """Normalised (texts, labels) from `files`, and how many lines were dropped and why."""
-    texts: list[str] = []
-    labels: list[str] = []
-    dropped: dict[str, int] = {}
-    for label, lines in files.lines.items():
-        for line in lines:
-            if not line.strip():
-                dropped["blank line"] = dropped.get("blank line", 0) + 1
-                continue
-            text = normalize(line, normalization)
-            if not text:
-                dropped["empty after normalization"] = dropped.get("empty after normalization", 0) + 1
-                continue
-            texts.append(text)
-            labels.append(label)
-    return texts, labels, dropped
-
-
 def line_counts(files: LabelFiles) -> Mapping[str, int]:
     """Non-blank lines per label, as read."""
     return {label: sum(1 for line in lines if line.strip()) for label, lines in files.lines.items()}
-
-
-def dataset_from_files(
-    files: LabelFiles, normalization: str = "raw", extra: Mapping[str, Any] | None = None
-) -> TextDataset:
-    """A TextDataset of `files`' lines, normalised, with provenance (source, SHA-256 of each
-    file, raw line counts, dropped lines by reason, normalization, load time) plus `extra`."""
-    texts, labels, dropped = labelled_lines(files, normalization)
-    provenance = {
-        **(extra or {}),
-        "source": files.source,
-        "sha256": files.sha256,
-        "lines": dict(line_counts(files)),
-        "dropped": dropped,
-        "normalization": normalization,
-        "loaded_at": datetime.now(UTC).isoformat(timespec="seconds"),
-    }
-    return TextDataset.from_pairs(texts, labels, provenance)

@@ -421,8 +421,8 @@ def _open_study(optuna: Any, path: Path, create: bool, direction: str = "maximiz
 
 def _load_split(plan: RunPlan) -> Split:
     from toolkit.contracts import checked_dataset
+    from toolkit.normalization import cut_texts
     from toolkit.splits import split_dataset
-    from toolkit.textfiles import cut_texts
 
     data = checked_dataset(plan.registry.label("dataset", plan.dataset.name),
                            plan.dataset.load(**plan.params["dataset"]))

@@ -11,12 +11,10 @@ from __future__ import annotations
 
 import codecs
 import csv
-import difflib
-import hashlib
 import io
-from collections import Counter
-from datetime import UTC, datetime
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import toolkit
 
@@ -25,12 +23,12 @@ TAB_EXTENSIONS = (".tsv", ".tab")
 _SNIFF_BYTES = 64 * 1024
 
 
-def _read_text(path: Path, encoding: str) -> tuple[bytes, str]:
+def _read_text(path: Path, encoding: str, record: toolkit.Provenance) -> str:
     if not path.exists():
         raise toolkit.ToolkitError(f"CSV file '{path}' does not exist; check dataset.path.")
     if not path.is_file():
         raise toolkit.ToolkitError(f"'{path}' is not a file; give dataset.path a CSV or TSV file.")
-    data = path.read_bytes()
+    data = record.add_file(path)
     try:
         codec = codecs.lookup(encoding).name
     except LookupError:
@@ -46,7 +44,7 @@ def _read_text(path: Path, encoding: str) -> tuple[bytes, str]:
             f"CSV file '{path}' is not {encoding}: bad byte 0x{data[exc.start]:02x} on line {line}; "
             "set --param dataset.encoding=ENCODING (e.g. latin-1 or cp1252) or re-save it as UTF-8."
         ) from None
-    return data, text
+    return text
 
 
 def choose_delimiter(path: Path, text: str, delimiter: str) -> str:
@@ -72,8 +70,7 @@ def _column(header: list[str], wanted: str, role: str, path: Path, delimiter: st
         )
     if positions:
         return positions[0]
-    close = difflib.get_close_matches(wanted, header, n=1, cutoff=0.6)
-    hint = f" Did you mean '{close[0]}'?" if close else ""
+    hint = toolkit.did_you_mean(wanted, header)
     shown = ", ".join(f"'{name}'" for name in header)
     named = {"\t": "tab"}.get(delimiter, repr(delimiter))
     raise toolkit.ToolkitError(
@@ -82,66 +79,69 @@ def _column(header: list[str], wanted: str, role: str, path: Path, delimiter: st
     )
 
 
-def load(
-    path: str = "",
-    text_column: str = "text",
-    label_column: str = "label",
-    delimiter: str = "auto",
-    encoding: str = "utf-8",
-    normalization: str = "raw",
-) -> toolkit.TextDataset:
-    """The (text, label) rows of a CSV/TSV file, with provenance (see the module doc)."""
-    if not path:
+@dataclass(frozen=True)
+class CsvConfig(toolkit.Config):
+    """`csv`'s parameters."""
+
+    owner = "dataset 'csv'"
+    path: str = toolkit.param_field("", "The CSV or TSV file; its first row names the columns (required).")
+    text_column: str = toolkit.param_field("text", "The column holding the texts to classify.")
+    label_column: str = toolkit.param_field("label", "The column holding each text's class.")
+    delimiter: str = toolkit.param_field(
+        "auto",
+        "auto: tab for .tsv/.tab files, else guessed from the file; or comma, tab, semicolon, pipe.",
+        choices=("auto", *DELIMITERS),
+    )
+    encoding: str = toolkit.param_field("utf-8", "The file's text encoding (e.g. utf-8, latin-1, cp1252).")
+    normalization: str = toolkit.normalization_field("raw")
+
+    def check(self) -> str | None:
+        if self.text_column == self.label_column:
+            return (
+                f"got the same column '{self.text_column}' for the text and the label; set "
+                "dataset.text_column and dataset.label_column to two different columns"
+            )
+        return None
+
+
+def load(**params: Any) -> toolkit.TextDataset:
+    """The (text, label) rows of a CSV/TSV file, with provenance (see the module doc);
+    `params` are `CsvConfig`'s."""
+    config = CsvConfig(**params)
+    if not config.path:  # not in check(): the default, "", must itself be a valid config
         raise toolkit.ToolkitError(
             "dataset 'csv' needs a file: pass --param dataset.path=FILE (a CSV or TSV whose first row "
             "names the columns; text and label by default)."
         )
-    if text_column == label_column:
-        raise toolkit.ToolkitError(
-            f"dataset 'csv' got the same column '{text_column}' for the text and the label; "
-            "set dataset.text_column and dataset.label_column to two different columns."
-        )
-    file = Path(path).expanduser()
-    data, text = _read_text(file, encoding)
+    text_column, label_column = config.text_column, config.label_column
+    file = Path(config.path).expanduser()
+    record = toolkit.Provenance(str(file.resolve()), normalization=config.normalization)
+    text = _read_text(file, config.encoding, record)
     if not text.strip():
         raise toolkit.ToolkitError(
             f"CSV file '{file}' is empty; it needs a header row ({text_column},{label_column}) "
             "and one row per item."
         )
-    separator = choose_delimiter(file, text, delimiter)
+    separator = choose_delimiter(file, text, config.delimiter)
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=separator)
     try:
         header = [name.strip() for name in next(reader)]
         text_at = _column(header, text_column, "text", file, separator)
         label_at = _column(header, label_column, "label", file, separator)
-        texts: list[str] = []
-        labels: list[str] = []
-        dropped: Counter[str] = Counter()
-        rows = 0
+        rows: list[tuple[str, str]] = []
         for row in reader:
             if not any(field.strip() for field in row):
-                dropped["blank line"] += 1
+                record.drop("blank line")
                 continue
-            rows += 1
             if len(row) > len(header):
                 raise toolkit.ToolkitError(
                     f"line {reader.line_num} of CSV file '{file}' has {len(row)} fields but the header has "
                     f"{len(header)}; quote fields that contain the delimiter, or set dataset.delimiter."
                 )
-            item = row[text_at] if text_at < len(row) else ""
-            label = (row[label_at] if label_at < len(row) else "").strip()
-            if not item.strip():
-                dropped["empty text"] += 1
-                continue
-            if not label:
-                dropped["empty label"] += 1
-                continue
-            item = toolkit.normalize(item, normalization)
-            if not item:
-                dropped["empty after normalization"] += 1
-                continue
-            texts.append(item)
-            labels.append(label)
+            rows.append((
+                row[text_at] if text_at < len(row) else "",
+                (row[label_at] if label_at < len(row) else "").strip(),
+            ))
     except csv.Error as exc:
         raise toolkit.ToolkitError(
             f"CSV file '{file}' is malformed near line {reader.line_num}: {exc}."
@@ -150,25 +150,24 @@ def load(
         raise toolkit.ToolkitError(
             f"CSV file '{file}' has a header row but no data rows; add one row per item."
         )
-    if not texts:
-        reasons = ", ".join(f"{count} {reason}" for reason, count in dropped.items())
+    labelled = []
+    for item, label in rows:
+        if not item.strip():
+            record.drop("empty text")
+        elif not label:
+            record.drop("empty label")
+        else:
+            labelled.append((item, label))
+    pairs = record.normalize_pairs(labelled)
+    if not pairs:
+        reasons = ", ".join(f"{count} {reason}" for reason, count in record.dropped.items())
         raise toolkit.ToolkitError(
             f"CSV file '{file}' has no row with both a text and a label ({reasons}); "
             f"fill the '{text_column}' and '{label_column}' columns."
         )
-    provenance = {
-        "source": str(file.resolve()),
-        "sha256": {file.name: hashlib.sha256(data).hexdigest()},
-        "rows": rows,
-        "dropped": dict(dropped),
-        "normalization": normalization,
-        "options": {
-            "text_column": text_column, "label_column": label_column,
-            "delimiter": separator, "encoding": encoding, "normalization": normalization,
-        },
-        "loaded_at": datetime.now(UTC).isoformat(timespec="seconds"),
-    }
-    return toolkit.TextDataset.from_pairs(texts, labels, provenance)
+    record.update(rows=len(rows))
+    record.options = {**config.as_dict(), "delimiter": separator}
+    return record.dataset([item for item, _ in pairs], [label for _, label in pairs])
 
 
 @toolkit.hookimpl
@@ -178,26 +177,6 @@ def register_datasets(register) -> None:
             name="csv",
             help="Any CSV or TSV file with a text column and a label column.",
             load=load,
-            params=(
-                toolkit.Param(
-                    "path", str, "", "The CSV or TSV file; its first row names the columns (required)."
-                ),
-                toolkit.Param("text_column", str, "text", "The column holding the texts to classify."),
-                toolkit.Param("label_column", str, "label", "The column holding each text's class."),
-                toolkit.Param(
-                    "delimiter", str, "auto",
-                    "auto: tab for .tsv/.tab files, else guessed from the file; "
-                    "or comma, tab, semicolon, pipe.",
-                    choices=("auto", *DELIMITERS),
-                ),
-                toolkit.Param(
-                    "encoding", str, "utf-8", "The file's text encoding (e.g. utf-8, latin-1, cp1252)."
-                ),
-                toolkit.Param(
-                    "normalization", str, "raw",
-                    "raw: as is; ascii: the tutorial's unicodeToAscii; unidecode: transliterate.",
-                    choices=toolkit.NORMALIZATIONS,
-                ),
-            ),
+            config=CsvConfig,
         )
     )

@@ -37,14 +37,13 @@ the highest frequencies; ties dropped); `drop` removes the name.
 from __future__ import annotations
 
 import codecs
-import hashlib
 import importlib.metadata
 import importlib.resources
 import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import toolkit
 
@@ -190,50 +189,67 @@ def resolve_conflicts(
     return kept, dict(dropped)
 
 
-def load(
-    scheme: str = "binary",
-    conflicts: str = "keep",
-    joiner: str = "space",
-    normalization: str = "unidecode",
-) -> toolkit.TextDataset:
-    """First names to gender classes, with their provenance (see the module doc)."""
+@dataclass(frozen=True)
+class FirstNamesConfig(toolkit.Config):
+    """`first-names-gender`'s parameters."""
+
+    owner = "dataset 'first-names-gender'"
+    scheme: str = toolkit.param_field(
+        "binary",
+        "How gender codes become classes: binary (M,1M,?M male; F,1F,?F female; unisex dropped), "
+        "strict (only M and F), three-way (binary + unisex), detailed (male, mostly_male, female, "
+        "mostly_female, unisex).",
+        choices=tuple(SCHEMES),
+    )
+    conflicts: str = toolkit.param_field(
+        "keep",
+        "A name under several classes: keep it under each, majority (gender-guesser's most common "
+        "answer), or drop it.",
+        choices=CONFLICTS,
+    )
+    joiner: str = toolkit.param_field(
+        "space",
+        "How the dictionary's '+' inside a name is written: space (Abdel Aziz), hyphen, none "
+        "(Abdelaziz), or all three spellings.",
+        choices=JOINER_CHOICES,
+    )
+    normalization: str = toolkit.normalization_field("unidecode")
+
+
+def load(**params: Any) -> toolkit.TextDataset:
+    """First names to gender classes, with their provenance (see the module doc); `params`
+    are `FirstNamesConfig`'s."""
+    config = FirstNamesConfig(**params)
     path = dictionary_path()
-    data = path.read_bytes()
+    version = importlib.metadata.version(PACKAGE)
+    record = toolkit.Provenance(
+        f"{PACKAGE} {version}: {path}",
+        normalization=config.normalization,
+        options=config.as_dict(),
+        package={"name": PACKAGE, "version": version},
+        file=str(path),
+    )
+    data = record.add_file(path)
     entries, skipped = parse(decode(data, str(path)), str(path))
-    mapping = SCHEMES[scheme]
-    dropped: Counter[str] = Counter(skipped)
-    best: dict[tuple[str, str], tuple[int, int]] = {}
+    record.dropped.update(skipped)
+    mapping = SCHEMES[config.scheme]
+    spelled: list[tuple[str, tuple[str, tuple[int, int]]]] = []
     for entry in entries:
         label = mapping.get(entry.code)
         if label is None:
-            dropped[f"code {entry.code} not used by scheme {scheme}"] += 1
+            record.drop(f"code {entry.code} not used by scheme {config.scheme}")
             continue
-        for spelling in spellings(entry.name, joiner):
-            text = toolkit.normalize(spelling, normalization)
-            if not text:
-                dropped["empty after normalization"] += 1
-                continue
-            key = (text, label)
-            if key in best:
-                dropped["same name and class again"] += 1
-            best[key] = max(best.get(key, (0, 0)), _popularity(entry.countries))
-    pairs, conflict_drops = resolve_conflicts(best, conflicts)
-    dropped.update(conflict_drops)
-    names_per_text = Counter(name for name, _ in pairs)
-    provenance = {
-        "source": f"{PACKAGE} {importlib.metadata.version(PACKAGE)}: {path}",
-        "package": {"name": PACKAGE, "version": importlib.metadata.version(PACKAGE)},
-        "file": str(path),
-        "sha256": {path.name: hashlib.sha256(data).hexdigest()},
-        "dropped": dict(dropped),
-        "normalization": normalization,
-        "shared_texts": sum(1 for n in names_per_text.values() if n > 1),
-        "options": {
-            "scheme": scheme, "conflicts": conflicts, "joiner": joiner, "normalization": normalization,
-        },
-        "loaded_at": datetime.now(UTC).isoformat(timespec="seconds"),
-    }
-    return toolkit.TextDataset.from_pairs([n for n, _ in pairs], [c for _, c in pairs], provenance)
+        popularity = _popularity(entry.countries)
+        spelled += [(spelling, (label, popularity)) for spelling in spellings(entry.name, config.joiner)]
+    best: dict[tuple[str, str], tuple[int, int]] = {}
+    for text, (label, popularity) in record.normalize_pairs(spelled):
+        key = (text, label)
+        if key in best:
+            record.drop("same name and class again")
+        best[key] = max(best.get(key, (0, 0)), popularity)
+    pairs, conflict_drops = resolve_conflicts(best, config.conflicts)
+    record.dropped.update(conflict_drops)
+    return record.dataset([name for name, _ in pairs], [label for _, label in pairs])
 
 
 @toolkit.hookimpl
@@ -243,32 +259,6 @@ def register_datasets(register) -> None:
             name="first-names-gender",
             help="First names to gender: the ~46,000 entries of the dictionary gender-guesser ships.",
             load=load,
-            params=(
-                toolkit.Param(
-                    "scheme", str, "binary",
-                    "How gender codes become classes: binary (M,1M,?M male; F,1F,?F female; unisex "
-                    "dropped), strict (only M and F), three-way (binary + unisex), detailed "
-                    "(male, mostly_male, female, mostly_female, unisex).",
-                    choices=tuple(SCHEMES),
-                ),
-                toolkit.Param(
-                    "conflicts", str, "keep",
-                    "A name under several classes: keep it under each, majority (gender-guesser's "
-                    "most common answer), or drop it.",
-                    choices=CONFLICTS,
-                ),
-                toolkit.Param(
-                    "joiner", str, "space",
-                    "How the dictionary's '+' inside a name is written: space (Abdel Aziz), hyphen, "
-                    "none (Abdelaziz), or all three spellings.",
-                    choices=JOINER_CHOICES,
-                ),
-                toolkit.Param(
-                    "normalization", str, "unidecode",
-                    "unidecode: transliterate to ASCII (Åse -> Ase); ascii: the tutorial's "
-                    "unicodeToAscii; raw: as in the file (use encoder.alphabet=auto).",
-                    choices=toolkit.NORMALIZATIONS,
-                ),
-            ),
+            config=FirstNamesConfig,
         )
     )

@@ -2,16 +2,30 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 import toolkit
 
 
-def load(data_dir: str = "", normalization: str = "raw") -> toolkit.TextDataset:
-    if not data_dir:
+@dataclass(frozen=True)
+class FolderConfig(toolkit.Config):
+    """`folder`'s parameters."""
+
+    owner = "dataset 'folder'"
+    data_dir: str = toolkit.param_field("", "The folder of <label>.txt files (required).")
+    normalization: str = toolkit.normalization_field("raw")
+
+
+def load(**params: Any) -> toolkit.TextDataset:
+    """The lines of each `<label>.txt`, labelled by file name; `params` are `FolderConfig`'s."""
+    config = FolderConfig(**params)
+    if not config.data_dir:
         raise toolkit.ToolkitError(
             "dataset 'folder' needs a folder: pass --param dataset.data_dir=PATH "
             "(one <label>.txt per class, one item a line)."
         )
-    return toolkit.dataset_from_files(toolkit.read_label_folder(data_dir), normalization)
+    return toolkit.dataset_from_files(toolkit.read_label_folder(config.data_dir), config.normalization)
 
 
 @toolkit.hookimpl
@@ -21,13 +35,6 @@ def register_datasets(register) -> None:
             name="folder",
             help="Any folder of <label>.txt files, one item a line (the names format).",
             load=load,
-            params=(
-                toolkit.Param("data_dir", str, "", "The folder of <label>.txt files (required)."),
-                toolkit.Param(
-                    "normalization", str, "raw",
-                    "raw: as is; ascii: the tutorial's unicodeToAscii; unidecode: transliterate.",
-                    choices=toolkit.NORMALIZATIONS,
-                ),
-            ),
+            config=FolderConfig,
         )
     )

@@ -26,6 +26,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib.resources import files
 from pathlib import Path
@@ -91,19 +92,40 @@ def cached_folder() -> Path:
     return toolkit.cache_dir() / "names"
 
 
-def load(
-    data_dir: str = "", normalization: str = "ascii", url: str = URL, verify: bool = True
-) -> toolkit.TextDataset:
-    """The names data as a TextDataset, normalised, with its provenance. `url` is used only
-    by `download`: loading never touches the network. The bundled and downloaded copies are
-    always checked; another folder holding the tutorial's 18 files is checked too unless
-    `verify` is false (an edited copy on purpose), so a truncated copy is never read silently."""
-    path = location(data_dir)
+@dataclass(frozen=True)
+class NamesConfig(toolkit.Config):
+    """`names`'s parameters (for `load`, `location` and `download` alike)."""
+
+    owner = "dataset 'names'"
+    data_dir: str = toolkit.param_field(
+        "",
+        "A folder of <Language>.txt files or the tutorial's data.zip (default: "
+        f"${DATA_ENV}, then a copy fetched by `toolkit datasets download names`, then the copy "
+        "bundled with toolkit).",
+    )
+    normalization: str = toolkit.normalization_field("ascii")
+    verify: bool = toolkit.param_field(
+        True,
+        "Check a folder holding the tutorial's 18 files against their recorded content (false: "
+        "read an edited copy as it is). The bundled copy is always checked.",
+    )
+    url: str = toolkit.param_field(URL, "Where `toolkit datasets download names` fetches the zip from.")
+
+
+def load(**params: Any) -> toolkit.TextDataset:
+    """The names data as a TextDataset, normalised, with its provenance; `params` are
+    `NamesConfig`'s. `url` is used only by `download`: loading never touches the network.
+    The bundled and downloaded copies are always checked; another folder holding the
+    tutorial's 18 files is checked too unless `verify` is false (an edited copy on purpose),
+    so a truncated copy is never read silently."""
+    config = NamesConfig(**params)
+    data_dir = config.data_dir
+    path = _location(data_dir)
     _check_exists(path, data_dir)
     label_files = _read(path)
     extra: dict[str, Any] = {}
     tutorial_files = {name.removesuffix(".txt") for name in label_files.content_sha256} == set(CONTENT_SHA256)
-    if path in (bundled_folder(), cached_folder()) or (verify and tutorial_files):
+    if path in (bundled_folder(), cached_folder()) or (config.verify and tutorial_files):
         if path == bundled_folder():
             shown, repair = "the names data bundled with toolkit", _how_to_repair(path)
         elif path == cached_folder():
@@ -114,7 +136,7 @@ def load(
         _verify(label_files, f"{shown} ({path})", repair)
         extra = {"origin": ORIGIN, "license": LICENSE, "verified": "content SHA-256 of all 18 files"}
     extra.update(_download_record(path))
-    return toolkit.dataset_from_files(label_files, normalization, extra)
+    return toolkit.dataset_from_files(label_files, config.normalization, extra)
 
 
 def _read(path: Path) -> toolkit.LabelFiles:
@@ -122,8 +144,12 @@ def _read(path: Path) -> toolkit.LabelFiles:
     return toolkit.read_label_zip(path, "names") if path.is_file() else toolkit.read_label_folder(path)
 
 
-def location(data_dir: str = "", **_ignored: object) -> Path:
-    """Where `load` reads the data from now."""
+def location(**params: Any) -> Path:
+    """Where `load` reads the data from now; `params` are `NamesConfig`'s."""
+    return _location(NamesConfig(**params).data_dir)
+
+
+def _location(data_dir: str) -> Path:
     if data_dir:
         return _names_folder(Path(data_dir).expanduser())
     env = _env_dir()
@@ -188,13 +214,15 @@ def _download_record(path: Path) -> dict[str, Any]:
         return {}  # only informative; the data files themselves were checked at install time
 
 
-def download(url: str = URL, **_ignored: object) -> Path:
-    """Fetch the tutorial's zip into the cache, check it, and install the names folder.
+def download(**params: Any) -> Path:
+    """Fetch the tutorial's zip from `url` (`params` are `NamesConfig`'s) into the cache,
+    check it, and install the names folder.
 
     The zip is downloaded to a temporary file in the cache folder, its `names/` files are
     copied byte for byte into a temporary folder, checked file by file against
     `CONTENT_SHA256`, and only then renamed into place. Any failure leaves the cache as it was.
     """
+    url = NamesConfig(**params).url
     target = cached_folder()
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=target.parent, prefix=".names-download-") as tmp:
@@ -264,26 +292,6 @@ def register_datasets(register) -> None:
             load=load,
             download=download,
             location=location,
-            params=(
-                toolkit.Param(
-                    "data_dir", str, "",
-                    "A folder of <Language>.txt files or the tutorial's data.zip "
-                    f"(default: ${DATA_ENV}, then a copy fetched by `toolkit datasets download "
-                    "names`, then the copy bundled with toolkit).",
-                ),
-                toolkit.Param(
-                    "normalization", str, "ascii",
-                    "ascii: the tutorial's unicodeToAscii; unidecode: transliterate; raw: as is.",
-                    choices=toolkit.NORMALIZATIONS,
-                ),
-                toolkit.Param(
-                    "verify", bool, True,
-                    "Check a folder holding the tutorial's 18 files against their recorded content "
-                    "(false: read an edited copy as it is). The bundled copy is always checked.",
-                ),
-                toolkit.Param(
-                    "url", str, URL, "Where `toolkit datasets download names` fetches the zip from."
-                ),
-            ),
+            config=NamesConfig,
         )
     )

@@ -14,13 +14,11 @@ provenance as `shared_texts`.
 
 from __future__ import annotations
 
-import difflib
-import hashlib
 import importlib.metadata
 import unicodedata
-from collections import Counter
-from datetime import UTC, datetime
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import toolkit
 
@@ -50,10 +48,8 @@ def parse_languages(languages: str, available: dict[str, str]) -> list[str]:
         )
     for code in codes:
         if code not in available:
-            close = difflib.get_close_matches(code, list(available), n=1, cutoff=0.6)
-            hint = f" Did you mean '{close[0]}'?" if close else ""
             raise toolkit.ToolkitError(
-                f"wordfreq has no word list for language '{code}'.{hint} "
+                f"wordfreq has no word list for language '{code}'.{toolkit.did_you_mean(code, available)} "
                 f"Available: {', '.join(sorted(available))}."
             )
     if len(codes) < 2:
@@ -62,6 +58,29 @@ def parse_languages(languages: str, available: dict[str, str]) -> list[str]:
             "Pass e.g. --param dataset.languages=en,de."
         )
     return codes
+
+
+@dataclass(frozen=True)
+class WordsConfig(toolkit.Config):
+    """`words-language`'s parameters."""
+
+    owner = "dataset 'words-language'"
+    languages: str = toolkit.param_field(
+        DEFAULT_LANGUAGES, "Comma-separated language codes (wordfreq has 42: ar, bg, ... zh)."
+    )
+    n: int = toolkit.param_field(
+        5000, "Words per language, most frequent first (fewer where a list runs out).", min=1
+    )
+    min_length: int = toolkit.param_field(2, "Skip words shorter than this.", min=1)
+    letters_only: bool = toolkit.param_field(
+        True,
+        "Keep only words of letters (an inner apostrophe or hyphen allowed); false keeps every "
+        "token of the list.",
+    )
+    wordlist: str = toolkit.param_field(
+        "best", "wordfreq's list: best (large where there is one), large, or small.", choices=WORDLISTS
+    )
+    normalization: str = toolkit.normalization_field("raw")
 
 
 def is_word(text: str) -> bool:
@@ -75,67 +94,43 @@ def is_word(text: str) -> bool:
     return bool(text)
 
 
-def top_words(
-    wordfreq, language: str, n: int, min_length: int, letters_only: bool, wordlist: str
-) -> list[str]:
-    """The `n` most frequent words of `language` that pass the filters (fewer if the list
-    runs out)."""
+def top_words(wordfreq, language: str, config: WordsConfig) -> list[str]:
+    """The `config.n` most frequent words of `language` that pass the filters (fewer if the
+    list runs out)."""
     words: list[str] = []
-    for word in wordfreq.iter_wordlist(language, wordlist):
-        if len(word) >= min_length and (not letters_only or is_word(word)):
+    for word in wordfreq.iter_wordlist(language, config.wordlist):
+        if len(word) >= config.min_length and (not config.letters_only or is_word(word)):
             words.append(word)
-            if len(words) == n:
+            if len(words) == config.n:
                 break
     return words
 
 
-def load(
-    languages: str = DEFAULT_LANGUAGES,
-    n: int = 5000,
-    min_length: int = 2,
-    letters_only: bool = True,
-    wordlist: str = "best",
-    normalization: str = "raw",
-) -> toolkit.TextDataset:
-    """Words to language codes, with their provenance (see the module doc)."""
-    if n < 1:
-        raise toolkit.ToolkitError(f"dataset 'words-language' parameter 'n' must be at least 1; got {n}.")
+def load(**params: Any) -> toolkit.TextDataset:
+    """Words to language codes, with their provenance (see the module doc); `params` are
+    `WordsConfig`'s."""
+    config = WordsConfig(**params)
     wordfreq = _wordfreq()
-    available = wordfreq.available_languages(wordlist)
-    codes = parse_languages(languages, available)
-    texts: list[str] = []
-    labels: list[str] = []
-    dropped: Counter[str] = Counter()
-    for code in codes:
-        seen: set[str] = set()
-        for word in top_words(wordfreq, code, n, min_length, letters_only, wordlist):
-            text = toolkit.normalize(word, normalization)
-            if not text:
-                dropped["empty after normalization"] += 1
-            elif text in seen:
-                dropped["same word again after normalization"] += 1
-            else:
-                seen.add(text)
-                texts.append(text)
-                labels.append(code)
-    files = {code: Path(available[code]) for code in codes}
-    languages_per_text = Counter(texts)
+    available = wordfreq.available_languages(config.wordlist)
+    codes = parse_languages(config.languages, available)
     version = importlib.metadata.version(PACKAGE)
-    provenance = {
-        "source": f"{PACKAGE} {version} word lists in {Path(available[codes[0]]).parent}",
-        "package": {"name": PACKAGE, "version": version},
-        "files": {code: str(path) for code, path in files.items()},
-        "sha256": {path.name: hashlib.sha256(path.read_bytes()).hexdigest() for path in files.values()},
-        "dropped": dict(dropped),
-        "normalization": normalization,
-        "shared_texts": sum(1 for count in languages_per_text.values() if count > 1),
-        "options": {
-            "languages": codes, "n": n, "min_length": min_length, "letters_only": letters_only,
-            "wordlist": wordlist, "normalization": normalization,
-        },
-        "loaded_at": datetime.now(UTC).isoformat(timespec="seconds"),
-    }
-    return toolkit.TextDataset.from_pairs(texts, labels, provenance)
+    files = {code: Path(available[code]) for code in codes}
+    record = toolkit.Provenance(
+        f"{PACKAGE} {version} word lists in {files[codes[0]].parent}",
+        normalization=config.normalization,
+        options={**config.as_dict(), "languages": codes},
+        package={"name": PACKAGE, "version": version},
+        files={code: str(path) for code, path in files.items()},
+    )
+    for path in files.values():
+        record.add_file(path)
+    pairs = record.normalize_pairs(
+        (word, code) for code in codes
+        for word in top_words(wordfreq, code, config)
+    )
+    unique = list(dict.fromkeys(pairs))  # a word once per language, the first time it comes
+    record.drop("same word again after normalization", len(pairs) - len(unique))
+    return record.dataset([text for text, _ in unique], [code for _, code in unique])
 
 
 @toolkit.hookimpl
@@ -145,29 +140,6 @@ def register_datasets(register) -> None:
             name="words-language",
             help="Words to their language: the most frequent words of each language in wordfreq's lists.",
             load=load,
-            params=(
-                toolkit.Param(
-                    "languages", str, DEFAULT_LANGUAGES,
-                    "Comma-separated language codes (wordfreq has 42: ar, bg, ... zh).",
-                ),
-                toolkit.Param("n", int, 5000, "Words per language, most frequent first."),
-                toolkit.Param("min_length", int, 2, "Skip words shorter than this."),
-                toolkit.Param(
-                    "letters_only", bool, True,
-                    "Keep only words of letters (an inner apostrophe or hyphen allowed); false keeps "
-                    "every token of the list.",
-                ),
-                toolkit.Param(
-                    "wordlist", str, "best",
-                    "wordfreq's list: best (large where there is one), large, or small.",
-                    choices=WORDLISTS,
-                ),
-                toolkit.Param(
-                    "normalization", str, "raw",
-                    "raw: as listed (use encoder.alphabet=auto: accents tell languages apart); "
-                    "unidecode: transliterate to ASCII; ascii: the tutorial's unicodeToAscii.",
-                    choices=toolkit.NORMALIZATIONS,
-                ),
-            ),
+            config=WordsConfig,
         )
     )

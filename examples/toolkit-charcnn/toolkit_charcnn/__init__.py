@@ -34,6 +34,6 @@ def register_datasets(register: Callable[[toolkit.DatasetSpec], None]) -> None:
             name="python-names",
             help="Names from Python's standard library labelled class, function, constant or module.",
             load=python_names.load,
-            params=python_names.PARAMS,
+            config=python_names.PythonNamesConfig,
         )
     )

@@ -16,7 +16,8 @@ import importlib
 import inspect
 import platform
 import sys
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from typing import Any
 
 import toolkit
 
@@ -41,9 +42,20 @@ def kind_of(name: str, value: object) -> str | None:
     return None
 
 
-def load(modules: str = DEFAULT_MODULES) -> toolkit.TextDataset:
+@dataclass(frozen=True)
+class PythonNamesConfig(toolkit.Config):
+    """The dataset's parameters."""
+
+    owner = "dataset 'python-names'"
+    modules: str = toolkit.param_field(
+        DEFAULT_MODULES, "Comma-separated modules whose public classes, functions and constants are read."
+    )
+
+
+def load(**params: Any) -> toolkit.TextDataset:
+    config = PythonNamesConfig(**params)
     pairs: set[tuple[str, str]] = set()
-    names = [name.strip() for name in modules.split(",") if name.strip()]
+    names = [name.strip() for name in config.modules.split(",") if name.strip()]
     if not names:
         raise toolkit.ToolkitError(
             "dataset 'python-names' got no modules; pass e.g. --param dataset.modules=os,json,re."
@@ -62,20 +74,8 @@ def load(modules: str = DEFAULT_MODULES) -> toolkit.TextDataset:
                 pairs.add((name, label))
     pairs.update((name, "module") for name in sys.stdlib_module_names if not name.startswith("_"))
     texts, labels = zip(*sorted(pairs), strict=True)
-    return toolkit.TextDataset.from_pairs(
-        texts,
-        labels,
-        provenance={
-            "source": f"Python {platform.python_version()} standard library ({len(names)} modules read)",
-            "modules": names,
-            "loaded_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        },
+    record = toolkit.Provenance(
+        f"Python {platform.python_version()} standard library ({len(names)} modules read)",
+        options={"modules": names},
     )
-
-
-PARAMS = (
-    toolkit.Param(
-        "modules", str, DEFAULT_MODULES,
-        "Comma-separated modules whose public classes, functions and constants are read.",
-    ),
-)
+    return record.dataset(texts, labels)
