@@ -15,7 +15,6 @@ With --param the numbers are not the defaults' and --write is refused.
 from __future__ import annotations
 
 import argparse
-import re
 import tempfile
 import time
 from collections import Counter
@@ -25,12 +24,11 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from scale_common import write_between_markers
 from train_bench import load, machine
 
 import toolkit
 from toolkit.params import parse_assignments
-
-BEGIN, END = "<!-- exercises:begin -->", "<!-- exercises:end -->"
 
 
 @dataclass(frozen=True)
@@ -75,14 +73,6 @@ def table(rows: list[dict[str, str]]) -> str:
     return "\n".join(lines)
 
 
-def write_between_markers(path: Path, text: str) -> None:
-    page = path.read_text(encoding="utf-8")
-    pattern = re.compile(re.escape(BEGIN) + r"\n.*?" + re.escape(END), re.DOTALL)
-    if not pattern.search(page):
-        raise SystemExit(f"{path} has no {BEGIN} ... {END} markers")
-    path.write_text(pattern.sub(lambda _: f"{BEGIN}\n{text}\n{END}", page), encoding="utf-8")
-
-
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
@@ -105,7 +95,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     text = table(rows)
     print("\n" + text)
     if args.write:
-        write_between_markers(args.write, text)
+        write_between_markers(args.write, "exercises", text)
         print(f"\nWritten into {args.write}")
 
 

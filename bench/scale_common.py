@@ -1,5 +1,5 @@
-"""Shared by the scale benchmarks: run a command and watch the memory of its whole process
-tree, and write a section of docs/benchmarks.md."""
+"""Shared by the benchmarks: run a command and watch the memory of its whole process tree,
+and write a section of docs/benchmarks.md or README.md."""
 
 from __future__ import annotations
 
@@ -88,6 +88,18 @@ def write_section(path: Path, section: str, text: str) -> None:
     new = pattern.sub(lambda _: text, old) if pattern.search(old) else old.rstrip("\n") + "\n\n" + text
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(new, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def write_between_markers(path: Path, name: str, text: str) -> None:
+    """Replace what stands between `<!-- NAME:begin -->` and `<!-- NAME:end -->` in `path`."""
+    begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
+    page = path.read_text(encoding="utf-8")
+    pattern = re.compile(re.escape(begin) + r"\n.*?" + re.escape(end), re.DOTALL)
+    if not pattern.search(page):
+        raise SystemExit(f"{path} has no {begin} ... {end} markers")
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(pattern.sub(lambda _: f"{begin}\n{text}\n{end}", page), encoding="utf-8")
     os.replace(tmp, path)
 
 

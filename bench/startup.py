@@ -21,6 +21,8 @@ import sys
 import time
 from pathlib import Path
 
+from scale_common import write_between_markers
+
 COMMANDS = (
     ("toolkit --version", ["--version"]),
     ("toolkit --help", ["--help"]),
@@ -35,7 +37,6 @@ COMMANDS = (
      ["run", "--dataset", "names", "--param", "train.epochs=0"]),
 )
 HEAVY = ("torch", "pandas", "matplotlib")
-BEGIN, END = "<!-- startup:begin -->", "<!-- startup:end -->"
 
 
 def seconds(args: list[str]) -> float:
@@ -70,14 +71,6 @@ def table(repeats: int) -> str:
     return "\n".join(lines)
 
 
-def write_between_markers(path: Path, text: str) -> None:
-    page = path.read_text(encoding="utf-8")
-    pattern = re.compile(re.escape(BEGIN) + r"\n.*?" + re.escape(END), re.DOTALL)
-    if not pattern.search(page):
-        raise SystemExit(f"{path} has no {BEGIN} ... {END} markers")
-    path.write_text(pattern.sub(lambda _: f"{BEGIN}\n{text}\n{END}", page), encoding="utf-8")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
@@ -86,7 +79,7 @@ def main() -> None:
     text = table(args.repeats)
     print(text)
     if args.write:
-        write_between_markers(args.write, text)
+        write_between_markers(args.write, "startup", text)
 
 
 if __name__ == "__main__":

@@ -17,17 +17,16 @@ Studies are kept in `--folder` (default bench-tunes/), so a second call resumes 
 from __future__ import annotations
 
 import argparse
-import re
 import time
 from pathlib import Path
 from typing import Any
 
 import optuna
+from scale_common import write_between_markers
 from train_bench import machine
 
 import toolkit
 
-BEGIN, END = "<!-- tune:begin -->", "<!-- tune:end -->"
 MODELS = ("scratch-rnn", "lstm", "ngram", "cnn")
 
 
@@ -93,14 +92,6 @@ def _plain(value: Any) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
-def write_between_markers(path: Path, text: str) -> None:
-    page = path.read_text(encoding="utf-8")
-    pattern = re.compile(re.escape(BEGIN) + r"\n.*?" + re.escape(END), re.DOTALL)
-    if not pattern.search(page):
-        raise SystemExit(f"{path} has no {BEGIN} ... {END} markers")
-    path.write_text(pattern.sub(lambda _: f"{BEGIN}\n{text}\n{END}", page), encoding="utf-8")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -115,7 +106,7 @@ def main() -> None:
     text = table(rows, args.trials, machine())
     print(text)
     if args.write:
-        write_between_markers(args.write, text)
+        write_between_markers(args.write, "tune", text)
 
 
 if __name__ == "__main__":

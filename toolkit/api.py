@@ -214,33 +214,23 @@ def run(
         raise
 
 
-def _train_and_evaluate(
-    plan: RunPlan, progress: bool | None, device: torch.device, claim: RunClaim | None
-) -> RunResult:
-    """Load, split, encode, train and predict the test split; then, with a `claim` (rank 0),
-    evaluate and write the run folder into it."""
-    import numpy as np
-    import torch
-
-    from toolkit import distributed
-    from toolkit.evaluation import confused_examples, evaluate_predictions
-    from toolkit.inference import predict_proba
+def load_split(plan: RunPlan) -> tuple[Split, int]:
+    """The plan's dataset, its texts cut to `train.max_length`, split by the plan's seed; and
+    how many texts were cut."""
     from toolkit.normalization import cut_texts
-    from toolkit.rendering import render_report
-    from toolkit.rundir import write_run
     from toolkit.splits import split_dataset
-    from toolkit.training import train
 
-    seed = plan.seed
-    ranks, target = distributed.current(), device
-    label = plan.registry.label
-    dataset_label, encoder_label = label("dataset", plan.dataset.name), label("encoder", plan.encoder.name)
-    data = checked_dataset(dataset_label, plan.dataset.load(**plan.params["dataset"]))
-    max_length = plan.params["train"]["max_length"]
-    texts, truncated = cut_texts(data.texts, max_length)
+    label = plan.registry.label("dataset", plan.dataset.name)
+    data = checked_dataset(label, plan.dataset.load(**plan.params["dataset"]))
+    texts, truncated = cut_texts(data.texts, plan.params["train"]["max_length"])
     if truncated:
         data = replace(data, texts=tuple(texts))
-    split = split_dataset(data, seed=seed, **plan.params["split"])
+    return split_dataset(data, seed=plan.seed, **plan.params["split"]), truncated
+
+
+def fitted_encoder(plan: RunPlan, train_texts: Sequence[str]) -> Encoder:
+    """The plan's encoder fitted on `train_texts`, its contract checked before any training."""
+    label = plan.registry.label("encoder", plan.encoder.name)
     text_encoder = plan.encoder.factory(**plan.params["encoder"])
     if getattr(text_encoder, "produces", None) not in plan.model.consumes:
         raise ToolkitError(
@@ -248,17 +238,45 @@ def _train_and_evaluate(
             f"{getattr(text_encoder, 'produces', None)!r}, but model '{plan.model.name}' consumes "
             f"{' or '.join(plan.model.consumes)}; the encoder plugin is inconsistent."
         )
-    text_encoder.fit(split.train.texts)
-    # The encoder's contract, checked before training rather than after it.
-    checked_state(encoder_label, text_encoder.state())
-    probe = list(split.train.texts[:ENCODER_PROBE])
-    check_encoded(encoder_label, text_encoder.encode(probe), len(probe), text_encoder.vocab_size)
+    text_encoder.fit(train_texts)
+    checked_state(label, text_encoder.state())
+    probe = list(train_texts[:ENCODER_PROBE])
+    check_encoded(label, text_encoder.encode(probe), len(probe), text_encoder.vocab_size)
+    return text_encoder
+
+
+def build_model(plan: RunPlan, text_encoder: Encoder, num_classes: int) -> nn.Module:
+    """The plan's model for `text_encoder`'s vocabulary, its initial weights seeded by the plan."""
+    import torch
+
+    torch.manual_seed(plan.seed)
+    return plan.model.factory(
+        vocab_size=text_encoder.vocab_size, num_classes=num_classes, **plan.params["model"]
+    )
+
+
+def _train_and_evaluate(
+    plan: RunPlan, progress: bool | None, device: torch.device, claim: RunClaim | None
+) -> RunResult:
+    """Load, split, encode, train and predict the test split; then, with a `claim` (rank 0),
+    evaluate and write the run folder into it."""
+    import numpy as np
+
+    from toolkit import distributed
+    from toolkit.evaluation import confused_examples, evaluate_predictions
+    from toolkit.inference import predict_proba
+    from toolkit.rendering import render_report
+    from toolkit.rundir import write_run
+    from toolkit.training import train
+
+    seed = plan.seed
+    ranks, target = distributed.current(), device
+    split, truncated = load_split(plan)
+    classes = split.train.classes
+    text_encoder = fitted_encoder(plan, split.train.texts)
     same = distributed.digest(split.train.texts, split.train.targets, text_encoder.state())
     distributed.check_same_everywhere("training data or encoder", same)
-    torch.manual_seed(seed)
-    network = plan.model.factory(
-        vocab_size=text_encoder.vocab_size, num_classes=len(data.classes), **plan.params["model"]
-    )
+    network = build_model(plan, text_encoder, len(classes))
     trained = train(
         network, text_encoder, split.train, split.val, plan.params["train"],
         seed=seed, device=target, progress=progress,
@@ -276,22 +294,22 @@ def _train_and_evaluate(
     }
     report = run_dir = None
     if claim is not None:
-        report = evaluate_predictions(test_targets, probabilities, data.classes)
+        report = evaluate_predictions(test_targets, probabilities, classes)
         run_dir = write_run(
             claim,
-            config=_run_config(plan, split, target.type, status, data.classes),
+            config=_run_config(plan, split, target.type, status, classes),
             weights=model.state_dict(),
             encoder={"name": plan.encoder.name, "params": plan.params["encoder"],
                      "state": text_encoder.state()},
-            classes=data.classes,
+            classes=classes,
             report=report,
             history=trained.history,
-            mistakes=confused_examples(split.test.texts, test_targets, probabilities, data.classes),
+            mistakes=confused_examples(split.test.texts, test_targets, probabilities, classes),
             render=render_report,
         )
     return RunResult(
         plan=plan, split=split, encoder=text_encoder, model=model, history=trained.history,
-        test_probabilities=probabilities, test_targets=test_targets, classes=data.classes,
+        test_probabilities=probabilities, test_targets=test_targets, classes=classes,
         train_seconds=trained.seconds, stop_reason=trained.stop_reason, best_epoch=trained.best_epoch,
         device=target.type, report=report, run_dir=run_dir, interrupted=trained.interrupted,
         epochs_completed=trained.epochs_completed, epochs_planned=trained.epochs_planned,

@@ -46,10 +46,6 @@ class Space:
     def choice(cls, *values: Any) -> Space:
         return cls(values=tuple(values))
 
-    @property
-    def is_range(self) -> bool:
-        return self.values is None
-
     def __str__(self) -> str:
         if self.values is not None:
             return ",".join(_plain(v) for v in self.values)

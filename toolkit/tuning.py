@@ -18,12 +18,20 @@ import shlex
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from toolkit.api import DEFAULT_ENCODER, RunPlan, plan_run, train_params
+from toolkit.api import (
+    DEFAULT_ENCODER,
+    RunPlan,
+    build_model,
+    fitted_encoder,
+    load_split,
+    plan_run,
+    train_params,
+)
 from toolkit.errors import ToolkitError
 from toolkit.params import Param, Space, locate, parse_space
 from toolkit.splits import SPLIT_PARAMS
@@ -135,7 +143,7 @@ def tune(
         handle.set_user_attr(name, fixed if name == "params" else setup[name])
     handle.set_user_attr("plugins", list(plugins))
     say = echo or (lambda line: None)
-    split = _load_split(plan)
+    split, _ = load_split(plan)
     objective = _Objective(plan, fixed, dimensions, split, setup["metric"], plugins)
     if not handle.trials:  # trial 0 scores the declared defaults, so the table shows what tuning won
         handle.enqueue_trial(_defaults_inside(plan, dimensions))
@@ -249,18 +257,13 @@ class _Objective:
     def _train(self, plan: RunPlan, trial: optuna.Trial) -> dict[str, float]:
         import numpy as np
         import optuna
-        import torch
 
         from toolkit.inference import predict_proba, resolve_device
         from toolkit.training import train
 
         split, device = self.split, resolve_device(plan.device)
-        text_encoder = plan.encoder.factory(**plan.params["encoder"])
-        text_encoder.fit(split.train.texts)
-        torch.manual_seed(plan.seed)
-        network = plan.model.factory(
-            vocab_size=text_encoder.vocab_size, num_classes=len(split.train.classes), **plan.params["model"]
-        )
+        text_encoder = fitted_encoder(plan, split.train.texts)
+        network = build_model(plan, text_encoder, len(split.train.classes))
         use_loss = self.metric == "val_loss"
 
         def report(row: Mapping[str, Any]) -> None:
@@ -417,19 +420,6 @@ def _open_study(optuna: Any, path: Path, create: bool, direction: str = "maximiz
         raise ToolkitError(
             f"cannot open the study file {path} ({_one_line(exc)}); give a --study file `toolkit tune` wrote."
         ) from None
-
-
-def _load_split(plan: RunPlan) -> Split:
-    from toolkit.contracts import checked_dataset
-    from toolkit.normalization import cut_texts
-    from toolkit.splits import split_dataset
-
-    data = checked_dataset(plan.registry.label("dataset", plan.dataset.name),
-                           plan.dataset.load(**plan.params["dataset"]))
-    texts, truncated = cut_texts(data.texts, plan.params["train"]["max_length"])
-    if truncated:
-        data = replace(data, texts=tuple(texts))
-    return split_dataset(data, seed=plan.seed, **plan.params["split"])
 
 
 def _best_trial(optuna: Any, study: optuna.Study) -> optuna.trial.FrozenTrial | None:
