@@ -289,3 +289,16 @@ def test_ctrl_c_ends_the_study_keeping_the_finished_trials(plugin, tmp_path):
     assert [t.state for t in study.trials][0] == optuna.trial.TrialState.COMPLETE
     assert len(study.trials) == 2
     assert "Train it with:" in stdout and not list(out.glob("run-trial-*"))  # no final run
+
+
+def test_a_trial_left_running_by_a_killed_process_is_recorded_as_failed_on_resume(cli, plugin, tmp_path):
+    out = tmp_path / "tune"
+    assert cli(tune_args(plugin, "-d", "tiny-data", "-m", "tiny", "-e", "logging-chars", "-n", "1",
+                         *FIXED, "-o", str(out), "--no-final")).exit_code == 0
+    load_study(out / "study.db").ask()  # what a process killed in the middle of a trial leaves behind
+    resumed = cli(tune_args(plugin, "--study", str(out / "study.db"), "-n", "3", "--no-final"))
+    assert resumed.exit_code == 0, resumed.output
+    assert "trial 1 was left running by a process that stopped; recorded as failed." in resumed.stderr
+    states = [t.state for t in load_study(out / "study.db").trials]
+    assert states[1] == optuna.trial.TrialState.FAIL and len(states) == 3  # a failed trial counts too
+    assert optuna.trial.TrialState.RUNNING not in states

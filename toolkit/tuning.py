@@ -147,6 +147,10 @@ def tune(
     objective = _Objective(plan, fixed, dimensions, split, setup["metric"], plugins)
     if not handle.trials:  # trial 0 scores the declared defaults, so the table shows what tuning won
         handle.enqueue_trial(_defaults_inside(plan, dimensions))
+    for trial in handle.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+        # A study is tuned by one process at a time: a running trial is one whose process was killed.
+        handle.tell(trial.number, state=optuna.trial.TrialState.FAIL)
+        say(f"trial {trial.number} was left running by a process that stopped; recorded as failed.")
     done = len([t for t in handle.trials if t.state.is_finished()])
     remaining = max(trials - done, 0)
     say(f"study {study_path}: {done} trials done, {remaining} to run; searching "
