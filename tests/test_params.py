@@ -142,3 +142,19 @@ def test_the_dataset_is_loaded_when_every_parameter_is_in_range(cli, tmp_path):
                   "-o", str(tmp_path / "run")])
     assert result.exit_code != 0
     assert "loaded although a parameter was out of range" in result.output + str(result.exception)
+
+
+def test_search_spaces_parse_and_print_back_the_same():
+    from toolkit.params import Space, parse_space
+
+    lr = Param("lr", float, 0.01, "Learning rate.", above=0)
+    kernels = Param("kernels", str, "2,3", "Widths.")
+    assert parse_space("0.001:0.1:log", lr, "t") == Space.range(0.001, 0.1, log=True)
+    assert str(Space.range(0.001, 0.1, log=True)) == "0.001:0.1:log"
+    assert parse_space("2,3|3,4,5", kernels, "m") == Space.choice("2,3", "3,4,5")  # values with commas
+    assert str(Space.choice("2,3", "3,4,5")) == "2,3|3,4,5"
+    assert parse_space("a,b", kernels, "m") == Space.choice("a", "b")
+    with pytest.raises(ToolkitError, match="must be above 0"):
+        parse_space("0:1:log", lr, "the trainer")
+    with pytest.raises(ToolkitError, match="the third part must be 'log'"):
+        parse_space("0.1:1:lin", lr, "the trainer")

@@ -48,7 +48,8 @@ class Space:
 
     def __str__(self) -> str:
         if self.values is not None:
-            return ",".join(_plain(v) for v in self.values)
+            shown = [_plain(v) for v in self.values]
+            return ("|" if any("," in v for v in shown) else ",").join(shown)
         return f"{_plain(self.low)}:{_plain(self.high)}" + (":log" if self.log else "")
 
 
@@ -281,7 +282,8 @@ def params_of(config: type) -> tuple[Param, ...]:
 
 
 def parse_space(text: str, param: Param, owner: str) -> Space:
-    """A search space from `low:high[:log]` or `a,b,c` (each value checked against `param`)."""
+    """A search space from `low:high[:log]`, `a,b,c`, or `a|b|c` when values hold commas
+    (each value checked against `param`)."""
     parts = text.split(":")
     if len(parts) in (2, 3) and param.type in (int, float):
         if len(parts) == 3 and parts[2].strip() != "log":
@@ -289,7 +291,8 @@ def parse_space(text: str, param: Param, owner: str) -> Space:
         low, high = (param.convert(part, owner) for part in parts[:2])
         space = Space.range(low, high, log=len(parts) == 3)
     else:
-        space = Space.choice(*(param.convert(value.strip(), owner) for value in text.split(",")))
+        separator = "|" if "|" in text else ","  # `2,3|3,4,5`: choices that hold commas themselves
+        space = Space.choice(*(param.convert(value.strip(), owner) for value in text.split(separator)))
     problem = _search_problem(replace_search(param, space))
     if problem:
         raise ToolkitError(f"--space for {owner} parameter '{param.name}': {problem}; got {text!r}.")

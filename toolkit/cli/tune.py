@@ -37,7 +37,7 @@ def tune(
         list[str] | None,
         typer.Option(
             "--space", "-s", metavar="KEY=SPACE",
-            help="Search a parameter over low:high, low:high:log or a,b,c (repeatable); replaces "
+            help="Search a parameter over low:high, low:high:log, a,b,c or a|b|c (repeatable); replaces "
             "its declared space. `toolkit params --model M` lists each declared space.",
         ),
     ] = None,
