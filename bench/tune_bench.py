@@ -23,7 +23,7 @@ from typing import Any
 
 import optuna
 from scale_common import write_between_markers
-from train_bench import machine
+from train_bench import load, machine
 
 import toolkit
 
@@ -63,9 +63,10 @@ def tune_model(model: str, trials: int, folder: Path, threads: int) -> dict[str,
     }
 
 
-def table(rows: list[dict[str, Any]], trials: int, machine_line: str) -> str:
+def table(rows: list[dict[str, Any]], trials: int, machine_line: str, loads: tuple[str, str]) -> str:
     lines = [
-        f"`python bench/tune_bench.py --trials {trials} --write docs/benchmarks.md` on {machine_line}.",
+        f"`python bench/tune_bench.py --trials {trials} --write docs/benchmarks.md` on {machine_line}; "
+        f"before: {loads[0]}; after: {loads[1]}.",
         "",
         "One study per model, trial 0 being the model's defaults; validation accuracy decides, and",
         "the test columns are the defaults' run and the best parameters' run (seed 0 both).",
@@ -102,8 +103,9 @@ def main() -> None:
     parser.add_argument("--folder", type=Path, default=Path("bench-tunes"))
     parser.add_argument("--write", type=Path, metavar="FILE", help="Put the table in FILE (Markdown).")
     args = parser.parse_args()
+    before = load()
     rows = [tune_model(model, args.trials, args.folder, args.threads) for model in args.models]
-    text = table(rows, args.trials, machine())
+    text = table(rows, args.trials, machine(), (before, load()))
     print(text)
     if args.write:
         write_between_markers(args.write, "tune", text)
