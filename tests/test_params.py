@@ -158,3 +158,24 @@ def test_search_spaces_parse_and_print_back_the_same():
         parse_space("0:1:log", lr, "the trainer")
     with pytest.raises(ToolkitError, match="the third part must be 'log'"):
         parse_space("0.1:1:lin", lr, "the trainer")
+
+
+def test_a_config_with_other_defaults_keeps_each_declaration():
+    from dataclasses import dataclass
+
+    from toolkit.params import Config, param_field, params_of
+
+    @dataclass(frozen=True)
+    class Base(Config):
+        owner = "model 'base'"
+        width: int = param_field(8, "Width.", min=1, max=64)
+        depth: int = param_field(1, "Depth.", min=1, max=4)
+
+    Wide = Base.with_defaults("Wide", owner="model 'wide'", width=32)
+    assert [(p.name, p.default) for p in params_of(Wide)] == [("width", 32), ("depth", 1)]
+    assert params_of(Wide)[0].max == 64 and params_of(Wide)[0].help == "Width."
+    assert Wide() == Wide(width=32, depth=1) and issubclass(Wide, Base)
+    with pytest.raises(ToolkitError, match="model 'wide' parameter 'width' must be at least 1 and at"):
+        Wide(width=65)
+    with pytest.raises(TypeError, match="declares no parameter height"):
+        Base.with_defaults("Tall", height=3)

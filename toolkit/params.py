@@ -240,6 +240,20 @@ class Config:
         """A rule across fields this config breaks, as "needs ..." words; None when fine."""
         return None
 
+    @classmethod
+    def with_defaults(cls, name: str, owner: str = "", **defaults: Any) -> type[Config]:
+        """A subclass whose named parameters have other defaults, each declared otherwise the
+        same (help, range, search): one plugin registering a model several ways."""
+        declared = {field.name: field for field in dataclasses.fields(cls)}
+        unknown = sorted(set(defaults) - set(declared))
+        if unknown:
+            raise TypeError(f"{cls.__name__} declares no parameter {', '.join(unknown)}")
+        types = typing.get_type_hints(cls)
+        fields = [(key, types[key], dataclasses.field(default=value, metadata=declared[key].metadata))
+                  for key, value in defaults.items()]
+        namespace = {"owner": owner or cls.owner, "__module__": cls.__module__}
+        return dataclasses.make_dataclass(name, fields, bases=(cls,), frozen=True, namespace=namespace)
+
     def as_dict(self) -> dict[str, Any]:
         return {field.name: getattr(self, field.name) for field in dataclasses.fields(self)}
 
