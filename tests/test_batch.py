@@ -161,3 +161,24 @@ def test_the_cli_does_not_import_dask_for_other_commands():
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.stdout.strip().splitlines()[-1] == "False False False"
+
+
+@pytest.mark.slow
+def test_local_cluster_workers_keep_glibc_s_default_memory_trimming(monkeypatch):
+    """Dask's default MALLOC_TRIM_THRESHOLD_=65536 made the workers predict at half the local
+    engine's speed (docs/benchmarks.md); the engine's own cluster leaves it unset."""
+    from distributed import Client, LocalCluster
+
+    # Another test's plain LocalCluster set it in this process (a nanny sets its pre-spawn
+    # variables in the process that starts it); a fresh `toolkit predict` has none.
+    monkeypatch.delenv("MALLOC_TRIM_THRESHOLD_", raising=False)
+
+    def trim_setting():
+        return __import__("os").environ.get("MALLOC_TRIM_THRESHOLD_")
+
+    with batch.local_cluster(2) as cluster, Client(cluster) as client:
+        assert set(client.run(trim_setting).values()) == {None}
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None,
+                      silence_logs=50) as plain, Client(plain) as client:
+        assert set(client.run(trim_setting).values()) == {"65536"}  # what Dask does by default
+    monkeypatch.delenv("MALLOC_TRIM_THRESHOLD_", raising=False)  # and in this process
