@@ -12,7 +12,7 @@ from toolkit.errors import ToolkitError
 from toolkit.limits import MAX_SEED
 from toolkit.params import Param, Section, declaration_problem, resolve
 from toolkit.registry import Registry, load_registry
-from toolkit.splits import SPLIT_PARAMS, Split
+from toolkit.splits import SPLIT_PARAMS, Split, SplitConfig
 from toolkit.train_config import TRAIN_PARAMS, TrainConfig
 from toolkit.types import DatasetSpec, Encoder, EncoderSpec, ModelSpec
 
@@ -45,6 +45,10 @@ class RunPlan:
     output: Path | None
     registry: Registry
 
+    def sections(self) -> list[Section]:
+        """The parameter groups this run's `params` were resolved from (see `run_sections`)."""
+        return run_sections(self.dataset, self.encoder, self.model)
+
 
 def plan_run(
     dataset: str,
@@ -74,22 +78,28 @@ def plan_run(
         raise ToolkitError(f"unknown device '{device}'; use one of {', '.join(DEVICES)}.")
     if not 0 <= seed <= MAX_SEED:
         raise ToolkitError(f"the seed must be between 0 and {MAX_SEED:,} (2**32 - 1); got {seed}.")
-    sections = [
-        Section("dataset", f"dataset '{dataset}'", dataset_spec.params),
-        Section("encoder", f"encoder '{encoder}'", encoder_spec.params),
-        Section("model", f"model '{model}'", model_spec.params),
-        Section("split", "the split", SPLIT_PARAMS),
-        Section("train", "the trainer", train_params(model_spec)),
-    ]
-    resolved = resolve(sections, params or {})  # types, choices and ranges
-    TrainConfig.from_params(resolved["train"])
-    for section, spec in (("dataset", dataset_spec), ("encoder", encoder_spec), ("model", model_spec)):
-        if spec.config is not None:
-            spec.config(**resolved[section])  # the plugin's rules across its parameters
+    resolved = resolve(run_sections(dataset_spec, encoder_spec, model_spec), params or {})
+    configs = {"dataset": dataset_spec.config, "encoder": encoder_spec.config, "model": model_spec.config,
+               "split": SplitConfig, "train": TrainConfig}
+    for section, config in configs.items():
+        if config is not None:
+            config(**resolved[section])  # each part's rules across its parameters
     return RunPlan(
         dataset_spec, encoder_spec, model_spec, resolved, seed, device,
         Path(output) if output is not None else None, registry,
     )
+
+
+def run_sections(dataset: DatasetSpec, encoder: EncoderSpec, model: ModelSpec) -> list[Section]:
+    """The parameter groups of a run, `--param GROUP.NAME=VALUE`'s GROUPs: dataset, encoder,
+    model, split and train (the trainer's with the model's own defaults and spaces)."""
+    return [
+        Section("dataset", f"dataset '{dataset.name}'", dataset.params),
+        Section("encoder", f"encoder '{encoder.name}'", encoder.params),
+        Section("model", f"model '{model.name}'", model.params),
+        Section("split", "the split", SPLIT_PARAMS),
+        Section("train", "the trainer", train_params(model)),
+    ]
 
 
 def train_params(model: ModelSpec) -> tuple[Param, ...]:

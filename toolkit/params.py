@@ -48,9 +48,9 @@ class Space:
 
     def __str__(self) -> str:
         if self.values is not None:
-            shown = [_plain(v) for v in self.values]
+            shown = [plain_value(v) for v in self.values]
             return ("|" if any("," in v for v in shown) else ",").join(shown)
-        return f"{_plain(self.low)}:{_plain(self.high)}" + (":log" if self.log else "")
+        return f"{plain_value(self.low)}:{plain_value(self.high)}" + (":log" if self.log else "")
 
 
 @dataclass(frozen=True)
@@ -307,21 +307,18 @@ def parse_space(text: str, param: Param, owner: str) -> Space:
     else:
         separator = "|" if "|" in text else ","  # `2,3|3,4,5`: choices that hold commas themselves
         space = Space.choice(*(param.convert(value.strip(), owner) for value in text.split(separator)))
-    problem = _search_problem(replace_search(param, space))
+    problem = _search_problem(dataclasses.replace(param, search=space))
     if problem:
         raise ToolkitError(f"--space for {owner} parameter '{param.name}': {problem}; got {text!r}.")
     return space
-
-
-def replace_search(param: Param, space: Space | None) -> Param:
-    return dataclasses.replace(param, search=space)
 
 
 def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def _plain(value: Any) -> str:
+def plain_value(value: Any) -> str:
+    """A value as typed on the command line (`true`, not `True`)."""
     return str(value).lower() if isinstance(value, bool) else str(value)
 
 

@@ -30,11 +30,9 @@ from toolkit.api import (
     fitted_encoder,
     load_split,
     plan_run,
-    train_params,
 )
 from toolkit.errors import ToolkitError
-from toolkit.params import Param, Space, locate, parse_space
-from toolkit.splits import SPLIT_PARAMS
+from toolkit.params import Param, Space, locate, parse_space, plain_value
 
 if TYPE_CHECKING:
     import optuna
@@ -156,7 +154,7 @@ def tune(
     say(f"study {study_path}: {done} trials done, {remaining} to run; searching "
         + ", ".join(f"{d.key}={d.space}" for d in dimensions))
     interrupted = _optimize(optuna, handle, objective, remaining, timeout, say, progress)
-    best = _best_trial(optuna, handle)
+    best = _best_trial(handle)
     best_params = {**fixed, **best.params} if best is not None else dict(fixed)
     command = run_command(plan, best_params, plugins)
     best_run = None
@@ -171,15 +169,16 @@ def search_space(
 ) -> list[Dimension]:
     """The searched parameters: every declared `search` of the model, encoder and trainer,
     with `overrides` applied and the `fixed` keys left out."""
-    sections = _sections(plan)
+    sections = plan.sections()
+    by_name = {section.name: section for section in sections}
     dimensions: dict[str, Dimension] = {}
     for group in ("encoder", "model", "train"):
-        for param in sections[group][1]:
+        for param in by_name[group].params:
             key = f"{group}.{param.name}"
             if param.search is not None and key not in fixed and key not in UNTUNABLE:
                 dimensions[key] = Dimension(key, param, param.search)
     for raw_key, raw_space in overrides.items():
-        group, param = locate(raw_key, [_section(name, owner, ps) for name, (owner, ps) in sections.items()])
+        group, param = locate(raw_key, sections)
         key = f"{group}.{param.name}"
         if group in UNTUNABLE or key in UNTUNABLE:
             raise ToolkitError(
@@ -188,7 +187,7 @@ def search_space(
             )
         if key in fixed:
             raise ToolkitError(f"{key} is both fixed (--param) and searched (--space); give one.")
-        owner = sections[group][0]
+        owner = by_name[group].owner
         chosen = raw_space if isinstance(raw_space, Space) else parse_space(str(raw_space), param, owner)
         dimensions[key] = Dimension(key, param, chosen)
     return list(dimensions.values())
@@ -203,7 +202,7 @@ def run_command(plan: RunPlan, values: Mapping[str, Any], plugins: Sequence[str]
     if plan.seed:
         words += ["--seed", str(plan.seed)]
     for key in sorted(values):
-        words += ["--param", f"{key}={_plain(values[key])}"]
+        words += ["--param", f"{key}={plain_value(values[key])}"]
     return shlex.join(words)
 
 
@@ -244,13 +243,12 @@ class _Objective:
                             values, self.plan.seed, self.plan.device, None, self.plugins)
             scores = self._train(plan, trial)
         except optuna.TrialPruned:
-            trial.set_user_attr("seconds", round(time.perf_counter() - started, 1))
             raise
         except Exception as exc:
             trial.set_user_attr("error", _one_line(exc))
-            trial.set_user_attr("seconds", round(time.perf_counter() - started, 1))
             raise
-        trial.set_user_attr("seconds", round(time.perf_counter() - started, 1))
+        finally:
+            trial.set_user_attr("seconds", round(time.perf_counter() - started, 1))
         for name, value in scores.items():
             trial.set_user_attr(name, value)
         value = scores[self.metric]
@@ -329,7 +327,7 @@ def _optimize(optuna: Any, handle: optuna.Study, objective: _Objective, remainin
 def trial_line(optuna: Any, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> str:
     """One line for a finished trial: number, outcome, seconds, best so far, parameters."""
     seconds = trial.user_attrs.get("seconds", 0.0)
-    settings = " ".join(f"{k}={_plain(v)}" for k, v in trial.params.items())
+    settings = " ".join(f"{k}={plain_value(v)}" for k, v in trial.params.items())
     states = optuna.trial.TrialState
     if trial.state == states.COMPLETE:
         outcome = f"{study.user_attrs.get('metric', 'value')} {trial.value:.4f}"
@@ -337,7 +335,7 @@ def trial_line(optuna: Any, study: optuna.Study, trial: optuna.trial.FrozenTrial
         outcome = f"pruned after epoch {max(trial.intermediate_values, default=0)}"
     else:
         outcome = f"failed: {trial.user_attrs.get('error', 'no reason recorded')}"
-    best = _best_trial(optuna, study)
+    best = _best_trial(study)
     so_far = f"best {best.value:.4f} (trial {best.number})" if best is not None else "no trial finished yet"
     return f"trial {trial.number}: {outcome} in {seconds:.0f} s; {so_far} | {settings}"
 
@@ -409,13 +407,11 @@ def _locations(study: str | Path | None, output: str | Path | None, dataset: str
 def _open_study(optuna: Any, path: Path, create: bool, direction: str = "maximize") -> optuna.Study:
     url = f"sqlite:///{path.resolve()}"
     try:
+        pruner = optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=1)
         if create:
             return optuna.create_study(study_name=STUDY_NAME, storage=url, direction=direction,
-                                       sampler=optuna.samplers.TPESampler(seed=0),
-                                       pruner=optuna.pruners.MedianPruner(n_startup_trials=3,
-                                                                          n_warmup_steps=1))
-        return optuna.load_study(study_name=STUDY_NAME, storage=url,
-                                 pruner=optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=1))
+                                       sampler=optuna.samplers.TPESampler(seed=0), pruner=pruner)
+        return optuna.load_study(study_name=STUDY_NAME, storage=url, pruner=pruner)
     except KeyError:
         raise ToolkitError(
             f"{path} holds no toolkit study; give a --study file `toolkit tune` wrote."
@@ -426,12 +422,11 @@ def _open_study(optuna: Any, path: Path, create: bool, direction: str = "maximiz
         ) from None
 
 
-def _best_trial(optuna: Any, study: optuna.Study) -> optuna.trial.FrozenTrial | None:
-    complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
-    if not complete:
+def _best_trial(study: optuna.Study) -> optuna.trial.FrozenTrial | None:
+    try:
+        return study.best_trial
+    except ValueError:  # no trial has completed yet
         return None
-    better = max if study.direction == optuna.study.StudyDirection.MAXIMIZE else min
-    return better(complete, key=lambda t: t.value)
 
 
 def _defaults_inside(plan: RunPlan, dimensions: list[Dimension]) -> dict[str, Any]:
@@ -447,25 +442,9 @@ def _defaults_inside(plan: RunPlan, dimensions: list[Dimension]) -> dict[str, An
     return inside
 
 
-def _sections(plan: RunPlan) -> dict[str, tuple[str, tuple[Param, ...]]]:
-    return {
-        "dataset": (f"dataset '{plan.dataset.name}'", plan.dataset.params),
-        "encoder": (f"encoder '{plan.encoder.name}'", plan.encoder.params),
-        "model": (f"model '{plan.model.name}'", plan.model.params),
-        "split": ("the split", SPLIT_PARAMS),
-        "train": ("the trainer", train_params(plan.model)),
-    }
-
-
-def _section(name: str, owner: str, params: tuple[Param, ...]) -> Any:
-    from toolkit.params import Section
-
-    return Section(name, owner, params)
-
-
 def _qualified(plan: RunPlan, values: Mapping[str, Any]) -> dict[str, Any]:
     """`values` keyed `group.name`, each converted to its declared type."""
-    sections = [_section(name, owner, ps) for name, (owner, ps) in _sections(plan).items()]
+    sections = plan.sections()
     qualified = {}
     for key in values:
         group, param = locate(key, sections)
@@ -474,13 +453,7 @@ def _qualified(plan: RunPlan, values: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _assignments(values: Mapping[str, Any]) -> str:
-    return " ".join(f"{k}={_plain(v)}" for k, v in sorted(values.items())) or "(none)"
-
-
-def _plain(value: Any) -> str:
-    if isinstance(value, bool):
-        return str(value).lower()
-    return repr(value) if isinstance(value, float) else str(value)
+    return " ".join(f"{k}={plain_value(v)}" for k, v in sorted(values.items())) or "(none)"
 
 
 def _one_line(exc: BaseException) -> str:
