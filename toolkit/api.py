@@ -260,8 +260,9 @@ def build_model(plan: RunPlan, text_encoder: Encoder, num_classes: int) -> nn.Mo
     import torch
 
     torch.manual_seed(plan.seed)
-    return plan.model.factory(
-        vocab_size=text_encoder.vocab_size, num_classes=num_classes, **plan.params["model"]
+    return plan.model.build(
+        vocab_size=text_encoder.vocab_size, num_classes=num_classes, params=plan.params["model"],
+        encoder=text_encoder,
     )
 
 

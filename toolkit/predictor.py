@@ -201,8 +201,9 @@ def load_run(path: str | Path, plugins: Sequence[str] = (), threads: int = 1) ->
 
     def build(device: str) -> Any:
         with torch.device(device):
-            return model_spec.factory(
-                vocab_size=encoder.vocab_size, num_classes=len(classes), **checked["model"]
+            return model_spec.build(
+                vocab_size=encoder.vocab_size, num_classes=len(classes), params=checked["model"],
+                encoder=encoder,
             )
 
     try:

@@ -159,7 +159,9 @@ def check_model(
 
     def build() -> nn.Module:
         torch.manual_seed(seed)
-        model = spec.factory(vocab_size=encoder.vocab_size, num_classes=num_classes, **values)
+        model = spec.build(
+            vocab_size=encoder.vocab_size, num_classes=num_classes, params=values, encoder=encoder
+        )
         _require(isinstance(model, nn.Module), f"{label}: factory returned {type(model).__name__}, "
                  "not a torch.nn.Module.")
         return model

@@ -8,6 +8,7 @@ returns a `torch.nn.Module` mapping `(indices, lengths)` to logits of shape (bat
 
 from __future__ import annotations
 
+import inspect
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -155,7 +156,9 @@ class ModelSpec:
     """A model a plugin provides.
 
     `factory(vocab_size=..., num_classes=..., **params)` returns a `torch.nn.Module` whose
-    `forward(indices, lengths)` returns logits of shape (batch, num_classes).
+    `forward(indices, lengths)` returns logits of shape (batch, num_classes). A factory that
+    names an `encoder` argument also gets the fitted encoder (to read its `symbols`, say); build
+    models with `build`, which passes it.
     `train_defaults` are the model's own defaults for trainer parameters (`train.*` names
     without the group, e.g. `{"lr": 0.1}`); a value given for the run still wins.
     `train_search` likewise replaces how `toolkit tune` searches trainer parameters for this
@@ -176,6 +179,24 @@ class ModelSpec:
 
     def __post_init__(self) -> None:
         _derive_params(self)
+
+    def build(
+        self, *, vocab_size: int, num_classes: int, params: Mapping[str, Any], encoder: Encoder | None = None
+    ) -> Any:
+        """The model: `factory(vocab_size=, num_classes=, **params)`, plus `encoder=` when the
+        factory names that argument and an encoder is given."""
+        extra = {"encoder": encoder} if encoder is not None and takes_encoder(self.factory) else {}
+        return self.factory(vocab_size=vocab_size, num_classes=num_classes, **params, **extra)
+
+
+def takes_encoder(factory: Callable[..., Any]) -> bool:
+    """Whether a model factory names an `encoder` argument (not only **kwargs)."""
+    try:
+        parameters = inspect.signature(factory).parameters
+    except (TypeError, ValueError):
+        return False
+    found = parameters.get("encoder")
+    return found is not None and found.kind in (found.POSITIONAL_OR_KEYWORD, found.KEYWORD_ONLY)
 
 
 Spec = DatasetSpec | EncoderSpec | ModelSpec

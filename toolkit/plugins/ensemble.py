@@ -48,10 +48,10 @@ class EnsembleConfig(toolkit.Config):
         return None
 
 
-def build_ensemble(vocab_size: int, num_classes: int, **params: Any) -> Any:
+def build_ensemble(vocab_size: int, num_classes: int, encoder: Any = None, **params: Any) -> Any:
     from toolkit.plugins.ensemble_model import Ensemble
 
-    return Ensemble(vocab_size, num_classes, EnsembleConfig(**params))
+    return Ensemble(vocab_size, num_classes, EnsembleConfig(**params), encoder=encoder)
 
 
 @toolkit.hookimpl

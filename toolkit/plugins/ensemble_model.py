@@ -32,6 +32,7 @@ class Ensemble(nn.Module):
         vocab_size: int,
         num_classes: int,
         config: EnsembleConfig | None = None,
+        encoder: Any = None,
     ) -> None:
         super().__init__()
         config = config or EnsembleConfig()
@@ -49,8 +50,9 @@ class Ensemble(nn.Module):
                     f"model 'ensemble' reads {toolkit.CHAR_INDICES}, but member '{name}' consumes "
                     f"{' or '.join(spec.consumes)}; choose members that read character indices."
                 )
-            member = spec.factory(
-                vocab_size=vocab_size, num_classes=num_classes, **{p.name: p.default for p in spec.params}
+            member = spec.build(
+                vocab_size=vocab_size, num_classes=num_classes,
+                params={p.name: p.default for p in spec.params}, encoder=encoder,
             )
             self.members.append(member)
             if training == "separate":

@@ -15,6 +15,11 @@ import toolkit
 MAX_N = 8
 #: Most rows of the hashed n-gram table.
 MAX_BUCKETS = 2**24
+#: `word_ngrams` values: word 1..N-grams, "0" off, "auto" decided from the training texts.
+AUTO = "auto"
+WORD_NGRAMS = (AUTO, "0", "1", "2", "3")
+#: What `word_ngrams=auto` becomes when the training texts have a median of two or more words.
+AUTO_WORD_NGRAMS = 2
 
 
 @dataclass(frozen=True)
@@ -42,6 +47,11 @@ class NgramConfig(toolkit.Config):
         0, "Units of a hidden ReLU layer after the mean (needs dim).", min=0, max=toolkit.MAX_MODEL_WIDTH,
     )
     dropout: float = toolkit.param_field(0.0, "Dropout on the mean embedding (needs dim).", min=0, below=1)
+    word_ngrams: str = toolkit.param_field(
+        AUTO, "Hashed word 1..N-grams beside the character n-grams: 0 off; auto turns on word "
+        f"1-{AUTO_WORD_NGRAMS}-grams when the training texts have a median of two or more words.",
+        choices=WORD_NGRAMS, search=toolkit.Space.choice("0", "1", "2"),
+    )
 
     def check(self) -> str | None:
         if self.min_n > self.max_n:
@@ -51,10 +61,30 @@ class NgramConfig(toolkit.Config):
         return None
 
 
-def build_ngram(vocab_size: int, num_classes: int, **params: Any) -> Any:
+def word_order(setting: str, encoder: Any) -> int:
+    """The longest word n-gram for `word_ngrams=setting` with this fitted encoder: 'auto' reads
+    the median words per training text (`words_per_text`; runs without it had no words)."""
+    if setting != AUTO:
+        return int(setting)
+    words = getattr(encoder, "words_per_text", None)
+    return AUTO_WORD_NGRAMS if words is not None and words >= 2 else 0
+
+
+def build_ngram(vocab_size: int, num_classes: int, encoder: Any = None, **params: Any) -> Any:
     from toolkit.plugins.ngram_model import NgramModel
 
-    return NgramModel(vocab_size, num_classes, NgramConfig(**params))
+    config = NgramConfig(**params)
+    order = word_order(config.word_ngrams, encoder)
+    symbols = getattr(encoder, "symbols", None)
+    if order and symbols is None:
+        if config.word_ngrams != AUTO:
+            raise toolkit.ToolkitError(
+                f"model 'ngram' with word_ngrams={config.word_ngrams} needs an encoder that says which "
+                "character each index is (a `symbols` attribute, as 'onehot' has); use the onehot "
+                "encoder or word_ngrams=0."
+            )
+        order = 0
+    return NgramModel(vocab_size, num_classes, config, symbols=symbols, word_order=order)
 
 
 @toolkit.hookimpl
@@ -62,7 +92,7 @@ def register_models(register) -> None:
     register(
         toolkit.ModelSpec(
             name="ngram",
-            help="Hashed character n-grams with word-boundary markers, averaged (fastText-style).",
+            help="Hashed character n-grams (boundary-marked) and word n-grams, averaged (fastText-style).",
             factory=build_ngram,
             config=NgramConfig,
             train_search={"lr": toolkit.Space.range(0.03, 1.0, log=True)},

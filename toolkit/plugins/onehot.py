@@ -3,7 +3,10 @@
 Index 0 is padding and index 1 the out-of-vocabulary bucket (shown as `_`), so an unseen
 character neither crashes nor silently disappears. Models get padded index batches with
 lengths; a model that wants one-hot vectors applies `torch.nn.functional.one_hot` with
-`vocab_size` classes. The alphabet is the encoder's whole state, saved with the model.
+`vocab_size` classes. `symbols` says which character each index stands for (models that read
+words find word boundaries with it), and `words_per_text` is the median number of
+whitespace-separated words in the training texts (models decide data-dependent defaults with
+it). The alphabet and that median are the encoder's whole state, saved with the model.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ if TYPE_CHECKING:  # torch loads when texts are encoded, so the command line sta
 
 OOV = 1
 OOV_SYMBOL = "_"
+#: Largest median words per text a saved state may claim (texts are bounded by their length).
+MAX_WORDS_PER_TEXT = 1_000_000
 LEARN = "auto"
 ALPHABET = toolkit.Param(
     "alphabet", str, toolkit.TUTORIAL_ALPHABET,
@@ -39,6 +44,8 @@ class OneHotEncoder:
             )
         self.learn = alphabet == LEARN
         self.alphabet = "" if self.learn else _unique(alphabet)
+        #: Median words per training text; None until fitted (and in runs saved before it existed).
+        self.words_per_text: float | None = None
         self._index = self._build_index()
 
     def _build_index(self) -> dict[str, int]:
@@ -55,8 +62,17 @@ class OneHotEncoder:
     def vocab_size(self) -> int:
         return len(self.alphabet) + 2
 
+    @property
+    def symbols(self) -> tuple[str, ...]:
+        """The character each index stands for; "" for padding and the unknown bucket."""
+        return ("", "", *self.alphabet)
+
     def fit(self, texts: Sequence[str]) -> None:
-        """Learn the alphabet from `texts` when the alphabet is 'auto'; otherwise keep it."""
+        """Learn the alphabet from `texts` when the alphabet is 'auto', and the median number of
+        words per text."""
+        import numpy as np
+
+        self.words_per_text = float(np.median([len(text.split()) for text in texts])) if texts else 0.0
         if self.learn:
             self.alphabet = "".join(sorted({char for text in texts for char in text}))
             self._index = self._build_index()
@@ -93,7 +109,10 @@ class OneHotEncoder:
             raise toolkit.ToolkitError(
                 "encoder 'onehot' has not learned its alphabet yet; call fit(texts) before state()."
             )
-        return {"alphabet": self.alphabet, "pad": toolkit.PAD, "oov": OOV, "oov_symbol": OOV_SYMBOL}
+        state = {"alphabet": self.alphabet, "pad": toolkit.PAD, "oov": OOV, "oov_symbol": OOV_SYMBOL}
+        if self.words_per_text is not None:
+            state["words_per_text"] = self.words_per_text
+        return state
 
     def load_state(self, state: Mapping[str, Any]) -> None:
         alphabet = state.get("alphabet") if isinstance(state, Mapping) else None
@@ -107,8 +126,16 @@ class OneHotEncoder:
                 f"the saved onehot encoder uses padding/unknown indices "
                 f"{state.get('pad')}/{state.get('oov')}, but this version uses {toolkit.PAD}/{OOV}."
             )
+        words = state.get("words_per_text")
+        if words is not None and (isinstance(words, bool) or not isinstance(words, int | float)
+                                  or not 0 <= words <= MAX_WORDS_PER_TEXT):
+            raise toolkit.ToolkitError(
+                f"the saved onehot encoder state has words_per_text={words!r}; it must be a number "
+                f"from 0 to {MAX_WORDS_PER_TEXT}. The file is damaged."
+            )
         self.learn = False
         self.alphabet = _unique(alphabet)
+        self.words_per_text = None if words is None else float(words)
         self._index = self._build_index()
 
 
