@@ -1,0 +1,174 @@
+"""The panel of data sets that defaults are chosen on: built by script from real data on this
+machine, never by hand or from templates.
+
+Besides the built-in `names`, `first-names-gender` and `words-language`, the panel has data
+sets of several-word texts, each a CSV file (`text,label`) with a `.source.json` beside it
+saying where every line came from, its licence and the command that built it:
+
+- `manpages`: the one-line descriptions of the installed manual pages (man-db's `apropos .`:
+  "printf (3) - formatted output conversion"), labelled by the page's section number (1-8; sections with fewer than 20 distinct
+  descriptions left out), "(unknown subject)" and descriptions apropos cuts ("...") left out.
+  The pages come from the installed Debian packages, each under its package's licence.
+- `ui-messages`: translated user-interface messages of the installed programs (GNU gettext
+  catalogues, /usr/share/locale/LANG/LC_MESSAGES/*.mo, read with Python's `gettext`),
+  labelled by language, for the 16 languages with the most catalogues; messages of two or more
+  words and 10-160 characters, at most 2,000 per language (drawn with seed 0).
+  Each catalogue is under its program's licence (mostly the GPL).
+
+Neither source is on every machine (a container without manual pages or translations has
+none), so they are benchmark inputs, not built-in datasets: building refuses, in one line, a
+source that is missing here. Usage:
+
+    python bench/panel.py                    # writes bench-data/panel/*.csv (the default folder)
+    python bench/panel.py --output DIR --only manpages
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import gettext
+import hashlib
+import json
+import random
+import re
+import shutil
+import subprocess
+import sys
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+
+DEFAULT_OUTPUT = Path(__file__).resolve().parents[1] / "bench-data" / "panel"
+BUILTIN = ("names", "first-names-gender", "words-language")
+#: What a built-in panel data set needs beyond the defaults (the README's commands).
+BUILTIN_PARAMS = {"words-language": {"encoder.alphabet": "auto"}}
+LOCALE_DIR = Path("/usr/share/locale")
+#: Fewest texts a class needs to be kept (a split needs a few of each).
+MIN_CLASS = 20
+LANGUAGES = 16
+PER_LANGUAGE = 2_000
+APROPOS_LINE = re.compile(r"^(?P<name>.+?) \((?P<section>[1-9])[^)]*\)\s+- (?P<text>.+)$")
+
+
+class MissingSource(Exception):
+    """A panel source that is not on this machine."""
+
+
+def manpages() -> tuple[list[tuple[str, str]], dict[str, str]]:
+    if shutil.which("apropos") is None:
+        raise MissingSource("manpages: `apropos` (man-db) is not installed; install man-db and manual pages")
+    listing = subprocess.run(["apropos", "."], capture_output=True, text=True, env={"LC_ALL": "C.UTF-8",
+                             "PATH": "/usr/bin:/bin"}, check=False).stdout
+    rows = []
+    for line in listing.splitlines():
+        found = APROPOS_LINE.match(line.strip())
+        if found and not found["text"].endswith("...") and found["text"] != "(unknown subject)":  # apropos cuts long ones: keep whole texts
+            rows.append((found["text"].strip(), found["section"]))
+    sizes = Counter(section for _, section in set(rows))
+    rows = [(text, section) for text, section in rows if sizes[section] >= MIN_CLASS]
+    if not rows:
+        raise MissingSource("manpages: `apropos .` lists no manual pages here; install manual pages")
+    return rows, {
+        "source": "the one-line descriptions of this machine's manual pages, `apropos .` (man-db)",
+        "label": "the page's section number (1-8)",
+        "licence": "each manual page under its Debian package's licence (see /usr/share/doc/*/copyright)",
+    }
+
+
+def catalogue_messages(path: Path) -> Iterable[str]:
+    try:
+        with path.open("rb") as handle:
+            catalogue = gettext.GNUTranslations(handle)
+    except (OSError, ValueError, LookupError):  # a damaged or non-UTF-8 catalogue: skipped
+        return []
+    return (text for key, text in catalogue._catalog.items() if key and isinstance(text, str))
+
+
+def ui_messages() -> tuple[list[tuple[str, str]], dict[str, str]]:
+    files = sorted(LOCALE_DIR.glob("*/LC_MESSAGES/*.mo")) if LOCALE_DIR.is_dir() else []
+    if not files:
+        raise MissingSource(f"ui-messages: no gettext catalogues under {LOCALE_DIR}; install translations")
+    by_language: dict[str, list[Path]] = defaultdict(list)
+    for path in files:
+        by_language[path.parts[-3]].append(path)
+    chosen = sorted(by_language, key=lambda lang: (-len(by_language[lang]), lang))[:LANGUAGES]
+    rows = []
+    rng = random.Random(0)
+    for language in sorted(chosen):
+        texts = set()
+        for path in by_language[language]:
+            for text in catalogue_messages(path):
+                text = " ".join(text.split())
+                if 10 <= len(text) <= 160 and len(text.split()) >= 2:
+                    texts.add(text)
+        picked = rng.sample(sorted(texts), min(PER_LANGUAGE, len(texts)))
+        rows += [(text, language) for text in picked]
+    return rows, {
+        "source": f"translated messages of the GNU gettext catalogues under {LOCALE_DIR} "
+                  f"(the {LANGUAGES} languages with the most catalogues)",
+        "label": "the catalogue's language (its locale folder)",
+        "licence": "each catalogue under its program's licence (see /usr/share/doc/*/copyright)",
+    }
+
+
+BUILDERS: dict[str, Callable[[], tuple[list[tuple[str, str]], dict[str, str]]]] = {
+    "manpages": manpages, "ui-messages": ui_messages,
+}
+
+
+def write_set(folder: Path, name: str, rows: Sequence[tuple[str, str]], about: dict[str, str]) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.csv"
+    partial = path.with_suffix(".csv.partial")
+    with partial.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["text", "label"])
+        writer.writerows(sorted(set(rows)))
+    partial.replace(path)
+    counts = Counter(label for _, label in set(rows))
+    words = sorted(len(text.split()) for text, _ in set(rows))
+    lengths = sorted(len(text) for text, _ in set(rows))
+    info = about | {
+        "built_by": "python bench/panel.py",
+        "rows": len(set(rows)), "classes": len(counts), "median_words": words[len(words) // 2],
+        "median_characters": lengths[len(lengths) // 2], "counts": dict(sorted(counts.items())),
+        "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+    }
+    path.with_suffix(".source.json").write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+    return path
+
+
+def panel_params(name: str, folder: Path = DEFAULT_OUTPUT) -> tuple[str, dict[str, str]]:
+    """The `toolkit run` dataset and parameters for a panel data set."""
+    if name in BUILTIN:
+        return name, dict(BUILTIN_PARAMS.get(name, {}))
+    path = folder / f"{name}.csv"
+    if not path.is_file():
+        raise MissingSource(f"{name}: {path} is not built yet; run python bench/panel.py --only {name}")
+    return "csv", {"dataset.path": str(path)}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
+    parser.add_argument("--only", default=",".join(BUILDERS), help="Comma-separated: " + ", ".join(BUILDERS))
+    args = parser.parse_args(argv)
+    for name in [n for n in args.only.split(",") if n]:
+        if name not in BUILDERS:
+            print(f"panel.py: unknown data set {name!r}; choose from {', '.join(BUILDERS)}", file=sys.stderr)
+            return 2
+        try:
+            rows, about = BUILDERS[name]()
+        except MissingSource as exc:
+            print(f"panel.py: {exc}", file=sys.stderr)
+            return 2
+        path = write_set(args.output, name, rows, about)
+        info = json.loads(path.with_suffix(".source.json").read_text(encoding="utf-8"))
+        print(f"{path}: {info['rows']:,} texts, {info['classes']} classes, median {info['median_words']} "
+              f"words, {info['median_characters']} characters")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
