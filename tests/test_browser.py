@@ -30,6 +30,8 @@ CHROMIUM_ARGS = [
     "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
 ]
 WIDTH = 1024
+#: A phone's width in CSS pixels (an iPhone SE / mini).
+PHONE = 375
 
 
 @pytest.fixture(scope="module")
@@ -47,10 +49,10 @@ def browser() -> Iterator[object]:
 
 
 class Page:
-    """A browser tab at 1024 px that records every URL it requests."""
+    """A browser tab (1024 px wide unless told) that records every URL it requests."""
 
-    def __init__(self, browser) -> None:
-        self.tab = browser.new_page(viewport={"width": WIDTH, "height": 800})
+    def __init__(self, browser, width: int = WIDTH) -> None:
+        self.tab = browser.new_page(viewport={"width": width, "height": 800})
         self.requests: list[str] = []
         self.tab.on("request", lambda request: self.requests.append(request.url))
         self.errors: list[str] = []
@@ -75,6 +77,13 @@ class Page:
 @pytest.fixture
 def page(browser) -> Iterator[Page]:
     tab = Page(browser)
+    yield tab
+    tab.tab.close()
+
+
+@pytest.fixture
+def phone(browser) -> Iterator[Page]:
+    tab = Page(browser, PHONE)
     yield tab
     tab.tab.close()
 
@@ -170,3 +179,116 @@ def test_interrupted_report_and_comparison_page(page, trained_run, tmp_path, cli
     assert page.tab.locator("img").evaluate("i => i.naturalWidth") > 100
     assert page.overflow() <= 0
     assert page.hosts() == set()
+
+
+def test_playground_batch_with_bad_lines_clears_old_results_and_classifies_others(page, server, predictor):
+    page.tab.goto(f"{server}/")
+    page.tab.fill("#names", "Hinton\nRossi")
+    page.tab.click("#classify")
+    page.tab.wait_for_selector("#results tbody tr")
+    assert page.tab.locator("#results tbody tr").count() == 2
+
+    # Line 2 too long, line 4 nothing left after normalisation, line 5 blank (skipped).
+    page.tab.fill("#names", "Nakamura\n" + "x" * 65 + "\nSchmidhuber\n\U0001F600\n\nNguyen")
+    page.tab.click("#classify")
+    page.tab.wait_for_function("document.querySelectorAll('#results tbody tr').length === 5")
+    rows = page.tab.locator("#results tbody tr")
+    inputs = [rows.nth(i).locator("td").first.inner_text() for i in range(5)]
+    assert inputs == ["Nakamura", "x" * 65, "Schmidhuber", "\U0001F600", "Nguyen"]  # Hinton and Rossi gone
+    assert "line 2: it has 65 characters; the limit is 64" in rows.nth(1).inner_text()
+    assert "line 4: nothing of it is left after the model's normalisation" in rows.nth(3).inner_text()
+    assert page.tab.locator("#results tr.bad").count() == 2
+    for index, name in ((0, "Nakamura"), (2, "Schmidhuber"), (4, "Nguyen")):
+        first = predictor.predict([name], 3)[0].guesses[0]
+        shown = rows.nth(index).locator("td").nth(1).inner_text()
+        assert shown == f"{first.label} {100 * first.probability:.1f}%"
+    said = page.tab.inner_text("#many-error")
+    assert said == "Lines 2, 4 were not classified (see their rows); the others were."
+    assert page.errors == []
+
+
+def test_playground_says_when_the_server_is_down_and_shows_no_old_results(page, predictor):
+    with live_server(create_app(predictor)) as url:
+        page.tab.goto(f"{url}/")
+        page.tab.fill("#names", "Hinton\nRossi")
+        page.tab.click("#classify")
+        page.tab.wait_for_selector("#results tbody tr")
+    page.tab.fill("#names", "Nakamura")  # the server has stopped
+    page.tab.click("#classify")
+    page.tab.wait_for_function("document.getElementById('many-error').textContent.length > 0")
+    assert page.tab.inner_text("#many-error").startswith("Cannot reach the server")
+    assert page.tab.locator("#results").is_hidden()
+    assert page.tab.locator("#results tbody tr").count() == 0
+
+
+def _luminance(rgb: str) -> float:
+    channels = [int(c) / 255 for c in rgb[rgb.index("(") + 1:rgb.index(")")].split(",")[:3]]
+    linear = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+    return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+
+def _contrast(one: str, other: str) -> float:
+    light, dark = sorted((_luminance(one), _luminance(other)), reverse=True)
+    return (light + 0.05) / (dark + 0.05)
+
+
+def test_playground_input_borders_stand_out_3_to_1(page, server):
+    """WCAG 1.4.11: a text field's border needs 3:1 against what is inside and around it."""
+    page.tab.goto(f"{server}/")
+    page_background = page.tab.evaluate("getComputedStyle(document.body).backgroundColor")
+    for field in ("#name", "#names"):
+        style = page.tab.evaluate(
+            f"""() => {{ const s = getComputedStyle(document.querySelector('{field}'));
+                   return [s.borderTopColor, s.borderTopWidth, s.backgroundColor]; }}"""
+        )
+        border, width, inside = style
+        assert float(width.removesuffix("px")) >= 1
+        assert _contrast(border, inside) >= 3 and _contrast(border, page_background) >= 3, (field, border)
+
+
+def test_pages_fit_a_phone_and_their_titles_name_the_run(phone, server, trained_run, tmp_path, cli):
+    name = trained_run.run_dir.name
+    phone.tab.goto((trained_run.run_dir / "report.html").as_uri())
+    assert phone.overflow() <= 0
+    assert phone.tab.title() == f"{name}: gru on names"
+
+    other = shutil.copytree(trained_run.run_dir, tmp_path / "other")
+    target = tmp_path / "compare.html"
+    assert cli(["compare", str(trained_run.run_dir), str(other), "--html", str(target)]).exit_code == 0
+    phone.tab.goto(target.as_uri())
+    assert phone.overflow() <= 0
+    assert phone.tab.title() == f"2 runs compared: {name}, other"
+
+    phone.tab.goto(f"{server}/")
+    assert phone.overflow() <= 0
+    assert phone.tab.title() == f"{name}: toolkit playground: gru on names"
+
+
+def test_comparison_marks_the_better_value_the_difference_and_the_kept_epoch(page, trained_run, tmp_path,
+                                                                              cli):
+    import json
+
+    worse = shutil.copytree(trained_run.run_dir, tmp_path / "worse")
+    metrics = json.loads((worse / "metrics.json").read_text())
+    accuracy = metrics["summary"]["accuracy"]
+    metrics["summary"]["accuracy"] = accuracy - 0.1
+    metrics["summary"]["log_loss"] += 0.5
+    (worse / "metrics.json").write_text(json.dumps(metrics))
+    target = tmp_path / "compare.html"
+    assert cli(["compare", str(trained_run.run_dir), str(worse), "--html", str(target)]).exit_code == 0
+    page.tab.goto(target.as_uri())
+    overall = page.tab.locator("#overall tbody tr").all()
+    rows = {row.locator("th").inner_text(): row.locator("td") for row in overall}
+    accuracy_cells, log_loss_cells = rows["accuracy"], rows["log loss"]
+    assert accuracy_cells.nth(0).get_attribute("class") == "num best"
+    assert accuracy_cells.nth(0).inner_text() == f"{accuracy:.3f} best"
+    assert accuracy_cells.nth(1).inner_text() == f"{accuracy - 0.1:.3f} (-0.100)"
+    assert log_loss_cells.nth(0).get_attribute("class") == "num best"  # lower is better
+    assert "(+0.500)" in log_loss_cells.nth(1).inner_text()
+    assert page.tab.locator("#overall td.best").count() == 2  # examples: a count, never "best"
+    support = trained_run.report.per_class["support"]
+    assert rows["majority-class baseline"].nth(0).inner_text() == (
+        f"{support.max() / support.sum():.3f} ({support.idxmax()})"
+    )
+    assert page.tab.locator("#per-class td.best").count() == 0  # same per-class results: nothing marked
+    assert f"Completed 2 of 2 epochs; best: epoch {trained_run.best_epoch}" in page.tab.inner_text("body")

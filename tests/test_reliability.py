@@ -322,7 +322,7 @@ def test_an_interrupted_run_is_marked_and_exits_130(cli, tiny_data, tmp_path, mo
     assert metrics["training"]["interrupted"] is True
     assert (metrics["training"]["epochs_completed"], metrics["training"]["epochs_planned"]) == (1, 3)
     page = (tmp_path / "run" / "report.html").read_text()
-    assert "<title>Interrupted: scratch-rnn on folder (1 of 3 epochs completed)</title>" in page
+    assert "<title>Interrupted: run: scratch-rnn on folder (1 of 3 epochs completed)</title>" in page
 
 
 # 10. A UTF-8 BOM (Excel's CSVs) is not part of the first column's name.

@@ -276,3 +276,74 @@ def test_default_run_folders_of_the_same_second_do_not_collide(tmp_path, monkeyp
     assert third.path.name == "20261126-143005-names-gru-3"
     second.release()
     assert not second.path.exists() and first.path.is_dir()
+
+
+def rerendered_copy(trained_run, folder, config_changes=None, epochs=None):
+    """A copy of the shared run with parts of its config.json's sections replaced (and its
+    history cut to `epochs` rows), re-rendered; returns the copy's folder."""
+    from toolkit.rendering import rerender
+
+    copy = shutil.copytree(trained_run.run_dir, folder)
+    config = json.loads((copy / "config.json").read_text())
+    for section, values in (config_changes or {}).items():
+        config[section].update(values)
+    (copy / "config.json").write_text(json.dumps(config))
+    if epochs is not None:
+        history = (copy / "history.csv").read_text().splitlines()
+        (copy / "history.csv").write_text("\n".join(history[:1 + epochs]) + "\n")
+    rerender(copy)
+    return copy
+
+
+def test_a_fresh_report_names_the_run_by_its_folder(trained_run):
+    """Written by `toolkit run` (not re-rendered): the run is named by its own folder, never
+    by the private folder its files were written in, in the text and the page's title."""
+    page = (trained_run.run_dir / "report.html").read_text()
+    name = trained_run.run_dir.name
+    assert ".partial-" not in page
+    assert f"Run <code>{name}</code>" in page
+    assert f"<title>{name}: gru on names</title>" in page
+
+
+def test_patience_out_on_the_last_epoch_is_no_early_stop_and_the_kept_epoch_is_named(trained_run, tmp_path):
+    early = "early stop: no better validation loss for 1 epochs"
+    last = rerendered_copy(trained_run, tmp_path / "last", {"training": {
+        "stop_reason": early, "best_epoch": 1, "epochs_planned": 2}})
+    page = (last / "report.html").read_text()
+    assert "Stopped early" not in page and 'class="banner' not in page
+    assert '<p id="status">Completed 2 of 2 epochs; best: epoch 1 ' in page
+
+    stopped = rerendered_copy(trained_run, tmp_path / "stopped", {"training": {
+        "stop_reason": early, "best_epoch": 1, "epochs_planned": 5}}, epochs=2)
+    banner = (stopped / "report.html").read_text().split('<div class="banner')[1].split("</div>")[0]
+    assert "Stopped early after 2 of 5 epochs; best: epoch 1" in banner
+
+    fresh = (trained_run.run_dir / "report.html").read_text()  # a run that completed, as written
+    assert f"Completed 2 of 2 epochs; best: epoch {trained_run.best_epoch} " in fresh
+
+
+def test_the_loss_plot_says_when_training_loss_is_not_like_validation_loss(trained_run, tmp_path):
+    plain = rerendered_copy(trained_run, tmp_path / "plain")
+    assert 'id="loss-note"' not in (plain / "report.html").read_text()
+    smoothed = rerendered_copy(trained_run, tmp_path / "smoothed", {"train": {"label_smoothing": 0.1}})
+    note = (smoothed / "report.html").read_text().split('id="loss-note">')[1].split("</p>")[0]
+    assert "training loss includes label smoothing 0.1" in note and "plain cross-entropy" in note
+    # The curve's label in the plot says it too: same curves, different picture.
+    assert (smoothed / "loss.png").read_bytes() != (plain / "loss.png").read_bytes()
+
+
+def test_report_shows_a_majority_class_baseline_beside_accuracy(trained_run):
+    support = trained_run.report.per_class["support"]
+    share = support.max() / support.sum()
+    page = (trained_run.run_dir / "report.html").read_text()
+    accuracy_card = page.split('<span class="muted">accuracy</span>')[1].split("</div>")[0]
+    assert f"always {support.idxmax()}: {share:.3f}" in accuracy_card
+
+
+def test_settings_where_zero_means_off_or_auto_say_so(trained_run):
+    page = (trained_run.run_dir / "report.html").read_text()
+    assert trained_run.plan.params["train"]["patience"] == 0
+    assert "<tr><th>patience</th><td>0 (off: never stops early)</td></tr>" in page
+    assert "<tr><th>threads</th><td>1</td></tr>" in page  # set: no word
+    assert "<tr><th>label_smoothing</th><td>0 (off)</td></tr>" in page
+    assert "<tr><th>examples</th><td>0 (off: count epochs)</td></tr>" in page

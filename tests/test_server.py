@@ -93,6 +93,25 @@ def test_get_and_post_match_predict(base_url, predictor):
     assert_same_guesses(got(bare[0]), expected(predictor, "Rossi"))
 
 
+def test_a_name_with_a_slash_is_classified(base_url, predictor):
+    answer = httpx.get(f"{base_url}/predict/AC%2FDC")
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["input"] == "AC/DC"
+    assert_same_guesses(got(answer.json()), expected(predictor, "AC/DC"))
+
+
+def test_a_batch_with_bad_names_says_which_and_why(base_url):
+    names = ["Hinton", "y" * 21, "Rossi", "\U0001F600", "  "]
+    answer = httpx.post(f"{base_url}/predict", json={"names": names})
+    assert answer.status_code == 422
+    body = answer.json()
+    assert body["detail"].startswith(
+        "name 2 of 5 cannot be classified: it has 21 characters; the limit is 20 (and 2 other names"
+    )
+    assert [bad["index"] for bad in body["invalid"]] == [1, 3, 4]
+    assert "normalisation" in body["invalid"][1]["problem"] and body["invalid"][2]["problem"] == "it is empty"
+
+
 @pytest.mark.parametrize(("method", "path", "body", "status"), [
     ("GET", "/predict/" + "x" * 21, None, 422),
     ("POST", "/predict", {"names": []}, 422),

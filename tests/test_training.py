@@ -133,6 +133,26 @@ def test_early_stopping_keeps_the_best_validation_weights(parts):
     assert math.isclose(kept_loss, history["val_loss"].min(), rel_tol=1e-4)
 
 
+def test_patience_running_out_on_the_last_epoch_is_no_early_stop(parts):
+    """The same training as one that stopped early, planned to end on the epoch it stopped
+    at: it completed, keeping the same best epoch's weights."""
+    train_data, _ = parts
+    labels = train_data.labels()
+    random.Random(1).shuffle(labels)
+    misleading = toolkit.TextDataset.from_pairs(train_data.texts, labels)
+    encoder = fitted_encoder(train_data)
+    params = FAST | {"epochs": 30, "patience": 2, "schedule": "constant"}
+    stopped = train(new_model(encoder), encoder, train_data, misleading, params, progress=False)
+    assert stopped.stop_reason.startswith("early stop") and len(stopped.history) < 30
+    planned = len(stopped.history)
+    result = train(new_model(encoder), encoder, train_data, misleading, params | {"epochs": planned},
+                   progress=False)
+    assert result.history["val_loss"].tolist() == pytest.approx(stopped.history["val_loss"].tolist())
+    assert result.stop_reason == "completed"
+    assert result.best_epoch == stopped.best_epoch
+    assert result.epochs_completed == result.epochs_planned == planned
+
+
 def test_ctrl_c_stops_cleanly_and_keeps_what_was_learned(parts):
     train_data, test_data = parts
     encoder = fitted_encoder(train_data)

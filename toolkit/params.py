@@ -61,6 +61,8 @@ class Param:
     `min`/`max` bound a number inclusively, `above`/`below` exclusively (a learning rate is
     `above=0`); every bound is checked in `toolkit.plan_run`, before any data is read.
     `search` is how `toolkit tune` searches it by default (None: tune leaves it alone).
+    `zero` is what the value 0 means, in a word or two ("off", "auto: one thread"), for a
+    number where 0 is a switch rather than an amount; reports show it beside the 0.
     """
 
     name: str
@@ -73,6 +75,7 @@ class Param:
     above: float | None = None
     below: float | None = None
     search: Space | None = None
+    zero: str | None = None
 
     def __post_init__(self) -> None:
         if self.type not in _TYPE_NAMES:
@@ -268,6 +271,7 @@ def param_field(
     above: float | None = None,
     below: float | None = None,
     search: Space | None = None,
+    zero: str | None = None,
 ) -> Any:
     """A config dataclass field that is also a parameter: `params_of` reads it back.
 
@@ -276,7 +280,8 @@ def param_field(
             hidden_size: int = toolkit.param_field(128, "Hidden units.", min=1, max=4096)
     """
     declaration = {"help": help, "choices": tuple(choices) if choices is not None else None,
-                   "min": min, "max": max, "above": above, "below": below, "search": search}
+                   "min": min, "max": max, "above": above, "below": below, "search": search,
+                   "zero": zero}
     return dataclasses.field(default=default, metadata={_FIELD_KEY: declaration})
 
 

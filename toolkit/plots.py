@@ -17,10 +17,14 @@ from matplotlib.ticker import MaxNLocator  # noqa: E402
 MAX_INCHES = 40.0
 
 
-def plot_loss(history: pd.DataFrame, path: Path | IO[bytes]) -> Path | IO[bytes]:
-    """Training loss, and validation loss where there is one, per epoch."""
+def plot_loss(
+    history: pd.DataFrame, path: Path | IO[bytes], training_label: str = "training"
+) -> Path | IO[bytes]:
+    """Training loss, and validation loss where there is one, per epoch. `training_label`
+    names the training curve, and says so when its loss is not the plain cross-entropy the
+    validation loss is (label smoothing...)."""
     fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=100)
-    ax.plot(history["epoch"], history["train_loss"], marker="o", label="training")
+    ax.plot(history["epoch"], history["train_loss"], marker="o", label=training_label)
     if "val_loss" in history and history["val_loss"].notna().any():
         ax.plot(history["epoch"], history["val_loss"], marker="o", label="validation")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers

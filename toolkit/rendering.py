@@ -9,6 +9,7 @@ page opens from disk, offline, on its own.
 from __future__ import annotations
 
 import base64
+import functools
 import io
 import json
 import math
@@ -42,7 +43,9 @@ def render_report(record: RunRecord) -> Path:
 
     folder = record.path
     report = record.report
-    pngs = {LOSS_PNG: _png(plot_loss, record.history),
+    terms = training_loss_terms(record.config)
+    training = f"training (with {', '.join(terms)})" if terms else "training"
+    pngs = {LOSS_PNG: _png(functools.partial(plot_loss, training_label=training), record.history),
             CONFUSION_PNG: _png(plot_confusion, report.confusion_normalized)}
     try:
         page = report_html(record, pngs)
@@ -89,15 +92,20 @@ def report_html(record: RunRecord, pngs: dict[str, bytes] | None = None) -> str:
         name: (record.path / name).read_bytes() for name in (LOSS_PNG, CONFUSION_PNG)
     }
     status = run_status(config, record.history)
-    title = f"{config['model']['name']} on {config['dataset']['name']}"
+    heading = f"{config['model']['name']} on {config['dataset']['name']}"
+    title = f"{record.name}: {heading}"  # the tab names the run: several reports are open at once
     if status.kind == "interrupted":  # where a user looks first, the tab and the heading
-        title = f"Interrupted: {title} ({status.epochs_done} of {status.epochs_planned} epochs completed)"
+        ended = f"({status.epochs_done} of {status.epochs_planned} epochs completed)"
+        heading, title = f"Interrupted: {heading} {ended}", f"Interrupted: {title} {ended}"
     return _template("report.html.j2").render(
         title=title,
+        heading=heading,
         run=record.name,
         config=config,
         status=status,
         summary=_summary_rows(report.summary),
+        baseline=majority_baseline(report.per_class),
+        loss_note=loss_note(config),
         sizes=config["split"].get("sizes", {}),
         settings=settings_tables(config),
         classes=class_rows(report.per_class),
@@ -119,9 +127,14 @@ def compare_html(paths: Sequence[str | Path]) -> str:
     names = unique_names([r.name for r in records])
     metrics = list(dict.fromkeys(m for r in records for m in r.report.summary.index))
     summary = [
-        (metric, [_metric(metric, r.report.summary["value"].get(metric)) for r in records])
+        (metric, _compared(metric, [r.report.summary["value"].get(metric) for r in records]))
         for metric in metrics
     ]
+    baselines = [majority_baseline(r.report.per_class) for r in records]
+    summary.append(("majority-class baseline", [
+        {"text": "–" if b is None else f"{b['accuracy']:.3f} ({b['class']})", "best": False, "delta": None}
+        for b in baselines
+    ]))
     flat = [_flat_settings(r.config) for r in records]
     keys = list(dict.fromkeys(k for f in flat for k in f))
     differing = [(k, [f.get(k, "–") for f in flat]) for k in keys if len({f.get(k, "–") for f in flat}) > 1]
@@ -134,17 +147,50 @@ def compare_html(paths: Sequence[str | Path]) -> str:
             row = table.loc[name] if name in table.index else None
             cells.append(None if row is None else {
                 "accuracy": _number(row["accuracy"]), "f1": _number(row["f1"]),
-                "support": int(row["support"]),
+                "support": int(row["support"]), "best": False,
             })
+        for index in _best([c["accuracy"] if c else None for c in cells], higher=True):
+            cells[index]["best"] = True  # type: ignore[index]
         per_class.append((name, cells))
     losses = plot_losses({n: r.history for n, r in zip(names, records, strict=True)})
     return _template("compare.html.j2").render(
-        title=f"{len(records)} runs compared",
+        title=f"{len(records)} runs compared: {', '.join(names)}",
         runs=[{"name": n, "model": r.config["model"]["name"], "dataset": r.config["dataset"]["name"],
                "status": run_status(r.config, r.history)} for n, r in zip(names, records, strict=True)],
         summary=summary, differing=differing, per_class=per_class,
         loss_png="data:image/png;base64," + base64.b64encode(losses).decode("ascii"),
     )
+
+
+#: Overall metrics where lower is better; counts (examples) are neither better nor worse.
+_LOWER_IS_BETTER = {"log_loss"}
+
+
+def _compared(metric: str, values: list[Any]) -> list[dict[str, Any]]:
+    """One metric of several runs as table cells: its text, whether it is the best value
+    (when the runs differ), and its difference from the first run's."""
+    numbers = [_number(v) for v in values]
+    scored = metric not in _INTEGER_METRICS
+    best = set(_best(numbers, higher=metric not in _LOWER_IS_BETTER)) if scored else set()
+    first = numbers[0]
+    cells = []
+    for index, (value, number) in enumerate(zip(values, numbers, strict=True)):
+        delta = None
+        if index and scored and number is not None and first is not None and f"{number - first:+.3f}" not in (
+            "+0.000", "-0.000"
+        ):
+            delta = f"{number - first:+.3f}"
+        cells.append({"text": _metric(metric, value), "best": index in best, "delta": delta})
+    return cells
+
+
+def _best(values: list[float | None], higher: bool) -> list[int]:
+    """The positions of the best of `values` (None skipped); none when they are all equal."""
+    known = {i: round(v, 6) for i, v in enumerate(values) if v is not None}
+    if len(set(known.values())) < 2:
+        return []
+    top = max(known.values()) if higher else min(known.values())
+    return [i for i, v in known.items() if v == top]
 
 
 def write_compare(paths: Sequence[str | Path], output: str | Path) -> Path:
@@ -156,20 +202,24 @@ def write_compare(paths: Sequence[str | Path], output: str | Path) -> Path:
 
 @dataclass(frozen=True)
 class RunStatus:
-    """How training ended, for a banner: `kind` is completed, early or interrupted."""
+    """How training ended, for a banner: `kind` is completed, early or interrupted;
+    `best_epoch` is the epoch whose weights the run kept (None when it did not choose one)."""
 
     kind: str
     epochs_done: int
     epochs_planned: int
     reason: str
+    best_epoch: int | None = None
 
     @property
     def message(self) -> str:
         if self.kind == "interrupted":
-            return f"Interrupted after {self.epochs_done} of {self.epochs_planned} epochs"
-        if self.kind == "early":
-            return f"Stopped early after {self.epochs_done} of {self.epochs_planned} epochs"
-        return f"Completed {self.epochs_done} of {self.epochs_planned} epochs"
+            ended = f"Interrupted after {self.epochs_done} of {self.epochs_planned} epochs"
+        elif self.kind == "early":
+            ended = f"Stopped early after {self.epochs_done} of {self.epochs_planned} epochs"
+        else:
+            ended = f"Completed {self.epochs_done} of {self.epochs_planned} epochs"
+        return ended if self.best_epoch is None else f"{ended}; best: epoch {self.best_epoch}"
 
 
 def run_status(config: dict[str, Any], history: pd.DataFrame) -> RunStatus:
@@ -183,13 +233,56 @@ def run_status(config: dict[str, Any], history: pd.DataFrame) -> RunStatus:
     train_size = int((config.get("split") or {}).get("sizes", {}).get("train") or 0)
     if examples and train_size:
         planned = math.ceil(examples / train_size)
-    kind = "interrupted" if training.get("interrupted") or reason.startswith("interrupted") else (
-        "early" if reason.startswith("early stop") else "completed"
-    )
     recorded = training.get("epochs_planned")  # recorded by runs since issue 17
     if isinstance(recorded, int) and not isinstance(recorded, bool):
         planned = recorded
-    return RunStatus(kind, done, max(planned, done), reason)
+    planned = max(planned, done)
+    # Patience running out on the last epoch is no early stop (runs before issue 23 said so).
+    kind = "interrupted" if training.get("interrupted") or reason.startswith("interrupted") else (
+        "early" if reason.startswith("early stop") and done < planned else "completed"
+    )
+    best = training.get("best_epoch")
+    best = best if isinstance(best, int) and not isinstance(best, bool) and 1 <= best <= done else None
+    return RunStatus(kind, done, planned, reason, best)
+
+
+def majority_baseline(per_class: pd.DataFrame) -> dict[str, Any] | None:
+    """The accuracy of always answering the most common class of the test texts: the score
+    accuracy has to beat to mean anything (52% for names, whose test texts are mostly Russian)."""
+    support = pd.to_numeric(per_class["support"], errors="coerce").fillna(0)
+    total = float(support.sum())
+    if total <= 0:
+        return None
+    return {"class": str(support.idxmax()), "accuracy": float(support.max()) / total}
+
+
+#: Trainer settings that make its training loss more than the plain cross-entropy that the
+#: validation loss is, with how the report names them.
+_TRAINING_LOSS_TERMS = {"label_smoothing": "label smoothing", "class_weights": "class weights",
+                        "logit_adjust": "logit adjustment"}
+
+
+def training_loss_terms(config: dict[str, Any]) -> list[str]:
+    """What the run's training loss adds to plain cross-entropy ("label smoothing 0.1"...).
+
+    The training loss is the mean of the batches' losses as trained, with these terms; the
+    validation loss is plain cross-entropy, so with any of them the two are not like with like."""
+    train = config.get("train") or {}
+    terms = []
+    for key, words in _TRAINING_LOSS_TERMS.items():
+        value = train.get(key)
+        if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
+            terms.append(f"{words} {_value(value)}")
+    return terms
+
+
+def loss_note(config: dict[str, Any]) -> str | None:
+    """Why the run's training and validation loss are not like with like, or None."""
+    terms = training_loss_terms(config)
+    if not terms:
+        return None
+    return (f"the training loss includes {', '.join(terms)}; the validation loss is plain "
+            "cross-entropy, so compare the curves' shapes, not their heights")
 
 
 def settings_tables(config: dict[str, Any]) -> list[tuple[str, list[tuple[str, str]]]]:
@@ -202,8 +295,9 @@ def settings_tables(config: dict[str, Any]) -> list[tuple[str, list[tuple[str, s
         rows += [(k, _value(v)) for k, v in (part.get("params") or {}).items()]
         tables.append((kind.capitalize(), rows))
     split = {k: v for k, v in (config.get("split") or {}).items() if k != "sizes"}
-    tables.append(("Split", [(k, _value(v)) for k, v in split.items()]))
-    tables.append(("Training", [(k, _value(v)) for k, v in (config.get("train") or {}).items()]))
+    tables.append(("Split", [(k, _setting("split", k, v)) for k, v in split.items()]))
+    train = config.get("train") or {}
+    tables.append(("Training", [(k, _setting("train", k, v)) for k, v in train.items()]))
     training = config.get("training") or {}
     run_rows = [
         ("seed", _value(config.get("seed"))), ("device", _value(config.get("device"))),
@@ -213,6 +307,22 @@ def settings_tables(config: dict[str, Any]) -> list[tuple[str, list[tuple[str, s
     tables.append(("Run", run_rows))
     tables.append(("Data", [(k, _provenance(v)) for k, v in (config.get("provenance") or {}).items()]))
     return tables
+
+
+def _setting(group: str, name: str, value: Any) -> str:
+    """A trainer or split setting; a 0 that switches something off (or to automatic) says so."""
+    zero = _zero_meanings(group).get(name)
+    if zero and isinstance(value, int | float) and not isinstance(value, bool) and value == 0:
+        return f"{_value(value)} ({zero})"
+    return _value(value)
+
+
+def _zero_meanings(group: str) -> dict[str, str]:
+    from toolkit.splits import SPLIT_PARAMS
+    from toolkit.train_config import TRAIN_PARAMS
+
+    params = {"train": TRAIN_PARAMS, "split": SPLIT_PARAMS}[group]
+    return {p.name: p.zero for p in params if p.zero}
 
 
 def _provenance(value: Any) -> str:
@@ -297,8 +407,9 @@ def _flat_settings(config: dict[str, Any]) -> dict[str, str]:
             "encoder": str(config.get("encoder", {}).get("name")), "seed": _value(config.get("seed"))}
     for kind in ("dataset", "encoder", "model"):
         flat.update({f"{kind}.{k}": _value(v) for k, v in (config.get(kind, {}).get("params") or {}).items()})
-    flat.update({f"split.{k}": _value(v) for k, v in (config.get("split") or {}).items() if k != "sizes"})
-    flat.update({f"train.{k}": _value(v) for k, v in (config.get("train") or {}).items()})
+    split = {k: v for k, v in (config.get("split") or {}).items() if k != "sizes"}
+    flat.update({f"split.{k}": _setting("split", k, v) for k, v in split.items()})
+    flat.update({f"train.{k}": _setting("train", k, v) for k, v in (config.get("train") or {}).items()})
     return flat
 
 

@@ -214,7 +214,7 @@ def write_run(
         _write_text(staging / HISTORY, history.to_csv(index=False))
         _write_text(staging / MISTAKES, mistakes.to_csv(index=False))
         if render is not None:
-            render(RunRecord(staging, recorded, report, history, mistakes))
+            render(RunRecord(staging, recorded, report, history, mistakes, folder=path))
         for name in sorted(os.listdir(staging), key=lambda n: n == CONFIG):  # config.json last
             os.chmod(staging / name, file_mode())  # the same for every file, weights included
             os.replace(staging / name, path / name)
@@ -234,17 +234,20 @@ def write_run(
 @dataclass(frozen=True)
 class RunRecord:
     """A run folder read back: its config, test report, training history and example
-    mistakes (None for runs written before mistakes.csv existed)."""
+    mistakes (None for runs written before mistakes.csv existed). While a run is being
+    written, `path` is the private folder its files go to and `folder` the run's own folder."""
 
     path: Path
     config: dict[str, Any]
     report: Report
     history: pd.DataFrame
     mistakes: pd.DataFrame | None = None
+    folder: Path | None = None
 
     @property
     def name(self) -> str:
-        return self.path.name
+        """The run's name: its own folder's, never the private one its files are written in."""
+        return (self.folder or self.path).name
 
 
 def open_run(path: str | Path, required: Sequence[str] = REQUIRED) -> tuple[Path, dict[str, Any]]:

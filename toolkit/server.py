@@ -9,7 +9,8 @@
                             files served from the installed fastapi-offline package, no CDN
 
 Names longer than `max_length`, names with nothing left after the run's normalisation, and
-batches that are empty or larger than `max_batch` get a 4xx JSON error; so does a malformed
+batches that are empty or larger than `max_batch` get a 4xx JSON error (for bad names, a 422
+whose "invalid" lists each one's position and problem, so a client can send the others); so does a malformed
 value anywhere (`"top": 1e400` or `NaN` is a 422 that echoes no value back, and the
 connection stays open for the next request). A request body is refused before it is read
 when its Content-Length is larger than such a batch could be (413), or missing (411).
@@ -57,6 +58,25 @@ class BatchOut(BaseModel):
     results: list[PredictionOut]
 
 
+class InvalidNames(Exception):
+    """Names of a request that cannot be classified: a 422 whose `detail` says which and why
+    in a sentence, and whose `invalid` lists each one as {"index": position in the request,
+    "problem": why}, so a client can classify the others."""
+
+    def __init__(self, names: list[str], problems: dict[int, str]) -> None:
+        self.invalid = [{"index": i, "problem": problems[i]} for i in sorted(problems)]
+        first = self.invalid[0]
+        if len(names) == 1:
+            self.detail = f"the name cannot be classified: {first['problem']}."
+        else:
+            others = len(problems) - 1
+            more = f" (and {others} other name{'s' if others > 1 else ''}: see 'invalid')" if others else ""
+            self.detail = (
+                f"name {first['index'] + 1} of {len(names)} cannot be classified: {first['problem']}{more}."
+            )
+        super().__init__(self.detail)
+
+
 def create_app(predictor: Predictor, max_length: int = 64, max_batch: int = 1000) -> FastAPI:
     """A FastAPI app serving `predictor`."""
     app = FastAPI(
@@ -93,29 +113,32 @@ def create_app(predictor: Predictor, max_length: int = 64, max_batch: int = 1000
         ]
         return JSONResponse({"detail": errors}, 422)
 
-    def check(names: list[str]) -> None:
+    @app.exception_handler(InvalidNames)
+    async def invalid_names(request: Request, exc: InvalidNames) -> JSONResponse:
+        return JSONResponse({"detail": exc.detail, "invalid": exc.invalid}, 422)
+
+    def problem(name: str) -> str | None:
+        if not name.strip():
+            return "it is empty"
+        if len(name) > max_length:
+            return f"it has {len(name)} characters; the limit is {max_length}"
+        return None
+
+    def run(names: list[str], top: int) -> list[dict[str, Any]]:
         if not names:
             raise HTTPException(422, "the batch is empty; send at least one name.")
         if len(names) > max_batch:
             raise HTTPException(413, f"the batch has {len(names)} names; the limit is {max_batch}.")
-        for name in names:
-            if not name.strip():
-                raise HTTPException(422, "names must not be empty.")
-            if len(name) > max_length:
-                raise HTTPException(
-                    422, f"a name has {len(name)} characters; the limit is {max_length}."
-                )
-
-    def run(names: list[str], top: int) -> list[dict[str, Any]]:
-        check(names)
-        predictions = predictor.predict(names, top)
-        for prediction in predictions:
+        problems = {i: found for i, name in enumerate(names) if (found := problem(name))}
+        readable = [i for i in range(len(names)) if i not in problems]
+        guessed = predictor.predict([names[i] for i in readable], top) if readable else []
+        predictions = dict(zip(readable, guessed, strict=True))
+        for i, prediction in predictions.items():
             if not prediction.guesses:
-                raise HTTPException(
-                    422, f"nothing of the name {prediction.text!r} is left after the model's "
-                    "normalisation; send characters it reads.",
-                )
-        return [p.to_dict() for p in predictions]
+                problems[i] = "nothing of it is left after the model's normalisation; send letters it reads"
+        if problems:
+            raise InvalidNames(names, problems)
+        return [predictions[i].to_dict() for i in range(len(names))]
 
     @app.get("/docs", include_in_schema=False)
     def docs(request: Request) -> HTMLResponse:
@@ -144,9 +167,10 @@ def create_app(predictor: Predictor, max_length: int = 64, max_batch: int = 1000
     def labels() -> dict[str, list[str]]:
         return {"labels": list(predictor.classes)}
 
-    @app.get("/predict/{name}", response_model=PredictionOut)
+    # `:path`: a name may hold '/' (sent as %2F, which the server decodes before routing).
+    @app.get("/predict/{name:path}", response_model=PredictionOut)
     def predict_one(
-        name: Annotated[str, Path(description="The name to classify.")],
+        name: Annotated[str, Path(description="The name to classify ('/' in it sent as %2F).")],
         top: Annotated[int, Query(ge=1)] = 3,
     ) -> dict[str, Any]:
         return run([name], top)[0]
@@ -190,7 +214,10 @@ def _playground_html(predictor: Predictor, max_length: int, max_batch: int) -> s
     from toolkit.templating import render
 
     info = run_summary(predictor)
-    return render("playground.html.j2", title=f"toolkit playground: {info['model']} on {info['dataset']}",
+    title = f"toolkit playground: {info['model']} on {info['dataset']}"
+    if info["run"]:
+        title = f"{info['run']}: {title}"  # the tab names the run
+    return render("playground.html.j2", title=title,
                   info=info, max_length=max_length, max_batch=max_batch)
 
 

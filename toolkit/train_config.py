@@ -22,7 +22,7 @@ class TrainConfig(Config):
     )
     examples: int = param_field(
         0, "Train on this many names in total instead (the tutorial: 100000); 0 counts epochs.",
-        min=0, max=limits.MAX_EXAMPLES,
+        min=0, max=limits.MAX_EXAMPLES, zero="off: count epochs",
     )
     batch_size: int = param_field(
         32, "Names per mini-batch (1 is the tutorial's one name at a time).",
@@ -38,7 +38,7 @@ class TrainConfig(Config):
         above=0, search=Space.range(1e-4, 0.05, log=True),
     )
     weight_decay: float = param_field(
-        0.0, "L2 penalty on the weights.", min=0, search=Space.choice(0.0, 1e-5, 1e-4, 1e-3),
+        0.0, "L2 penalty on the weights.", min=0, search=Space.choice(0.0, 1e-5, 1e-4, 1e-3), zero="off",
     )
     schedule: str = param_field(
         "cosine", "Learning-rate schedule: constant, or cosine decay to zero over the whole run.",
@@ -52,18 +52,20 @@ class TrainConfig(Config):
     bucket: bool = param_field(True, "Batch names of similar length together (less padding, faster).")
     label_smoothing: float = param_field(
         0.0, "Share of the target spread over the other classes.",
-        min=0, below=1, search=Space.range(0.0, 0.2),
+        min=0, below=1, search=Space.range(0.0, 0.2), zero="off",
     )
-    clip: float = param_field(1.0, "Clip the gradient norm to this value; 0 turns clipping off.", min=0)
+    clip: float = param_field(
+        1.0, "Clip the gradient norm to this value; 0 turns clipping off.", min=0, zero="off",
+    )
     class_weights: float = param_field(
         0.0, "Weight the loss by inverse class frequency to this power: 0 off, 1 every class "
         "counts the same in total, 0.5 in between (helps rare classes and macro-F1).",
-        min=0, search=Space.range(0.0, 1.0),
+        min=0, search=Space.range(0.0, 1.0), zero="off",
     )
     logit_adjust: float = param_field(
         0.0, "Train on logits plus this times the log class prior (logit-adjusted loss); "
         "predictions then lean towards rare classes: 0 off, 1 the balanced-error optimum.",
-        min=0,
+        min=0, zero="off",
     )
     select: str = param_field(
         "loss",
@@ -73,12 +75,12 @@ class TrainConfig(Config):
     patience: int = param_field(
         0, "Stop after this many epochs without a better validation epoch (see select); 0 never "
         "stops early. The weights of the best validation epoch are kept either way.",
-        min=0, max=limits.MAX_EPOCHS,
+        min=0, max=limits.MAX_EPOCHS, zero="off: never stops early",
     )
     threads: int = param_field(
         0, "CPU threads for torch; 0 chooses one, which never collapses on a busy machine "
         "(2 is about 1.3x faster on a quiet one); at most the CPUs this machine gives the process.",
-        min=0, max=limits.cpu_count(),
+        min=0, max=limits.cpu_count(), zero="auto: one thread",
     )
     max_length: int = param_field(
         limits.MAX_TEXT_LENGTH,

@@ -150,7 +150,8 @@ def train(
                     for epoch_callback in epoch_callbacks:
                         epoch_callback(row)
                 waited = epoch - best[1] if best is not None else 0
-                if distributed.rank0_decides(bool(config.patience) and waited >= config.patience):
+                more = epoch < len(epoch_sizes)  # patience running out on the last epoch stops nothing
+                if distributed.rank0_decides(bool(config.patience) and waited >= config.patience and more):
                     stop_reason = (
                         f"early stop: no better validation {config.select} for {config.patience} epochs"
                     )
