@@ -6,8 +6,9 @@ sets of several-word texts, each a CSV file (`text,label`) with a `.source.json`
 saying where every line came from, its licence and the command that built it:
 
 - `manpages`: the one-line descriptions of the installed manual pages (man-db's `apropos .`:
-  "printf (3) - formatted output conversion"), labelled by the page's section number (1-8; sections with fewer than 20 distinct
-  descriptions left out), "(unknown subject)" and descriptions apropos cuts ("...") left out.
+  "printf (3) - formatted output conversion"), labelled by the page's section number (1-8;
+  sections with fewer than 20 distinct descriptions left out); "(unknown subject)" and the
+  descriptions apropos cuts ("...") left out.
   The pages come from the installed Debian packages, each under its package's licence.
 - `ui-messages`: translated user-interface messages of the installed programs (GNU gettext
   catalogues, /usr/share/locale/LANG/LC_MESSAGES/*.mo, read with Python's `gettext`),
@@ -63,7 +64,8 @@ def manpages() -> tuple[list[tuple[str, str]], dict[str, str]]:
     rows = []
     for line in listing.splitlines():
         found = APROPOS_LINE.match(line.strip())
-        if found and not found["text"].endswith("...") and found["text"] != "(unknown subject)":  # apropos cuts long ones: keep whole texts
+        # apropos cuts long descriptions with "...": keep whole texts only
+        if found and not found["text"].endswith("...") and found["text"] != "(unknown subject)":
             rows.append((found["text"].strip(), found["section"]))
     sizes = Counter(section for _, section in set(rows))
     rows = [(text, section) for text, section in rows if sizes[section] >= MIN_CLASS]

@@ -81,7 +81,8 @@ def main(argv: Sequence[str] | None = None) -> None:
                              "val_accuracy": accuracy, "train_s": seconds})
                 print(rows[-1], flush=True)
     runs = pd.DataFrame(rows)
-    table = runs.groupby(["dataset", "system"], sort=False)[["val_accuracy", "train_s"]].median().reset_index()
+    grouped = runs.groupby(["dataset", "system"], sort=False)
+    table = grouped[["val_accuracy", "train_s"]].median().reset_index()
     print(f"After: {load()}\n\nMedian validation accuracy over seeds {args.seeds}:\n")
     print(markdown(table, {"val_accuracy": ".4f", "train_s": ".1f"}))
 

@@ -95,7 +95,7 @@ def test_bad_model_parameters_are_one_line_errors(name, params, message):
 
 def test_models_bring_their_own_trainer_defaults_and_the_run_overrides_them():
     plan = toolkit.plan_run("names", "ngram")
-    assert plan.params["train"]["lr"] == 0.3 and plan.params["train"]["batch_size"] == 256
+    assert plan.params["train"]["lr"] == 0.1 and plan.params["train"]["batch_size"] == 256
     assert toolkit.plan_run("names", "ngram", params={"train.lr": 0.01}).params["train"]["lr"] == 0.01
     assert toolkit.plan_run("names", "gru").params["train"]["lr"] == 0.005  # untouched
 

@@ -15,6 +15,7 @@ import toolkit
 MAX_N = 8
 #: Most rows of the hashed n-gram table.
 MAX_BUCKETS = 2**24
+POOLING = ("sqrt", "mean")
 #: `word_ngrams` values: word 1..N-grams, "0" off, "auto" decided from the training texts.
 AUTO = "auto"
 WORD_NGRAMS = (AUTO, "0", "1", "2", "3")
@@ -47,6 +48,11 @@ class NgramConfig(toolkit.Config):
         0, "Units of a hidden ReLU layer after the mean (needs dim).", min=0, max=toolkit.MAX_MODEL_WIDTH,
     )
     dropout: float = toolkit.param_field(0.0, "Dropout on the mean embedding (needs dim).", min=0, below=1)
+    pooling: str = toolkit.param_field(
+        "sqrt", "How a text's n-gram rows are pooled: mean, or their sum over the square root of "
+        "their count (longer texts score more surely, as with TF-IDF's L2 norm).",
+        choices=POOLING, search=toolkit.Space.choice(),
+    )
     word_ngrams: str = toolkit.param_field(
         AUTO, "Hashed word 1..N-grams beside the character n-grams: 0 off; auto turns on word "
         f"1-{AUTO_WORD_NGRAMS}-grams when the training texts have a median of two or more words.",
@@ -97,7 +103,7 @@ def register_models(register) -> None:
             config=NgramConfig,
             train_search={"lr": toolkit.Space.range(0.03, 1.0, log=True)},
             train_defaults={
-                "epochs": 10, "batch_size": 256, "lr": 0.3, "label_smoothing": 0.1,
+                "epochs": 10, "batch_size": 256, "lr": 0.1, "label_smoothing": 0.0,
                 "select": "accuracy", "patience": 3,
             },
         )

@@ -2,8 +2,10 @@
 
 Each text is read as `<` + its characters + `>`, so n-grams at the start and end of a word
 differ from the same letters inside it. Every n-gram of `min_n` to `max_n` characters is
-hashed into one of `buckets` rows of an `nn.EmbeddingBag`; the text's features are the mean
-of its n-grams' rows. With `dim=0` the rows are the class scores themselves (a linear
+hashed into one of `buckets` rows of an `nn.EmbeddingBag`; the text's features are the sum
+of its n-grams' rows over the square root of their count (`pooling=sqrt`: the weights have
+an L2 norm of 1, as TF-IDF's rows do, so a longer text scores more surely), or their mean.
+With `dim=0` the rows are the class scores themselves (a linear
 model, like TF-IDF + logistic regression); otherwise a Linear layer (after an optional
 hidden layer) reads them. The n-grams are hashed inside the model from the character
 indices every built-in model reads, so the model shares the `onehot` encoder with the
@@ -99,7 +101,11 @@ class NgramModel(nn.Module):
         self.vocab_size, self.buckets = vocab_size, buckets
         self.min_n, self.max_n = config.min_n, config.max_n
         width = dim or num_classes
-        self.bag = nn.EmbeddingBag(buckets, width, mode="mean", sparse=True, padding_idx=toolkit.PAD)
+        self.pooling = config.pooling
+        self.bag = nn.EmbeddingBag(
+            buckets, width, mode="mean" if self.pooling == "mean" else "sum", sparse=True,
+            padding_idx=toolkit.PAD,
+        )
         nn.init.zeros_(self.bag.weight) if dim == 0 else nn.init.uniform_(self.bag.weight, -1 / dim, 1 / dim)
         layers: list[nn.Module] = []
         if dim:
@@ -178,7 +184,12 @@ class NgramModel(nn.Module):
         return torch.cat(ids, dim=1)
 
     def forward(self, indices: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        features = self.bag(self.ngram_ids(indices, lengths))
+        ids = self.ngram_ids(indices, lengths)
+        if self.pooling == "mean":
+            features = self.bag(ids)
+        else:  # sum / sqrt(count): each text's weights have an L2 norm of 1
+            real = (ids != toolkit.PAD).to(self.bag.weight.dtype)
+            features = self.bag(ids, per_sample_weights=real / real.sum(1, keepdim=True).clamp(min=1).sqrt())
         if self.bias is not None:
             return features + self.bias
         return self.head(features)
