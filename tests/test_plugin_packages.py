@@ -166,8 +166,16 @@ def test_skeleton_never_overwrites(cli, tmp_path):
     assert result.exit_code == 2
     assert "already exists" in result.stderr
     assert [p.name for p in (tmp_path / "toolkit-mine").iterdir()] == ["keep.txt"]
-    missing = cli(["plugins", "new", "mine", "--directory", str(tmp_path / "nowhere")])
-    assert missing.exit_code == 2 and "does not exist" in missing.stderr
+    not_a_folder = tmp_path / "a-file"
+    not_a_folder.write_text("")
+    refused = cli(["plugins", "new", "mine", "--directory", str(not_a_folder)])
+    assert refused.exit_code == 2 and f"'{not_a_folder}' is not a folder" in refused.stderr
+
+
+def test_skeleton_creates_a_folder_that_is_not_there_yet(cli, tmp_path):
+    result = cli(["plugins", "new", "mine", "-d", str(tmp_path / "new" / "folder")])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "new" / "folder" / "toolkit-mine" / "toolkit_mine" / "__init__.py").is_file()
 
 
 def test_skeleton_refuses_a_name_a_loaded_plugin_file_registers(cli, tmp_path):

@@ -222,7 +222,9 @@ class Registry:
                 if info.error:
                     continue
                 try:
-                    impl.function(register=self._register_function(kind, spec_type, info))
+                    returned = impl.function(register=self._register_function(kind, spec_type, info))
+                    if returned is not None:
+                        raise ToolkitError(_returned_problem(hook_name, returned, spec_type))
                 except _Clash:
                     raise
                 except ToolkitError as exc:
@@ -346,7 +348,7 @@ def _entry_point_candidates() -> Iterable[_Candidate]:
 def _local_candidate(target: str, source: str) -> _Candidate:
     if not _looks_like_path(target):
         info = PluginInfo(target, source, target=target)
-        return _Candidate(info, lambda: importlib.import_module(target), target)
+        return _Candidate(info, lambda: _import_module(target, source), target)
     path = Path(target).expanduser()
     if not path.is_file():
         raise ToolkitError(
@@ -360,6 +362,36 @@ def _local_candidate(target: str, source: str) -> _Candidate:
         return module
 
     return _Candidate(info, load, str(path.resolve()))
+
+
+def _import_module(target: str, source: str) -> ModuleType:
+    """Import the module `target`; a module that is not there at all is one line saying so
+    (a module that is there but fails to import reports its own error)."""
+    try:
+        return importlib.import_module(target)
+    except ModuleNotFoundError as exc:
+        if exc.name is None or not (target == exc.name or target.startswith(exc.name + ".")):
+            raise  # the plugin is there; one of its own imports is missing
+        raise ToolkitError(
+            f"no module named '{exc.name}' on the Python path (from {source}); give the path of a "
+            "plugin's .py file, or the name of an installed module (pip install it, or add its "
+            "folder to PYTHONPATH)"
+        ) from exc
+
+
+def _returned_problem(hook_name: str, returned: Any, spec_type: type) -> str:
+    """What is wrong with a hook that returned something: hooks call `register` instead."""
+    items = returned if isinstance(returned, (list, tuple)) else [returned]
+    if items and all(isinstance(item, Spec) for item in items):
+        return (
+            f"its hook {hook_name}() returned {type(items[0]).__name__}(name={items[0].name!r}) instead "
+            f"of registering it, so toolkit would not see it; call register(toolkit.{spec_type.__name__}"
+            "(...)) inside the hook, once per spec"
+        )
+    return (
+        f"its hook {hook_name}() returned {type(returned).__name__}; hooks return nothing, they call "
+        f"register(toolkit.{spec_type.__name__}(...)) once per spec"
+    )
 
 
 def _check_hooks(plugin: Any) -> None:

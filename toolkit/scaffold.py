@@ -45,8 +45,14 @@ def new_plugin(name: str, directory: str | Path = ".", registry: Registry | None
     target = parent / distribution
     if target.exists():
         raise ToolkitError(f"'{target}' already exists; choose another NAME or --directory.")
-    if not parent.is_dir():
-        raise ToolkitError(f"directory '{parent}' does not exist; create it or choose another --directory.")
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise ToolkitError(f"'{parent}' is not a folder; choose another --directory.") from None
+    except OSError as exc:
+        raise ToolkitError(
+            f"cannot create the folder '{parent}' ({exc.strerror}); choose another --directory."
+        ) from None
     values = {"name": name, "package": package, "distribution": distribution, "toolkit_version": __version__}
     templates = resources.files("toolkit") / "templates" / "plugin"
     staging = Path(tempfile.mkdtemp(prefix=f".{distribution}-", dir=parent))
