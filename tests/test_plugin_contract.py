@@ -612,3 +612,69 @@ def test_23_a_run_that_needs_a_file_plugin_names_the_file_it_recorded(cli, tmp_p
     path.rename(tmp_path / "moved.py")
     error = one_error_line(cli(["predict", "--run", str(tmp_path / "run"), "Abc"]))
     assert f"the file {path.resolve()}, which is no longer there: load that plugin with --plugin" in error
+
+
+# -- issue 23, item 7: the padding checks hold for every padded-index format --------------------
+
+WORD_IDS = '''
+class WordIds:
+    """Word ids (a format of its own): 1 for an unknown word, 0 only as padding."""
+    produces = "word-ids"
+
+    def __init__(self):
+        self.vocabulary = {{}}
+
+    @property
+    def vocab_size(self):
+        return len(self.vocabulary) + 2
+
+    def fit(self, texts):
+        words = sorted({{word for text in texts for word in text.lower().split()}})
+        self.vocabulary = {{word: i + 2 for i, word in enumerate(words)}}
+
+    def encode(self, texts):
+        from torch.nn.utils.rnn import pad_sequence
+        rows = [torch.tensor([self.vocabulary.get(w, 1) for w in text.lower().split()] or [1])
+                for text in texts]
+        return pad_sequence(rows, batch_first=True, padding_value={pad}), torch.tensor([len(r) for r in rows])
+
+    def state(self):
+        return {{"vocabulary": self.vocabulary}}
+
+    def load_state(self, state):
+        self.vocabulary = dict(state["vocabulary"])
+
+
+class MeanOverEverything(nn.Module):
+    def __init__(self, vocab_size, num_classes):
+        super().__init__()
+        self.embedding = nn.Embedding(vocab_size, 8)  # no padding_idx, and a mean over all positions
+        self.out = nn.Linear(8, num_classes)
+
+    def forward(self, indices, lengths):
+        return self.out(self.embedding(indices).mean(1))
+
+
+@toolkit.hookimpl
+def register_encoders(register):
+    register(toolkit.EncoderSpec(name="word-ids", help="Word ids.", factory=WordIds, produces="word-ids"))
+
+
+@toolkit.hookimpl
+def register_models(register):
+    register(toolkit.ModelSpec(name="word-mean", help="Mean over every position.",
+                               factory=MeanOverEverything, consumes=("word-ids",)))
+'''
+
+
+def test_23_check_model_checks_padding_in_a_format_of_the_plugin_s_own(tmp_path):
+    path = plugin(tmp_path, "word_ids.py", WORD_IDS, pad="toolkit.PAD")
+    check_encoder("word-ids", plugins=[str(path)])
+    with pytest.raises(ContractError, match="model 'word-mean': a text's logits change"):
+        check_model("word-mean", encoder="word-ids", plugins=[str(path)])
+
+
+def test_23_check_encoder_checks_the_padding_value_in_every_format(tmp_path):
+    path = plugin(tmp_path, "word_ids_padded_with_1.py", WORD_IDS, pad="1")
+    with pytest.raises(ContractError, match=r"every format pads with toolkit.PAD \(0\) after the text"):
+        check_encoder("word-ids", plugins=[str(path)])
