@@ -21,6 +21,7 @@ import importlib.util
 import inspect
 import os
 import sys
+import time
 import traceback
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -57,6 +58,8 @@ DISABLE_ENV_VAR = "TOOLKIT_DISABLE"
 DISABLE_PREFIX = "no:"
 BUILTIN, ENTRY_POINT = "built-in", "entry point"
 TRACEBACK_HINT = "Fix the plugin or leave it out; --traceback (or TOOLKIT_DEBUG=1) shows where"
+#: Libraries that take a second or more to import: a plugin importing one slows every command.
+HEAVY_LIBRARIES = ("torch", "pandas", "matplotlib", "sklearn", "tensorflow", "transformers")
 
 _KINDS: dict[str, tuple[str, type]] = {
     "dataset": ("register_datasets", DatasetSpec),
@@ -79,6 +82,9 @@ class PluginInfo:
     path: str | None = None
     sha256: str | None = None
     disabled: bool = False
+    #: Seconds its import took, and the heavy libraries it was the first to import.
+    import_seconds: float | None = None
+    heavy_imports: list[str] = field(default_factory=list)
 
     @property
     def explicit(self) -> bool:
@@ -189,7 +195,13 @@ class Registry:
     def _load(self, candidate: _Candidate) -> None:
         info = candidate.info
         try:
-            plugin = candidate.load()
+            already = {name for name in HEAVY_LIBRARIES if name in sys.modules}
+            started = time.perf_counter()
+            try:
+                plugin = candidate.load()
+            finally:
+                info.import_seconds = time.perf_counter() - started
+                info.heavy_imports = [n for n in HEAVY_LIBRARIES if n in sys.modules and n not in already]
             _check_hooks(plugin)
             self.manager.register(plugin, name=info.name)
         except ToolkitError as exc:

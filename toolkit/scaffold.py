@@ -23,6 +23,7 @@ FILES = {
     "pyproject.toml.tmpl": "pyproject.toml",
     "README.md.tmpl": "README.md",
     "__init__.py.tmpl": "${package}/__init__.py",
+    "config.py.tmpl": "${package}/config.py",
     "model.py.tmpl": "${package}/model.py",
     "data.py.tmpl": "${package}/data.py",
     "test_plugin.py.tmpl": "tests/test_plugin.py",
