@@ -24,7 +24,7 @@ def plugins(ctx: typer.Context) -> None:
         typer.echo(f"{info.name} ({origin})")
         if info.path:
             typer.echo(f"  file: {info.path}" + (f" (sha256 {info.sha256})" if info.sha256 else ""))
-        if info.import_seconds is not None:
+        if info.import_seconds is not None and not info.error:
             typer.echo(f"  {import_line(info.import_seconds, info.heavy_imports)}")
         if info.disabled:
             typer.echo("  disabled")
