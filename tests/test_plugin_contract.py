@@ -548,8 +548,9 @@ def test_23_a_root_option_after_the_command_says_where_it_goes(tmp_path):
 
 def test_23_a_module_that_is_not_there_is_one_line_not_a_line_of_importlib(cli, tmp_path, monkeypatch):
     error = one_error_line(cli(["--plugin", "no_such_module_xyz", "models"]))
-    assert ("failed to load: no module named 'no_such_module_xyz' on the Python path (from --plugin); "
-            "give the path of a plugin's .py file, or the name of an installed module") in error
+    assert ("Error: plugin 'no_such_module_xyz' (--plugin no_such_module_xyz) failed to load: no module "
+            "named 'no_such_module_xyz' on the Python path; give the path of a plugin's .py file, or the "
+            "name of an installed module") in error
     assert "__init__.py" not in error and "importlib" not in error
     # A module that is there but imports a missing one still names that import and its line.
     (tmp_path / "needs_missing.py").write_text("import toolkit\nimport missing_dependency_xyz\n")

@@ -360,7 +360,7 @@ def _entry_point_candidates() -> Iterable[_Candidate]:
 def _local_candidate(target: str, source: str) -> _Candidate:
     if not _looks_like_path(target):
         info = PluginInfo(target, source, target=target)
-        return _Candidate(info, lambda: _import_module(target, source), target)
+        return _Candidate(info, lambda: _import_module(target), target)
     path = Path(target).expanduser()
     if not path.is_file():
         raise ToolkitError(
@@ -376,7 +376,7 @@ def _local_candidate(target: str, source: str) -> _Candidate:
     return _Candidate(info, load, str(path.resolve()))
 
 
-def _import_module(target: str, source: str) -> ModuleType:
+def _import_module(target: str) -> ModuleType:
     """Import the module `target`; a module that is not there at all is one line saying so
     (a module that is there but fails to import reports its own error)."""
     try:
@@ -385,7 +385,7 @@ def _import_module(target: str, source: str) -> ModuleType:
         if exc.name is None or not (target == exc.name or target.startswith(exc.name + ".")):
             raise  # the plugin is there; one of its own imports is missing
         raise ToolkitError(
-            f"no module named '{exc.name}' on the Python path (from {source}); give the path of a "
+            f"no module named '{exc.name}' on the Python path; give the path of a "
             "plugin's .py file, or the name of an installed module (pip install it, or add its "
             "folder to PYTHONPATH)"
         ) from exc

@@ -73,7 +73,7 @@ def make_app(plugins: Sequence[str] = ()) -> typer.Typer:
     try:
         load_registry(plugins).add_commands(app)
     except ToolkitError as exc:
-        startup_error = exc  # reported when a command runs, so --help still works
+        startup_error = exc  # reported once the root parses its arguments, --help included
     root = type("ToolkitRoot", (ToolkitGroup,), {"startup_error": startup_error})
     app.callback(cls=root)(_root)
     return app

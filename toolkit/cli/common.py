@@ -79,7 +79,6 @@ def _misplaced(option: str, command_ctx: click.Context | None) -> str:
     )
 
 
-
 def _report(ctx: click.Context, exc: ToolkitError, show_traceback: bool = False) -> NoReturn:
     """One line on stderr and exit code 2 (the traceback first under --traceback)."""
     if show_traceback or debugging(ctx):
