@@ -11,6 +11,7 @@ tests), and `pip install` gets `--no-deps --no-build-isolation --no-index` (no n
 
 from __future__ import annotations
 
+import fnmatch
 import re
 import shlex
 import subprocess
@@ -99,8 +100,27 @@ def test_every_sample_is_run():
     commands = [s.line for s in found if isinstance(s, Command)]
     assert {"regions.py", "notebook.py", "test_regions.py", "toolkit-regions/pyproject.toml"} <= files
     assert any(c.startswith("toolkit --plugin regions.py run") for c in commands)
-    assert "pip install -e toolkit-regions" in commands
+    assert "pip install ./toolkit-regions" in commands  # not -e, which hides a missing data file
     assert any(c.startswith("toolkit plugins new") for c in commands)
+
+
+def test_the_guide_s_package_ships_every_data_file_and_imports_torch_lazily():
+    """The package the guide builds ships each file its plugin reads (package-data matches
+    it: a missed .tsv installs without a word and fails at run time), and only its model
+    module imports torch."""
+    found = samples(GUIDE.read_text(encoding="utf-8"))
+    files = {s.path: s.text for s in found if isinstance(s, FileSample)}
+    commands = [s.line for s in found if isinstance(s, Command)]
+    data_files = [path for path in files if path.startswith("data/")]
+    assert data_files, "the guide shows no data file"
+    assert "cp -r data toolkit-regions/toolkit_regions/data" in commands
+    config = tomllib.loads(files["toolkit-regions/pyproject.toml"])["tool"]["setuptools"]
+    patterns = config["package-data"]["toolkit_regions"]
+    for path in data_files:
+        assert any(fnmatch.fnmatch(path, pattern) for pattern in patterns), f"{path} is not shipped"
+    package = [path for path in files if path.startswith("toolkit-regions/toolkit_regions/")]
+    heavy = sorted(path for path in package if re.search(r"^(import|from) torch", files[path], re.M))
+    assert heavy == ["toolkit-regions/toolkit_regions/networks.py"]
 
 
 @pytest.mark.slow

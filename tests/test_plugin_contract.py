@@ -506,3 +506,176 @@ def test_10_check_encoder_catches_state_json_cannot_hold(tmp_path):
     path = plugin(tmp_path, "set_state2.py", SET_STATE_ENCODER, name="set-encoder")
     with pytest.raises(ContractError, match=r"state\['alphabet'\] is a set, which JSON cannot store"):
         check_encoder("set-encoder", plugins=[str(path)])
+
+
+# -- issue 23, item 10: more plugin mistakes, each one clear line -------------------------------
+
+RETURNS_ITS_SPEC = '''
+@toolkit.hookimpl
+def register_models(register):
+    return toolkit.ModelSpec(name="returned", help="Returned, not registered.",
+                             factory=lambda vocab_size, num_classes: None)
+'''
+
+
+def test_23_a_hook_returning_its_spec_instead_of_registering_it_is_refused(cli, tmp_path):
+    path = plugin(tmp_path, "returns.py", RETURNS_ITS_SPEC)
+    error = one_error_line(cli(["--plugin", str(path), "models"]))
+    assert ("its hook register_models() returned ModelSpec(name='returned') instead of registering it, "
+            "so toolkit would not see it; call register(toolkit.ModelSpec(...)) inside the hook") in error
+    listed = plugin(tmp_path, "returns_list.py", RETURNS_ITS_SPEC.replace(
+        "return toolkit.ModelSpec(", "return [toolkit.ModelSpec(").replace("None)\n", "None)]\n"))
+    assert "returned ModelSpec(name='returned') instead" in one_error_line(
+        cli(["--plugin", str(listed), "models"]))
+
+
+def test_23_a_root_option_after_the_command_says_where_it_goes(tmp_path):
+    loaded = tmp_path / "loaded"
+    path = tmp_path / "marker.py"
+    path.write_text(f"from pathlib import Path\nPath({str(loaded)!r}).touch()\n")
+    result = run_toolkit(["run", "--plugin", str(path), "--dataset", "names"])
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip() == (
+        "Error: --plugin is an option of toolkit itself and goes before the command: "
+        "toolkit --plugin PATH_OR_MODULE run ..."
+    )
+    assert not loaded.exists()  # read only before the command, so not loaded here
+    nested = run_toolkit(["datasets", "show", "names", "--disable", "toolkit.plugins.cnn"])
+    assert nested.returncode == 2
+    assert "toolkit --disable NAME datasets show ..." in nested.stderr
+    assert "No such option: --bogus" in run_toolkit(["run", "--bogus"]).stderr  # others as before
+
+
+def test_23_a_module_that_is_not_there_is_one_line_not_a_line_of_importlib(cli, tmp_path, monkeypatch):
+    error = one_error_line(cli(["--plugin", "no_such_module_xyz", "models"]))
+    assert ("Error: plugin 'no_such_module_xyz' (--plugin no_such_module_xyz) failed to load: no module "
+            "named 'no_such_module_xyz' on the Python path; give the path of a plugin's .py file, or the "
+            "name of an installed module") in error
+    assert "__init__.py" not in error and "importlib" not in error
+    # A module that is there but imports a missing one still names that import and its line.
+    (tmp_path / "needs_missing.py").write_text("import toolkit\nimport missing_dependency_xyz\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    error = one_error_line(cli(["--plugin", "needs_missing", "models"]))
+    assert "No module named 'missing_dependency_xyz' (needs_missing.py, line 2)" in error
+
+
+def test_23_help_with_a_clashing_plugin_command_is_refused(tmp_path):
+    path = plugin(tmp_path, "clash.py", COMMAND, name="run")
+    result = run_toolkit(["--plugin", str(path), "--help"])
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.strip() == (
+        "Error: command 'run' of plugin 'clash' clashes with the command 'run' of toolkit "
+        "(built-in); rename the plugin's command."
+    )
+    assert run_toolkit(["--plugin", str(path), "run", "--help"]).returncode == 2
+    assert run_toolkit(["--help"]).returncode == 0
+
+
+FILTERED_DATASET = '''
+def load(min_length):
+    record = toolkit.Provenance("made up")
+    pairs = record.normalize_pairs([("ab", "x"), ("   ", "y"), ("abc", "y")])
+    kept = [(text, label) for text, label in pairs if len(text) >= min_length]
+    record.drop("too short", len(pairs) - len(kept))
+    return record.dataset([text for text, _ in kept], [label for _, label in kept])
+
+@toolkit.hookimpl
+def register_datasets(register):
+    register(toolkit.DatasetSpec(name="filtered", help="Texts of at least min_length.", load=load,
+                                 params=(toolkit.Param("min_length", int, 2, "Shortest text kept."),)))
+'''
+
+
+def test_23_an_empty_dataset_is_named_with_the_parameters_that_filtered_it(cli, tmp_path):
+    path = plugin(tmp_path, "filtered.py", FILTERED_DATASET)
+    expected = (
+        "dataset 'filtered' (plugin 'filtered') with min_length=9 is empty: no labelled texts were "
+        "found (left out: 1 blank line, 2 too short); loosen the parameters that leave texts out"
+    )
+    error = one_error_line(cli(["--plugin", str(path), "datasets", "show", "filtered", "-p", "min_length=9"]))
+    assert expected in error
+    run = cli(["--plugin", str(path), "run", "--dataset", "filtered", "-p", "min_length=9",
+               "--output", str(tmp_path / "run")])
+    assert expected in one_error_line(run)
+    with pytest.raises(toolkit.ToolkitError, match="with min_length=9 is empty"):
+        toolkit.load_dataset("filtered", {"min_length": 9}, plugins=[str(path)])
+    assert len(toolkit.load_dataset("filtered", plugins=[str(path)])) == 2
+
+
+def test_23_a_run_that_needs_a_file_plugin_names_the_file_it_recorded(cli, tmp_path):
+    path = plugin(tmp_path, "recorded2.py", GOOD_MODEL, TINY_DATASET, name="recorded2")
+    path.write_text(path.read_text().replace('name="recorded2", help="Tiny', 'name="tiny2", help="Tiny'))
+    toolkit.run(dataset="tiny2", model="recorded2", params=QUICK, plugins=[str(path)],
+                output=tmp_path / "run", progress=False)
+    error = one_error_line(cli(["predict", "--run", str(tmp_path / "run"), "Abc"]))
+    assert (f"needs the model 'recorded2' from the plugin 'recorded2'; the run was trained with the file "
+            f"{path.resolve()}: load it with toolkit --plugin {path.resolve()} ...") in error
+    path.rename(tmp_path / "moved.py")
+    error = one_error_line(cli(["predict", "--run", str(tmp_path / "run"), "Abc"]))
+    assert f"the file {path.resolve()}, which is no longer there: load that plugin with --plugin" in error
+
+
+# -- issue 23, item 7: the padding checks hold for every padded-index format --------------------
+
+WORD_IDS = '''
+class WordIds:
+    """Word ids (a format of its own): 1 for an unknown word, 0 only as padding."""
+    produces = "word-ids"
+
+    def __init__(self):
+        self.vocabulary = {{}}
+
+    @property
+    def vocab_size(self):
+        return len(self.vocabulary) + 2
+
+    def fit(self, texts):
+        words = sorted({{word for text in texts for word in text.lower().split()}})
+        self.vocabulary = {{word: i + 2 for i, word in enumerate(words)}}
+
+    def encode(self, texts):
+        from torch.nn.utils.rnn import pad_sequence
+        rows = [torch.tensor([self.vocabulary.get(w, 1) for w in text.lower().split()] or [1])
+                for text in texts]
+        return pad_sequence(rows, batch_first=True, padding_value={pad}), torch.tensor([len(r) for r in rows])
+
+    def state(self):
+        return {{"vocabulary": self.vocabulary}}
+
+    def load_state(self, state):
+        self.vocabulary = dict(state["vocabulary"])
+
+
+class MeanOverEverything(nn.Module):
+    def __init__(self, vocab_size, num_classes):
+        super().__init__()
+        self.embedding = nn.Embedding(vocab_size, 8)  # no padding_idx, and a mean over all positions
+        self.out = nn.Linear(8, num_classes)
+
+    def forward(self, indices, lengths):
+        return self.out(self.embedding(indices).mean(1))
+
+
+@toolkit.hookimpl
+def register_encoders(register):
+    register(toolkit.EncoderSpec(name="word-ids", help="Word ids.", factory=WordIds, produces="word-ids"))
+
+
+@toolkit.hookimpl
+def register_models(register):
+    register(toolkit.ModelSpec(name="word-mean", help="Mean over every position.",
+                               factory=MeanOverEverything, consumes=("word-ids",)))
+'''
+
+
+def test_23_check_model_checks_padding_in_a_format_of_the_plugin_s_own(tmp_path):
+    path = plugin(tmp_path, "word_ids.py", WORD_IDS, pad="toolkit.PAD")
+    check_encoder("word-ids", plugins=[str(path)])
+    with pytest.raises(ContractError, match="model 'word-mean': a text's logits change"):
+        check_model("word-mean", encoder="word-ids", plugins=[str(path)])
+
+
+def test_23_check_encoder_checks_the_padding_value_in_every_format(tmp_path):
+    path = plugin(tmp_path, "word_ids_padded_with_1.py", WORD_IDS, pad="1")
+    with pytest.raises(ContractError, match=r"every format pads with toolkit.PAD \(0\) after the text"):
+        check_encoder("word-ids", plugins=[str(path)])

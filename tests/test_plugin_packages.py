@@ -71,6 +71,7 @@ def test_example_plugin_installed_listed_trained_and_uninstalled(tmp_path, throw
         assert "charcnn (entry point, toolkit-charcnn 0.1.0)" in plugins.stdout
         assert "provides: dataset python-names, model charcnn" in plugins.stdout
         assert "FAILED" not in plugins.stdout and "Warning" not in plugins.stderr
+        assert "importing torch" not in plugins.stdout  # its model module loads only when built
 
         models = toolkit(["models"])
         assert "charcnn: A character CNN" in models.stdout
@@ -116,7 +117,8 @@ def test_skeleton_is_generated_installed_and_run(tmp_path, throwaway_env):
     files = sorted(str(p.relative_to(project)) for p in project.rglob("*") if p.is_file())
     assert files == [
         "README.md", "pyproject.toml", "tests/test_plugin.py",
-        "toolkit_tiny_bag/__init__.py", "toolkit_tiny_bag/data.py", "toolkit_tiny_bag/model.py",
+        "toolkit_tiny_bag/__init__.py", "toolkit_tiny_bag/config.py", "toolkit_tiny_bag/data.py",
+        "toolkit_tiny_bag/model.py",
     ]
     assert [p.name for p in tmp_path.iterdir()] == ["toolkit-tiny-bag"]  # no staging left behind
     # Linted as its own project, where toolkit is a third-party import.
@@ -125,9 +127,22 @@ def test_skeleton_is_generated_installed_and_run(tmp_path, throwaway_env):
          "--select", "E,F,W,I,UP,B,SIM", "."], cwd=project, capture_output=True, text=True,
     )
     assert lint.returncode == 0, lint.stdout
+    # A data file of any extension in the package's data/ folder ships with a regular install.
+    (project / "toolkit_tiny_bag" / "data").mkdir()
+    (project / "toolkit_tiny_bag" / "data" / "words.tsv").write_text("word\tstyle\n", encoding="utf-8")
 
     with installed(env, project, "toolkit-tiny-bag"):
-        assert "tiny-bag (entry point, toolkit-tiny-bag 0.1.0)" in toolkit(["plugins"]).stdout
+        listed = toolkit(["plugins"]).stdout
+        assert "tiny-bag (entry point, toolkit-tiny-bag 0.1.0)\n  imported in " in listed
+        assert "importing torch" not in listed
+        shipped = subprocess.run(
+            [str(env.python), "-c", "import pathlib, toolkit_tiny_bag as p; "
+             "f = pathlib.Path(p.__file__).with_name('data') / 'words.tsv'; print(f); print(f.read_text())"],
+            cwd=tmp_path, capture_output=True, text=True,
+        )
+        where, text = shipped.stdout.split("\n", 1)
+        assert text == "word\tstyle\n\n", shipped.stderr
+        assert not Path(where).is_relative_to(project)  # the installed copy, not the source folder
         trained = toolkit([
             "run", "--dataset", "tiny-bag-demo", "--model", "tiny-bag", "--param", "train.epochs=3",
             "--param", "train.threads=1", "--output", str(tmp_path / "run"),
@@ -166,8 +181,16 @@ def test_skeleton_never_overwrites(cli, tmp_path):
     assert result.exit_code == 2
     assert "already exists" in result.stderr
     assert [p.name for p in (tmp_path / "toolkit-mine").iterdir()] == ["keep.txt"]
-    missing = cli(["plugins", "new", "mine", "--directory", str(tmp_path / "nowhere")])
-    assert missing.exit_code == 2 and "does not exist" in missing.stderr
+    not_a_folder = tmp_path / "a-file"
+    not_a_folder.write_text("")
+    refused = cli(["plugins", "new", "mine", "--directory", str(not_a_folder)])
+    assert refused.exit_code == 2 and f"'{not_a_folder}' is not a folder" in refused.stderr
+
+
+def test_skeleton_creates_a_folder_that_is_not_there_yet(cli, tmp_path):
+    result = cli(["plugins", "new", "mine", "-d", str(tmp_path / "new" / "folder")])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "new" / "folder" / "toolkit-mine" / "toolkit_mine" / "__init__.py").is_file()
 
 
 def test_skeleton_refuses_a_name_a_loaded_plugin_file_registers(cli, tmp_path):

@@ -7,11 +7,17 @@ lists every module a command imported, so the guard sees imports however deep th
 
 from __future__ import annotations
 
+import os
+import re
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
+from conftest import REPO
+
+from toolkit.scaffold import new_plugin
 
 HEAVY = {"torch", "pandas", "matplotlib"}
 
@@ -32,9 +38,14 @@ def register_datasets(register):
 '''
 
 
-def importtime(*args: str) -> subprocess.CompletedProcess:
-    """`python -X importtime ARGS` in a fresh process of this interpreter."""
-    return subprocess.run([sys.executable, "-X", "importtime", *args], capture_output=True, text=True)
+def importtime(*args: str, path: Path | None = None) -> subprocess.CompletedProcess:
+    """`python -X importtime ARGS` in a fresh process of this interpreter (`path` first on
+    its module search path)."""
+    env = dict(os.environ)
+    if path is not None:
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(path), env.get("PYTHONPATH")) if p)
+    command = [sys.executable, "-X", "importtime", *args]
+    return subprocess.run(command, capture_output=True, text=True, env=env)
 
 
 def heavy_imports(stderr: str) -> set[str]:
@@ -85,3 +96,36 @@ def test_the_guard_sees_a_heavy_import():
     assert result.returncode == 0, result.stderr[-2000:]
     assert "torch" in heavy_imports(result.stderr)
 
+
+
+def skeleton(folder: Path) -> tuple[Path, str]:
+    return new_plugin("quick-start", folder), "toolkit_quick_start"
+
+
+def example(folder: Path) -> tuple[Path, str]:
+    return REPO / "examples" / "toolkit-charcnn", "toolkit_charcnn"
+
+
+@pytest.mark.parametrize("plugin", [skeleton, example], ids=["plugins new", "examples/toolkit-charcnn"])
+@pytest.mark.parametrize("args", [["--version"], ["plugins"], ["models"]], ids=" ".join)
+def test_the_plugin_kit_s_plugins_load_without_torch(tmp_path, plugin, args):
+    """The skeleton `toolkit plugins new` writes and the example distribution register their
+    model as the built-ins do, so installing one keeps every command free of torch."""
+    project, module = plugin(tmp_path)
+    result = importtime("-m", "toolkit", "--plugin", module, *args, path=project)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert heavy_imports(result.stderr) == set()
+    if args == ["plugins"]:
+        assert re.search(rf"{module} \(--plugin\)\n  imported in \d+ ms\n  provides: ", result.stdout)
+
+
+def test_toolkit_plugins_names_a_plugin_that_imports_torch(tmp_path):
+    (tmp_path / "eager.py").write_text("import torch\nimport toolkit\n")
+    result = importtime("-m", "toolkit", "--plugin", str(tmp_path / "eager.py"), "plugins")
+    assert result.returncode == 0, result.stderr[-2000:]
+    lines = result.stdout.splitlines()
+    line = lines[lines.index("eager (--plugin)") + 2]
+    assert re.fullmatch(
+        r"  imported in [\d.]+ m?s, importing torch: every command pays for it; import it only where "
+        r"a model is built \(docs/writing-plugins.md, \"Start-up\"\)", line)
+    assert "importing" not in " ".join(lines[:lines.index("eager (--plugin)")])  # no built-in imports it

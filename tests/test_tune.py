@@ -164,12 +164,13 @@ def test_a_study_runs_records_a_failure_resumes_and_never_reads_the_test_split(c
     assert states.count(optuna.trial.TrialState.FAIL) == 1 and len(states) == 3
     failed = next(t for t in study.trials if t.state == optuna.trial.TrialState.FAIL)
     assert "out of memory" in failed.user_attrs["error"]
-    for trial in study.trials:  # --space replaced the declared spaces of these two
+    for trial in study.trials[1:]:  # --space replaced the declared spaces of these two
         assert trial.params["model.width"] in (4, 16) and 0.001 <= trial.params["train.lr"] <= 0.1
         assert "model.scale" not in trial.params and "train.epochs" not in trial.params
     built = logged(tmp_path, "built")
     assert len(built) == 3
-    assert all(b["scale"] == 2.0 and b["width"] in (4, 16) for b in built)  # --param and --space
+    assert built[0]["width"] == 8  # trial 0: the default, though --space leaves it out
+    assert all(b["scale"] == 2.0 and b["width"] in (4, 16) for b in built[1:])  # --param and --space
 
     # The second call knows the dataset, model, encoder and the fixed parameters from the file.
     monkeypatch.setenv("TUNE_TEST_FAIL_AT", "0")
@@ -178,7 +179,7 @@ def test_a_study_runs_records_a_failure_resumes_and_never_reads_the_test_split(c
     assert "3 trials done, 2 to run" in second.stderr
     assert len(load_study(out / "study.db").trials) == 5
     built = logged(tmp_path, "built")
-    assert len(built) == 5 and all(b["scale"] == 2.0 and b["width"] in (4, 16) for b in built)
+    assert len(built) == 5 and all(b["scale"] == 2.0 and b["width"] in (4, 16) for b in built[1:])
 
     # Only training and validation texts were ever encoded, never a test text.
     data = toolkit.load_dataset("tiny-data", plugins=[str(plugin)])
@@ -215,6 +216,30 @@ def test_the_printed_command_runs_as_written_and_the_final_run_records_its_study
     shown = cli(["--plugin", str(plugin), "tune", "--study", str(out / "study.db"), "--show"])
     assert shown.exit_code == 0, shown.output
     assert "number" in shown.stdout and "model.width" in shown.stdout and "COMPLETE" in shown.stdout
+
+
+def test_trial_0_trains_the_real_defaults_even_outside_the_searched_space(cli, plugin, tmp_path):
+    """A model's own trainer default (weight_decay 0.01) that the trainer's declared choices
+    do not hold, and a model default (width 8) left out by --space: trial 0 trains both."""
+    plugin.write_text(plugin.read_text().replace(
+        "config=TinyConfig))", "config=TinyConfig,\n train_defaults={'weight_decay': 0.01}))"))
+    out = tmp_path / "tune"
+    result = cli(tune_args(plugin, "-d", "tiny-data", "-m", "tiny", "-e", "logging-chars", "-n", "1",
+                           *FIXED, "--space", "model.width=4,16", "-o", str(out), "--no-final"))
+    assert result.exit_code == 0, result.output
+    assert ("defaults outside the searched space, which trial 0 trains all the same: model.width=8, "
+            "train.weight_decay=0.01") in result.stderr
+    trial_line = next(line for line in result.stderr.splitlines() if line.startswith("trial 0:"))
+    assert "model.width=8" in trial_line and "train.weight_decay=0.01" in trial_line
+    assert [b["width"] for b in logged(tmp_path, "built")] == [8]
+    study = load_study(out / "study.db")
+    outside = study.trials[0].user_attrs["defaults_outside_space"]
+    assert outside == {"model.width": 8, "train.weight_decay": 0.01}
+    assert "model.width=8" in result.stdout and "train.weight_decay=0.01" in result.stdout  # the command
+    shown = cli(["--plugin", str(plugin), "tune", "--study", str(out / "study.db"), "--show"])
+    assert shown.exit_code == 0, shown.output
+    row = next(line for line in shown.stdout.splitlines() if "COMPLETE" in line)
+    assert "0.01" in row and " 8 " in f" {row} "
 
 
 def test_tune_from_python_returns_the_study_and_the_best_run(plugin, tmp_path):

@@ -7,7 +7,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from toolkit.contracts import check_encoded, checked_dataset, checked_state
+from toolkit.contracts import check_encoded, checked_state, loaded_dataset
 from toolkit.errors import ToolkitError
 from toolkit.limits import MAX_SEED
 from toolkit.params import Param, Section, declaration_problem, resolve
@@ -231,7 +231,7 @@ def load_split(plan: RunPlan) -> tuple[Split, int]:
     from toolkit.splits import split_dataset
 
     label = plan.registry.label("dataset", plan.dataset.name)
-    data = checked_dataset(label, plan.dataset.load(**plan.params["dataset"]))
+    data = loaded_dataset(label, plan.dataset, plan.params["dataset"])
     texts, truncated = cut_texts(data.texts, plan.params["train"]["max_length"])
     if truncated:
         data = replace(data, texts=tuple(texts))

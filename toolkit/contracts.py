@@ -17,7 +17,7 @@ from typing import Any
 
 from toolkit.errors import ToolkitError, did_you_mean
 from toolkit.params import Config, Param, declaration_problem, params_of
-from toolkit.types import DatasetSpec, ModelSpec, Spec, TextDataset
+from toolkit.types import DatasetSpec, EmptyDatasetError, ModelSpec, Spec, TextDataset
 
 #: What users type for a dataset, encoder, model or plugin skeleton: lower case, digits, hyphens.
 NAME_PATTERN = re.compile(r"[a-z][a-z0-9]*(-[a-z0-9]+)*")
@@ -115,6 +115,22 @@ def signature_problem(
 
 
 # -- boundaries --------------------------------------------------------------------------
+
+
+def loaded_dataset(label: str, spec: DatasetSpec, params: Mapping[str, Any]) -> TextDataset:
+    """`spec.load(**params)`, checked; an empty dataset is named with the parameters that
+    differ from their defaults, the filters that may have left every text out."""
+    try:
+        data = spec.load(**params)
+    except EmptyDatasetError as exc:
+        changed = [f"{p.name}={params[p.name]!r}" for p in spec.params
+                   if p.name in params and params[p.name] != p.default]
+        settings = f"with {', '.join(changed)}" if changed else "with its default parameters"
+        raise ToolkitError(
+            f"{label} {settings} is empty: {exc.args[0]}; loosen the parameters that leave texts "
+            "out, or check the data it reads."
+        ) from exc
+    return checked_dataset(label, data)
 
 
 def checked_dataset(label: str, data: Any) -> TextDataset:

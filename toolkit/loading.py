@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from toolkit.contracts import checked_dataset
+from toolkit.contracts import loaded_dataset
 from toolkit.params import Section, resolve
 from toolkit.registry import load_registry
 from toolkit.types import DatasetSpec, TextDataset
@@ -28,4 +28,4 @@ def load_dataset(
 ) -> TextDataset:
     """Load the registered dataset `name`, e.g. `load_dataset("names", {"normalization": "raw"})`."""
     spec, resolved = dataset_params(name, params, plugins)
-    return checked_dataset(load_registry(plugins).label("dataset", name), spec.load(**resolved))
+    return loaded_dataset(load_registry(plugins).label("dataset", name), spec, resolved)

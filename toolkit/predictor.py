@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import re
+import shlex
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -265,12 +266,25 @@ def _spec(registry: Registry, kind: str, name: str, recorded: Any, folder: Path)
         if isinstance(plugin, str) and distribution is None:
             raise ToolkitError(
                 f"run folder '{shown(folder)}' needs the {kind} '{shown(name)}' from the plugin "
-                f"'{shown(plugin)}'; load it with --plugin PATH_OR_MODULE."
+                f"'{shown(plugin)}'; {_plugin_advice(recorded.get('plugin_file'))}"
             )
     try:
         return registry.get(kind, name)  # an unknown name raises the usual did-you-mean error
     except ToolkitError as exc:
         raise ToolkitError(shown(exc)) from None
+
+
+def _plugin_advice(recorded_file: Any) -> str:
+    """How to load the plugin a run needs: the file the run recorded, if it did."""
+    if not isinstance(recorded_file, str) or not recorded_file:
+        return "load it with --plugin PATH_OR_MODULE."
+    path = shlex.quote(shown(recorded_file))
+    if Path(recorded_file).is_file():
+        return f"the run was trained with the file {path}: load it with toolkit --plugin {path} ..."
+    return (
+        f"the run was trained with the file {path}, which is no longer there: load that plugin "
+        "with --plugin PATH_OR_MODULE."
+    )
 
 
 #: A distribution name as PEP 508 allows it: what may follow "pip install" in advice.

@@ -21,6 +21,7 @@ import importlib.util
 import inspect
 import os
 import sys
+import time
 import traceback
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -57,6 +58,8 @@ DISABLE_ENV_VAR = "TOOLKIT_DISABLE"
 DISABLE_PREFIX = "no:"
 BUILTIN, ENTRY_POINT = "built-in", "entry point"
 TRACEBACK_HINT = "Fix the plugin or leave it out; --traceback (or TOOLKIT_DEBUG=1) shows where"
+#: Libraries that take a second or more to import: a plugin importing one slows every command.
+HEAVY_LIBRARIES = ("torch", "pandas", "matplotlib", "sklearn", "tensorflow", "transformers")
 
 _KINDS: dict[str, tuple[str, type]] = {
     "dataset": ("register_datasets", DatasetSpec),
@@ -79,6 +82,9 @@ class PluginInfo:
     path: str | None = None
     sha256: str | None = None
     disabled: bool = False
+    #: Seconds its import took, and the heavy libraries it was the first to import.
+    import_seconds: float | None = None
+    heavy_imports: list[str] = field(default_factory=list)
 
     @property
     def explicit(self) -> bool:
@@ -189,7 +195,13 @@ class Registry:
     def _load(self, candidate: _Candidate) -> None:
         info = candidate.info
         try:
-            plugin = candidate.load()
+            already = {name for name in HEAVY_LIBRARIES if name in sys.modules}
+            started = time.perf_counter()
+            try:
+                plugin = candidate.load()
+            finally:
+                info.import_seconds = time.perf_counter() - started
+                info.heavy_imports = [n for n in HEAVY_LIBRARIES if n in sys.modules and n not in already]
             _check_hooks(plugin)
             self.manager.register(plugin, name=info.name)
         except ToolkitError as exc:
@@ -222,7 +234,9 @@ class Registry:
                 if info.error:
                     continue
                 try:
-                    impl.function(register=self._register_function(kind, spec_type, info))
+                    returned = impl.function(register=self._register_function(kind, spec_type, info))
+                    if returned is not None:
+                        raise ToolkitError(_returned_problem(hook_name, returned, spec_type))
                 except _Clash:
                     raise
                 except ToolkitError as exc:
@@ -346,7 +360,7 @@ def _entry_point_candidates() -> Iterable[_Candidate]:
 def _local_candidate(target: str, source: str) -> _Candidate:
     if not _looks_like_path(target):
         info = PluginInfo(target, source, target=target)
-        return _Candidate(info, lambda: importlib.import_module(target), target)
+        return _Candidate(info, lambda: _import_module(target), target)
     path = Path(target).expanduser()
     if not path.is_file():
         raise ToolkitError(
@@ -360,6 +374,36 @@ def _local_candidate(target: str, source: str) -> _Candidate:
         return module
 
     return _Candidate(info, load, str(path.resolve()))
+
+
+def _import_module(target: str) -> ModuleType:
+    """Import the module `target`; a module that is not there at all is one line saying so
+    (a module that is there but fails to import reports its own error)."""
+    try:
+        return importlib.import_module(target)
+    except ModuleNotFoundError as exc:
+        if exc.name is None or not (target == exc.name or target.startswith(exc.name + ".")):
+            raise  # the plugin is there; one of its own imports is missing
+        raise ToolkitError(
+            f"no module named '{exc.name}' on the Python path; give the path of a "
+            "plugin's .py file, or the name of an installed module (pip install it, or add its "
+            "folder to PYTHONPATH)"
+        ) from exc
+
+
+def _returned_problem(hook_name: str, returned: Any, spec_type: type) -> str:
+    """What is wrong with a hook that returned something: hooks call `register` instead."""
+    items = returned if isinstance(returned, (list, tuple)) else [returned]
+    if items and all(isinstance(item, Spec) for item in items):
+        return (
+            f"its hook {hook_name}() returned {type(items[0]).__name__}(name={items[0].name!r}) instead "
+            f"of registering it, so toolkit would not see it; call register(toolkit.{spec_type.__name__}"
+            "(...)) inside the hook, once per spec"
+        )
+    return (
+        f"its hook {hook_name}() returned {type(returned).__name__}; hooks return nothing, they call "
+        f"register(toolkit.{spec_type.__name__}(...)) once per spec"
+    )
 
 
 def _check_hooks(plugin: Any) -> None:

@@ -23,6 +23,7 @@ FILES = {
     "pyproject.toml.tmpl": "pyproject.toml",
     "README.md.tmpl": "README.md",
     "__init__.py.tmpl": "${package}/__init__.py",
+    "config.py.tmpl": "${package}/config.py",
     "model.py.tmpl": "${package}/model.py",
     "data.py.tmpl": "${package}/data.py",
     "test_plugin.py.tmpl": "tests/test_plugin.py",
@@ -45,8 +46,14 @@ def new_plugin(name: str, directory: str | Path = ".", registry: Registry | None
     target = parent / distribution
     if target.exists():
         raise ToolkitError(f"'{target}' already exists; choose another NAME or --directory.")
-    if not parent.is_dir():
-        raise ToolkitError(f"directory '{parent}' does not exist; create it or choose another --directory.")
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise ToolkitError(f"'{parent}' is not a folder; choose another --directory.") from None
+    except OSError as exc:
+        raise ToolkitError(
+            f"cannot create the folder '{parent}' ({exc.strerror}); choose another --directory."
+        ) from None
     values = {"name": name, "package": package, "distribution": distribution, "toolkit_version": __version__}
     templates = resources.files("toolkit") / "templates" / "plugin"
     staging = Path(tempfile.mkdtemp(prefix=f".{distribution}-", dir=parent))

@@ -84,22 +84,28 @@ def check_encoder(
     texts: Sequence[str] = SAMPLE_TEXTS, plugins: Sequence[str] = (),
 ) -> Encoder:
     """Build, fit and encode `texts`, and check: the members toolkit uses, the output's types
-    and shapes, indices below `vocab_size`, each text encoded the same alone as in a batch,
-    and a JSON round trip of `state()` giving an encoder that encodes the same. Returns it."""
+    and shapes, indices below `vocab_size`, padding (`toolkit.PAD` after each text's length,
+    in every format; and nowhere else in `char-indices`), each text encoded the same alone as
+    in a batch, and a JSON round trip of `state()` giving an encoder that encodes the same.
+    Returns it."""
     spec = _spec("encoder", spec, plugins)
     label = f"encoder '{spec.name}'"
     values = _values("encoder", spec, params)
     texts = list(texts)
     encoder = _fitted(spec, values, texts)
     indices, lengths = encoder.encode(texts)
-    if spec.produces == CHAR_INDICES:
-        for i, length in enumerate(lengths.tolist()):
-            row = indices[i]
-            _require(
-                bool((row[length:] == PAD).all() and (row[:length] != PAD).all()),
-                f"{label}: text {texts[i]!r} is encoded as {row.tolist()} with length {length}; "
-                f"{CHAR_INDICES} keeps toolkit.PAD ({PAD}) for padding after the text and nowhere else.",
-            )
+    for i, length in enumerate(lengths.tolist()):
+        row = indices[i]
+        _require(
+            bool((row[length:] == PAD).all()),
+            f"{label}: text {texts[i]!r} is encoded as {row.tolist()} with length {length}; every "
+            f"format pads with toolkit.PAD ({PAD}) after the text (toolkit pads and trims batches so).",
+        )
+        _require(
+            spec.produces != CHAR_INDICES or bool((row[:length] != PAD).all()),
+            f"{label}: text {texts[i]!r} is encoded as {row.tolist()} with length {length}; "
+            f"{CHAR_INDICES} keeps toolkit.PAD ({PAD}) for padding after the text and nowhere else.",
+        )
     for i, text in enumerate(texts):
         alone, alone_length = encoder.encode([text])
         length = int(lengths[i])
@@ -134,7 +140,10 @@ def check_model(
 ) -> None:
     """Build the model as toolkit does (seeded, from the fitted encoder's vocab_size) and
     check: logits of shape (batch, classes), also for one text; raw logits, not
-    probabilities; the same logits for a text alone, in a batch and with extra padding; that
+    probabilities; the same logits for a text alone, in a batch and with extra padding
+    (whatever format the encoder produces: every format is padded after each text's length,
+    and toolkit pads and trims each batch to its longest text, so any model must ignore
+    what lies past a text's length); that
     `steps` optimiser steps on a small batch lower the loss; the same seed giving the same
     weights and training; and the weights surviving a safetensors save and rebuild."""
     spec = _spec("model", spec, plugins)
@@ -179,8 +188,7 @@ def check_model(
             _check_logits(label, logits, (len(texts), num_classes))
             one = model(indices[:1, : int(lengths[0])], lengths[:1])
             _check_logits(label, one, (1, num_classes))
-        if encoder.produces == CHAR_INDICES:
-            _check_padding(label, model, indices, lengths)
+        _check_padding(label, model, indices, lengths)
         before = _loss(model, indices, lengths, y)
         trained = _train(model, indices, lengths, y, steps, lr, seed)
         after = _loss(trained, indices, lengths, y)

@@ -46,6 +46,8 @@ MAX_TRIALS = 10_000
 MAX_TIMEOUT = 30 * 24 * 3600  # seconds
 STUDY_NAME = "toolkit"
 STUDY_FILE = "study.db"
+#: The trial user attribute holding the defaults trial 0 used outside the searched space.
+OUTSIDE = "defaults_outside_space"
 #: Parameters no search may change: they change which texts are trained and scored on.
 UNTUNABLE = ("dataset", "split", "train.max_length")
 #: What the study records about itself: a resumed study takes these from the file, and
@@ -108,7 +110,7 @@ def tune(
     space (`Space`, or `low:high[:log]` / `a,b,c`) over the declared defaults
     (`Param.search`). With `final`, the best parameters are trained as an ordinary run in
     `output/run-trial-N` that records the study. A new study's trial 0 tries the defaults
-    (those inside the search space). `echo` gets one line per trial.
+    (also those outside the search space). `echo` gets one line per trial.
     Ctrl-C ends the study after the current trial's epoch, keeping what finished.
     """
     optuna = _import_optuna()
@@ -143,8 +145,12 @@ def tune(
     say = echo or (lambda line: None)
     split, _ = load_split(plan)
     objective = _Objective(plan, fixed, dimensions, split, setup["metric"], plugins)
-    if not handle.trials:  # trial 0 scores the declared defaults, so the table shows what tuning won
-        handle.enqueue_trial(_defaults_inside(plan, dimensions))
+    if not handle.trials:  # trial 0 scores the real defaults, so the table shows what tuning won
+        inside, outside = _defaults(plan, dimensions)
+        handle.enqueue_trial(inside, user_attrs={OUTSIDE: outside} if outside else None)
+        if outside:
+            say("defaults outside the searched space, which trial 0 trains all the same: "
+                + ", ".join(f"{k}={plain_value(v)}" for k, v in outside.items()))
     for trial in handle.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
         # A study is tuned by one process at a time: a running trial is one whose process was killed.
         handle.tell(trial.number, state=optuna.trial.TrialState.FAIL)
@@ -155,7 +161,7 @@ def tune(
         + ", ".join(f"{d.key}={d.space}" for d in dimensions))
     interrupted = _optimize(optuna, handle, objective, remaining, timeout, say, progress)
     best = _best_trial(handle)
-    best_params = {**fixed, **best.params} if best is not None else dict(fixed)
+    best_params = {**fixed, **trial_values(best)} if best is not None else dict(fixed)
     command = run_command(plan, best_params, plugins)
     best_run = None
     if best is not None and final and not interrupted:
@@ -215,6 +221,12 @@ def show_study(study: str | Path) -> tuple[Any, dict[str, float]]:
         raise ToolkitError(f"no study file at {path}; give the --study file a `toolkit tune` wrote.")
     handle = _open_study(optuna, path, create=False)
     table = handle.trials_dataframe(attrs=("number", "state", "value", "duration", "params", "user_attrs"))
+    for trial in handle.trials:  # trial 0's defaults outside the space, in their parameters' columns
+        for key, value in trial.user_attrs.get(OUTSIDE, {}).items():
+            column = f"params_{key}"
+            table[column] = table[column].astype(object) if column in table else None
+            table.loc[table["number"] == trial.number, column] = value
+    table = table.drop(columns=f"user_attrs_{OUTSIDE}", errors="ignore")
     if "duration" in table:
         table["duration"] = table["duration"].dt.total_seconds().round(1)
     table.columns = [c.removeprefix("params_").removeprefix("user_attrs_") for c in table.columns]
@@ -236,7 +248,9 @@ class _Objective:
     def __call__(self, trial: optuna.Trial) -> float:
         import optuna
 
-        values = {**self.fixed, **{d.key: d.suggest(trial) for d in self.dimensions}}
+        outside = trial.user_attrs.get(OUTSIDE, {})
+        values = {**self.fixed, **{d.key: outside[d.key] if d.key in outside else d.suggest(trial)
+                                   for d in self.dimensions}}
         started = time.perf_counter()
         try:
             plan = plan_run(self.plan.dataset.name, self.plan.model.name, self.plan.encoder.name,
@@ -327,7 +341,7 @@ def _optimize(optuna: Any, handle: optuna.Study, objective: _Objective, remainin
 def trial_line(optuna: Any, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> str:
     """One line for a finished trial: number, outcome, seconds, best so far, parameters."""
     seconds = trial.user_attrs.get("seconds", 0.0)
-    settings = " ".join(f"{k}={plain_value(v)}" for k, v in trial.params.items())
+    settings = " ".join(f"{k}={plain_value(v)}" for k, v in trial_values(trial).items())
     states = optuna.trial.TrialState
     if trial.state == states.COMPLETE:
         outcome = f"{study.user_attrs.get('metric', 'value')} {trial.value:.4f}"
@@ -429,17 +443,24 @@ def _best_trial(study: optuna.Study) -> optuna.trial.FrozenTrial | None:
         return None
 
 
-def _defaults_inside(plan: RunPlan, dimensions: list[Dimension]) -> dict[str, Any]:
-    """The run's value of every searched parameter that lies inside its search space."""
-    inside = {}
+def _defaults(plan: RunPlan, dimensions: list[Dimension]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The run's value of every searched parameter: those inside their search space (Optuna
+    records them as the trial's parameters) and those outside it (a model's own default the
+    trainer's space does not hold; the trial uses them all the same, and records them apart)."""
+    inside, outside = {}, {}
     for dimension in dimensions:
         group, name = dimension.key.split(".", 1)
         value, space = plan.params[group][name], dimension.space
         fits = (value in space.values if space.values is not None
                 else value is not None and space.low <= value <= space.high)
-        if fits:
-            inside[dimension.key] = value
-    return inside
+        (inside if fits else outside)[dimension.key] = value
+    return inside, outside
+
+
+def trial_values(trial: optuna.trial.FrozenTrial | optuna.Trial) -> dict[str, Any]:
+    """The searched values a trial trained with: its parameters, and for trial 0 the defaults
+    that lie outside the searched space."""
+    return {**trial.params, **trial.user_attrs.get(OUTSIDE, {})}
 
 
 def _qualified(plan: RunPlan, values: Mapping[str, Any]) -> dict[str, Any]:

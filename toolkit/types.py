@@ -31,6 +31,14 @@ PAD = 0
 TUTORIAL_ALPHABET = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ .,;'"
 
 
+class EmptyDatasetError(ToolkitError):
+    """A dataset's `load` found no texts; where it is loaded, the message gains the dataset's
+    name and parameters (the filters that may have left everything out)."""
+
+    def __str__(self) -> str:
+        return f"the dataset is empty: {self.args[0]}."
+
+
 @dataclass(frozen=True)
 class TextDataset:
     """Labelled short texts. `targets[i]` indexes `classes`, which are sorted.
@@ -55,7 +63,12 @@ class TextDataset:
         if len(texts) != len(labels):
             raise ToolkitError(f"got {len(texts)} texts but {len(labels)} labels.")
         if not texts:
-            raise ToolkitError("the dataset is empty: no labelled texts were found.")
+            dropped = (provenance or {}).get("dropped") or {}
+            because = ", ".join(f"{count} {reason}" for reason, count in dropped.items()) if isinstance(
+                dropped, Mapping) else ""
+            raise EmptyDatasetError(
+                "no labelled texts were found" + (f" (left out: {because})" if because else "")
+            )
         classes = tuple(sorted(set(labels)))
         if len(classes) < 2:
             raise ToolkitError(

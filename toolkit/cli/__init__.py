@@ -73,21 +73,26 @@ def make_app(plugins: Sequence[str] = ()) -> typer.Typer:
     try:
         load_registry(plugins).add_commands(app)
     except ToolkitError as exc:
-        startup_error = exc  # reported when a command runs, so --help still works
+        startup_error = exc  # reported once the root parses its arguments, --help included
     root = type("ToolkitRoot", (ToolkitGroup,), {"startup_error": startup_error})
     app.callback(cls=root)(_root)
     return app
 
 
 def _plugins_in(argv: Sequence[str]) -> list[str]:
-    """The --plugin and --disable values in argv, read ahead so plugins can add commands."""
+    """The --plugin and --disable values before the command in argv, read ahead so plugins
+    can add commands (after the command they are refused, saying where they go)."""
     found = []
-    for i, arg in enumerate(argv):
-        for option, prefix in (("--plugin", ""), ("--disable", DISABLE_PREFIX)):
-            if arg == option and i + 1 < len(argv):
-                found.append(prefix + argv[i + 1])
-            elif arg.startswith(option + "="):
-                found.append(prefix + arg.split("=", 1)[1])
+    options = {"--plugin": "", "--disable": DISABLE_PREFIX}
+    args = iter(argv)
+    for arg in args:
+        option, equals, value = arg.partition("=")
+        if option in options:
+            value = value if equals else next(args, None)
+            if value is not None:
+                found.append(options[option] + value)
+        elif not arg.startswith("-"):
+            break  # the command: what follows is its own
     return found
 
 

@@ -10,7 +10,7 @@ import os
 import sys
 import traceback
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import click
 import typer
@@ -40,21 +40,51 @@ class ToolkitGroup(TyperGroup):
     """Turns a ToolkitError anywhere below into one line on stderr and exit code 2 (with the
     traceback first under --traceback or TOOLKIT_DEBUG=1)."""
 
-    #: An error from loading plugins while the app was built, reported when a command runs.
+    #: An error from loading plugins while the app was built: reported before anything else
+    #: runs, --help included, since a refused plugin must not look loaded.
     startup_error: ToolkitError | None = None
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if ctx.parent is None and self.startup_error is not None:
+            _report(ctx, self.startup_error, show_traceback="--traceback" in args)
+        return super().parse_args(ctx, args)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             if ctx.parent is None:
-                if self.startup_error is not None:
-                    raise self.startup_error
                 ctx.obj = load_registry(cli_plugins(ctx))  # before the command name is looked up
-            return super().invoke(ctx)
+            try:
+                return super().invoke(ctx)
+            except Exception as exc:  # click's NoSuchOption, whichever click typer runs on
+                option = getattr(exc, "option_name", None)
+                if ctx.parent is None and option in ROOT_OPTIONS:
+                    raise ToolkitError(_misplaced(option, getattr(exc, "ctx", None))) from None
+                raise
         except ToolkitError as exc:
-            if debugging(ctx):
-                traceback.print_exception(exc, file=sys.stderr)
-            typer.echo(f"Error: {shown(exc)}", err=True)  # text from a file cannot drive the terminal
-            raise typer.Exit(2) from None
+            _report(ctx, exc)
+
+
+#: The options of `toolkit` itself, which go before the command.
+ROOT_OPTIONS = ("--plugin", "--disable", "--traceback")
+
+
+def _misplaced(option: str, command_ctx: click.Context | None) -> str:
+    """`toolkit run --plugin x.py`: say where the option goes instead of click's bare refusal."""
+    path = command_ctx.command_path.split(" ", 1) if command_ctx is not None else []
+    command = path[1] if len(path) == 2 else "COMMAND"
+    value = {"--plugin": " PATH_OR_MODULE", "--disable": " NAME"}.get(option, "")
+    return (
+        f"{option} is an option of toolkit itself and goes before the command: "
+        f"toolkit {option}{value} {command} ..."
+    )
+
+
+def _report(ctx: click.Context, exc: ToolkitError, show_traceback: bool = False) -> NoReturn:
+    """One line on stderr and exit code 2 (the traceback first under --traceback)."""
+    if show_traceback or debugging(ctx):
+        traceback.print_exception(exc, file=sys.stderr)
+    typer.echo(f"Error: {shown(exc)}", err=True)  # text from a file cannot drive the terminal
+    raise typer.Exit(2) from None
 
 
 def debugging(ctx: click.Context | None = None) -> bool:

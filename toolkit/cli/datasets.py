@@ -8,7 +8,7 @@ import typer
 
 from toolkit.cache import cache_dir
 from toolkit.cli.common import cli_plugins, new_typer, print_specs, registry_from
-from toolkit.contracts import checked_dataset
+from toolkit.contracts import loaded_dataset
 from toolkit.errors import ToolkitError
 from toolkit.loading import dataset_params
 from toolkit.params import parse_assignments
@@ -42,7 +42,7 @@ def show(ctx: typer.Context, name: str, param: ParamOption = None) -> None:
     spec, params = _resolve(ctx, name, param)
     from toolkit.describe import describe_dataset  # pandas loads after the parameters are checked
 
-    data = checked_dataset(registry_from(ctx).label("dataset", name), spec.load(**params))
+    data = loaded_dataset(registry_from(ctx).label("dataset", name), spec, params)
     provenance = data.provenance
     typer.echo(f"{name}: {len(data.classes)} classes, {len(data)} lines")
     typer.echo(f"source: {provenance.get('source', 'unknown')}")

@@ -24,6 +24,8 @@ def plugins(ctx: typer.Context) -> None:
         typer.echo(f"{info.name} ({origin})")
         if info.path:
             typer.echo(f"  file: {info.path}" + (f" (sha256 {info.sha256})" if info.sha256 else ""))
+        if info.import_seconds is not None and not info.error:
+            typer.echo(f"  {import_line(info.import_seconds, info.heavy_imports)}")
         if info.disabled:
             typer.echo("  disabled")
         elif info.error:
@@ -32,6 +34,18 @@ def plugins(ctx: typer.Context) -> None:
             typer.echo(f"  provides: {', '.join(info.provides)}")
         else:
             typer.echo("  provides: only commands or nothing")
+
+
+def import_line(seconds: float, heavy: list[str]) -> str:
+    """How long a plugin took to import, and the heavy libraries it imported (every command
+    that loads the plugin pays for them)."""
+    took = f"imported in {seconds * 1000:.0f} ms" if seconds < 1 else f"imported in {seconds:.1f} s"
+    if not heavy:
+        return took
+    return (
+        f"{took}, importing {', '.join(heavy)}: every command pays for it; import it only where a model "
+        "is built (docs/writing-plugins.md, \"Start-up\")"
+    )
 
 
 @plugins_app.command("new")

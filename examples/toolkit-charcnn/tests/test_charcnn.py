@@ -5,7 +5,11 @@ They use only toolkit's public API, through the same entry point a user's toolki
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
+from toolkit_charcnn import build_charcnn
 from toolkit_charcnn.model import CharCNN
 
 import toolkit
@@ -14,9 +18,16 @@ from toolkit.testing import check_dataset, check_model
 
 def test_toolkit_finds_the_plugin_through_its_entry_point():
     registry = toolkit.load_registry()
-    assert registry.model("charcnn").factory is CharCNN
+    assert registry.model("charcnn").factory is build_charcnn
     assert registry.owner("model", "charcnn").source == "entry point"
     assert registry.owner("dataset", "python-names").distribution == "toolkit-charcnn"
+
+
+def test_loading_the_plugin_does_not_import_torch():
+    """toolkit loads the plugin for every command: torch must wait until a model is built."""
+    code = "import sys, toolkit_charcnn; print('torch' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "False"
 
 
 def test_charcnn_keeps_toolkit_s_model_contract():

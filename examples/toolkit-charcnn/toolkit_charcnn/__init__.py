@@ -2,16 +2,27 @@
 
 This module is the plugin: toolkit finds it through the `toolkit` entry point declared
 in pyproject.toml and calls the hooks below, exactly as it calls its built-in plugins.
+toolkit imports it for every command, `toolkit --help` included, so it imports nothing
+heavy: the model module, and torch with it, is imported only when a model is built.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import toolkit
-from toolkit_charcnn import model, python_names
+from toolkit_charcnn import python_names
+from toolkit_charcnn.config import CharCNNConfig
 
 __version__ = "0.1.0"
+
+
+def build_charcnn(vocab_size: int, num_classes: int, **params: Any) -> Any:
+    """The model, built when a run or a prediction needs it: the only place torch loads."""
+    from toolkit_charcnn.model import CharCNN
+
+    return CharCNN(vocab_size, num_classes, **params)
 
 
 @toolkit.hookimpl
@@ -20,8 +31,8 @@ def register_models(register: Callable[[toolkit.ModelSpec], None]) -> None:
         toolkit.ModelSpec(
             name="charcnn",
             help="A character CNN: convolutions of several widths, max over time, Linear.",
-            factory=model.CharCNN,
-            config=model.CharCNNConfig,
+            factory=build_charcnn,
+            config=CharCNNConfig,
             consumes=(toolkit.CHAR_INDICES,),
         )
     )
