@@ -206,7 +206,10 @@ def _train_members(
     model.eval()
     row = dict.fromkeys(HISTORY_COLUMNS, math.nan) | {"epoch": last_epoch + 1, "examples": seen}
     if val_data is not None and len(val_data):
-        row["val_loss"], row["val_acc"] = _evaluate(model, _Batches(encoder, val_data, device))
+        val = _Batches(encoder, val_data, device)
+        if hasattr(model, "weigh_members") and not interrupted:
+            model.weigh_members(*_member_log_probs(model, val))
+        row["val_loss"], row["val_acc"] = _evaluate(model, val)
         model.eval()
     history = pd.concat([*histories, pd.DataFrame([row])], ignore_index=True)[list(HISTORY_COLUMNS)]
     return TrainResult(model, history, time.perf_counter() - started, "; ".join(reasons),
@@ -368,6 +371,19 @@ def _epoch_batches(
         batches.extend(chunk[i:i + b] for i in range(0, len(chunk), b))
     rng.shuffle(batches)  # type: ignore[arg-type]
     return batches
+
+
+def _member_log_probs(model: nn.Module, data: _Batches) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each separately trained member's log-probabilities (members, texts, classes) on `data`,
+    and the texts' targets."""
+    members = [member for _, member, _ in model.separate_members]
+    parts, targets = [], []
+    with torch.inference_mode():
+        for rows in data.in_batches(PREDICT_BATCH):
+            x, lengths, y = data.take(rows)
+            parts.append(torch.stack([F.log_softmax(member(x, lengths), dim=1) for member in members]))
+            targets.append(y)
+    return torch.cat(parts, dim=1), torch.cat(targets)
 
 
 def _evaluate(model: nn.Module, data: _Batches) -> tuple[float, float]:

@@ -13,6 +13,7 @@ import toolkit
 
 COMBINE = ("probability", "log-probability")
 TRAINING = ("separate", "joint")
+WEIGHTING = ("validation", "equal")
 
 
 #: Most member models in one ensemble.
@@ -31,6 +32,10 @@ class EnsembleConfig(toolkit.Config):
     combine: str = toolkit.param_field(
         "probability", "Average the members' probabilities or their log-probabilities.",
         choices=COMBINE, search=toolkit.Space.choice(),
+    )
+    weighting: str = toolkit.param_field(
+        "validation", "Member weights: the mixture most likely on the validation split (fitted after "
+        "separate training; equal otherwise), or equal.", choices=WEIGHTING, search=toolkit.Space.choice(),
     )
     training: str = toolkit.param_field(
         "separate", "Train each member on its own, with its own trainer defaults and early "

@@ -4,8 +4,12 @@ Each member is built by its own plugin's factory with that plugin's default para
 By default (`training=separate`) the trainer trains the members one after another, each
 with its own trainer defaults (`ModelSpec.train_defaults`) and its own early stopping (a
 `train.*` value the run sets away from the trainer's default applies to every member),
-then the ensemble predicts with the mean of the members' probabilities (`combine=probability`)
-or of their log-probabilities (`combine=log-probability`, a normalised geometric mean).
+then the ensemble predicts with the weighted mean of the members' probabilities
+(`combine=probability`) or of their log-probabilities (`combine=log-probability`, a geometric
+mean). With `weighting=validation` (the default) the weights are the mixture of the members'
+probabilities most likely on the validation split, fitted by expectation-maximisation after
+the members are trained, so a member that is weak on this data counts for little; with
+`weighting=equal`, or no validation split, they are equal.
 `training=joint` trains all members at once, as one model, on the sum of their losses.
 
 The ensemble's weights are its members' weights, so it is saved and loaded like any model:
@@ -14,7 +18,6 @@ the same `members` parameter rebuilds the same members, and their weights load i
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import torch
@@ -22,6 +25,9 @@ from torch import nn
 
 import toolkit
 from toolkit.plugins.ensemble import EnsembleConfig
+
+#: Most expectation-maximisation steps when fitting the member weights.
+MAX_EM_STEPS = 500
 
 
 class Ensemble(nn.Module):
@@ -40,6 +46,7 @@ class Ensemble(nn.Module):
         registry = toolkit.load_registry()
         self.names = names
         self.combine = combine
+        self.weighting = config.weighting
         self.members = nn.ModuleList()
         #: (name, member, trainer parameters) for each member the trainer trains on its own.
         self.separate_members: list[tuple[str, nn.Module, dict[str, Any]]] = []
@@ -57,11 +64,32 @@ class Ensemble(nn.Module):
             self.members.append(member)
             if training == "separate":
                 self.separate_members.append((name, member, dict(spec.train_defaults)))
+        # Saved with the members' weights, so a loaded ensemble mixes them as the trained one did.
+        self.register_buffer("member_weights", torch.full((len(names),), 1 / len(names)))
+
+    def weigh_members(self, log_probs: torch.Tensor, targets: torch.Tensor) -> None:
+        """Set the member weights to the mixture of the members' probabilities most likely on
+        held-out texts: `log_probs` (members, texts, classes) and their `targets`. Expectation-
+        maximisation from equal weights; the likelihood never decreases, and it stops when no
+        weight moves by 1e-6. Does nothing with `weighting=equal`."""
+        if self.weighting != "validation" or not len(targets):
+            return
+        truth = log_probs.gather(2, targets.view(1, -1, 1).expand(len(self.members), -1, 1)).squeeze(2)
+        weights = torch.full((len(self.members),), 1 / len(self.members), dtype=truth.dtype)
+        for _ in range(MAX_EM_STEPS):
+            joint = truth + weights.log().unsqueeze(1)  # (members, texts)
+            updated = torch.softmax(joint, dim=0).mean(dim=1)
+            done = bool((updated - weights).abs().max() < 1e-6)
+            weights = updated
+            if done:
+                break
+        self.member_weights.copy_(weights.to(self.member_weights))
 
     def forward(self, indices: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         log_probs = torch.stack(
             [torch.log_softmax(member(indices, lengths), dim=1) for member in self.members]
         )  # (members, batch, classes)
+        weights = self.member_weights.view(-1, 1, 1)
         if self.combine == "log-probability":
-            return log_probs.mean(dim=0)
-        return torch.logsumexp(log_probs, dim=0) - math.log(len(self.members))  # log of the mean
+            return (log_probs * weights).sum(dim=0)
+        return torch.logsumexp(log_probs + weights.log(), dim=0)  # log of the weighted mean
