@@ -18,6 +18,7 @@ from pathlib import Path
 
 import optuna
 import pytest
+from conftest import ctrl_c_as_in_a_terminal, sigint_ignored
 
 import toolkit
 from toolkit.tuning import STUDY_NAME
@@ -271,11 +272,13 @@ def test_a_study_refuses_to_resume_with_another_setup_and_bad_files_are_named(cl
 def test_ctrl_c_ends_the_study_keeping_the_finished_trials(plugin, tmp_path):
     out = tmp_path / "tune"
     env = {**os.environ, "TUNE_TEST_SLOW_FROM": "2"}  # the second trial is slow enough to interrupt
-    process = subprocess.Popen(
-        [sys.executable, "-m", "toolkit", *tune_args(plugin, "-d", "tiny-data", "-m", "tiny", "-e",
-                                                     "logging-chars", "-n", "5", *FIXED, "-o", str(out))],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-    )
+    with sigint_ignored():  # as under `pytest &`: the child must still take the Ctrl-C
+        process = subprocess.Popen(
+            [sys.executable, "-m", "toolkit", *tune_args(plugin, "-d", "tiny-data", "-m", "tiny", "-e",
+                                                         "logging-chars", "-n", "5", *FIXED, "-o", str(out))],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+            preexec_fn=ctrl_c_as_in_a_terminal,
+        )
     deadline = time.monotonic() + 120
     while len(logged(tmp_path, "built")) < 2 and time.monotonic() < deadline and process.poll() is None:
         time.sleep(0.2)
