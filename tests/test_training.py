@@ -6,6 +6,7 @@ import math
 import random
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from torch import nn
@@ -344,3 +345,17 @@ def test_device_selection():
                 resolve_device(name)
     with pytest.raises(toolkit.ToolkitError, match="unknown device 'tpu'"):
         resolve_device("tpu")
+
+
+def test_a_run_writes_a_plain_line_per_epoch_when_stderr_is_not_a_terminal(cli, tmp_path):
+    """As pip and git do in a log: no bar (stderr is not a terminal here), a line per epoch."""
+    result = cli(["run", "--dataset", "words-language", "-p", "dataset.languages=en,de,fr",
+                  "-p", "dataset.n=421", "--model", "scratch-rnn", "--device", "cpu",
+                  "-p", "train.threads=1", "-p", "train.epochs=3", "-o", str(tmp_path / "run")])
+    assert result.exit_code == 0, result.output
+    lines = [line for line in result.stderr.splitlines() if line.startswith("epoch ")]
+    history = pd.read_csv(tmp_path / "run" / "history.csv")
+    assert len(lines) == len(history) == 3
+    for line, row in zip(lines, history.itertuples(), strict=True):
+        assert line.startswith(f"epoch {row.epoch}/3: training loss {row.train_loss:.3f}, ")
+        assert f"; validation loss {row.val_loss:.3f}, accuracy {row.val_acc:.1%} (" in line

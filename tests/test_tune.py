@@ -189,6 +189,16 @@ def test_a_study_runs_records_a_failure_resumes_and_never_reads_the_test_split(c
     assert not encoded & set(split.test.texts)
 
 
+def test_in_a_log_every_epoch_of_every_trial_is_a_plain_line(cli, plugin, tmp_path):
+    """stderr is not a terminal here (as in a log or CI): no bar, a line per epoch instead."""
+    result = cli(tune_args(plugin, "-d", "tiny-data", "-m", "tiny", "-e", "logging-chars", "-n", "2",
+                           *FIXED, "-o", str(tmp_path / "tune"), "--no-final"))
+    assert result.exit_code == 0, result.output
+    lines = [line.split(":")[0] for line in result.stderr.splitlines() if line.startswith(("epoch", "trial"))]
+    assert lines == ["epoch 1/3", "epoch 2/3", "epoch 3/3", "trial 0",
+                     "epoch 1/3", "epoch 2/3", "epoch 3/3", "trial 1"]
+
+
 def test_the_printed_command_runs_as_written_and_the_final_run_records_its_study(cli, plugin, tmp_path):
     out = tmp_path / "tune"
     result = cli(tune_args(plugin, "-d", "tiny-data", "-m", "tiny", "-e", "logging-chars", "-n", "2",
