@@ -150,6 +150,19 @@ def test_interactive_loop_through_stdin(trained_run, predictor):
     assert eof.returncode == 0 and "> Sato" in eof.stdout
 
 
+def test_names_longer_than_the_run_reads_are_cut_with_a_notice(cli, trained_run, predictor):
+    long = "Nakamura" * 40  # 320 characters
+    best = predictor.predict([long[:predictor.max_length]], 1)[0].guesses[0]
+    notice = f"1 text was longer than {predictor.max_length:,} characters and cut to that length, as at "
+    given = cli(["predict", "--run", str(trained_run.run_dir), long, "Hinton"])
+    assert given.exit_code == 0, given.output
+    assert given.stderr == notice + "training.\n"
+    assert given.stdout.splitlines()[1] == f"({best.log_probability:.2f}) {best.label}"  # as the cut name
+    typed = run_toolkit(["interactive", "--run", str(trained_run.run_dir)], input=f"Hinton\n{long}\nSato\n")
+    assert typed.returncode == 0, typed.stderr
+    assert typed.stderr == notice + "training.\n"  # once: for the long name only
+
+
 def _copy(trained_run, tmp_path):
     return shutil.copytree(trained_run.run_dir, tmp_path / "run")
 

@@ -91,6 +91,8 @@ def predict(
         raise ToolkitError("--scheduler and --workers belong to --engine dask.")
     if output is not None:
         _check_output_file(Path(output))
+    if input_file is not None:
+        _check_input_file(Path(input_file), column)
     predictor = load_predictor(ctx, run, threads)
     top = min(top, len(predictor.classes))  # the CSV header has a column pair per guess
     if input_file is None:
@@ -108,6 +110,7 @@ def predict(
         else:
             for prediction in predictions:
                 _print(prediction)
+        _say_cut(predictor.truncated, predictor.max_length)
         return
     input_path = Path(input_file)
     texts = _with_progress(_read_texts(input_path, column), input_path)
@@ -119,11 +122,25 @@ def predict(
         with atomic_file(Path(output), text=True) as out:
             count = write(predictions, top, out)
         typer.echo(f"Wrote {count:,} predictions to {output}", err=True)
-    if predictor.truncated:
+    _say_cut(predictor.truncated, predictor.max_length)
+
+
+def _say_cut(count: int, max_length: int) -> None:
+    """The notice that `count` texts were cut to the run's train.max_length, if any were."""
+    if count:
+        were = "text was" if count == 1 else "texts were"
         typer.echo(
-            f"{predictor.truncated:,} texts were longer than {predictor.max_length:,} characters "
-            "and were cut to that length, as at training.", err=True,
+            f"{count:,} {were} longer than {max_length:,} characters and cut to that length, as at "
+            "training.", err=True,
         )
+
+
+def _check_input_file(path: Path, column: str | None) -> None:
+    """Refuse an --input that is missing or needs --column, before the model loads."""
+    if not path.is_file():
+        raise ToolkitError(f"input file '{shown(path)}' does not exist.")
+    if column is None and path.suffix.lower() in (".csv", ".tsv"):
+        raise ToolkitError(f"'{shown(path)}' looks like a CSV file; name the text column with --column.")
 
 
 def _check_output_file(output: Path) -> None:
@@ -173,10 +190,7 @@ def _predict_batch(
 
 def _read_texts(path: Path, column: str | None) -> Iterator[str]:
     """The texts of a file, streamed: non-blank lines, or one CSV column."""
-    if not path.is_file():
-        raise ToolkitError(f"input file '{path}' does not exist.")
-    if column is None and path.suffix.lower() in (".csv", ".tsv"):
-        raise ToolkitError(f"'{path}' looks like a CSV file; name the text column with --column.")
+    _check_input_file(path, column)
     handle = path.open(encoding="utf-8-sig", newline="")  # an Excel CSV starts with a BOM
     if column is not None:
         reader = csv.DictReader(handle, delimiter="\t" if path.suffix.lower() == ".tsv" else ",")
@@ -254,7 +268,9 @@ def interactive(ctx: typer.Context, run: RunOption, top: TopOption = 3) -> None:
             break
         if not prompt:  # input piped in: show what each block of guesses answers
             typer.echo(f"> {shown(text)}")
+        cut_before = predictor.truncated
         _print_guesses(predictor.predict([text], top)[0])
+        _say_cut(predictor.truncated - cut_before, predictor.max_length)
 
 
 def add_to(app: typer.Typer) -> None:
