@@ -471,7 +471,7 @@ def _import_optuna() -> Any:
         import optuna
     except ImportError:
         raise ToolkitError(
-            "toolkit tune needs Optuna; install it with: pip install 'toolkit[tune]'"
+            "toolkit tune needs Optuna; install it with: pip install -e '.[tune]' in toolkit's folder."
         ) from None
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     return optuna
