@@ -359,3 +359,18 @@ def test_a_run_writes_a_plain_line_per_epoch_when_stderr_is_not_a_terminal(cli, 
     for line, row in zip(lines, history.itertuples(), strict=True):
         assert line.startswith(f"epoch {row.epoch}/3: training loss {row.train_loss:.3f}, ")
         assert f"; validation loss {row.val_loss:.3f}, accuracy {row.val_acc:.1%} (" in line
+
+
+def test_an_ensemble_trained_member_by_member_names_each_member_in_a_log(parts, capsys):
+    from toolkit.registry import load_registry
+
+    train_data, test_data = parts
+    encoder = fitted_encoder(train_data)
+    torch.manual_seed(0)
+    ensemble = load_registry().model("ensemble").factory(
+        vocab_size=encoder.vocab_size, num_classes=len(LANGUAGES), members="ngram,cnn", training="separate",
+    )
+    train(ensemble, encoder, train_data, test_data, {**FAST, "epochs": 2})  # stderr is not a terminal here
+    lines = [line.split(":")[0] for line in capsys.readouterr().err.splitlines()]
+    assert lines == ["training member ngram", "epoch 1/2", "epoch 2/2", "training member cnn", "epoch 1/2",
+                     "epoch 2/2"]

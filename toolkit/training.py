@@ -128,7 +128,7 @@ def train(
     interrupted = False
     epoch = 0
     show = (sys.stderr.isatty() if progress is None else progress) and ranks.is_main
-    log_epochs = progress is None and not sys.stderr.isatty() and ranks.is_main
+    log_epochs = _logs_epochs(progress) and ranks.is_main
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(config.threads or min(previous_threads, MAX_AUTO_THREADS))
     started = time.perf_counter()
@@ -178,6 +178,11 @@ def train(
     )
 
 
+def _logs_epochs(progress: bool | None) -> bool:
+    """Whether training writes a plain line per epoch: by default, when stderr is a log."""
+    return progress is None and not sys.stderr.isatty()
+
+
 def epoch_line(row: Mapping[str, Any], epochs: int) -> str:
     """An epoch's row of the history as one plain line, for a log."""
     line = f"epoch {row['epoch']}/{epochs}: training loss {row['train_loss']:.3f}, "
@@ -205,6 +210,8 @@ def _train_members(
     defaults = TrainConfig().as_dict()
     changed = {k: v for k, v in config.as_dict().items() if v != defaults[k]}
     for name, member, member_params in model.separate_members:
+        if _logs_epochs(options["progress"]) and distributed.current().is_main:
+            print(f"training member {name}", file=sys.stderr, flush=True)
         result = train(member, encoder, train_data, val_data, {**member_params, **changed}, **options)
         history = result.history.assign(epoch=result.history["epoch"] + last_epoch)
         last_epoch += len(history)
