@@ -261,3 +261,19 @@ def test_malformed_json_shapes_are_refused(cli, trained_run, tmp_path, file, con
         content = config
     (folder / file).write_text(json.dumps(content))
     assert message in _refused(cli, folder)
+
+
+def test_a_large_input_file_shows_progress_in_a_log_as_plain_lines(cli, trained_run, tmp_path, monkeypatch):
+    from toolkit.cli import predict
+
+    monkeypatch.setattr(predict, "PROGRESS_FROM_BYTES", 1)  # a large file, as far as progress goes
+    source = tmp_path / "names.txt"
+    source.write_text("\n".join(NAMES * 20) + "\n", encoding="utf-8")
+    result = cli(["predict", "--run", str(trained_run.run_dir), "--input", str(source),
+                  "-o", str(tmp_path / "out.csv")])
+    assert result.exit_code == 0, result.output
+    lines = result.stderr.splitlines()
+    assert [line.split(" (")[0] for line in lines[:-1]] == [
+        f"Predicting names.txt: {percent}% read" for percent in range(10, 100, 10)
+    ]
+    assert lines[-1] == f"Wrote {len(NAMES) * 20} predictions to {tmp_path / 'out.csv'}"

@@ -7,6 +7,7 @@ import io
 import json
 import os
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, TextIO
@@ -19,6 +20,9 @@ from toolkit.safe_files import atomic_file, shown
 
 if TYPE_CHECKING:  # torch and friends load only when a command needs them
     from toolkit.predictor import Prediction
+
+#: Files smaller than this (1 MiB, about 100,000 names) are predicted without progress shown.
+PROGRESS_FROM_BYTES = 1 << 20
 
 TopOption = Annotated[int, typer.Option("--top", "-n", min=1, help="How many classes to show per name.")]
 
@@ -214,18 +218,34 @@ def _close_after(items: Iterator[str], handle: TextIO) -> Iterator[str]:
 
 
 def _with_progress(texts: Iterator[str], path: Path) -> Iterator[str]:
-    """Show a progress bar (by bytes read) on large files when stderr is a terminal."""
+    """Progress through a large file, by bytes read: a bar when stderr is a terminal, else (a
+    log) a plain line at every tenth."""
     size = path.stat().st_size
-    if size < 1 << 20 or not sys.stderr.isatty():
+    if size < PROGRESS_FROM_BYTES:
         yield from texts
         return
+    if not sys.stderr.isatty():
+        yield from _with_progress_lines(texts, path, size)
+        return
+    from rich.console import Console
     from rich.progress import Progress
 
-    with Progress(transient=True) as progress:
+    with Progress(transient=True, console=Console(stderr=True)) as progress:
         task = progress.add_task(f"Predicting {path.name}", total=size)
         for text in texts:
             progress.advance(task, len(text.encode("utf-8")) + 1)
             yield text
+
+
+def _with_progress_lines(texts: Iterator[str], path: Path, size: int) -> Iterator[str]:
+    started, read, tenth = time.perf_counter(), 0, 1
+    for count, text in enumerate(texts, start=1):
+        read += len(text.encode("utf-8")) + 1
+        while tenth < 10 and read * 10 >= size * tenth:
+            typer.echo(f"Predicting {path.name}: {tenth * 10}% read ({count:,} texts, "
+                       f"{time.perf_counter() - started:.0f} s)", err=True)
+            tenth += 1
+        yield text
 
 
 def _write_csv(predictions: Iterator[Prediction], top: int, out: TextIO | io.TextIOBase) -> int:
