@@ -230,9 +230,10 @@ def serve(predictor: Predictor, host: str = "127.0.0.1", port: int = 5533,
     `listening_socket`), else on a socket bound to `host`:`port` here."""
     import uvicorn
 
-    sock = sock or listening_socket(host, port)
+    if sock is None:
+        sock = listening_socket(host, port)
     app = create_app(predictor, max_length, max_batch)
     server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="info"))
     server.run(sockets=[sock])
     if not server.started:
-        raise ToolkitError(f"the server did not start on {host} port {port}; see the log above.")
+        raise SystemExit(3)  # as uvicorn.run exits when the app fails to start; its log says why
