@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -101,6 +102,25 @@ def run_toolkit(
         [str(python), "-m", "toolkit", *args],
         capture_output=True, text=True, env=full_env, **kwargs,
     )
+
+
+def ctrl_c_as_in_a_terminal() -> None:
+    """`preexec_fn` for a child a test sends SIGINT to, as a terminal's Ctrl-C would: the
+    default disposition, so its Python turns SIGINT into KeyboardInterrupt. A shell starts a
+    background job (`pytest ... &`, nohup) with SIGINT ignored, every child inherits that,
+    and Python then leaves it ignored, so the child would never see the test's Ctrl-C."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+@contextmanager
+def sigint_ignored() -> Iterator[None]:
+    """SIGINT ignored in this process, as in a background job, for the children started
+    inside: a test of Ctrl-C then passes in the background, or fails, wherever it runs."""
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,10 @@ so a page that needs a CDN shows up here as a page that does not render.
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -34,18 +36,48 @@ WIDTH = 1024
 PHONE = 375
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
+@contextmanager
+def chromium(home: Path) -> Iterator[object]:
+    """Headless Chromium with `home` as its home and XDG folders. Playwright gives every launch
+    a fresh, temporary profile (--user-data-dir), but Chromium's crash reporter still writes
+    $XDG_CONFIG_HOME/chromium (by default $HOME/.config/chromium), and dconf $XDG_CACHE_HOME."""
     if not Path(CHROMIUM).is_file():
         pytest.skip(f"headless Chromium is not installed; {INSTALL}")
     sync_api = pytest.importorskip(
         "playwright.sync_api", reason="playwright drives Chromium here; pip install -e '.[test]'"
     )
-    # Playwright gives every launch a fresh, temporary profile (--user-data-dir).
+    env = {**os.environ, "HOME": str(home), "XDG_CONFIG_HOME": str(home / ".config"),
+           "XDG_CACHE_HOME": str(home / ".cache"), "XDG_DATA_HOME": str(home / ".local" / "share")}
     with sync_api.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS, env=env
+        )
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory) -> Iterator[object]:
+    with chromium(tmp_path_factory.mktemp("chromium-home")) as browser:
+        yield browser
+
+
+def test_chromium_writes_nothing_to_your_home_folder(tmp_path, monkeypatch):
+    home = tmp_path / "your-home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    for name in ("XDG_CONFIG_HOME", "XDG_CACHE_HOME", "XDG_DATA_HOME"):
+        monkeypatch.delenv(name, raising=False)
+    throwaway = tmp_path / "throwaway-home"
+    throwaway.mkdir()
+    with chromium(throwaway) as browser:
+        tab = browser.new_page()
+        tab.set_content("<p>rendered</p>")
+        assert tab.inner_text("p") == "rendered"
+    assert list(home.iterdir()) == []
+    assert list(throwaway.iterdir()) != []  # what Chromium writes went here (the check can fail)
 
 
 class Page:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import run_toolkit
+from conftest import ctrl_c_as_in_a_terminal, run_toolkit, sigint_ignored
 
 from toolkit.predictor import load_run
 
@@ -173,8 +173,9 @@ def test_ctrl_c_stops_every_rank(tmp_path):
     """SIGINT to the whole process group, as a terminal's Ctrl-C sends it."""
     args = [sys.executable, "-m", "toolkit", "run", *DATA, *TRAIN, "-p", "train.epochs=10000",
             "--nproc", "2", "--output", str(tmp_path / "run")]
-    launcher = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                start_new_session=True)
+    with sigint_ignored():  # as under `pytest &`: the job must still take the Ctrl-C
+        launcher = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                    start_new_session=True, preexec_fn=ctrl_c_as_in_a_terminal)
     try:
         wait_until_ranks_are_training(launcher.pid, ranks=2)
         assert launcher.poll() is None

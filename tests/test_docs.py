@@ -7,6 +7,9 @@ shows them, with two changes for a test machine: `toolkit`, `python`, `pytest` a
 those of a throwaway environment (so `pip install` never changes the environment running the
 tests), and `pip install` gets `--no-deps --no-build-isolation --no-index` (no network);
 `pip uninstall` gets `--yes`.
+
+Also checked here: the README's facts that code can check (its `pip install` advice, its
+counts of the names data) and the help every command prints.
 """
 
 from __future__ import annotations
@@ -185,3 +188,66 @@ def test_builtin_plugins_use_only_the_public_api(module):
         source = source.replace(name, "")
     used = set(re.findall(r"\btoolkit\.(\w+)", source))
     assert used <= set(toolkit.__all__), f"{module} uses non-public {sorted(used - set(toolkit.__all__))}"
+
+
+# -- the README and the help the CLI prints ------------------------------------------------------
+
+README = REPO / "README.md"
+#: The pages and messages that may tell a reader to `pip install` something.
+ADVICE = [README, *sorted((REPO / "docs").glob("*.md")), *sorted(REPO.glob("examples/*/README.md")),
+          *sorted((REPO / "toolkit").rglob("*.py"))]
+
+
+def test_pip_install_advice_installs_toolkit_from_its_folder():
+    """toolkit is installed from its folder (`pip install -e .`): `pip install 'toolkit[tune]'`
+    would ask the package index for a project of that name, which is not this one."""
+    from_an_index = []
+    for path in ADVICE:
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+            for advice in re.findall(r"pip install ([^`\n]*)", line):
+                command = re.split(r"&&|\|\||[#;|]", advice)[0]  # not what follows it on the line
+                words = [w.strip("'\"()`.,").replace("\\", "") for w in command.split()]
+                if any(re.fullmatch(r"toolkit(\[[\w,]+\])?", word) for word in words):
+                    from_an_index.append(f"{path.relative_to(REPO)}:{number}: {line.strip()}")
+    assert from_an_index == []
+
+
+def test_the_readme_counts_shared_names_under_the_normalisation_it_names():
+    text = " ".join(README.read_text(encoding="utf-8").split())
+    data = toolkit.load_dataset("names")
+    assert data.provenance["normalization"] == "ascii"  # the default the README names
+    default = toolkit.describe_dataset(data)
+    raw = toolkit.describe_dataset(toolkit.load_dataset("names", {"normalization": "raw"}))
+    assert (f"{default.loc['(all)', 'shared']} names under more than one language once the dataset's "
+            "default normalisation, the tutorial's `ascii`, has dropped the accents") in text
+    assert f"; {raw.loc['(all)', 'shared']} in the raw lines, `--param dataset.normalization=raw`" in text
+    assert f"2,000 Arabic lines but only {default.loc['Arabic', 'distinct']} distinct names" in text
+
+
+def every_command(group, path=()) -> list[tuple[str, ...]]:
+    """The command paths under a typer group, the group's own included."""
+    import typer
+
+    found = [path]
+    context = typer.Context(group)
+    for name in group.list_commands(context):
+        command = group.get_command(context, name)
+        if hasattr(command, "list_commands"):  # a group
+            found += every_command(command, (*path, name))
+        else:
+            found.append((*path, name))
+    return found
+
+
+def test_help_at_80_columns_shows_no_value_placeholder_on_flags(cli):
+    """Typer shows a flag's type as `<bool>`, as if `--json` or `--help` took a value."""
+    import typer
+
+    from toolkit.cli import make_app
+
+    commands = every_command(typer.main.get_command(make_app()))
+    assert {("run",), ("predict",), ("tune",), ("datasets", "show")} <= set(commands)
+    for command in commands:
+        result = cli([*command, "--help"], env={"COLUMNS": "80"})
+        assert result.exit_code == 0, result.output
+        assert "--help" in result.stdout and "<bool>" not in result.stdout, (command, result.stdout)

@@ -150,6 +150,19 @@ def test_interactive_loop_through_stdin(trained_run, predictor):
     assert eof.returncode == 0 and "> Sato" in eof.stdout
 
 
+def test_names_longer_than_the_run_reads_are_cut_with_a_notice(cli, trained_run, predictor):
+    long = "Nakamura" * 40  # 320 characters
+    best = predictor.predict([long[:predictor.max_length]], 1)[0].guesses[0]
+    notice = f"1 text was longer than {predictor.max_length:,} characters and cut to that length, as at "
+    given = cli(["predict", "--run", str(trained_run.run_dir), long, "Hinton"])
+    assert given.exit_code == 0, given.output
+    assert given.stderr == notice + "training.\n"
+    assert given.stdout.splitlines()[1] == f"({best.log_probability:.2f}) {best.label}"  # as the cut name
+    typed = run_toolkit(["interactive", "--run", str(trained_run.run_dir)], input=f"Hinton\n{long}\nSato\n")
+    assert typed.returncode == 0, typed.stderr
+    assert typed.stderr == notice + "training.\n"  # once: for the long name only
+
+
 def _copy(trained_run, tmp_path):
     return shutil.copytree(trained_run.run_dir, tmp_path / "run")
 
@@ -248,3 +261,19 @@ def test_malformed_json_shapes_are_refused(cli, trained_run, tmp_path, file, con
         content = config
     (folder / file).write_text(json.dumps(content))
     assert message in _refused(cli, folder)
+
+
+def test_a_large_input_file_shows_progress_in_a_log_as_plain_lines(cli, trained_run, tmp_path, monkeypatch):
+    from toolkit.cli import predict
+
+    monkeypatch.setattr(predict, "PROGRESS_FROM_BYTES", 1)  # a large file, as far as progress goes
+    source = tmp_path / "names.txt"
+    source.write_text("\n".join(NAMES * 20) + "\n", encoding="utf-8")
+    result = cli(["predict", "--run", str(trained_run.run_dir), "--input", str(source),
+                  "-o", str(tmp_path / "out.csv")])
+    assert result.exit_code == 0, result.output
+    lines = result.stderr.splitlines()
+    assert [line.split(" (")[0] for line in lines[:-1]] == [
+        f"Predicting names.txt: {percent}% read" for percent in range(10, 100, 10)
+    ]
+    assert lines[-1] == f"Wrote {len(NAMES) * 20} predictions to {tmp_path / 'out.csv'}"

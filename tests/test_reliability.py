@@ -205,7 +205,7 @@ def test_a_huge_line_is_cut_at_training_and_prediction(cli, tmp_path):
     out = tmp_path / "out.csv"
     result = cli(["predict", "--run", str(tmp_path / "run"), "--input", str(texts), "-o", str(out)])
     assert result.exit_code == 0, result.output
-    assert "1 texts were longer than 256 characters" in result.stderr
+    assert "1 text was longer than 256 characters and cut to that length" in result.stderr
     assert len(out.read_text().splitlines()) == 3
 
 

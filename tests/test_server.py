@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import socket
 import subprocess
 import sys
 import time
@@ -11,7 +12,7 @@ from urllib.parse import urljoin
 
 import httpx
 import pytest
-from conftest import free_port, live_server
+from conftest import free_port, live_server, run_toolkit
 
 import toolkit
 from toolkit.server import create_app
@@ -178,3 +179,15 @@ def test_serve_command_binds_to_localhost(trained_run):
         process.wait(timeout=20)
     output = process.stdout.read()
     assert f"Playground: http://127.0.0.1:{port}/" in output and f"http://127.0.0.1:{port}/docs" in output
+
+
+def test_serve_on_a_busy_port_is_one_line_and_no_url(trained_run):
+    with socket.socket() as holder:  # whoever holds the port: toolkit must not point at it
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        done = run_toolkit(["serve", "--run", str(trained_run.run_dir), "--port", str(port)], timeout=120)
+    assert done.returncode == 2, done.stderr
+    assert done.stdout == ""  # no Playground URL
+    message = f"Error: port {port} on 127.0.0.1 is in use; stop what holds it or choose another --port."
+    assert done.stderr == message + "\n"

@@ -129,3 +129,29 @@ def test_toolkit_plugins_names_a_plugin_that_imports_torch(tmp_path):
         r"  imported in [\d.]+ m?s, importing torch: every command pays for it; import it only where "
         r"a model is built \(docs/writing-plugins.md, \"Start-up\"\)", line)
     assert "importing" not in " ".join(lines[:lines.index("eager (--plugin)")])  # no built-in imports it
+
+
+@pytest.mark.parametrize(
+    "command", [["predict", "Hinton"], ["interactive"], ["serve", "--port", "0"]], ids=" ".join
+)
+def test_a_missing_or_incomplete_run_folder_is_refused_before_any_heavy_import(tmp_path, command):
+    for folder, message in ((tmp_path / "nope", "does not exist; give a folder made by `toolkit run`."),
+                            (tmp_path, "is not a complete toolkit run folder (missing config.json")):
+        result = importtime("-m", "toolkit", command[0], "--run", str(folder), *command[1:])
+        assert result.returncode == 2, result.stderr[-2000:]
+        errors = [line for line in result.stderr.splitlines() if not line.startswith("import time:")]
+        assert len(errors) == 1 and errors[0].startswith("Error: ") and message in errors[0], errors
+        assert heavy_imports(result.stderr) == set()
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--input", "{tmp}/missing.txt"], "input file '{tmp}/missing.txt' does not exist."),
+    (["--input", "{tmp}/people.csv"], "'{tmp}/people.csv' looks like a CSV file; name the text column"),
+])
+def test_a_bad_input_file_is_refused_before_the_model_loads(trained_run, tmp_path, args, message):
+    (tmp_path / "people.csv").write_text("id,surname\n1,Hinton\n", encoding="utf-8")
+    args = [a.format(tmp=tmp_path) for a in args]
+    result = importtime("-m", "toolkit", "predict", "--run", str(trained_run.run_dir), *args)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert message.format(tmp=tmp_path) in result.stderr
+    assert heavy_imports(result.stderr) == set()

@@ -6,6 +6,7 @@ import math
 import random
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from torch import nn
@@ -364,3 +365,32 @@ def test_device_selection():
                 resolve_device(name)
     with pytest.raises(toolkit.ToolkitError, match="unknown device 'tpu'"):
         resolve_device("tpu")
+
+
+def test_a_run_writes_a_plain_line_per_epoch_when_stderr_is_not_a_terminal(cli, tmp_path):
+    """As pip and git do in a log: no bar (stderr is not a terminal here), a line per epoch."""
+    result = cli(["run", "--dataset", "words-language", "-p", "dataset.languages=en,de,fr",
+                  "-p", "dataset.n=421", "--model", "scratch-rnn", "--device", "cpu",
+                  "-p", "train.threads=1", "-p", "train.epochs=3", "-o", str(tmp_path / "run")])
+    assert result.exit_code == 0, result.output
+    lines = [line for line in result.stderr.splitlines() if line.startswith("epoch ")]
+    history = pd.read_csv(tmp_path / "run" / "history.csv")
+    assert len(lines) == len(history) == 3
+    for line, row in zip(lines, history.itertuples(), strict=True):
+        assert line.startswith(f"epoch {row.epoch}/3: training loss {row.train_loss:.3f}, ")
+        assert f"; validation loss {row.val_loss:.3f}, accuracy {row.val_acc:.1%} (" in line
+
+
+def test_an_ensemble_trained_member_by_member_names_each_member_in_a_log(parts, capsys):
+    from toolkit.registry import load_registry
+
+    train_data, test_data = parts
+    encoder = fitted_encoder(train_data)
+    torch.manual_seed(0)
+    ensemble = load_registry().model("ensemble").factory(
+        vocab_size=encoder.vocab_size, num_classes=len(LANGUAGES), members="ngram,cnn", training="separate",
+    )
+    train(ensemble, encoder, train_data, test_data, {**FAST, "epochs": 2})  # stderr is not a terminal here
+    lines = [line.split(":")[0] for line in capsys.readouterr().err.splitlines()]
+    assert lines == ["training member ngram", "epoch 1/2", "epoch 2/2", "training member cnn", "epoch 1/2",
+                     "epoch 2/2"]

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import optuna
 import pytest
+from conftest import ctrl_c_as_in_a_terminal, sigint_ignored
 
 import toolkit
 from toolkit.tuning import STUDY_NAME
@@ -189,6 +190,16 @@ def test_a_study_runs_records_a_failure_resumes_and_never_reads_the_test_split(c
     assert not encoded & set(split.test.texts)
 
 
+def test_in_a_log_every_epoch_of_every_trial_is_a_plain_line(cli, plugin, tmp_path):
+    """stderr is not a terminal here (as in a log or CI): no bar, a line per epoch instead."""
+    result = cli(tune_args(plugin, "-d", "tiny-data", "-m", "tiny", "-e", "logging-chars", "-n", "2",
+                           *FIXED, "-o", str(tmp_path / "tune"), "--no-final"))
+    assert result.exit_code == 0, result.output
+    lines = [line.split(":")[0] for line in result.stderr.splitlines() if line.startswith(("epoch", "trial"))]
+    assert lines == ["epoch 1/3", "epoch 2/3", "epoch 3/3", "trial 0",
+                     "epoch 1/3", "epoch 2/3", "epoch 3/3", "trial 1"]
+
+
 def test_the_printed_command_runs_as_written_and_the_final_run_records_its_study(cli, plugin, tmp_path):
     out = tmp_path / "tune"
     result = cli(tune_args(plugin, "-d", "tiny-data", "-m", "tiny", "-e", "logging-chars", "-n", "2",
@@ -296,11 +307,13 @@ def test_a_study_refuses_to_resume_with_another_setup_and_bad_files_are_named(cl
 def test_ctrl_c_ends_the_study_keeping_the_finished_trials(plugin, tmp_path):
     out = tmp_path / "tune"
     env = {**os.environ, "TUNE_TEST_SLOW_FROM": "2"}  # the second trial is slow enough to interrupt
-    process = subprocess.Popen(
-        [sys.executable, "-m", "toolkit", *tune_args(plugin, "-d", "tiny-data", "-m", "tiny", "-e",
-                                                     "logging-chars", "-n", "5", *FIXED, "-o", str(out))],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-    )
+    with sigint_ignored():  # as under `pytest &`: the child must still take the Ctrl-C
+        process = subprocess.Popen(
+            [sys.executable, "-m", "toolkit", *tune_args(plugin, "-d", "tiny-data", "-m", "tiny", "-e",
+                                                         "logging-chars", "-n", "5", *FIXED, "-o", str(out))],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+            preexec_fn=ctrl_c_as_in_a_terminal,
+        )
     deadline = time.monotonic() + 120
     while len(logged(tmp_path, "built")) < 2 and time.monotonic() < deadline and process.poll() is None:
         time.sleep(0.2)

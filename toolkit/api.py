@@ -200,7 +200,8 @@ def run(
     The run folder (`output`, or runs/<time>-<dataset>-<model>) is claimed before any data is
     read: a folder with files in it, or one another run is writing, is refused at once.
     Texts longer than `train.max_length` characters are cut to it (`truncated_texts`).
-    `progress` shows a progress bar while training (default: when stderr is a terminal).
+    `progress` shows a progress bar while training; by default there is one when stderr is a
+    terminal, and otherwise a plain line on stderr per epoch.
     Ctrl-C stops training early and the run goes on with what was learned so far, marked
     `interrupted` (in metrics.json and the report's title too).
     """

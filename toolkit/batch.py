@@ -339,7 +339,9 @@ def _on_dask(
         import dask.dataframe as dd
         from distributed import Client
     except ModuleNotFoundError:
-        raise ToolkitError("--engine dask needs Dask: pip install 'toolkit[dask]'.") from None
+        raise ToolkitError(
+            "--engine dask needs Dask: pip install -e '.[dask]' in toolkit's folder."
+        ) from None
     import dask
 
     cluster = None

@@ -161,10 +161,6 @@ class Predictor:
 def load_run(path: str | Path, plugins: Sequence[str] = (), threads: int = 1) -> Predictor:
     """Load a run folder made by `toolkit run` (checked; nothing in it is executed).
     `threads`: torch CPU threads per forward pass (see `Predictor`)."""
-    import torch
-    from safetensors import SafetensorError, safe_open
-    from safetensors.torch import load_file
-
     folder, config = open_run(path, NEEDED)
     encoder_file = read_json(folder / ENCODER)
     classes = read_json(folder / LABELS)
@@ -181,6 +177,11 @@ def load_run(path: str | Path, plugins: Sequence[str] = (), threads: int = 1) ->
         raise ToolkitError(
             f"run folder '{shown(folder)}': labels.json does not match the classes in config.json."
         )
+
+    # Only now, so a wrong path or a broken folder is said at once, not after seconds of loading torch.
+    import torch
+    from safetensors import SafetensorError, safe_open
+    from safetensors.torch import load_file
 
     registry = load_registry(plugins)
     model_spec = _spec(registry, "model", model_name, config.get("model"), folder)

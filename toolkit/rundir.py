@@ -34,15 +34,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import pandas as pd
-
 from toolkit.errors import ToolkitError
-from toolkit.evaluation import Report
 from toolkit.safe_files import file_mode, read_bounded, shown, write_atomic
 from toolkit.safe_files import read_json as _read_json
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # pandas and sklearn load only when a run is written or read in full, so that
+    import pandas as pd  # checking a run folder (open_run) takes no time
     import torch
+
+    from toolkit.evaluation import Report
 
 FORMAT_VERSION = 1
 CONFIG, WEIGHTS, ENCODER, LABELS, METRICS = (
@@ -279,6 +279,10 @@ _EXACT: dict[str, Any] = {"keep_default_na": False, "na_values": [""]}
 
 def read_run(path: str | Path) -> RunRecord:
     """Read a run folder's config, metrics and tables, checking that it is complete."""
+    import pandas as pd
+
+    from toolkit.evaluation import Report
+
     folder, config = open_run(path)
     metrics = read_json(folder / METRICS)
     try:

@@ -19,6 +19,8 @@ Forward passes are serialised by the predictor's lock, so concurrent requests ar
 
 from __future__ import annotations
 
+import errno
+import socket
 from pathlib import Path as FilePath
 from typing import Annotated, Any
 
@@ -221,9 +223,44 @@ def _playground_html(predictor: Predictor, max_length: int, max_batch: int) -> s
                   info=info, max_length=max_length, max_batch=max_batch)
 
 
+def listening_socket(host: str, port: int) -> socket.socket:
+    """A socket bound to `host`:`port` (0: any free port) for `serve`, as uvicorn binds one,
+    so a port in use or an address this machine lacks is one line before anything is printed."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a port in TIME_WAIT is free
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise ToolkitError(_bind_error(host, port, exc)) from None
+    sock.set_inheritable(True)
+    return sock
+
+
+def _bind_error(host: str, port: int, exc: OSError) -> str:
+    if isinstance(exc, socket.gaierror):
+        return f"cannot find the address of --host '{host}' ({exc.strerror}); give an IP address."
+    if exc.errno == errno.EADDRINUSE:
+        return f"port {port} on {host} is in use; stop what holds it or choose another --port."
+    if exc.errno == errno.EACCES:
+        return f"no permission to listen on port {port} (ports below 1024 need root); choose another --port."
+    if exc.errno == errno.EADDRNOTAVAIL:
+        return (f"{host} is not an address of this machine; give --host 127.0.0.1 (this machine only) "
+                "or 0.0.0.0 (every interface).")
+    return f"cannot listen on {host} port {port} ({exc.strerror}); choose another --host or --port."
+
+
 def serve(predictor: Predictor, host: str = "127.0.0.1", port: int = 5533,
-          max_length: int = 64, max_batch: int = 1000) -> None:
-    """Serve `predictor` with uvicorn until interrupted."""
+          max_length: int = 64, max_batch: int = 1000, sock: socket.socket | None = None) -> None:
+    """Serve `predictor` with uvicorn until interrupted, on `sock` if given (from
+    `listening_socket`), else on a socket bound to `host`:`port` here."""
     import uvicorn
 
-    uvicorn.run(create_app(predictor, max_length, max_batch), host=host, port=port, log_level="info")
+    if sock is None:
+        sock = listening_socket(host, port)
+    app = create_app(predictor, max_length, max_batch)
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="info"))
+    server.run(sockets=[sock])
+    if not server.started:
+        raise SystemExit(3)  # as uvicorn.run exits when the app fails to start; its log says why

@@ -89,7 +89,8 @@ def train(
 
     `params` are the trainer parameters (TRAIN_PARAMS). The same seed on the CPU repeats a
     run exactly (the model's initial weights are the caller's: seed before building it).
-    `progress` shows a progress bar (default: when stderr is a terminal). Every callback is
+    `progress` shows a progress bar; by default there is one when stderr is a terminal, and
+    otherwise (a log, a pipe) a plain line on stderr after every epoch. Every callback is
     called after each step; one that raises KeyboardInterrupt stops training like Ctrl-C.
     Every epoch callback is called after each epoch with its history row (validation loss
     and accuracy included); what it raises ends training and reaches the caller (the tuner
@@ -127,6 +128,7 @@ def train(
     interrupted = False
     epoch = 0
     show = (sys.stderr.isatty() if progress is None else progress) and ranks.is_main
+    log_epochs = _logs_epochs(progress) and ranks.is_main
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(config.threads or min(previous_threads, MAX_AUTO_THREADS))
     started = time.perf_counter()
@@ -146,6 +148,8 @@ def train(
                         best = (score, epoch, copy.deepcopy(network.state_dict()))
                 row["seconds"] = time.perf_counter() - epoch_start
                 rows.append(row)
+                if log_epochs:  # no bar in a log: a plain line per epoch, as pip and git write there
+                    print(epoch_line(row, len(epoch_sizes)), file=sys.stderr, flush=True)
                 if ranks.is_main:
                     for epoch_callback in epoch_callbacks:
                         epoch_callback(row)
@@ -175,6 +179,20 @@ def train(
     )
 
 
+def _logs_epochs(progress: bool | None) -> bool:
+    """Whether training writes a plain line per epoch: by default, when stderr is a log."""
+    return progress is None and not sys.stderr.isatty()
+
+
+def epoch_line(row: Mapping[str, Any], epochs: int) -> str:
+    """An epoch's row of the history as one plain line, for a log."""
+    line = f"epoch {row['epoch']}/{epochs}: training loss {row['train_loss']:.3f}, "
+    line += f"accuracy {row['train_acc']:.1%}"
+    if math.isfinite(row["val_loss"]):
+        line += f"; validation loss {row['val_loss']:.3f}, accuracy {row['val_acc']:.1%}"
+    return f"{line} ({row['seconds']:.1f} s, {row['names_per_sec']:,.0f} texts/s)"
+
+
 def _train_members(
     model: nn.Module, encoder: Encoder, train_data: TextDataset, val_data: TextDataset | None,
     config: TrainConfig, **options: Any,
@@ -193,6 +211,8 @@ def _train_members(
     defaults = TrainConfig().as_dict()
     changed = {k: v for k, v in config.as_dict().items() if v != defaults[k]}
     for name, member, member_params in model.separate_members:
+        if _logs_epochs(options["progress"]) and distributed.current().is_main:
+            print(f"training member {name}", file=sys.stderr, flush=True)
         result = train(member, encoder, train_data, val_data, {**member_params, **changed}, **options)
         history = result.history.assign(epoch=result.history["epoch"] + last_epoch)
         last_epoch += len(history)

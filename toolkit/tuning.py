@@ -110,7 +110,9 @@ def tune(
     space (`Space`, or `low:high[:log]` / `a,b,c`) over the declared defaults
     (`Param.search`). With `final`, the best parameters are trained as an ordinary run in
     `output/run-trial-N` that records the study. A new study's trial 0 tries the defaults
-    (also those outside the search space). `echo` gets one line per trial.
+    (also those outside the search space). `echo` gets one line per trial. `progress` shows the
+    study's progress bar; by default there is one when stderr is a terminal, and otherwise a
+    plain line on stderr after every epoch of every trial.
     Ctrl-C ends the study after the current trial's epoch, keeping what finished.
     """
     optuna = _import_optuna()
@@ -144,7 +146,9 @@ def tune(
     handle.set_user_attr("plugins", list(plugins))
     say = echo or (lambda line: None)
     split, _ = load_split(plan)
-    objective = _Objective(plan, fixed, dimensions, split, setup["metric"], plugins)
+    # A trial's epochs: a line each in a log; on a terminal the study's bar shows alone.
+    trial_progress = None if progress is None and not sys.stderr.isatty() else False
+    objective = _Objective(plan, fixed, dimensions, split, setup["metric"], plugins, trial_progress)
     if not handle.trials:  # trial 0 scores the real defaults, so the table shows what tuning won
         inside, outside = _defaults(plan, dimensions)
         handle.enqueue_trial(inside, user_attrs={OUTSIDE: outside} if outside else None)
@@ -165,7 +169,8 @@ def tune(
     command = run_command(plan, best_params, plugins)
     best_run = None
     if best is not None and final and not interrupted:
-        best_run = _final_run(plan, best_params, best, handle, study_path, output_dir, plugins, say)
+        best_run = _final_run(plan, best_params, best, handle, study_path, output_dir, plugins, say,
+                              progress)
     return TuneResult(handle, study_path, best_params, best.value if best is not None else None,
                       command, best_run, interrupted)
 
@@ -241,9 +246,9 @@ class _Objective:
     """Trains one trial's parameters and scores the best-validation weights on the validation texts."""
 
     def __init__(self, plan: RunPlan, fixed: Mapping[str, Any], dimensions: list[Dimension],
-                 split: Split, metric: str, plugins: Sequence[str]) -> None:
+                 split: Split, metric: str, plugins: Sequence[str], progress: bool | None = False) -> None:
         self.plan, self.fixed, self.dimensions = plan, fixed, dimensions
-        self.split, self.metric, self.plugins = split, metric, plugins
+        self.split, self.metric, self.plugins, self.progress = split, metric, plugins, progress
 
     def __call__(self, trial: optuna.Trial) -> float:
         import optuna
@@ -290,7 +295,7 @@ class _Objective:
                     raise optuna.TrialPruned(f"pruned after epoch {int(row['epoch'])}")
 
         trained = train(network, text_encoder, split.train, split.val, plan.params["train"], seed=plan.seed,
-                        device=device, progress=False, epoch_callbacks=[report])
+                        device=device, progress=self.progress, epoch_callbacks=[report])
         if trained.interrupted:
             raise KeyboardInterrupt
         trial.set_user_attr("epochs", trained.epochs_completed)
@@ -356,14 +361,14 @@ def trial_line(optuna: Any, study: optuna.Study, trial: optuna.trial.FrozenTrial
 
 def _final_run(plan: RunPlan, values: Mapping[str, Any], best: optuna.trial.FrozenTrial,
                handle: optuna.Study, study_path: Path, output_dir: Path, plugins: Sequence[str],
-               say: Callable[[str], None]) -> RunResult:
+               say: Callable[[str], None], progress: bool | None) -> RunResult:
     from toolkit.api import run
     from toolkit.safe_files import write_atomic
 
     folder = output_dir / f"run-trial-{best.number}"
     say(f"training the best parameters (trial {best.number}) as a run in {folder}")
     result = run(plan.dataset.name, plan.model.name, plan.encoder.name, dict(values), plan.seed,
-                 plan.device, folder, plugins)
+                 plan.device, folder, plugins, progress)
     write_atomic(folder / "tune.json", json.dumps({
         "study": str(study_path.resolve()), "study_name": handle.study_name, "trial": best.number,
         "metric": handle.user_attrs.get("metric"), "value": best.value,
@@ -487,7 +492,7 @@ def _import_optuna() -> Any:
         import optuna
     except ImportError:
         raise ToolkitError(
-            "toolkit tune needs Optuna; install it with: pip install 'toolkit[tune]'"
+            "toolkit tune needs Optuna; install it with: pip install -e '.[tune]' in toolkit's folder."
         ) from None
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     return optuna

@@ -86,6 +86,24 @@ def _report(ctx: click.Context, exc: ToolkitError, show_traceback: bool = False)
     typer.echo(f"Error: {shown(exc)}", err=True)  # text from a file cannot drive the terminal
     raise typer.Exit(2) from None
 
+    def get_params(self, ctx: click.Context) -> list[click.Parameter]:
+        return _flags_without_placeholder(super().get_params(ctx))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        command = super().get_command(ctx, cmd_name)
+        if command is not None:  # every command's own flags, plugins' commands' too
+            _flags_without_placeholder(command.get_params(ctx))
+        return command
+
+
+def _flags_without_placeholder(params: list[click.Parameter]) -> list[click.Parameter]:
+    """`params` with no value placeholder on the flags: typer's help shows a flag's type as
+    `<bool>`, as if `--json` or `--help` took a value."""
+    for param in params:
+        if getattr(param, "is_bool_flag", False) and param.metavar is None:
+            param.metavar = ""
+    return params
+
 
 def debugging(ctx: click.Context | None = None) -> bool:
     """True under --traceback or TOOLKIT_DEBUG=1."""

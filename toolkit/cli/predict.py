@@ -7,6 +7,7 @@ import io
 import json
 import os
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, TextIO
@@ -19,6 +20,9 @@ from toolkit.safe_files import atomic_file, shown
 
 if TYPE_CHECKING:  # torch and friends load only when a command needs them
     from toolkit.predictor import Prediction
+
+#: Files smaller than this (1 MiB, about 100,000 names) are predicted without progress shown.
+PROGRESS_FROM_BYTES = 1 << 20
 
 TopOption = Annotated[int, typer.Option("--top", "-n", min=1, help="How many classes to show per name.")]
 
@@ -91,6 +95,8 @@ def predict(
         raise ToolkitError("--scheduler and --workers belong to --engine dask.")
     if output is not None:
         _check_output_file(Path(output))
+    if input_file is not None:
+        _check_input_file(Path(input_file), column)
     predictor = load_predictor(ctx, run, threads)
     top = min(top, len(predictor.classes))  # the CSV header has a column pair per guess
     if input_file is None:
@@ -108,6 +114,7 @@ def predict(
         else:
             for prediction in predictions:
                 _print(prediction)
+        _say_cut(predictor.truncated, predictor.max_length)
         return
     input_path = Path(input_file)
     texts = _with_progress(_read_texts(input_path, column), input_path)
@@ -119,11 +126,25 @@ def predict(
         with atomic_file(Path(output), text=True) as out:
             count = write(predictions, top, out)
         typer.echo(f"Wrote {count:,} predictions to {output}", err=True)
-    if predictor.truncated:
+    _say_cut(predictor.truncated, predictor.max_length)
+
+
+def _say_cut(count: int, max_length: int) -> None:
+    """The notice that `count` texts were cut to the run's train.max_length, if any were."""
+    if count:
+        were = "text was" if count == 1 else "texts were"
         typer.echo(
-            f"{predictor.truncated:,} texts were longer than {predictor.max_length:,} characters "
-            "and were cut to that length, as at training.", err=True,
+            f"{count:,} {were} longer than {max_length:,} characters and cut to that length, as at "
+            "training.", err=True,
         )
+
+
+def _check_input_file(path: Path, column: str | None) -> None:
+    """Refuse an --input that is missing or needs --column, before the model loads."""
+    if not path.is_file():
+        raise ToolkitError(f"input file '{shown(path)}' does not exist.")
+    if column is None and path.suffix.lower() in (".csv", ".tsv"):
+        raise ToolkitError(f"'{shown(path)}' looks like a CSV file; name the text column with --column.")
 
 
 def _check_output_file(output: Path) -> None:
@@ -173,10 +194,7 @@ def _predict_batch(
 
 def _read_texts(path: Path, column: str | None) -> Iterator[str]:
     """The texts of a file, streamed: non-blank lines, or one CSV column."""
-    if not path.is_file():
-        raise ToolkitError(f"input file '{path}' does not exist.")
-    if column is None and path.suffix.lower() in (".csv", ".tsv"):
-        raise ToolkitError(f"'{path}' looks like a CSV file; name the text column with --column.")
+    _check_input_file(path, column)
     handle = path.open(encoding="utf-8-sig", newline="")  # an Excel CSV starts with a BOM
     if column is not None:
         reader = csv.DictReader(handle, delimiter="\t" if path.suffix.lower() == ".tsv" else ",")
@@ -200,18 +218,34 @@ def _close_after(items: Iterator[str], handle: TextIO) -> Iterator[str]:
 
 
 def _with_progress(texts: Iterator[str], path: Path) -> Iterator[str]:
-    """Show a progress bar (by bytes read) on large files when stderr is a terminal."""
+    """Progress through a large file, by bytes read: a bar when stderr is a terminal, else (a
+    log) a plain line at every tenth."""
     size = path.stat().st_size
-    if size < 1 << 20 or not sys.stderr.isatty():
+    if size < PROGRESS_FROM_BYTES:
         yield from texts
         return
+    if not sys.stderr.isatty():
+        yield from _with_progress_lines(texts, path, size)
+        return
+    from rich.console import Console
     from rich.progress import Progress
 
-    with Progress(transient=True) as progress:
+    with Progress(transient=True, console=Console(stderr=True)) as progress:
         task = progress.add_task(f"Predicting {path.name}", total=size)
         for text in texts:
             progress.advance(task, len(text.encode("utf-8")) + 1)
             yield text
+
+
+def _with_progress_lines(texts: Iterator[str], path: Path, size: int) -> Iterator[str]:
+    started, read, tenth = time.perf_counter(), 0, 1
+    for count, text in enumerate(texts, start=1):
+        read += len(text.encode("utf-8")) + 1
+        while tenth < 10 and read * 10 >= size * tenth:
+            typer.echo(f"Predicting {path.name}: {tenth * 10}% read ({count:,} texts, "
+                       f"{time.perf_counter() - started:.0f} s)", err=True)
+            tenth += 1
+        yield text
 
 
 def _write_csv(predictions: Iterator[Prediction], top: int, out: TextIO | io.TextIOBase) -> int:
@@ -254,7 +288,9 @@ def interactive(ctx: typer.Context, run: RunOption, top: TopOption = 3) -> None:
             break
         if not prompt:  # input piped in: show what each block of guesses answers
             typer.echo(f"> {shown(text)}")
+        cut_before = predictor.truncated
         _print_guesses(predictor.predict([text], top)[0])
+        _say_cut(predictor.truncated - cut_before, predictor.max_length)
 
 
 def add_to(app: typer.Typer) -> None:

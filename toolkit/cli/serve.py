@@ -22,12 +22,16 @@ def serve(
 ) -> None:
     """Serve predictions as JSON (/predict/{name}, POST /predict, /labels, /health), the API
     docs at /docs and a page to try names at /."""
+    from toolkit.server import listening_socket
     from toolkit.server import serve as run_server
 
-    predictor = load_predictor(ctx, Path(run))
-    base = f"http://{'[' + host + ']' if ':' in host else host}:{port}"
-    typer.echo(f"Playground: {base}/   API docs: {base}/docs")
-    run_server(predictor, host, port, max_length, max_batch)
+    sock = listening_socket(host, port)  # a port in use is the one line, before the model loads
+    with sock:
+        predictor = load_predictor(ctx, Path(run))
+        port = sock.getsockname()[1]  # the free port chosen for --port 0
+        base = f"http://{'[' + host + ']' if ':' in host else host}:{port}"
+        typer.echo(f"Playground: {base}/   API docs: {base}/docs")
+        run_server(predictor, host, port, max_length, max_batch, sock=sock)
 
 
 def add_to(app: typer.Typer) -> None:

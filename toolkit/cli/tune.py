@@ -65,7 +65,8 @@ def tune(
 
     Prints one line per trial, then the best parameters as a ready `toolkit run` command,
     and (unless --no-final) trains that run. Ctrl-C ends the study keeping the finished
-    trials (exit 130); the same command resumes it. Needs `pip install 'toolkit\[tune]'`.
+    trials (exit 130); the same command resumes it. Needs Optuna: `pip install -e '.\[tune]'`
+    in toolkit's folder.
     """
     from toolkit import tuning
 

@@ -173,7 +173,8 @@ def _check_exists(path: Path, data_dir: str) -> None:
 
 def _how_to_repair(path: Path) -> str:
     if path == bundled_folder():
-        return "reinstall toolkit (pip install --force-reinstall toolkit)"
+        return ("reinstall toolkit from its folder, or restore the files there "
+                "(git checkout -- toolkit/datasets/data/names)")
     return f"run `toolkit datasets download names` again, or delete {path} to use the bundled copy"
 
 
