@@ -18,17 +18,19 @@ def italian(names_dir) -> list[str]:
     return (names_dir / "Italian.txt").read_text(encoding="utf-8").split("\n")[:300]
 
 
-def test_registered_with_the_tutorial_alphabet_by_default():
+def test_registered_learning_its_alphabet_from_the_training_texts_by_default(italian):
     spec = load_registry().encoder("onehot")
     encoder = spec.factory(**{p.name: p.default for p in spec.params})
     assert encoder.produces == toolkit.CHAR_INDICES == spec.produces
-    assert encoder.alphabet == TUTORIAL_ALPHABET
-    assert encoder.vocab_size == len(TUTORIAL_ALPHABET) + 2  # plus padding and unknown
+    encoder.fit(italian)
+    assert set(encoder.alphabet) == set("".join(italian))  # "à" of "Abbà" too, not the '_' bucket
+    assert encoder.vocab_size == len(encoder.alphabet) + 2  # plus padding and unknown
+    assert encoder.decode(encoder.encode(["Abbà"])[0][0]) == "Abbà"
 
 
 def test_real_names_round_trip(italian):
     names = [n for n in italian if n]
-    encoder = OneHotEncoder()
+    encoder = OneHotEncoder(TUTORIAL_ALPHABET)
     indices, lengths = encoder.encode(names)
     assert indices.dtype == lengths.dtype == torch.long
     assert indices.shape == (len(names), max(map(len, names)))
@@ -39,14 +41,14 @@ def test_real_names_round_trip(italian):
 
 
 def test_padding_is_zero_after_each_name():
-    indices, lengths = OneHotEncoder().encode(["Abe", "Zoltan"])
+    indices, lengths = OneHotEncoder(TUTORIAL_ALPHABET).encode(["Abe", "Zoltan"])
     assert lengths.tolist() == [3, 6]
     assert indices[0, 3:].tolist() == [PAD, PAD, PAD]
     assert PAD not in indices[1].tolist()
 
 
 def test_unknown_characters_go_to_the_visible_bucket():
-    encoder = OneHotEncoder()
+    encoder = OneHotEncoder(TUTORIAL_ALPHABET)
     indices, lengths = encoder.encode(["Bélanger", "Nguyễn", "O'Neill"])
     assert lengths.tolist() == [8, 6, 7]  # nothing dropped
     assert indices[0, 1].item() == OOV
@@ -56,7 +58,7 @@ def test_unknown_characters_go_to_the_visible_bucket():
 
 
 def test_empty_text_is_one_unknown_step():
-    indices, lengths = OneHotEncoder().encode(["", "Li"])
+    indices, lengths = OneHotEncoder(TUTORIAL_ALPHABET).encode(["", "Li"])
     assert lengths.tolist() == [1, 2]
     assert indices[0].tolist() == [OOV, PAD]
 
@@ -72,7 +74,7 @@ def test_learned_alphabet_and_saved_state_round_trip(italian):
     learned.fit(italian)
     assert set(learned.alphabet) == set("".join(italian))
     state = json.loads(json.dumps(learned.state()))  # the vocabulary is plain JSON
-    restored = OneHotEncoder()
+    restored = OneHotEncoder(TUTORIAL_ALPHABET)
     restored.load_state(state)
     assert restored.vocab_size == learned.vocab_size
     texts = [*italian, "Ødegård"]
@@ -81,7 +83,7 @@ def test_learned_alphabet_and_saved_state_round_trip(italian):
 
 
 def test_fixed_alphabet_ignores_fit(italian):
-    encoder = OneHotEncoder()
+    encoder = OneHotEncoder(TUTORIAL_ALPHABET)
     encoder.fit(["ÅÄÖ"])
     assert encoder.alphabet == TUTORIAL_ALPHABET
 
@@ -89,7 +91,7 @@ def test_fixed_alphabet_ignores_fit(italian):
 @pytest.mark.parametrize("state", [{}, {"alphabet": ""}, {"alphabet": 5}, {"alphabet": "ab", "pad": 3}, []])
 def test_damaged_state_is_a_user_error(state):
     with pytest.raises(toolkit.ToolkitError, match="onehot"):
-        OneHotEncoder().load_state(state)
+        OneHotEncoder(TUTORIAL_ALPHABET).load_state(state)
 
 
 def test_empty_alphabet_and_unfitted_state_are_user_errors():

@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 import toolkit
+from toolkit import TUTORIAL_ALPHABET
 from toolkit.plugins.onehot import OneHotEncoder
 from toolkit.plugins.scratch import ScratchRNNConfig
 from toolkit.plugins.scratch_model import ScratchRNN
@@ -34,7 +35,7 @@ def build(name: str, encoder: OneHotEncoder, **params) -> nn.Module:
 
 @pytest.mark.parametrize("name", MODELS)
 def test_every_model_returns_batch_by_classes_logits(name, names):
-    encoder = OneHotEncoder()
+    encoder = OneHotEncoder(TUTORIAL_ALPHABET)
     model = build(name, encoder)
     for texts in (names, names[:1]):
         logits = model(*encoder.encode(texts))
@@ -49,7 +50,7 @@ def test_every_model_returns_batch_by_classes_logits(name, names):
 ])
 @pytest.mark.parametrize("name", ("gru", "lstm", "rnn"))
 def test_torch_models_shapes_with_options(name, params, names):
-    encoder = OneHotEncoder()
+    encoder = OneHotEncoder(TUTORIAL_ALPHABET)
     logits = build(name, encoder, **params)(*encoder.encode(names))
     assert logits.shape == (len(names), NUM_CLASSES)
 
@@ -86,7 +87,7 @@ def line_to_tensor(line: str, encoder: OneHotEncoder) -> torch.Tensor:
 
 @pytest.mark.parametrize("nonlinearity", ["none", "tanh", "sigmoid"])
 def test_batched_scratch_rnn_matches_the_tutorial_loop(nonlinearity, names):
-    encoder = OneHotEncoder()
+    encoder = OneHotEncoder(TUTORIAL_ALPHABET)
     config = ScratchRNNConfig(hidden_size=32, nonlinearity=nonlinearity)
     batched = ScratchRNN(encoder.vocab_size, NUM_CLASSES, config)
     tutorial = TutorialRNN(encoder.vocab_size, 32, NUM_CLASSES, batched.activation)
@@ -106,7 +107,7 @@ def test_batched_scratch_rnn_matches_the_tutorial_loop(nonlinearity, names):
 
 @pytest.mark.parametrize("name", MODELS)
 def test_padding_does_not_change_a_prediction(name, names):
-    encoder = OneHotEncoder()
+    encoder = OneHotEncoder(TUTORIAL_ALPHABET)
     model = build(name, encoder)
     alone = torch.stack([model(*encoder.encode([n]))[0] for n in names])
     indices, lengths = encoder.encode(names)
@@ -125,7 +126,7 @@ def test_padding_does_not_change_a_prediction(name, names):
 ])
 def test_impossible_sizes_are_user_errors(name, params, message):
     with pytest.raises(toolkit.ToolkitError, match=message):
-        build(name, OneHotEncoder(), **params)
+        build(name, OneHotEncoder(TUTORIAL_ALPHABET), **params)
 
 
 def test_models_are_listed_with_their_parameters(cli):

@@ -11,7 +11,7 @@ import torch
 from test_models import NUM_CLASSES, build  # the same factory call with the defaults
 
 import toolkit
-from toolkit import PAD
+from toolkit import PAD, TUTORIAL_ALPHABET
 from toolkit.plugins.ngram import NgramConfig
 from toolkit.plugins.ngram_model import NgramModel
 from toolkit.plugins.onehot import OneHotEncoder
@@ -30,7 +30,7 @@ def names(names_dir) -> list[str]:
 
 @pytest.mark.parametrize("name", NEW_MODELS)
 def test_logits_are_batch_by_classes_and_finite(name, names):
-    encoder = OneHotEncoder()
+    encoder = OneHotEncoder(TUTORIAL_ALPHABET)
     model = build(name, encoder)
     with torch.no_grad():
         for texts in (names, names[:1], ["O"]):
@@ -41,7 +41,7 @@ def test_logits_are_batch_by_classes_and_finite(name, names):
 
 @pytest.mark.parametrize("name", NEW_MODELS)
 def test_a_name_scores_the_same_alone_and_padded_in_a_batch(name, names):
-    encoder = OneHotEncoder()
+    encoder = OneHotEncoder(TUTORIAL_ALPHABET)
     model = build(name, encoder)
     with torch.no_grad():
         for short in ("O", names[0]):
@@ -51,7 +51,7 @@ def test_a_name_scores_the_same_alone_and_padded_in_a_batch(name, names):
 
 
 def test_ngram_ids_are_boundary_marked_hashed_and_reproducible():
-    encoder = OneHotEncoder()
+    encoder = OneHotEncoder(TUTORIAL_ALPHABET)
     model = NgramModel(encoder.vocab_size, 4, NgramConfig(min_n=1, max_n=3, buckets=1000))
     other = NgramModel(encoder.vocab_size, 4, NgramConfig(min_n=1, max_n=3, buckets=1000))
     indices, lengths = encoder.encode(["Ab", "Abc"])
@@ -89,7 +89,7 @@ def test_ngram_embedding_is_sparse_and_trains_with_sparse_adam():
 ])
 def test_bad_model_parameters_are_one_line_errors(name, params, message):
     with pytest.raises(toolkit.ToolkitError, match=message) as caught:
-        build(name, OneHotEncoder(), **params)
+        build(name, OneHotEncoder(TUTORIAL_ALPHABET), **params)
     assert "\n" not in str(caught.value)
 
 
@@ -156,7 +156,7 @@ def test_ensemble_saved_and_loaded_gives_the_same_probabilities(ensemble_run):
 
 
 def test_ensemble_probabilities_are_the_mean_or_normalised_geometric_mean(names):
-    encoder = OneHotEncoder()
+    encoder = OneHotEncoder(TUTORIAL_ALPHABET)
     mean_model = build("ensemble", encoder, members="ngram,cnn", combine="probability")
     geometric = build("ensemble", encoder, members="ngram,cnn", combine="log-probability")
     torch.nn.init.normal_(mean_model.members[0].bag.weight)  # zero-initialised otherwise
@@ -203,7 +203,7 @@ def imbalanced(names_dir) -> tuple[toolkit.TextDataset, toolkit.TextDataset]:
 
 def test_logit_adjustment_predicts_the_rare_classes_more_often(imbalanced):
     train_data, test_data = imbalanced
-    encoder = OneHotEncoder()
+    encoder = OneHotEncoder(TUTORIAL_ALPHABET)
     rare = [train_data.classes.index(c) for c in ("Irish", "Czech")]
     counts = []
     for adjust in (0.0, 1.0):
@@ -218,7 +218,7 @@ def test_logit_adjustment_predicts_the_rare_classes_more_often(imbalanced):
 
 def test_label_smoothing_and_selection_by_accuracy(imbalanced):
     train_data, val_data = imbalanced
-    encoder = OneHotEncoder()
+    encoder = OneHotEncoder(TUTORIAL_ALPHABET)
     torch.manual_seed(0)
     model = NgramModel(encoder.vocab_size, 3)
     params = {"epochs": 4, "lr": 0.1, "threads": 1, "label_smoothing": 0.5, "select": "accuracy"}

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 import toolkit
+from toolkit import TUTORIAL_ALPHABET
 from toolkit.inference import predict_proba, resolve_device
 from toolkit.plugins.onehot import OneHotEncoder
 from toolkit.plugins.scratch import ScratchRNNConfig
@@ -42,7 +43,7 @@ def parts(names_dir) -> tuple[toolkit.TextDataset, toolkit.TextDataset]:
 
 
 def fitted_encoder(data: toolkit.TextDataset) -> OneHotEncoder:
-    encoder = OneHotEncoder()
+    encoder = OneHotEncoder(TUTORIAL_ALPHABET)
     encoder.fit(data.texts)
     return encoder
 

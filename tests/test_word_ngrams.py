@@ -15,7 +15,7 @@ import torch
 
 import toolkit
 import toolkit.testing
-from toolkit import PAD
+from toolkit import PAD, TUTORIAL_ALPHABET
 from toolkit.plugins.ngram import build_ngram
 from toolkit.plugins.ngram_model import HASH_BASE, HASH_MODULUS, WORD_SALT
 from toolkit.plugins.onehot import OneHotEncoder
@@ -104,7 +104,7 @@ def test_auto_turns_words_on_for_several_word_texts_only():
     assert build_ngram(titles.vocab_size, 2, encoder=titles).word_order == 2
     assert build_ngram(titles.vocab_size, 2, encoder=titles, word_ngrams="0").word_order == 0
     # a run saved before encoders knew their texts' words: auto stays off, as it was
-    old = OneHotEncoder()
+    old = OneHotEncoder(TUTORIAL_ALPHABET)
     old.load_state({"alphabet": "abc ", "pad": 0, "oov": 1})
     assert old.words_per_text is None
     assert build_ngram(old.vocab_size, 2, encoder=old).word_order == 0

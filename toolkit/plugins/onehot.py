@@ -25,9 +25,10 @@ OOV_SYMBOL = "_"
 MAX_WORDS_PER_TEXT = 1_000_000
 LEARN = "auto"
 ALPHABET = toolkit.Param(
-    "alphabet", str, toolkit.TUTORIAL_ALPHABET,
+    "alphabet", str, LEARN,
     f"Characters to keep; others go to the '_' bucket. '{LEARN}' learns the alphabet from the "
-    "training texts.",
+    "training texts (every character seen there); the tutorial's is "
+    f"{toolkit.TUTORIAL_ALPHABET!r}.",
 )
 
 
