@@ -25,7 +25,7 @@ SETTINGS = (
 def main() -> None:
     import fasttext
 
-    split = the_split("names", 0)
+    split = the_split("names", {}, 0)
     with tempfile.TemporaryDirectory() as scratch:
         path = Path(scratch) / "train.txt"
         pairs = zip(split.train.texts, split.train.targets, strict=True)
