@@ -254,7 +254,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                 if other is not None:
                     label = f"ensemble, same members, mean of {other.pop('combine')}"
                     rows.append({"dataset": name, "system": label, "seed": seed} | other)
-                print(f"  {dataset} seed {seed} {row['system']}: accuracy {row['accuracy']:.4f}, macro-F1 "
+                print(f"  {name} seed {seed} {row['system']}: accuracy {row['accuracy']:.4f}, macro-F1 "
                       f"{row['macro_f1']:.4f}, balanced {row['balanced_accuracy']:.4f}, "
                       f"{row['train_s']:.1f} s, {row['texts_per_s']:,.0f} texts/s", flush=True)
                 if args.write:
