@@ -49,8 +49,9 @@ class NgramConfig(toolkit.Config):
     )
     dropout: float = toolkit.param_field(0.0, "Dropout on the mean embedding (needs dim).", min=0, below=1)
     pooling: str = toolkit.param_field(
-        "sqrt", "How a text's n-gram rows are pooled: mean, or their sum over the square root of "
-        "their count (longer texts score more surely, as with TF-IDF's L2 norm).",
+        "sqrt", "How a text's n-gram rows are pooled: sqrt sums the character n-grams' rows over the "
+        "square root of their count, and the word n-grams' likewise (each an L2 norm of 1, as TF-IDF "
+        "rows); mean averages all of them.",
         choices=POOLING, search=toolkit.Space.choice(),
     )
     word_ngrams: str = toolkit.param_field(

@@ -3,8 +3,10 @@
 Each text is read as `<` + its characters + `>`, so n-grams at the start and end of a word
 differ from the same letters inside it. Every n-gram of `min_n` to `max_n` characters is
 hashed into one of `buckets` rows of an `nn.EmbeddingBag`; the text's features are the sum
-of its n-grams' rows over the square root of their count (`pooling=sqrt`: the weights have
-an L2 norm of 1, as TF-IDF's rows do, so a longer text scores more surely), or their mean.
+of its character n-grams' rows over the square root of their count, plus the same for its
+word n-grams (`pooling=sqrt`: each group's weights have an L2 norm of 1, as the rows of
+TF-IDF character and word features side by side do, so words count as much as characters
+and a longer text scores more surely), or the mean of all (`pooling=mean`).
 With `dim=0` the rows are the class scores themselves (a linear
 model, like TF-IDF + logistic regression); otherwise a Linear layer (after an optional
 hidden layer) reads them. The n-grams are hashed inside the model from the character
@@ -131,8 +133,19 @@ class NgramModel(nn.Module):
             self.register_buffer("folded", torch.tensor(fold, dtype=torch.long), persistent=False)
 
     def ngram_ids(self, indices: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        """(batch, n-gram slots) bucket ids; the padding index, `toolkit.PAD`, stands for "no
-        n-gram" in a slot the text does not fill."""
+        """(batch, n-gram slots) bucket ids, the character n-grams' and then the word n-grams';
+        the padding index, `toolkit.PAD`, stands for "no n-gram" in a slot the text does not fill."""
+        return torch.cat(self._id_groups(indices, lengths), dim=1)
+
+    def _id_groups(self, indices: torch.Tensor, lengths: torch.Tensor) -> list[torch.Tensor]:
+        groups = [self.char_ids(indices, lengths)]
+        if self.word_order:
+            groups.append(self.word_ids(indices, lengths))
+        return groups
+
+    def char_ids(self, indices: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """(batch, character n-gram slots) bucket ids of the boundary-marked text; PAD in the
+        slots a text does not fill."""
         batch, steps = indices.shape
         start, end = self.vocab_size, self.vocab_size + 1  # boundary markers, after the alphabet
         marked = indices.new_zeros(batch, steps + 2)
@@ -148,8 +161,6 @@ class NgramModel(nn.Module):
                 code = (code * HASH_BASE + windows[..., k]) % HASH_MODULUS
             inside = torch.arange(windows.shape[1], device=indices.device) + n <= marked_lengths
             ids.append(torch.where(inside, code % (self.buckets - 1) + 1, toolkit.PAD))
-        if self.word_order:
-            ids.append(self.word_ids(indices, lengths))
         return torch.cat(ids, dim=1)
 
     def word_ids(self, indices: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
@@ -184,12 +195,15 @@ class NgramModel(nn.Module):
         return torch.cat(ids, dim=1)
 
     def forward(self, indices: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        ids = self.ngram_ids(indices, lengths)
+        groups = self._id_groups(indices, lengths)
         if self.pooling == "mean":
-            features = self.bag(ids)
-        else:  # sum / sqrt(count): each text's weights have an L2 norm of 1
-            real = (ids != toolkit.PAD).to(self.bag.weight.dtype)
-            features = self.bag(ids, per_sample_weights=real / real.sum(1, keepdim=True).clamp(min=1).sqrt())
+            features = self.bag(torch.cat(groups, dim=1))
+        else:  # character and word n-grams each weighted to an L2 norm of 1, side by side
+            weights = []
+            for ids in groups:
+                real = (ids != toolkit.PAD).to(self.bag.weight.dtype)
+                weights.append(real / real.sum(1, keepdim=True).clamp(min=1).sqrt())
+            features = self.bag(torch.cat(groups, dim=1), per_sample_weights=torch.cat(weights, dim=1))
         if self.bias is not None:
             return features + self.bias
         return self.head(features)
