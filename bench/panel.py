@@ -87,10 +87,10 @@ def catalogue_messages(path: Path) -> Iterable[str]:
     return (text for key, text in catalogue._catalog.items() if key and isinstance(text, str))
 
 
-def ui_messages() -> tuple[list[tuple[str, str]], dict[str, str]]:
-    files = sorted(LOCALE_DIR.glob("*/LC_MESSAGES/*.mo")) if LOCALE_DIR.is_dir() else []
+def ui_messages(locale_dir: Path = LOCALE_DIR) -> tuple[list[tuple[str, str]], dict[str, str]]:
+    files = sorted(locale_dir.glob("*/LC_MESSAGES/*.mo")) if locale_dir.is_dir() else []
     if not files:
-        raise MissingSource(f"ui-messages: no gettext catalogues under {LOCALE_DIR}; install translations")
+        raise MissingSource(f"ui-messages: no gettext catalogues under {locale_dir}; install translations")
     by_language: dict[str, list[Path]] = defaultdict(list)
     for path in files:
         by_language[path.parts[-3]].append(path)
@@ -107,14 +107,14 @@ def ui_messages() -> tuple[list[tuple[str, str]], dict[str, str]]:
         picked = rng.sample(sorted(texts), min(PER_LANGUAGE, len(texts)))
         rows += [(text, language) for text in picked]
     return rows, {
-        "source": f"translated messages of the GNU gettext catalogues under {LOCALE_DIR} "
+        "source": f"translated messages of the GNU gettext catalogues under {locale_dir} "
                   f"(the {LANGUAGES} languages with the most catalogues)",
         "label": "the catalogue's language (its locale folder)",
         "licence": "each catalogue under its program's licence (see /usr/share/doc/*/copyright)",
     }
 
 
-BUILDERS: dict[str, Callable[[], tuple[list[tuple[str, str]], dict[str, str]]]] = {
+BUILDERS: dict[str, Callable[..., tuple[list[tuple[str, str]], dict[str, str]]]] = {
     "manpages": manpages, "ui-messages": ui_messages,
 }
 
@@ -155,13 +155,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
     parser.add_argument("--only", default=",".join(BUILDERS), help="Comma-separated: " + ", ".join(BUILDERS))
+    parser.add_argument("--locale-dir", type=Path, default=LOCALE_DIR,
+                        help="Where ui-messages' catalogues are.")
     args = parser.parse_args(argv)
     for name in [n for n in args.only.split(",") if n]:
         if name not in BUILDERS:
             print(f"panel.py: unknown data set {name!r}; choose from {', '.join(BUILDERS)}", file=sys.stderr)
             return 2
         try:
-            rows, about = BUILDERS[name]()
+            rows, about = ui_messages(args.locale_dir) if name == "ui-messages" else BUILDERS[name]()
         except MissingSource as exc:
             print(f"panel.py: {exc}", file=sys.stderr)
             return 2
