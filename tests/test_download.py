@@ -16,7 +16,6 @@ import pytest
 import toolkit
 from toolkit.datasets import names
 
-
 #: How often a test server's serve_forever() checks for shutdown(): the default 0.5 s made every
 #: test that stops a server wait that long.
 POLL_INTERVAL = 0.01
