@@ -165,8 +165,11 @@ def throwaway_env(tmp_path_factory) -> ThrowawayEnv:
 def trained_run(tmp_path_factory):
     """One small real run on the names data (a GRU, two epochs), shared by the tests that
     read, report on or predict with a run folder. Returns the RunResult."""
+    import torch
+
     import toolkit
 
+    torch.set_num_threads(1)  # as one_torch_thread does, which runs after session fixtures
     mp = pytest.MonkeyPatch()
     mp.setenv("TOOLKIT_CACHE_DIR", str(tmp_path_factory.mktemp("run-cache")))
     try:
