@@ -60,6 +60,18 @@ def isolated_data(monkeypatch, tmp_path_factory):
     monkeypatch.setenv("TOOLKIT_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
 
 
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """Torch work done inside the test process uses one thread, as toolkit's training and
+    prediction do by default. Torch's own default (a thread per core) made forward passes in
+    this process collapse whenever another process held a core: test_models.py's padding
+    checks took 5-12 s each in a full run at load 3.5, 0.06 s with one thread. Set only once
+    something imported torch, so tests that never use it do not pay for the import."""
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.get_num_threads() != 1:
+        torch.set_num_threads(1)
+
+
 @pytest.fixture(scope="session")
 def names_dir() -> Path:
     """The bundled names data: 18 `<Language>.txt` files."""
@@ -173,8 +185,11 @@ def throwaway_env(tmp_path_factory) -> ThrowawayEnv:
 def trained_run(tmp_path_factory):
     """One small real run on the names data (a GRU, two epochs), shared by the tests that
     read, report on or predict with a run folder. Returns the RunResult."""
+    import torch
+
     import toolkit
 
+    torch.set_num_threads(1)  # as one_torch_thread does, which runs after session fixtures
     mp = pytest.MonkeyPatch()
     mp.setenv("TOOLKIT_CACHE_DIR", str(tmp_path_factory.mktemp("run-cache")))
     try:

@@ -104,7 +104,23 @@ def test_bad_input_is_refused_in_one_line(inputs, trained_run, tmp_path, cli):
     assert sorted(p.name for p in tmp_path.iterdir()) == []  # no output folder, no staging left
 
 
-def test_a_bad_scheduler_address_is_refused_in_one_line(trained_run, inputs, tmp_path):
+def test_a_bad_scheduler_address_is_refused_in_one_line(trained_run, inputs, tmp_path, cli, monkeypatch):
+    """In-process with a 1 s connect timeout, so the quick loop does not wait out the real 10 s
+    (the next test waits it out, in a real process)."""
+    monkeypatch.setattr(batch, "CONNECT_TIMEOUT", 1)
+    root, _ = inputs
+    result = cli(["predict", "--run", str(trained_run.run_dir), "--input", str(root / "csv" / "*.csv"),
+                  "--column", "name", "--output", f"{tmp_path}/out/", "--engine", "dask",
+                  "--scheduler", "tcp://127.0.0.1:9"])
+    assert result.exit_code == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(
+        "Error: cannot reach the Dask scheduler at 'tcp://127.0.0.1:9' within 1 s"), result.stderr
+    assert not (tmp_path / "out").exists() and list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.slow
+def test_a_bad_scheduler_address_is_refused_in_one_line_by_a_real_process(trained_run, inputs, tmp_path):
     root, _ = inputs
     started = time.monotonic()
     done = run_toolkit(["predict", "--run", str(trained_run.run_dir), "--input", str(root / "csv" / "*.csv"),

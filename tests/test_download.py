@@ -16,6 +16,10 @@ import pytest
 import toolkit
 from toolkit.datasets import names
 
+#: How often a test server's serve_forever() checks for shutdown(): the default 0.5 s made every
+#: test that stops a server wait that long.
+POLL_INTERVAL = 0.01
+
 
 class QuietHandler(http.server.SimpleHTTPRequestHandler):
     def log_message(self, format, *args):  # keep the server's access log out of stderr
@@ -29,7 +33,7 @@ def served(tmp_path):
     www.mkdir()
     handler = functools.partial(QuietHandler, directory=str(www))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, args=(POLL_INTERVAL,), daemon=True)
     thread.start()
     yield www, f"http://127.0.0.1:{server.server_address[1]}"
     server.shutdown()
@@ -177,7 +181,7 @@ def refused_download(handler: type[http.server.BaseHTTPRequestHandler]) -> tuple
     """Serve `handler` on 127.0.0.1, download from it, and return the URL and the refusal."""
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    threading.Thread(target=server.serve_forever, args=(POLL_INTERVAL,), daemon=True).start()
     url = f"http://127.0.0.1:{server.server_address[1]}/data.zip"
     try:
         with pytest.raises(toolkit.ToolkitError) as info:

@@ -135,7 +135,7 @@ def test_batch_csv_column_to_stdout(cli, trained_run, predictor, tmp_path):
     assert "has no column 'name'; its columns are id, surname." in missing.stderr
 
 
-def test_interactive_loop_through_stdin(trained_run, predictor):
+def test_interactive_loop_through_stdin(trained_run, predictor, cli):
     result = run_toolkit(["interactive", "--run", str(trained_run.run_dir), "--top", "2"],
                          input="Hinton\nNakamura\n\nNever reached\n")
     assert result.returncode == 0, result.stderr
@@ -146,8 +146,8 @@ def test_interactive_loop_through_stdin(trained_run, predictor):
         "> Nakamura",
         *(f"({g.log_probability:.2f}) {g.label}" for g in predictor.predict(["Nakamura"], 2)[0].guesses),
     ]
-    eof = run_toolkit(["interactive", "--run", str(trained_run.run_dir)], input="Sato\n")  # Ctrl-D
-    assert eof.returncode == 0 and "> Sato" in eof.stdout
+    eof = cli(["interactive", "--run", str(trained_run.run_dir)], input="Sato\n")  # Ctrl-D, in-process
+    assert eof.exit_code == 0 and "> Sato" in eof.stdout
 
 
 def test_names_longer_than_the_run_reads_are_cut_with_a_notice(cli, trained_run, predictor):
