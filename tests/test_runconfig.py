@@ -5,26 +5,9 @@ from __future__ import annotations
 import tomllib
 
 import pytest
-from safetensors.torch import load_file
+from conftest import names_csv, same_weights
 
 import toolkit
-from toolkit.datasets.names import bundled_folder
-
-
-def names_csv(folder, languages=("Greek", "Polish", "Scottish"), per_class=100):
-    """A small real CSV: the first names of a few languages from the bundled names data."""
-    rows = ["text,label"]
-    for language in languages:
-        lines = (bundled_folder() / f"{language}.txt").read_text(encoding="utf-8").split("\n")
-        rows += [f"{name.strip()},{language}" for name in lines[:per_class] if name.strip()]
-    path = folder / "names.csv"
-    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
-    return path
-
-
-def same_weights(first, second) -> bool:
-    a, b = load_file(first / "model.safetensors"), load_file(second / "model.safetensors")
-    return set(a) == set(b) and all((a[k] == b[k]).all() for k in a)
 
 
 def test_a_runs_config_toml_reproduces_it(trained_run, tmp_path):

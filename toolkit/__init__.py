@@ -32,6 +32,10 @@ __version__ = "0.1.0"
 _LAZY = {
     "run": "toolkit.api",
     "plan_run": "toolkit.api",
+    "rerun": "toolkit.rerunning",
+    "RerunResult": "toolkit.rerunning",
+    "RunFile": "toolkit.runconfig",
+    "read_run_file": "toolkit.runconfig",
     "tune": "toolkit.tuning",
     "TuneResult": "toolkit.tuning",
     "RunPlan": "toolkit.api",
