@@ -16,7 +16,7 @@ from toolkit.runconfig import CONFIG_TOML, RunFile
 from toolkit.splits import SPLIT_PARAMS, Split, SplitConfig
 from toolkit.train_config import TRAIN_PARAMS, TrainConfig
 from toolkit.types import DatasetSpec, Encoder, EncoderSpec, ModelSpec
-from toolkit.warmstart import init_config, init_params
+from toolkit.warmstart import check_kept_params, init_config, init_params
 
 if TYPE_CHECKING:  # torch, numpy and pandas load on first use, so the CLI starts fast
     import numpy as np
@@ -139,6 +139,8 @@ def plan_run(
         values |= init_params(Path(init), started_from, model, encoder)
     values |= run_file.checked_params(sections)
     resolved = resolve(sections, {**values, **(params or {})})
+    if started_from is not None:
+        check_kept_params(Path(init), started_from, resolved)
     configs = {"dataset": dataset_spec.config, "encoder": encoder_spec.config, "model": model_spec.config,
                "split": SplitConfig, "train": TrainConfig}
     for section, config_class in configs.items():

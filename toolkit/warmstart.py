@@ -46,6 +46,21 @@ def init_params(folder: Path, config: Mapping[str, Any], model: str, encoder: st
             for name, value in config[kind].get("params", {}).items()}
 
 
+def check_kept_params(
+    folder: Path, config: Mapping[str, Any], resolved: Mapping[str, Mapping[str, Any]]
+) -> None:
+    """Refuse model or encoder parameters set otherwise than the init run's: a warm start
+    continues that very model and encoder."""
+    for kind in ("model", "encoder"):
+        recorded = config[kind].get("params", {})
+        for name, value in resolved[kind].items():
+            if name in recorded and recorded[name] != value:
+                raise ToolkitError(
+                    f"--init run '{shown(folder)}' has {kind}.{name}={shown(recorded[name])}, not "
+                    f"{shown(value)}; a warm start keeps the run's {kind} as it is: leave {kind}.{name} out."
+                )
+
+
 @dataclass(frozen=True)
 class WarmStart:
     """What a run started from: the run folder, its classes, the classes added, and how many
