@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from toolkit.contracts import check_encoded, checked_state, loaded_dataset
 from toolkit.errors import ToolkitError
+from toolkit.lifecycle import Lifecycle, tracker_plugins
 from toolkit.limits import MAX_SEED
 from toolkit.params import Param, Section, declaration_problem, resolve
 from toolkit.registry import Registry, load_registry
@@ -39,7 +40,8 @@ ENCODER_PROBE = 256
 @dataclass(frozen=True)
 class RunPlan:
     """A checked run: plugins found, parameters validated, encoder and model compatible.
-    `plugins` are the extra plugins it was planned with, `init` the run it starts from."""
+    `plugins` are the extra plugins it was planned with, `init` the run it starts from,
+    `track` the trackers its lifecycle hooks log to."""
 
     dataset: DatasetSpec
     encoder: EncoderSpec
@@ -51,6 +53,7 @@ class RunPlan:
     registry: Registry
     plugins: tuple[str, ...] = ()
     init: Path | None = None
+    track: tuple[str, ...] = ()  # trackers (`--track`), whose plugins are in `registry` too
 
     def sections(self) -> list[Section]:
         """The parameter groups this run's `params` were resolved from (see `run_sections`)."""
@@ -87,6 +90,7 @@ def plan_run(
     plugins: Sequence[str] = (),
     config: str | Path | RunFile | Mapping[str, Any] | None = None,
     init: str | Path | None = None,
+    track: Sequence[str] = (),
 ) -> RunPlan:
     """Resolve names and parameters and check them, before any data is read.
 
@@ -95,7 +99,8 @@ def plan_run(
     `config` is a run config file (TOML, see `toolkit.runconfig`; or its parsed dict): it
     gives whatever the arguments leave unset (None), its plugins come before `plugins`, and
     `params` win over its parameters. `init` is a run folder to start from (a warm start):
-    its model and encoder, with their parameters, unless they are set otherwise.
+    its model and encoder, with their parameters, unless they are set otherwise. `track`
+    names trackers (see `toolkit.lifecycle.TRACKERS`) whose plugins log the run.
     """
     from toolkit.runconfig import read_run_file, run_file_from
 
@@ -120,7 +125,7 @@ def plan_run(
     seed = seed if seed is not None else settings.get("seed", 0)
     device = device or settings.get("device", "auto")
     plugins = (*settings.get("plugins", ()), *plugins)
-    registry = load_registry(plugins)
+    registry = load_registry((*plugins, *tracker_plugins(track)))
     dataset_spec = registry.dataset(dataset)
     encoder_spec = registry.encoder(encoder)
     model_spec = registry.model(model)
@@ -149,7 +154,7 @@ def plan_run(
     return RunPlan(
         dataset_spec, encoder_spec, model_spec, resolved, seed, device,
         Path(output) if output is not None else None, registry, tuple(plugins),
-        Path(init) if init is not None else None,
+        Path(init) if init is not None else None, tuple(track),
     )
 
 
@@ -216,6 +221,7 @@ class RunResult:
     truncated_texts: int = 0  # texts longer than train.max_length, cut to it
     world_size: int = 1  # processes that trained it (torchrun ranks); only rank 0 evaluates and writes
     warm_start: WarmStart | None = None  # what the run started from (`init`), None when from scratch
+    hook_failures: tuple[str, ...] = ()  # plugins' lifecycle hooks that failed, as warned on stderr
 
     def predictor(self, threads: int | None = None) -> Predictor:
         """The trained model as a `Predictor`, as `load_run` would give it from the run folder:
@@ -260,6 +266,7 @@ def run(
     progress: bool | None = None,
     config: str | Path | RunFile | Mapping[str, Any] | None = None,
     init: str | Path | None = None,
+    track: Sequence[str] = (),
 ) -> RunResult:
     """Train `model` on `dataset` and evaluate it on the held-out split.
 
@@ -271,10 +278,12 @@ def run(
     Ctrl-C stops training early and the run goes on with what was learned so far, marked
     `interrupted` (in metrics.json and the report's title too).
     `config` is a run config file (see `plan_run`; every run folder writes one, config.toml);
-    `init` a run folder to start from (a warm start, see `toolkit.warmstart`).
+    `init` a run folder to start from (a warm start, see `toolkit.warmstart`); `track` the
+    trackers to log it to (e.g. "mlflow"). Plugins' lifecycle hooks see the run start, each
+    epoch end and the run end; one that fails is a warning, and the run goes on.
     Unset names default to model scratch-rnn, encoder onehot, seed 0, device auto.
     """
-    plan = plan_run(dataset, model, encoder, params, seed, device, output, plugins, config, init)
+    plan = plan_run(dataset, model, encoder, params, seed, device, output, plugins, config, init, track)
     return run_plan(plan, progress)
 
 
@@ -297,7 +306,11 @@ def run_plan(
         else claim_default_run_dir(plan.dataset.name, plan.model.name)
     )
     try:
-        return _train_and_evaluate(plan, progress, target, claim, check_data)
+        lifecycle = Lifecycle(plan.registry)
+        lifecycle.call("run_started", plan=plan)
+        result = _train_and_evaluate(plan, progress, target, claim, check_data, lifecycle)
+        lifecycle.call("run_ended", plan=plan, run_dir=result.run_dir, result=result)
+        return replace(result, hook_failures=tuple(lifecycle.failures))
     except BaseException:
         claim.release()
         raise
@@ -348,6 +361,7 @@ def build_model(plan: RunPlan, text_encoder: Encoder, num_classes: int) -> nn.Mo
 def _train_and_evaluate(
     plan: RunPlan, progress: bool | None, device: torch.device, claim: RunClaim | None,
     check_data: Callable[[Mapping[str, Any]], None] | None = None,
+    lifecycle: Lifecycle | None = None,
 ) -> RunResult:
     """Load, split, encode, train and predict the test split; then, with a `claim` (rank 0),
     evaluate and write the run folder into it."""
@@ -380,9 +394,10 @@ def _train_and_evaluate(
     distributed.check_same_everywhere("training data or encoder", same)
     if started_from is None:
         network = build_model(plan, text_encoder, len(classes))
+    hooks = [lambda row: lifecycle.call("epoch_ended", plan=plan, epoch=row)] if lifecycle else []
     trained = train(
         network, text_encoder, split.train, split.val, plan.params["train"],
-        seed=seed, device=target, progress=progress,
+        seed=seed, device=target, progress=progress, epoch_callbacks=hooks,
     )
     test_texts = split.test.texts if ranks.is_main else ()
     probabilities = predict_proba(trained.model, text_encoder, test_texts, target)

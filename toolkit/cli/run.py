@@ -61,6 +61,14 @@ def run(
             "scratch; classes it was not trained on need --param train.new_classes=add.",
         ),
     ] = None,
+    track: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--track", metavar="TRACKER",
+            help="Log the run to a tracker: mlflow (pip install 'toolkit[mlflow]'; to "
+            "MLFLOW_TRACKING_URI, default ./mlruns). Repeatable.",
+        ),
+    ] = None,
     nproc: Annotated[
         int,
         typer.Option(
@@ -78,15 +86,16 @@ def run(
     params = parse_assignments(param or [])
     names = {"dataset": dataset, "model": model, "encoder": encoder, "seed": seed, "device": device,
              "config": config, "init": init}
+    tracking = {"track": track} if track else {}
     if nproc != 1:
-        _launch(ctx, nproc, names, param or [], params, output)
+        _launch(ctx, nproc, names, param or [], params, output, track or [])
         return  # rank 0 printed the results
     from toolkit import distributed
 
     previous = signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
         with distributed.recording_failure():
-            result = api.run(**names, params=params, output=output, plugins=cli_plugins(ctx))
+            result = api.run(**names, **tracking, params=params, output=output, plugins=cli_plugins(ctx))
     except Exception as exc:
         if distributed.under_torchrun() and distributed.launcher_reports():
             raise typer.Exit(distributed.child_exit_code(exc)) from None  # the launcher says why
@@ -131,13 +140,14 @@ def _exit_on_sigterm(signum: int, frame: FrameType | None) -> None:
 
 def _launch(
     ctx: typer.Context, nproc: int, names: dict[str, Any], pairs: list[str], params: dict[str, str],
-    output: Path | None,
+    output: Path | None, track: list[str],
 ) -> None:
     """Run this command as `nproc` ranks (torchrun's launcher), after checking it here."""
     from toolkit.distributed import launch
     from toolkit.rundir import claim_default_run_dir, claim_run_dir
 
-    plan = api.plan_run(**names, params=params, output=output, plugins=cli_plugins(ctx))  # fail early
+    # fail early, here
+    plan = api.plan_run(**names, params=params, output=output, plugins=cli_plugins(ctx), track=track)
     # The run folder, claimed here so a taken one is refused before any rank starts, then left
     # empty and unlocked for rank 0 to claim and fill.
     claim = (
@@ -149,6 +159,7 @@ def _launch(
     args += ["run", "--output", str(claim.path)]
     args += [item for key, value in names.items() if value is not None for item in (f"--{key}", str(value))]
     args += [item for pair in pairs for item in ("--param", pair)]
+    args += [item for tracker in track for item in ("--track", tracker)]
     try:
         launch(nproc, args)
     except KeyboardInterrupt:
