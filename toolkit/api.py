@@ -305,15 +305,16 @@ def run_plan(
         claim_run_dir(plan.output) if plan.output is not None
         else claim_default_run_dir(plan.dataset.name, plan.model.name)
     )
+    lifecycle = Lifecycle(plan.registry)
     try:
-        lifecycle = Lifecycle(plan.registry)
         lifecycle.call("run_started", plan=plan)
         result = _train_and_evaluate(plan, progress, target, claim, check_data, lifecycle)
-        lifecycle.call("run_ended", plan=plan, run_dir=result.run_dir, result=result)
-        return replace(result, hook_failures=tuple(lifecycle.failures))
-    except BaseException:
+    except BaseException as exc:
         claim.release()
+        lifecycle.call("run_failed", plan=plan, error=exc)
         raise
+    lifecycle.call("run_ended", plan=plan, run_dir=result.run_dir, result=result)
+    return replace(result, hook_failures=tuple(lifecycle.failures))
 
 
 def load_split(plan: RunPlan) -> tuple[Split, int]:

@@ -76,3 +76,9 @@ def epoch_ended(plan: Any, epoch: Mapping[str, Any]) -> None:
 def run_ended(plan: Any, run_dir: Path, result: Any) -> None:
     """The run folder `run_dir` is written: `result` is the `toolkit.RunResult` (its `report`
     holds the test metrics, `interrupted` says whether Ctrl-C cut training short)."""
+
+
+@hookspec
+def run_failed(plan: Any, error: BaseException) -> None:
+    """The run stopped with `error` after `run_started` and wrote no run folder (a bad data
+    file, SIGTERM...): a tracker closes the run it opened."""

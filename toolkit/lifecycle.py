@@ -8,6 +8,7 @@ that run (it is not recorded as one of the run's plugins, since it does not chan
 
 from __future__ import annotations
 
+import importlib.util
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -17,19 +18,24 @@ from toolkit.errors import ToolkitError, did_you_mean
 from toolkit.registry import Registry
 from toolkit.safe_files import shown
 
-#: `--track NAME`: the module of the tracker plugin (its package is an optional extra).
-TRACKERS = {"mlflow": "toolkit.trackers.mlflow"}
+#: `--track NAME`: the module of the tracker plugin, and the library it needs (an optional
+#: extra of toolkit's: pip install 'toolkit[NAME]').
+TRACKERS = {"mlflow": ("toolkit.trackers.mlflow", "mlflow")}
 
 
 def tracker_plugins(track: Sequence[str]) -> list[str]:
-    """The plugin modules of the trackers named in `track`."""
+    """The plugin modules of the trackers named in `track`, after checking that each one's
+    library is installed (without importing it)."""
     unknown = [name for name in track if name not in TRACKERS]
     if unknown:
         raise ToolkitError(
             f"unknown tracker '{shown(unknown[0])}'.{did_you_mean(unknown[0], TRACKERS)} "
             f"Trackers: {', '.join(TRACKERS)}."
         )
-    return [TRACKERS[name] for name in dict.fromkeys(track)]
+    for name in track:
+        if importlib.util.find_spec(TRACKERS[name][1]) is None:
+            raise ToolkitError(f"--track {name} needs {TRACKERS[name][1]}: pip install 'toolkit[{name}]'.")
+    return [TRACKERS[name][0] for name in dict.fromkeys(track)]
 
 
 @dataclass
