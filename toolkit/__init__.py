@@ -67,6 +67,8 @@ _LAZY = {
     "evaluate_predictions": "toolkit.evaluation",
     "Report": "toolkit.evaluation",
     "read_run": "toolkit.rundir",
+    "runs_table": "toolkit.run_index",
+    "RunsTable": "toolkit.run_index",
     "compare_runs": "toolkit.compare",
     "rerender": "toolkit.rendering",
     "write_compare": "toolkit.rendering",
