@@ -19,7 +19,7 @@ from toolkit.registry import Registry
 from toolkit.safe_files import shown
 
 #: `--track NAME`: the module of the tracker plugin, and the library it needs (an optional
-#: extra of toolkit's: pip install 'toolkit[NAME]').
+#: extra of toolkit's: pip install -e '.[NAME]').
 TRACKERS = {"mlflow": ("toolkit.trackers.mlflow", "mlflow")}
 
 
@@ -34,7 +34,9 @@ def tracker_plugins(track: Sequence[str]) -> list[str]:
         )
     for name in track:
         if importlib.util.find_spec(TRACKERS[name][1]) is None:
-            raise ToolkitError(f"--track {name} needs {TRACKERS[name][1]}: pip install 'toolkit[{name}]'.")
+            raise ToolkitError(
+                f"--track {name} needs {TRACKERS[name][1]}: pip install -e '.[{name}]' in toolkit's folder."
+            )
     return [TRACKERS[name][0] for name in dict.fromkeys(track)]
 
 

@@ -65,7 +65,7 @@ def run(
         list[str] | None,
         typer.Option(
             "--track", metavar="TRACKER",
-            help="Log the run to a tracker: mlflow (pip install 'toolkit[mlflow]'; to "
+            help="Log the run to a tracker: mlflow (pip install -e '.[mlflow]'; to "
             "MLFLOW_TRACKING_URI, default ./mlruns). Repeatable.",
         ),
     ] = None,

@@ -1,4 +1,4 @@
-"""`--track mlflow`: log a run to MLflow (pip install 'toolkit[mlflow]').
+"""`--track mlflow`: log a run to MLflow (the `mlflow` extra: pip install -e '.[mlflow]').
 
 Where to: MLFLOW_TRACKING_URI, else MLflow's own default (a local `mlflow.db` SQLite store
 in the current folder for MLflow 3); the experiment MLFLOW_EXPERIMENT_NAME, else "toolkit".
