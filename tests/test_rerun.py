@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 from conftest import names_csv, same_weights
@@ -99,3 +100,26 @@ def test_a_changed_plugin_file_is_refused(cli, small_run, tmp_path):
 def test_a_folder_that_is_not_a_run_is_one_line(cli, tmp_path):
     refused = cli(["rerun", str(tmp_path)])
     assert refused.exit_code == 2 and "is not a complete toolkit run folder" in refused.stderr
+
+
+def test_differences_in_metrics_and_library_versions_are_said(cli, small_run, tmp_path):
+    result, _, _ = small_run
+    copy = tmp_path / "copy"
+    shutil.copytree(result.run_dir, copy)
+    config = json.loads((copy / "config.json").read_text())
+    config["versions"]["torch"] = "1.0.0"
+    (copy / "config.json").write_text(json.dumps(config))
+    metrics = json.loads((copy / "metrics.json").read_text())
+    accuracy, metrics["summary"]["accuracy"] = metrics["summary"]["accuracy"], 0.25
+    (copy / "metrics.json").write_text(json.dumps(metrics))
+
+    rerun = cli(["rerun", str(copy), "--output", str(tmp_path / "again")])
+
+    assert rerun.exit_code == 0, rerun.output
+    lines = rerun.stdout.splitlines()
+    assert "Test metrics differ from the original's:" in lines
+    assert f"  accuracy: 0.25 -> {accuracy:.6g} ({accuracy - 0.25:+.6g})" in lines
+    assert not any(line.startswith("  macro_f1") for line in lines)  # only what differs
+    import torch
+
+    assert f"Note: the original ran with torch 1.0.0, this with {torch.__version__}; results may differ." in lines

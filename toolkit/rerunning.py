@@ -53,16 +53,18 @@ def rerun(
     allow_data_change: bool = False,
     plugins: Sequence[str] = (),
     progress: bool | None = None,
+    track: Sequence[str] = (),
 ) -> RerunResult:
     """Train the run folder `run` again from its recorded parameters, plugins and data into
-    `output` (default runs/<time>-<dataset>-<model>), and compare the test metrics."""
+    `output` (default runs/<time>-<dataset>-<model>), and compare the test metrics. `plugins`
+    are loaded besides the recorded ones; `track` names trackers, as for `toolkit.run`."""
     from toolkit.api import library_versions, plan_run, run_plan
     from toolkit.rundir import open_run
 
     folder, config = open_run(run)
     check_plugin_files(folder, config)
     recorded = run_file_of(folder, config)
-    plan = plan_run(config=recorded, output=output, plugins=plugins)
+    plan = plan_run(config=recorded, output=output, plugins=plugins, track=track)
     changed: list[str] = []
 
     def check_data(provenance: Mapping[str, Any]) -> None:

@@ -23,6 +23,10 @@ def rerun(
             "--allow-data-change", help="Train even when the data's files differ from the recorded ones."
         ),
     ] = False,
+    track: Annotated[
+        list[str] | None,
+        typer.Option("--track", metavar="TRACKER", help="Log the run to a tracker, as for `toolkit run`."),
+    ] = None,
 ) -> None:
     """Train a run again from its recorded parameters, plugins and data, and say whether the
     test metrics equal the original's.
@@ -32,7 +36,7 @@ def rerun(
     """
     from toolkit.rerunning import rerun as rerun_run
 
-    done = rerun_run(run, output, allow_data_change, cli_plugins(ctx))
+    done = rerun_run(run, output, allow_data_change, cli_plugins(ctx), track=track or ())
     result = done.result
     typer.echo(
         f"Trained {result.plan.model.name} on {result.plan.dataset.name} again in "
