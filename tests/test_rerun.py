@@ -122,4 +122,5 @@ def test_differences_in_metrics_and_library_versions_are_said(cli, small_run, tm
     assert not any(line.startswith("  macro_f1") for line in lines)  # only what differs
     import torch
 
-    assert f"Note: the original ran with torch 1.0.0, this with {torch.__version__}; results may differ." in lines
+    note = f"Note: the original ran with torch 1.0.0, this with {torch.__version__}; results may differ."
+    assert note in lines
