@@ -99,3 +99,12 @@ def test_a_different_model_is_refused(cli, first_run, tmp_path, args, message):
     first, data = first_run
     result = cli(["run", "-d", "csv", "-p", f"path={data}", "--init", str(first.run_dir), *args])
     assert result.exit_code == 2 and message in result.stderr and result.stderr.count("\n") == 1
+
+
+def test_without_a_dataset_it_trains_on_with_the_run_s_data_split_and_seed(first_run, tmp_path):
+    first, data = first_run
+    more = toolkit.run(params={"train.epochs": 1, "train.threads": 1}, init=first.run_dir,
+                       output=tmp_path / "more", progress=False)
+    assert more.plan.dataset.name == "csv" and more.plan.params["dataset"]["path"] == str(data)
+    assert more.plan.seed == first.plan.seed and more.plan.params["split"] == first.plan.params["split"]
+    assert more.split.test.texts == first.split.test.texts  # the run's test texts stay held out

@@ -113,7 +113,9 @@ def plan_run(
     settings = run_file.run
     init = init if init is not None else settings.get("init")
     started_from = init_config(init) if init is not None else None
-    dataset = dataset or settings.get("dataset")
+    dataset = dataset or settings.get("dataset") or (
+        started_from["dataset"]["name"] if started_from else None
+    )
     if dataset is None:
         raise ToolkitError("no dataset given; name one with --dataset (or in a --config file's [run]).")
     model = model or settings.get("model") or (
@@ -122,7 +124,8 @@ def plan_run(
     encoder = encoder or settings.get("encoder") or (
         started_from["encoder"]["name"] if started_from else DEFAULT_ENCODER
     )
-    seed = seed if seed is not None else settings.get("seed", 0)
+    same_data = started_from is not None and started_from["dataset"]["name"] == dataset
+    seed = seed if seed is not None else settings.get("seed", started_from["seed"] if same_data else 0)
     device = device or settings.get("device", "auto")
     plugins = (*settings.get("plugins", ()), *plugins)
     registry = load_registry((*plugins, *tracker_plugins(track)))
@@ -141,7 +144,7 @@ def plan_run(
     sections = run_sections(dataset_spec, encoder_spec, model_spec)
     values: dict[str, Any] = {}
     if started_from is not None:
-        values |= init_params(Path(init), started_from, model, encoder)
+        values |= init_params(Path(init), started_from, model, encoder, same_data)
     values |= run_file.checked_params(sections)
     resolved = resolve(sections, {**values, **(params or {})})
     if started_from is not None:

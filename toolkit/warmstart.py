@@ -1,9 +1,11 @@
 """Warm starts (`toolkit run --init RUN`): training starts from a trained run's model and its
 fitted encoder instead of from scratch, to continue training or to fine-tune on new data.
 
-The data's classes must be the run's, unless `train.new_classes=add`: then the classes the
-run never saw get new output rows (initialised as a fresh model's are) after the run's own,
-which keep their weights. The encoder is the run's as fitted; characters it does not know
+The dataset is the run's unless one is named; on the run's dataset the run's dataset and
+split parameters and seed are the defaults, so that training on keeps the run's test texts
+out of training. The data's classes must be the run's, unless `train.new_classes=add`: then
+the classes the run never saw get new output rows (initialised as a fresh model's are) after
+the run's own, which keep their weights. The encoder is the run's as fitted; characters it does not know
 are counted and said (they are read as its unknown character).
 """
 
@@ -32,9 +34,12 @@ def init_config(path: str | Path) -> dict[str, Any]:
     return config
 
 
-def init_params(folder: Path, config: Mapping[str, Any], model: str, encoder: str) -> dict[str, Any]:
+def init_params(
+    folder: Path, config: Mapping[str, Any], model: str, encoder: str, same_data: bool = False
+) -> dict[str, Any]:
     """The init run's model and encoder parameters as `group.name` values, after checking
-    that the planned model and encoder are the run's."""
+    that the planned model and encoder are the run's; with `same_data` (the run's dataset)
+    its dataset and split parameters too, so that the run's test texts stay out of training."""
     for kind, planned in (("model", model), ("encoder", encoder)):
         recorded = config.get(kind, {}).get("name")
         if planned != recorded:
@@ -42,8 +47,13 @@ def init_params(folder: Path, config: Mapping[str, Any], model: str, encoder: st
                 f"--init run '{shown(folder)}' has {kind} '{shown(recorded)}', not '{planned}'; a warm "
                 f"start continues the same {kind}: leave out --{kind} or give --{kind} {shown(recorded)}."
             )
-    return {f"{kind}.{name}": value for kind in ("model", "encoder")
-            for name, value in config[kind].get("params", {}).items()}
+    values = {f"{kind}.{name}": value for kind in ("model", "encoder")
+              for name, value in config[kind].get("params", {}).items()}
+    if same_data:
+        values |= {f"dataset.{name}": value for name, value in config["dataset"].get("params", {}).items()}
+        values |= {f"split.{name}": value for name, value in config.get("split", {}).items()
+                   if name not in ("seed", "sizes")}
+    return values
 
 
 def check_kept_params(
