@@ -97,6 +97,25 @@ def cli():
     return invoke
 
 
+def names_csv(folder, languages=("Greek", "Polish", "Scottish"), per_class=100):
+    """A small real CSV: the first names of a few languages from the bundled names data."""
+    rows = ["text,label"]
+    for language in languages:
+        lines = (NAMES_DIR / f"{language}.txt").read_text(encoding="utf-8").split("\n")
+        rows += [f"{name.strip()},{language}" for name in lines[:per_class] if name.strip()]
+    path = folder / "names.csv"
+    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    return path
+
+
+def same_weights(first, second) -> bool:
+    """Two run folders hold the same weights, tensor by tensor."""
+    from safetensors.torch import load_file
+
+    a, b = load_file(first / "model.safetensors"), load_file(second / "model.safetensors")
+    return set(a) == set(b) and all((a[k] == b[k]).all() for k in a)
+
+
 def labels_by_text(data) -> dict[str, set[str]]:
     """Every text of a TextDataset with the set of classes it occurs under."""
     found: dict[str, set[str]] = {}

@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from toolkit.contracts import check_encoded, checked_state, loaded_dataset
 from toolkit.errors import ToolkitError
+from toolkit.lifecycle import Lifecycle, tracker_plugins
 from toolkit.limits import MAX_SEED
 from toolkit.params import Param, Section, declaration_problem, resolve
 from toolkit.registry import Registry, load_registry
+from toolkit.runconfig import CONFIG_TOML, RunFile
 from toolkit.splits import SPLIT_PARAMS, Split, SplitConfig
 from toolkit.train_config import TRAIN_PARAMS, TrainConfig
 from toolkit.types import DatasetSpec, Encoder, EncoderSpec, ModelSpec
+from toolkit.warmstart import check_kept_params, init_config, init_params
 
 if TYPE_CHECKING:  # torch, numpy and pandas load on first use, so the CLI starts fast
     import numpy as np
@@ -25,16 +28,20 @@ if TYPE_CHECKING:  # torch, numpy and pandas load on first use, so the CLI start
     from toolkit.evaluation import Report
     from toolkit.predictor import Predictor
     from toolkit.rundir import RunClaim
+    from toolkit.warmstart import WarmStart
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
 DEFAULT_ENCODER = "onehot"
+DEFAULT_MODEL = "scratch-rnn"
 #: Training texts encoded to check the encoder's output before training (the trainer checks all).
 ENCODER_PROBE = 256
 
 
 @dataclass(frozen=True)
 class RunPlan:
-    """A checked run: plugins found, parameters validated, encoder and model compatible."""
+    """A checked run: plugins found, parameters validated, encoder and model compatible.
+    `plugins` are the extra plugins it was planned with, `init` the run it starts from,
+    `track` the trackers its lifecycle hooks log to."""
 
     dataset: DatasetSpec
     encoder: EncoderSpec
@@ -44,28 +51,84 @@ class RunPlan:
     device: str
     output: Path | None
     registry: Registry
+    plugins: tuple[str, ...] = ()
+    init: Path | None = None
+    track: tuple[str, ...] = ()  # trackers (`--track`), whose plugins are in `registry` too
 
     def sections(self) -> list[Section]:
         """The parameter groups this run's `params` were resolved from (see `run_sections`)."""
         return run_sections(self.dataset, self.encoder, self.model)
 
+    def run_toml(self) -> str:
+        """The run as a config file (config.toml): `toolkit run --config FILE` plans it again."""
+        from toolkit.runconfig import run_toml
+
+        settings = {
+            "dataset": self.dataset.name, "model": self.model.name, "encoder": self.encoder.name,
+            "seed": self.seed, "device": self.device,
+            "plugins": [_plugin_as_recorded(p) for p in self.plugins],
+            "init": str(self.init.resolve()) if self.init is not None else None,
+        }
+        return run_toml(settings, self.params)
+
+
+def _plugin_as_recorded(target: str) -> str:
+    """A plugin as a config file records it: a .py file by its absolute path."""
+    from toolkit.registry import _looks_like_path
+
+    return str(Path(target).expanduser().resolve()) if _looks_like_path(target) else target
+
 
 def plan_run(
-    dataset: str,
-    model: str,
-    encoder: str = DEFAULT_ENCODER,
+    dataset: str | None = None,
+    model: str | None = None,
+    encoder: str | None = None,
     params: Mapping[str, Any] | None = None,
-    seed: int = 0,
-    device: str = "auto",
+    seed: int | None = None,
+    device: str | None = None,
     output: str | Path | None = None,
     plugins: Sequence[str] = (),
+    config: str | Path | RunFile | Mapping[str, Any] | None = None,
+    init: str | Path | None = None,
+    track: Sequence[str] = (),
 ) -> RunPlan:
     """Resolve names and parameters and check them, before any data is read.
 
     `params` maps `group.name` (groups: dataset, encoder, model, split, train) or a bare
     name that only one group declares, to a value or its string form.
+    `config` is a run config file (TOML, see `toolkit.runconfig`; or its parsed dict): it
+    gives whatever the arguments leave unset (None), its plugins come before `plugins`, and
+    `params` win over its parameters. `init` is a run folder to start from (a warm start):
+    its model and encoder, with their parameters, unless they are set otherwise. `track`
+    names trackers (see `toolkit.lifecycle.TRACKERS`) whose plugins log the run.
     """
-    registry = load_registry(plugins)
+    from toolkit.runconfig import read_run_file, run_file_from
+
+    if config is None or isinstance(config, RunFile):
+        run_file = config or RunFile()
+    elif isinstance(config, Mapping):
+        run_file = run_file_from(config)
+    else:
+        run_file = read_run_file(config)
+    settings = run_file.run
+    init = init if init is not None else settings.get("init")
+    started_from = init_config(init) if init is not None else None
+    dataset = dataset or settings.get("dataset") or (
+        started_from["dataset"]["name"] if started_from else None
+    )
+    if dataset is None:
+        raise ToolkitError("no dataset given; name one with --dataset (or in a --config file's [run]).")
+    model = model or settings.get("model") or (
+        started_from["model"]["name"] if started_from else DEFAULT_MODEL
+    )
+    encoder = encoder or settings.get("encoder") or (
+        started_from["encoder"]["name"] if started_from else DEFAULT_ENCODER
+    )
+    same_data = started_from is not None and started_from["dataset"]["name"] == dataset
+    seed = seed if seed is not None else settings.get("seed", started_from["seed"] if same_data else 0)
+    device = device or settings.get("device", "auto")
+    plugins = (*settings.get("plugins", ()), *plugins)
+    registry = load_registry((*plugins, *tracker_plugins(track)))
     dataset_spec = registry.dataset(dataset)
     encoder_spec = registry.encoder(encoder)
     model_spec = registry.model(model)
@@ -78,15 +141,23 @@ def plan_run(
         raise ToolkitError(f"unknown device '{device}'; use one of {', '.join(DEVICES)}.")
     if not 0 <= seed <= MAX_SEED:
         raise ToolkitError(f"the seed must be between 0 and {MAX_SEED:,} (2**32 - 1); got {seed}.")
-    resolved = resolve(run_sections(dataset_spec, encoder_spec, model_spec), params or {})
+    sections = run_sections(dataset_spec, encoder_spec, model_spec)
+    values: dict[str, Any] = {}
+    if started_from is not None:
+        values |= init_params(Path(init), started_from, model, encoder, same_data)
+    values |= run_file.checked_params(sections)
+    resolved = resolve(sections, {**values, **(params or {})})
+    if started_from is not None:
+        check_kept_params(Path(init), started_from, resolved)
     configs = {"dataset": dataset_spec.config, "encoder": encoder_spec.config, "model": model_spec.config,
                "split": SplitConfig, "train": TrainConfig}
-    for section, config in configs.items():
-        if config is not None:
-            config(**resolved[section])  # each part's rules across its parameters
+    for section, config_class in configs.items():
+        if config_class is not None:
+            config_class(**resolved[section])  # each part's rules across its parameters
     return RunPlan(
         dataset_spec, encoder_spec, model_spec, resolved, seed, device,
-        Path(output) if output is not None else None, registry,
+        Path(output) if output is not None else None, registry, tuple(plugins),
+        Path(init) if init is not None else None, tuple(track),
     )
 
 
@@ -152,6 +223,8 @@ class RunResult:
     epochs_planned: int = 0
     truncated_texts: int = 0  # texts longer than train.max_length, cut to it
     world_size: int = 1  # processes that trained it (torchrun ranks); only rank 0 evaluates and writes
+    warm_start: WarmStart | None = None  # what the run started from (`init`), None when from scratch
+    hook_failures: tuple[str, ...] = ()  # plugins' lifecycle hooks that failed, as warned on stderr
 
     def predictor(self, threads: int | None = None) -> Predictor:
         """The trained model as a `Predictor`, as `load_run` would give it from the run folder:
@@ -185,15 +258,18 @@ class RunResult:
 
 
 def run(
-    dataset: str,
-    model: str,
-    encoder: str = DEFAULT_ENCODER,
+    dataset: str | None = None,
+    model: str | None = None,
+    encoder: str | None = None,
     params: Mapping[str, Any] | None = None,
-    seed: int = 0,
-    device: str = "auto",
+    seed: int | None = None,
+    device: str | None = None,
     output: str | Path | None = None,
     plugins: Sequence[str] = (),
     progress: bool | None = None,
+    config: str | Path | RunFile | Mapping[str, Any] | None = None,
+    init: str | Path | None = None,
+    track: Sequence[str] = (),
 ) -> RunResult:
     """Train `model` on `dataset` and evaluate it on the held-out split.
 
@@ -204,8 +280,22 @@ def run(
     terminal, and otherwise a plain line on stderr per epoch.
     Ctrl-C stops training early and the run goes on with what was learned so far, marked
     `interrupted` (in metrics.json and the report's title too).
+    `config` is a run config file (see `plan_run`; every run folder writes one, config.toml);
+    `init` a run folder to start from (a warm start, see `toolkit.warmstart`); `track` the
+    trackers to log it to (e.g. "mlflow"). Plugins' lifecycle hooks see the run start, each
+    epoch end and the run end; one that fails is a warning, and the run goes on.
+    Unset names default to model scratch-rnn, encoder onehot, seed 0, device auto.
     """
-    plan = plan_run(dataset, model, encoder, params, seed, device, output, plugins)
+    plan = plan_run(dataset, model, encoder, params, seed, device, output, plugins, config, init, track)
+    return run_plan(plan, progress)
+
+
+def run_plan(
+    plan: RunPlan, progress: bool | None = None,
+    check_data: Callable[[Mapping[str, Any]], None] | None = None,
+) -> RunResult:
+    """Train and evaluate a checked plan (see `run`); `check_data(provenance)` sees the data's
+    provenance after it is loaded, before training, and may refuse it."""
     # only after the checks, so that a bad parameter is refused without loading pandas
     from toolkit import distributed
     from toolkit.inference import resolve_device
@@ -213,16 +303,21 @@ def run(
 
     ranks, target = distributed.join(resolve_device(plan.device))  # rank 0 of 1 without torchrun
     if not ranks.is_main:  # under torchrun: rank 0 alone claims and writes the run folder
-        return _train_and_evaluate(plan, progress, target, None)
+        return _train_and_evaluate(plan, progress, target, None, check_data)
     claim = (
         claim_run_dir(plan.output) if plan.output is not None
         else claim_default_run_dir(plan.dataset.name, plan.model.name)
     )
+    lifecycle = Lifecycle(plan.registry)
     try:
-        return _train_and_evaluate(plan, progress, target, claim)
-    except BaseException:
+        lifecycle.call("run_started", plan=plan)
+        result = _train_and_evaluate(plan, progress, target, claim, check_data, lifecycle)
+    except BaseException as exc:
         claim.release()
+        lifecycle.call("run_failed", plan=plan, error=exc)
         raise
+    lifecycle.call("run_ended", plan=plan, run_dir=result.run_dir, result=result)
+    return replace(result, hook_failures=tuple(lifecycle.failures))
 
 
 def load_split(plan: RunPlan) -> tuple[Split, int]:
@@ -268,7 +363,9 @@ def build_model(plan: RunPlan, text_encoder: Encoder, num_classes: int) -> nn.Mo
 
 
 def _train_and_evaluate(
-    plan: RunPlan, progress: bool | None, device: torch.device, claim: RunClaim | None
+    plan: RunPlan, progress: bool | None, device: torch.device, claim: RunClaim | None,
+    check_data: Callable[[Mapping[str, Any]], None] | None = None,
+    lifecycle: Lifecycle | None = None,
 ) -> RunResult:
     """Load, split, encode, train and predict the test split; then, with a `claim` (rank 0),
     evaluate and write the run folder into it."""
@@ -284,14 +381,27 @@ def _train_and_evaluate(
     seed = plan.seed
     ranks, target = distributed.current(), device
     split, truncated = load_split(plan)
+    if check_data is not None:
+        check_data(split.train.provenance)
+    started_from = None
+    if plan.init is not None:
+        from toolkit.warmstart import warm_start
+
+        text_encoder, network, split, started_from = warm_start(
+            plan.init, plan.plugins, plan.params["train"]["new_classes"], split,
+            lambda fitted, count: build_model(plan, fitted, count),
+        )
+    else:
+        text_encoder = fitted_encoder(plan, split.train.texts)
     classes = split.train.classes
-    text_encoder = fitted_encoder(plan, split.train.texts)
     same = distributed.digest(split.train.texts, split.train.targets, text_encoder.state())
     distributed.check_same_everywhere("training data or encoder", same)
-    network = build_model(plan, text_encoder, len(classes))
+    if started_from is None:
+        network = build_model(plan, text_encoder, len(classes))
+    hooks = [lambda row: lifecycle.call("epoch_ended", plan=plan, epoch=row)] if lifecycle else []
     trained = train(
         network, text_encoder, split.train, split.val, plan.params["train"],
-        seed=seed, device=target, progress=progress,
+        seed=seed, device=target, progress=progress, epoch_callbacks=hooks,
     )
     test_texts = split.test.texts if ranks.is_main else ()
     probabilities = predict_proba(trained.model, text_encoder, test_texts, target)
@@ -309,7 +419,7 @@ def _train_and_evaluate(
         report = evaluate_predictions(test_targets, probabilities, classes)
         run_dir = write_run(
             claim,
-            config=_run_config(plan, split, target.type, status, classes),
+            config=_run_config(plan, split, target.type, status, classes, started_from),
             weights=model.state_dict(),
             encoder={"name": plan.encoder.name, "params": plan.params["encoder"],
                      "state": text_encoder.state()},
@@ -318,6 +428,7 @@ def _train_and_evaluate(
             history=trained.history,
             mistakes=confused_examples(split.test.texts, test_targets, probabilities, classes),
             render=render_report,
+            files={CONFIG_TOML: plan.run_toml()},
         )
     return RunResult(
         plan=plan, split=split, encoder=text_encoder, model=model, history=trained.history,
@@ -325,12 +436,13 @@ def _train_and_evaluate(
         train_seconds=trained.seconds, stop_reason=trained.stop_reason, best_epoch=trained.best_epoch,
         device=target.type, report=report, run_dir=run_dir, interrupted=trained.interrupted,
         epochs_completed=trained.epochs_completed, epochs_planned=trained.epochs_planned,
-        truncated_texts=truncated, world_size=ranks.world_size,
+        truncated_texts=truncated, world_size=ranks.world_size, warm_start=started_from,
     )
 
 
 def _run_config(
-    plan: RunPlan, split: Split, device: str, status: dict[str, Any], classes: Sequence[str]
+    plan: RunPlan, split: Split, device: str, status: dict[str, Any], classes: Sequence[str],
+    started_from: WarmStart | None = None,
 ) -> dict[str, Any]:
     """Everything needed to understand, repeat and reload the run (config.json); `status` is
     how training ended, recorded in metrics.json too."""
@@ -355,4 +467,17 @@ def _run_config(
         "training": status,
         "classes": list(classes),
         "provenance": dict(split.train.provenance),
+        "plugins": [_plugin_as_recorded(p) for p in plan.plugins],
+        "init": started_from.record() if started_from is not None else None,
+        "versions": library_versions(),
     }
+
+
+def library_versions() -> dict[str, str]:
+    """The versions that decide whether a run repeats exactly: Python, torch, numpy."""
+    import platform
+
+    import numpy as np
+    import torch
+
+    return {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__}

@@ -21,7 +21,9 @@ Example::
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
 
 import pluggy
 import typer
@@ -50,3 +52,33 @@ def register_models(register: Callable[[ModelSpec], None]) -> None:
 @hookspec
 def register_commands(cli: typer.Typer) -> None:
     """Add commands to the `toolkit` command line, e.g. with `@cli.command()`."""
+
+
+# Lifecycle hooks: called during `toolkit run` (and `toolkit.run`), on the process that writes
+# the run folder. A tracking plugin logs with them; see docs/writing-plugins.md. An exception
+# in one is reported as a warning naming the plugin, and the run goes on. (The arguments are
+# typed Any: toolkit.api imports this module, so it cannot import toolkit.api back.)
+
+
+@hookspec
+def run_started(plan: Any) -> None:
+    """A run is about to load its data and train: `plan` is its `toolkit.RunPlan` (names,
+    `params` by group, seed, device, output)."""
+
+
+@hookspec
+def epoch_ended(plan: Any, epoch: Mapping[str, Any]) -> None:
+    """An epoch ended: `epoch` is its history row (epoch, examples, train_loss, train_acc,
+    val_loss, val_acc, seconds, names_per_sec, lr)."""
+
+
+@hookspec
+def run_ended(plan: Any, run_dir: Path, result: Any) -> None:
+    """The run folder `run_dir` is written: `result` is the `toolkit.RunResult` (its `report`
+    holds the test metrics, `interrupted` says whether Ctrl-C cut training short)."""
+
+
+@hookspec
+def run_failed(plan: Any, error: BaseException) -> None:
+    """The run stopped with `error` after `run_started` and wrote no run folder (a bad data
+    file, SIGTERM...): a tracker closes the run it opened."""

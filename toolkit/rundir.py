@@ -1,6 +1,7 @@
 """The run folder: everything a run produced, in plain, safe formats.
 
     config.json          every parameter, plugins and versions, seed, split, data provenance
+    config.toml          the run as a config file: `toolkit run --config config.toml` repeats it
     model.safetensors    the weights (safetensors: loading it never runs code)
     encoder.json         the encoder's name, parameters and fitted state (its vocabulary)
     labels.json          the class names, in the model's output order
@@ -172,6 +173,7 @@ def write_run(
     history: pd.DataFrame,
     mistakes: pd.DataFrame,
     render: Callable[[RunRecord], object] | None = None,
+    files: Mapping[str, str] | None = None,
 ) -> Path:
     """Write a run folder into `target` (a path, or a folder claimed before training).
 
@@ -181,7 +183,8 @@ def write_run(
     `classes` the class names in the model's output order; `report` the test evaluation;
     `history` a row per epoch; `mistakes` example misclassified texts (see
     `toolkit.evaluation.confused_examples`). `render(record)` may add pages (plots, HTML)
-    to the folder before it is moved into place.
+    to the folder before it is moved into place; `files` are more text files by name (the
+    run's config.toml).
 
     The files are written in a fresh private folder inside it and moved into place, config.json
     last; on any failure (or SIGTERM turned into SystemExit) everything written is removed.
@@ -213,6 +216,8 @@ def write_run(
         _write_text(staging / CONFUSION, report.confusion.to_csv())
         _write_text(staging / HISTORY, history.to_csv(index=False))
         _write_text(staging / MISTAKES, mistakes.to_csv(index=False))
+        for name, text in (files or {}).items():
+            _write_text(staging / name, text)
         if render is not None:
             render(RunRecord(staging, recorded, report, history, mistakes, folder=path))
         for name in sorted(os.listdir(staging), key=lambda n: n == CONFIG):  # config.json last

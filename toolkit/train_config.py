@@ -88,6 +88,11 @@ class TrainConfig(Config):
         "(the cuts are counted in the run's report).",
         min=1, max=limits.MAX_TEXT_LENGTH_LIMIT,
     )
+    new_classes: str = param_field(
+        "refuse", "With --init RUN: classes in the data the run was not trained on are refused, "
+        "or (add) given new output rows after the run's own.",
+        choices=("refuse", "add"),
+    )
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any] | TrainConfig | None = None) -> TrainConfig:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import signal
 from pathlib import Path
 from types import FrameType
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -16,13 +16,19 @@ from toolkit.params import parse_assignments
 
 def run(
     ctx: typer.Context,
-    dataset: Annotated[str, typer.Option("--dataset", "-d", help="Dataset name (toolkit datasets).")],
-    model: Annotated[str, typer.Option("--model", "-m", help="Model name (toolkit models).")] = (
-        "scratch-rnn"
-    ),
+    dataset: Annotated[
+        str | None, typer.Option("--dataset", "-d", help="Dataset name (toolkit datasets).")
+    ] = None,
+    model: Annotated[
+        str | None,
+        typer.Option("--model", "-m", help=f"Model name (toolkit models); default {api.DEFAULT_MODEL}."),
+    ] = None,
     encoder: Annotated[
-        str, typer.Option("--encoder", "-e", help="Encoder name (toolkit encoders).")
-    ] = api.DEFAULT_ENCODER,
+        str | None,
+        typer.Option(
+            "--encoder", "-e", help=f"Encoder name (toolkit encoders); default {api.DEFAULT_ENCODER}."
+        ),
+    ] = None,
     param: Annotated[
         list[str] | None,
         typer.Option(
@@ -31,11 +37,37 @@ def run(
             "Groups: dataset, encoder, model, split, train; a bare name works when unambiguous.",
         ),
     ] = None,
-    seed: Annotated[int, typer.Option(help="Random seed, 0 to 2**32 - 1: same seed, same run.")] = 0,
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda or mps.")] = "auto",
+    seed: Annotated[
+        int | None, typer.Option(help="Random seed, 0 to 2**32 - 1: same seed, same run (default 0).")
+    ] = None,
+    device: Annotated[str | None, typer.Option(help="auto (the default), cpu, cuda or mps.")] = None,
     output: Annotated[
         Path | None,
         typer.Option("--output", "-o", help="Run folder (default runs/<time>-<dataset>-<model>)."),
+    ] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config", "-c", metavar="FILE",
+            help="A run config file (TOML; every run folder holds one, config.toml). Flags given "
+            "beside it win.",
+        ),
+    ] = None,
+    init: Annotated[
+        Path | None,
+        typer.Option(
+            "--init", metavar="RUN",
+            help="Start from this run folder's model and encoder (a warm start) instead of from "
+            "scratch; classes it was not trained on need --param train.new_classes=add.",
+        ),
+    ] = None,
+    track: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--track", metavar="TRACKER",
+            help="Log the run to a tracker: mlflow (pip install -e '.[mlflow]'; to "
+            "MLFLOW_TRACKING_URI, default ./mlruns). Repeatable.",
+        ),
     ] = None,
     nproc: Annotated[
         int,
@@ -52,18 +84,18 @@ def run(
     With --nproc N (or under torchrun), every rank stops and no run folder is written.
     """
     params = parse_assignments(param or [])
+    names = {"dataset": dataset, "model": model, "encoder": encoder, "seed": seed, "device": device,
+             "config": config, "init": init}
+    tracking = {"track": track} if track else {}
     if nproc != 1:
-        _launch(ctx, nproc, dataset, model, encoder, param or [], params, seed, device, output)
+        _launch(ctx, nproc, names, param or [], params, output, track or [])
         return  # rank 0 printed the results
     from toolkit import distributed
 
     previous = signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
         with distributed.recording_failure():
-            result = api.run(
-                dataset=dataset, model=model, encoder=encoder, params=params, seed=seed,
-                device=device, output=output, plugins=cli_plugins(ctx),
-            )
+            result = api.run(**names, **tracking, params=params, output=output, plugins=cli_plugins(ctx))
     except Exception as exc:
         if distributed.under_torchrun() and distributed.launcher_reports():
             raise typer.Exit(distributed.child_exit_code(exc)) from None  # the launcher says why
@@ -82,6 +114,7 @@ def run(
         f"({result.split.sizes()['train']:,} training texts) in {result.train_seconds:.1f} s "
         f"on {result.device}: {result.stop_reason}."
     )
+    print_warm_start(result)
     if result.truncated_texts:
         max_length = result.plan.params["train"]["max_length"]
         typer.echo(
@@ -106,22 +139,27 @@ def _exit_on_sigterm(signum: int, frame: FrameType | None) -> None:
 
 
 def _launch(
-    ctx: typer.Context, nproc: int, dataset: str, model: str, encoder: str, pairs: list[str],
-    params: dict[str, str], seed: int, device: str, output: Path | None,
+    ctx: typer.Context, nproc: int, names: dict[str, Any], pairs: list[str], params: dict[str, str],
+    output: Path | None, track: list[str],
 ) -> None:
     """Run this command as `nproc` ranks (torchrun's launcher), after checking it here."""
     from toolkit.distributed import launch
     from toolkit.rundir import claim_default_run_dir, claim_run_dir
 
-    api.plan_run(dataset, model, encoder, params, seed, device, output, cli_plugins(ctx))  # fail early
+    # fail early, here
+    plan = api.plan_run(**names, params=params, output=output, plugins=cli_plugins(ctx), track=track)
     # The run folder, claimed here so a taken one is refused before any rank starts, then left
     # empty and unlocked for rank 0 to claim and fill.
-    claim = claim_run_dir(output) if output is not None else claim_default_run_dir(dataset, model)
+    claim = (
+        claim_run_dir(output) if output is not None
+        else claim_default_run_dir(plan.dataset.name, plan.model.name)
+    )
     claim.finish()
     args = [item for plugin in cli_plugins(ctx) for item in ("--plugin", plugin)]
-    args += ["run", "--dataset", dataset, "--model", model, "--encoder", encoder,
-             "--seed", str(seed), "--device", device, "--output", str(claim.path)]
+    args += ["run", "--output", str(claim.path)]
+    args += [item for key, value in names.items() if value is not None for item in (f"--{key}", str(value))]
     args += [item for pair in pairs for item in ("--param", pair)]
+    args += [item for tracker in track for item in ("--track", tracker)]
     try:
         launch(nproc, args)
     except KeyboardInterrupt:
@@ -130,6 +168,20 @@ def _launch(
     finally:
         if claim.created and claim.path.is_dir() and not any(claim.path.iterdir()):
             claim.path.rmdir()  # a failed job leaves no empty folder behind
+
+
+def print_warm_start(result: api.RunResult) -> None:
+    """What a warm-started run began from, and characters its encoder could not read."""
+    start = result.warm_start
+    if start is None:
+        return
+    added = f"; classes added: {', '.join(start.added_classes)}" if start.added_classes else ""
+    typer.echo(f"Started from run {start.run} ({len(start.classes)} classes{added}).")
+    if start.texts_with_unknown_characters:
+        typer.echo(
+            f"Note: {start.texts_with_unknown_characters:,} training texts hold characters the --init "
+            f"run's encoder does not know ({start.unknown_characters!r}); it reads them as unknown."
+        )
 
 
 def add_to(app: typer.Typer) -> None:
