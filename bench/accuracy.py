@@ -32,6 +32,7 @@ of FILE with the medians, the machine and the load average. Usage:
 from __future__ import annotations
 
 import argparse
+import json
 import shlex
 import sys
 import tempfile
@@ -42,7 +43,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from panel import BUILTIN, panel_params
+from panel import BUILTIN, DEFAULT_OUTPUT, panel_params
 from predict_bench import write_section
 from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score
 from threadpoolctl import threadpool_limits
@@ -226,6 +227,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--write", type=Path, metavar="FILE", help="Put the medians in FILE (Markdown).")
     parser.add_argument("--part", default="", help="Name this run's section (`## Accuracy side by side: "
                         "PART`), so runs of different subsets can sit side by side in FILE.")
+    parser.add_argument("--rows", type=Path, metavar="FILE.json", help="Keep every run in FILE.json and "
+                        "skip the runs it already holds, so a long benchmark can be resumed.")
     args = parser.parse_args(argv)
     heading = f"{SECTION}: {args.part}" if args.part else SECTION
     params = parse_assignments(args.param)
@@ -239,7 +242,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     print(f"Machine: {machine()}")
     before = load()
     print(f"Before: {before}")
-    rows: list[dict[str, Any]] = []
+    rows: list[dict[str, Any]] = (
+        json.loads(args.rows.read_text(encoding="utf-8")) if args.rows and args.rows.exists() else []
+    )
+    done = {(row["dataset"], row["system"], row["seed"]) for row in rows}
     total = len(datasets) * len(args.seeds) * (len(systems) + ("ensemble" in systems))
     for name in datasets:
         dataset, extra = panel_params(name)
@@ -247,13 +253,19 @@ def main(argv: Sequence[str] | None = None) -> None:
         for seed in args.seeds:
             split = the_split(dataset, extra, seed)
             for system in systems:
+                if (name, LABELS.get(system, system), seed) in done:
+                    continue
                 measured = run_system(system, dataset, split, seed, extra)
                 other = measured.pop("other_combine", None)
                 row = {"dataset": name, "system": LABELS.get(system, system), "seed": seed} | measured
                 rows.append(row)
                 if other is not None:
-                    label = f"ensemble, same members, mean of {other.pop('combine')}"
+                    label = f"ensemble, same members, weighted mean of {other.pop('combine')}"
                     rows.append({"dataset": name, "system": label, "seed": seed} | other)
+                if args.rows:
+                    partial = args.rows.with_suffix(".partial")
+                    partial.write_text(json.dumps(rows, indent=1), encoding="utf-8")
+                    partial.replace(args.rows)
                 print(f"  {name} seed {seed} {row['system']}: accuracy {row['accuracy']:.4f}, macro-F1 "
                       f"{row['macro_f1']:.4f}, balanced {row['balanced_accuracy']:.4f}, "
                       f"{row['train_s']:.1f} s, {row['texts_per_s']:,.0f} texts/s", flush=True)
@@ -267,6 +279,21 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.write:
         write(args.write, heading, rows, total, before, after, notes, args.seeds, argv)
         print(f"Wrote the section to {args.write}")
+
+
+def sources(names: Sequence[str]) -> str:
+    """Where each data set built by bench/panel.py came from, from its .source.json."""
+    lines = []
+    for name in names:
+        info_path = DEFAULT_OUTPUT / f"{name}.source.json"
+        if name not in BUILTIN and info_path.is_file():
+            info = json.loads(info_path.read_text(encoding="utf-8"))
+            lines.append(
+                f"- `{name}` ({info['built_by']}): {info['rows']:,} texts, {info['classes']} classes, median "
+                f"{info['median_words']} words and {info['median_characters']} characters; {info['source']}; "
+                f"labels: {info['label']}; licence: {info['licence']}; sha256 {info['sha256'][:12]}"
+            )
+    return "Data sets built by `bench/panel.py`:\n\n" + "\n".join(lines) + "\n\n" if lines else ""
 
 
 def write(
@@ -284,6 +311,7 @@ def write(
         "after (the machine was shared with other jobs, so seconds and texts/s are noisy; the "
         f"accuracies repeat exactly for a seed).{done}\n\n"
         + "".join(f"{note}\n\n" for note in notes)
+        + sources(runs["dataset"].unique())
         + "Every system sees the same split of each dataset for a seed (toolkit's default "
         "leakage-free split); toolkit's models run with their defaults. Medians over seeds "
         f"{', '.join(map(str, seeds))}:\n\n{markdown(medians(runs), FORMATS)}\n\n"

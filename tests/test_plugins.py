@@ -161,5 +161,5 @@ def test_params_lists_split_and_train_and_a_part_s_own(cli):
     with_model = cli(["params", "--model", "gru"]).stdout
     assert with_model.startswith("model.* (model 'gru'):\n    embedding_dim (int, default 64; at least 1")
     with_ngram = cli(["params", "--model", "ngram"]).stdout  # the model's own trainer defaults and spaces
-    assert "    lr (float, default 0.3; above 0; tune searches 0.03:1.0:log):" in with_ngram
+    assert "    lr (float, default 0.1; above 0; tune searches 0.03:1.0:log):" in with_ngram
     assert cli(["params", "--model", "gruu"]).exit_code == 2
