@@ -63,6 +63,15 @@ class ToolkitGroup(TyperGroup):
         except ToolkitError as exc:
             _report(ctx, exc)
 
+    def get_params(self, ctx: click.Context) -> list[click.Parameter]:
+        return _flags_without_placeholder(super().get_params(ctx))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        command = super().get_command(ctx, cmd_name)
+        if command is not None:  # every command's own flags, plugins' commands' too
+            _flags_without_placeholder(command.get_params(ctx))
+        return command
+
 
 #: The options of `toolkit` itself, which go before the command.
 ROOT_OPTIONS = ("--plugin", "--disable", "--traceback")
@@ -85,15 +94,6 @@ def _report(ctx: click.Context, exc: ToolkitError, show_traceback: bool = False)
         traceback.print_exception(exc, file=sys.stderr)
     typer.echo(f"Error: {shown(exc)}", err=True)  # text from a file cannot drive the terminal
     raise typer.Exit(2) from None
-
-    def get_params(self, ctx: click.Context) -> list[click.Parameter]:
-        return _flags_without_placeholder(super().get_params(ctx))
-
-    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        command = super().get_command(ctx, cmd_name)
-        if command is not None:  # every command's own flags, plugins' commands' too
-            _flags_without_placeholder(command.get_params(ctx))
-        return command
 
 
 def _flags_without_placeholder(params: list[click.Parameter]) -> list[click.Parameter]:
