@@ -373,10 +373,10 @@ def _train_and_evaluate(
 
     from toolkit import distributed
     from toolkit.evaluation import confused_examples, evaluate_predictions
-    from toolkit.inference import predict_proba
+    from toolkit.inference import predict_proba, torch_threads
     from toolkit.rendering import render_report
     from toolkit.rundir import write_run
-    from toolkit.training import train
+    from toolkit.training import thread_count, train
 
     seed = plan.seed
     ranks, target = distributed.current(), device
@@ -404,7 +404,9 @@ def _train_and_evaluate(
         seed=seed, device=target, progress=progress, epoch_callbacks=hooks,
     )
     test_texts = split.test.texts if ranks.is_main else ()
-    probabilities = predict_proba(trained.model, text_encoder, test_texts, target)
+    # as many threads as training used: torch's default (one per core) collapses on a busy machine
+    with torch_threads(thread_count(plan.params["train"]["threads"])):
+        probabilities = predict_proba(trained.model, text_encoder, test_texts, target)
     test_targets = np.asarray(split.test.targets if ranks.is_main else (), dtype=np.int64)
     model = trained.model.cpu().eval()
     status = {

@@ -8,7 +8,8 @@ rows in the order of `texts`.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 import numpy as np
 import torch
@@ -19,6 +20,17 @@ from toolkit.types import Encoder
 
 #: Names per batch when predicting; large, because no gradients are kept.
 PREDICT_BATCH = 1024
+
+
+@contextmanager
+def torch_threads(count: int) -> Iterator[None]:
+    """torch's intra-op threads set to `count` inside the block, and put back after it."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 def resolve_device(name: str = "auto") -> torch.device:

@@ -15,7 +15,6 @@ import re
 import shlex
 import threading
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -121,7 +120,9 @@ class Predictor:
 
         if not prepared:
             return np.zeros((0, len(self.classes)))
-        with self._lock, _torch_threads(self.threads):
+        from toolkit.inference import torch_threads
+
+        with self._lock, torch_threads(self.threads):
             probabilities = predict_proba(self.model, self.encoder, prepared, "cpu")
         if not np.isfinite(probabilities).all():
             model = f"the model of '{shown(self.path)}'" if self.path is not None else "the model"
@@ -235,18 +236,6 @@ def load_run(path: str | Path, plugins: Sequence[str] = (), threads: int = 1) ->
         )
     model.load_state_dict(weights)
     return Predictor(model, encoder, classes, config, folder, threads)
-
-
-@contextmanager
-def _torch_threads(count: int) -> Iterator[None]:
-    import torch
-
-    previous = torch.get_num_threads()
-    torch.set_num_threads(count)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 def _spec(registry: Registry, kind: str, name: str, recorded: Any, folder: Path) -> Any:

@@ -130,7 +130,7 @@ def train(
     show = (sys.stderr.isatty() if progress is None else progress) and ranks.is_main
     log_epochs = _logs_epochs(progress) and ranks.is_main
     previous_threads = torch.get_num_threads()
-    torch.set_num_threads(config.threads or min(previous_threads, MAX_AUTO_THREADS))
+    torch.set_num_threads(thread_count(config.threads))
     started = time.perf_counter()
     try:
         with _progress_bar(show) as bar:
@@ -391,6 +391,11 @@ def _epoch_batches(
         batches.extend(chunk[i:i + b] for i in range(0, len(chunk), b))
     rng.shuffle(batches)  # type: ignore[arg-type]
     return batches
+
+
+def thread_count(threads: int) -> int:
+    """torch threads for `train.threads`: its value, or with 0 (auto) at most MAX_AUTO_THREADS."""
+    return threads or min(torch.get_num_threads(), MAX_AUTO_THREADS)
 
 
 def _member_log_probs(model: nn.Module, data: _Batches) -> tuple[torch.Tensor, torch.Tensor]:
