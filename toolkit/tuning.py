@@ -243,6 +243,8 @@ def run_command(plan: RunPlan, values: Mapping[str, Any], plugins: Sequence[str]
 def show_study(study: str | Path) -> tuple[Any, dict[str, float]]:
     """The trials of a study file as a pandas table, and Optuna's parameter importances
     ({} until two trials with different values have finished)."""
+    import pandas as pd
+
     optuna = _import_optuna()
     path = Path(study)
     if not path.is_file():
@@ -260,7 +262,8 @@ def show_study(study: str | Path) -> tuple[Any, dict[str, float]]:
         table["duration"] = table["duration"].dt.total_seconds().round(1)
     table.columns = [shown(c.removeprefix("params_").removeprefix("user_attrs_")) for c in table.columns]
     for column in table.columns:  # the file may come from someone else: no control sequences
-        if table[column].dtype == object:
+        if not (pd.api.types.is_numeric_dtype(table[column]) or pd.api.types.is_datetime64_any_dtype(
+                table[column]) or pd.api.types.is_timedelta64_dtype(table[column])):
             table[column] = table[column].map(lambda v: shown(v) if isinstance(v, str) else v)
     try:
         importances = {shown(k): v for k, v in optuna.importance.get_param_importances(handle).items()}
