@@ -209,9 +209,11 @@ def run(
     # only after the checks, so that a bad parameter is refused without loading pandas
     from toolkit import distributed
     from toolkit.inference import resolve_device
+    from toolkit.memory import check_fits
     from toolkit.rundir import claim_default_run_dir, claim_run_dir
 
     ranks, target = distributed.join(resolve_device(plan.device))  # rank 0 of 1 without torchrun
+    check_fits(plan, plan.encoder.factory(**plan.params["encoder"]), 2, target)  # before any data
     if not ranks.is_main:  # under torchrun: rank 0 alone claims and writes the run folder
         return _train_and_evaluate(plan, progress, target, None)
     claim = (
@@ -277,6 +279,7 @@ def _train_and_evaluate(
     from toolkit import distributed
     from toolkit.evaluation import confused_examples, evaluate_predictions
     from toolkit.inference import predict_proba
+    from toolkit.memory import allocation_failures, check_fits
     from toolkit.rendering import render_report
     from toolkit.rundir import write_run
     from toolkit.training import train
@@ -288,11 +291,13 @@ def _train_and_evaluate(
     text_encoder = fitted_encoder(plan, split.train.texts)
     same = distributed.digest(split.train.texts, split.train.targets, text_encoder.state())
     distributed.check_same_everywhere("training data or encoder", same)
-    network = build_model(plan, text_encoder, len(classes))
-    trained = train(
-        network, text_encoder, split.train, split.val, plan.params["train"],
-        seed=seed, device=target, progress=progress,
-    )
+    check_fits(plan, text_encoder, len(classes), target)  # with the vocabulary learned from the data
+    with allocation_failures(f"training model '{plan.model.name}'"):
+        network = build_model(plan, text_encoder, len(classes))
+        trained = train(
+            network, text_encoder, split.train, split.val, plan.params["train"],
+            seed=seed, device=target, progress=progress,
+        )
     test_texts = split.test.texts if ranks.is_main else ()
     probabilities = predict_proba(trained.model, text_encoder, test_texts, target)
     test_targets = np.asarray(split.test.targets if ranks.is_main else (), dtype=np.int64)

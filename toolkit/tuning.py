@@ -310,10 +310,12 @@ class _Objective:
         import optuna
 
         from toolkit.inference import predict_proba, resolve_device
+        from toolkit.memory import check_fits
         from toolkit.training import train
 
         split, device = self.split, resolve_device(plan.device)
         text_encoder = fitted_encoder(plan, split.train.texts)
+        check_fits(plan, text_encoder, len(split.train.classes), device)  # a trial too large fails alone
         network = build_model(plan, text_encoder, len(split.train.classes))
         use_loss = self.metric == "val_loss"
 
