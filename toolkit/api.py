@@ -213,7 +213,8 @@ def run(
     from toolkit.rundir import claim_default_run_dir, claim_run_dir
 
     ranks, target = distributed.join(resolve_device(plan.device))  # rank 0 of 1 without torchrun
-    check_fits(plan, plan.encoder.factory(**plan.params["encoder"]), 2, target)  # before any data
+    unfitted = plan.encoder.factory(**plan.params["encoder"])
+    check_fits(plan.model, plan.params, unfitted, 2, target)  # before any data is read
     if not ranks.is_main:  # under torchrun: rank 0 alone claims and writes the run folder
         return _train_and_evaluate(plan, progress, target, None)
     claim = (
@@ -291,7 +292,7 @@ def _train_and_evaluate(
     text_encoder = fitted_encoder(plan, split.train.texts)
     same = distributed.digest(split.train.texts, split.train.targets, text_encoder.state())
     distributed.check_same_everywhere("training data or encoder", same)
-    check_fits(plan, text_encoder, len(classes), target)  # with the vocabulary learned from the data
+    check_fits(plan.model, plan.params, text_encoder, len(classes), target)  # the vocabulary as learned
     with allocation_failures(f"training model '{plan.model.name}'"):
         network = build_model(plan, text_encoder, len(classes))
         trained = train(

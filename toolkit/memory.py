@@ -23,7 +23,7 @@ from toolkit.limits import available_memory, gib
 if TYPE_CHECKING:
     from torch import nn
 
-    from toolkit.api import RunPlan
+    from toolkit.types import ModelSpec
 
 #: Copies of every parameter while training: weights, gradients and the optimiser's state.
 COPIES = {"adam": 4, "adamw": 4, "sgd": 3}
@@ -71,24 +71,26 @@ def free_memory(device: Any) -> int | None:
     return min(found) if found else None
 
 
-def check_fits(plan: RunPlan, encoder: Any, num_classes: int, device: Any) -> None:
-    """Refuse, in one line naming the numbers, the plan's model when training it on `device`
-    cannot fit in the memory left there. `encoder` may be unfitted (before any data is read):
-    a model that cannot be built from it is checked later, with the fitted one."""
+def check_fits(spec: ModelSpec, params: Mapping[str, Mapping[str, Any]], encoder: Any, num_classes: int,
+               device: Any) -> None:
+    """Refuse, in one line naming the numbers, the model `spec` with a run's `params` (by group)
+    when training it on `device` cannot fit in the memory left there. `encoder` may be unfitted
+    (before any data is read): a model that cannot be built from it is checked later, with the
+    fitted one."""
     import torch
 
     try:
         with torch.device("meta"):
-            model = plan.model.build(vocab_size=encoder.vocab_size, num_classes=num_classes,
-                                     params=plan.params["model"], encoder=encoder)
+            model = spec.build(vocab_size=encoder.vocab_size, num_classes=num_classes,
+                               params=params["model"], encoder=encoder)
     except Exception:  # noqa: BLE001 - an unfitted encoder the model cannot use yet
         return
-    needed, free = estimate(model, plan.params["train"]), free_memory(device)
+    needed, free = estimate(model, params["train"]), free_memory(device)
     if free is None or needed.total <= free:
         return
-    train = plan.params["train"]
+    train = params["train"]
     raise ToolkitError(
-        f"model '{plan.model.name}' with these parameters needs about {gib(needed.total)} to train: "
+        f"model '{spec.name}' with these parameters needs about {gib(needed.total)} to train: "
         f"{needed.parameters:,} parameters ({gib(needed.parameter_bytes)}) x{needed.copies} for weights, "
         f"gradients and {train['optimizer']}'s state, plus {gib(needed.activation_bytes)} of activations "
         f"for batch_size {train['batch_size']} x max_length {train['max_length']}; only {gib(free)} of "

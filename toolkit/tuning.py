@@ -315,7 +315,8 @@ class _Objective:
 
         split, device = self.split, resolve_device(plan.device)
         text_encoder = fitted_encoder(plan, split.train.texts)
-        check_fits(plan, text_encoder, len(split.train.classes), device)  # a trial too large fails alone
+        # a trial too large for the memory fails alone, with the estimate as its reason
+        check_fits(plan.model, plan.params, text_encoder, len(split.train.classes), device)
         network = build_model(plan, text_encoder, len(split.train.classes))
         use_loss = self.metric == "val_loss"
 
