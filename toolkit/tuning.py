@@ -132,11 +132,18 @@ def tune(
         raise ToolkitError(f"--timeout must be above 0 and at most {MAX_TIMEOUT:,} seconds; got {timeout}.")
     if study_path.exists():
         check_study_file(study_path)  # read-only: a file that is refused is never changed
+    created = not study_path.parent.exists()
     _make_folder(study_path.parent)
-    with exclusive_lock(study_path.with_name(study_path.name + LOCK_SUFFIX), _busy(study_path)):
-        return _tune_locked(optuna, study_path, output_dir, dataset, model, encoder, trials, timeout,
-                            dict(params or {}), {k: str(v) for k, v in (space or {}).items()}, metric,
-                            seed, device, plugins, final, progress, echo or (lambda line: None))
+    try:
+        with exclusive_lock(study_path.with_name(study_path.name + LOCK_SUFFIX), _busy(study_path)):
+            return _tune_locked(optuna, study_path, output_dir, dataset, model, encoder, trials, timeout,
+                                dict(params or {}), {k: str(v) for k, v in (space or {}).items()}, metric,
+                                seed, device, plugins, final, progress, echo or (lambda line: None))
+    except BaseException:
+        if created:  # a study that failed before writing anything leaves no folder either
+            with contextlib.suppress(OSError):
+                study_path.parent.rmdir()
+        raise
 
 
 def _tune_locked(optuna: Any, study_path: Path, output_dir: Path, dataset: str | None, model: str | None,
