@@ -4,7 +4,7 @@ The model is built on torch's "meta" device (shapes, no memory). Training holds 
 their gradients and the optimiser's state (Adam: two moments; SGD: momentum), so the parameter
 bytes count `COPIES` times; the activations a batch keeps for the backward pass are estimated
 from `train.batch_size` x `train.max_length` x the features each layer produces per character
-(every weight matrix's output width; an embedding's width), twice (values and their gradients).
+(every weight matrix's output width; an embedding's width), in 4-byte floats.
 A model that cannot fit is refused before any data is read, naming the numbers; an allocation
 that fails all the same during training is one line too.
 """
@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from toolkit.errors import ToolkitError
-from toolkit.limits import available_memory, gib
+from toolkit.limits import available_memory
 
 if TYPE_CHECKING:
     from torch import nn
@@ -54,7 +54,7 @@ def estimate(model: nn.Module, train: Mapping[str, Any]) -> MemoryEstimate:
             features += module.embedding_dim
             continue
         features += sum(p.shape[0] for p in module.parameters(recurse=False) if p.dim() >= 2)
-    activations = 2 * train["batch_size"] * train["max_length"] * features * 4
+    activations = train["batch_size"] * train["max_length"] * features * 4
     return MemoryEstimate(parameters, parameter_bytes, COPIES.get(train["optimizer"], 4), activations)
 
 
@@ -117,6 +117,11 @@ def failed_allocation(exc: BaseException) -> bool:
     text = str(exc)
     return isinstance(exc, MemoryError | torch.OutOfMemoryError) or (
         isinstance(exc, RuntimeError) and ("can't allocate memory" in text or "not enough memory" in text))
+
+
+def gib(size: float) -> str:
+    """Two decimals: an estimate just over the memory there is must not read the same."""
+    return f"{size / 2**30:.2f} GiB"
 
 
 def _out_of_memory(what: str, exc: BaseException) -> ToolkitError:
