@@ -213,8 +213,12 @@ def run(
     from toolkit.rundir import claim_default_run_dir, claim_run_dir
 
     ranks, target = distributed.join(resolve_device(plan.device))  # rank 0 of 1 without torchrun
-    unfitted = plan.encoder.factory(**plan.params["encoder"])
-    check_fits(plan.model, plan.params, unfitted, 2, target)  # before any data is read
+    try:
+        unfitted = plan.encoder.factory(**plan.params["encoder"])
+    except Exception:  # noqa: BLE001 - said with its context when the encoder is fitted
+        unfitted = None
+    if unfitted is not None:
+        check_fits(plan.model, plan.params, unfitted, 2, target)  # before any data is read
     if not ranks.is_main:  # under torchrun: rank 0 alone claims and writes the run folder
         return _train_and_evaluate(plan, progress, target, None)
     claim = (
