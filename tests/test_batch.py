@@ -4,6 +4,7 @@ processes (a LocalCluster of 2), identical row for row; bad input refused in one
 from __future__ import annotations
 
 import math
+import shutil
 import subprocess
 import sys
 import time
@@ -198,3 +199,16 @@ def test_local_cluster_workers_keep_glibc_s_default_memory_trimming(monkeypatch)
                       silence_logs=50) as plain, Client(plain) as client:
         assert set(client.run(trim_setting).values()) == {"65536"}  # what Dask does by default
     monkeypatch.delenv("MALLOC_TRIM_THRESHOLD_", raising=False)  # and in this process
+
+
+@pytest.mark.skipif(not shutil.which("taskset"), reason="pins CPUs with taskset")
+def test_dask_workers_are_bounded_by_this_machine_s_cpus(inputs, trained_run, tmp_path):
+    root, _ = inputs
+    done = subprocess.run(
+        ["taskset", "-c", "0", sys.executable, "-m", "toolkit", "predict", "--run", str(trained_run.run_dir),
+         "--input", str(root / "csv"), "--column", "name", "--output", f"{tmp_path}/out/", "--engine", "dask",
+         "--workers", "2", "--format", "csv"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
+    assert "--workers 2 is more than this machine runs: 1 CPU and " in done.stderr
+    assert "allow at most 1; give --workers 1 or fewer." in done.stderr
+    assert not (tmp_path / "out").exists()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -226,3 +227,29 @@ def test_world_size_without_torchrun_is_refused_in_one_line(cli, monkeypatch, tm
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "cannot join the process group described by WORLD_SIZE=2" in lines[0]
     assert not (tmp_path / "run").exists()
+
+
+def machine_memory_gib() -> float:
+    with open("/proc/meminfo", encoding="ascii") as file:
+        kib = next(int(line.split()[1]) for line in file if line.startswith("MemAvailable:"))
+    return kib / 2**20
+
+
+@pytest.mark.skipif(not Path("/proc/meminfo").is_file() or not shutil.which("taskset"),
+                    reason="reads Linux's /proc/meminfo and pins CPUs with taskset")
+def test_nproc_is_bounded_by_this_machine_s_cpus_and_memory(tmp_path):
+    """Pinned to one CPU, the same command that two CPUs allow is refused: the limit is read
+    from the machine, in one line, before any rank starts or any folder is left."""
+    one_cpu = subprocess.run(
+        ["taskset", "-c", "0", sys.executable, "-m", "toolkit", "run", *DATA, *TRAIN, "--nproc", "2",
+         "--output", str(tmp_path / "run")], capture_output=True, text=True, timeout=TIMEOUT)
+    assert one_cpu.returncode == 2 and one_cpu.stderr.count("\n") == 1, one_cpu.stderr
+    assert "--nproc 2 is more than this machine runs: 1 CPU and " in one_cpu.stderr
+    shown_gib = float(one_cpu.stderr.split(" and ")[1].split(" GiB")[0])
+    assert abs(shown_gib - machine_memory_gib()) < 1.0  # MemAvailable, as the machine has it
+    assert "allow at most 1; give --nproc 1 or fewer." in one_cpu.stderr
+    assert not (tmp_path / "run").exists()
+    cpus = len(os.sched_getaffinity(0))
+    over = run_toolkit(["run", *DATA, *TRAIN, "--nproc", str(cpus + 1), "--output", str(tmp_path / "run")],
+                       timeout=TIMEOUT)
+    assert over.returncode == 2 and f"allow at most {min(cpus, 64)}" in over.stderr, over.stderr

@@ -11,6 +11,7 @@ import json
 import os
 import shlex
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -18,7 +19,7 @@ from pathlib import Path
 
 import optuna
 import pytest
-from conftest import ctrl_c_as_in_a_terminal, sigint_ignored
+from conftest import ctrl_c_as_in_a_terminal, run_toolkit, sigint_ignored
 
 import toolkit
 from toolkit.tuning import STUDY_NAME
@@ -89,8 +90,10 @@ class Tiny(nn.Module):
     def __init__(self, vocab_size, num_classes, **params):
         super().__init__()
         config = TinyConfig(**params)
-        log("built", params)
-        count = builds()
+        self.skeleton = torch.empty(0).is_meta  # toolkit sizes a model on the meta device first
+        if not self.skeleton:
+            log("built", params)
+        count = builds() if not self.skeleton else -1
         if count == int(os.environ.get("TUNE_TEST_FAIL_AT", "0")):
             raise RuntimeError("out of memory (the test plugin's simulated failure)")
         self.slow = count >= int(os.environ.get("TUNE_TEST_SLOW_FROM", "1000000"))
@@ -340,3 +343,133 @@ def test_a_trial_left_running_by_a_killed_process_is_recorded_as_failed_on_resum
     states = [t.state for t in load_study(out / "study.db").trials]
     assert states[1] == optuna.trial.TrialState.FAIL and len(states) == 3  # a failed trial counts too
     assert optuna.trial.TrialState.RUNNING not in states
+
+
+def start_tune(plugin: Path, out: Path, *args: str, slow_from: int) -> subprocess.Popen:
+    """A real `toolkit tune` in its own process, slow from the `slow_from`th model it builds."""
+    with sigint_ignored():  # as under `pytest &`: the child must still take a Ctrl-C
+        return subprocess.Popen(
+            [sys.executable, "-m", "toolkit", *tune_args(plugin, "-d", "tiny-data", "-m", "tiny", "-e",
+                                                         "logging-chars", *FIXED, "-o", str(out), *args)],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env={**os.environ, "TUNE_TEST_SLOW_FROM": str(slow_from)}, preexec_fn=ctrl_c_as_in_a_terminal,
+        )
+
+
+def wait_for_builds(tmp_path: Path, process: subprocess.Popen, count: int) -> None:
+    """Until the process has built `count` models (then it is training the last one)."""
+    deadline = time.monotonic() + 120
+    while len(logged(tmp_path, "built")) < count and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.2)
+    assert len(logged(tmp_path, "built")) >= count, process.communicate(timeout=60)
+    time.sleep(1)  # inside that model's training
+
+
+def test_a_second_tune_on_a_study_in_use_is_refused_in_one_line_and_no_trial_is_lost(plugin, tmp_path):
+    out = tmp_path / "tune"
+    first = start_tune(plugin, out, "-n", "3", "--no-final", slow_from=2)
+    wait_for_builds(tmp_path, first, 2)  # the first is inside its second trial
+    second = run_toolkit(tune_args(plugin, "--study", str(out / "study.db"), "-n", "5", "--no-final"),
+                         timeout=120)
+    assert second.returncode == 2, second.stderr
+    assert second.stderr.count("\n") == 1 and "Traceback" not in second.stderr
+    assert (f"the study {out / 'study.db'} is being tuned by another `toolkit tune` (process {first.pid}); "
+            "wait for it to finish, or give another --study file.") in second.stderr
+    _, stderr = first.communicate(timeout=300)  # the first goes on undisturbed
+    assert first.returncode == 0 and "Traceback" not in stderr, stderr
+    states = [t.state for t in load_study(out / "study.db").trials]
+    assert states == [optuna.trial.TrialState.COMPLETE] * 3
+    assert not (out / "study.db.lock").exists()
+
+
+@pytest.mark.parametrize("how", [signal.SIGTERM, signal.SIGKILL])
+def test_a_tune_killed_in_its_final_run_leaves_nothing_that_blocks_the_resume(plugin, tmp_path, how):
+    out = tmp_path / "tune"
+    killed = start_tune(plugin, out, "-n", "2", slow_from=3)  # the third model built is the final run's
+    wait_for_builds(tmp_path, killed, 3)
+    killed.send_signal(how)
+    _, stderr = killed.communicate(timeout=120)
+    assert killed.returncode == (143 if how == signal.SIGTERM else -signal.SIGKILL), stderr
+    assert "Traceback" not in stderr
+    if how == signal.SIGTERM:  # it unwound: no lock, no unfinished run folder
+        assert not (out / "study.db.lock").exists() and not list(out.glob("run-trial-*"))
+    resumed = run_toolkit(tune_args(plugin, "--study", str(out / "study.db"), "-n", "2"), timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "2 trials done, 0 to run" in resumed.stderr and "Final run: test accuracy" in resumed.stdout
+    final = list(out.glob("run-trial-*"))
+    assert len(final) == 1 and (final[0] / "tune.json").is_file() and (final[0] / "config.json").is_file()
+    assert sorted(p.name for p in out.iterdir()) == sorted(["study.db", final[0].name])  # no lock left
+
+
+def test_resuming_a_study_whose_best_trial_did_not_change_keeps_its_run(cli, plugin, tmp_path):
+    out = tmp_path / "tune"
+    first = cli(tune_args(plugin, "-d", "tiny-data", "-m", "tiny", "-e", "logging-chars", "-n", "2",
+                          *FIXED, "-o", str(out)))
+    assert first.exit_code == 0, first.output
+    [final] = list(out.glob("run-trial-*"))
+    weights = (final / "model.safetensors").read_bytes()
+    again = cli(tune_args(plugin, "--study", str(out / "study.db"), "-n", "2"))
+    assert again.exit_code == 0, again.output
+    assert f"is still the best; its run in {final} is kept, not trained again" in again.stderr
+    assert f"Final run: kept from before in {final}" in again.stdout
+    assert list(out.glob("run-trial-*")) == [final] and (final / "model.safetensors").read_bytes() == weights
+
+
+def test_ctrl_c_in_the_final_run_exits_130_and_says_the_run_is_partly_trained(plugin, tmp_path):
+    out = tmp_path / "tune"
+    process = start_tune(plugin, out, "-n", "2", "-p", "train.epochs=30", slow_from=3)
+    wait_for_builds(tmp_path, process, 3)
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr
+    assert "INTERRUPTED: the final run completed" in stderr and "of 30 epochs" in stderr
+    assert "Final run (interrupted): test accuracy" in stdout and "Traceback" not in stderr
+    # The partly trained run is not taken for the best trial's run when the study is resumed.
+    resumed = run_toolkit(tune_args(plugin, "--study", str(out / "study.db"), "-n", "2"),
+                          env={"TUNE_TEST_SLOW_FROM": "1000000"}, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "Final run: test accuracy" in resumed.stdout and len(list(out.glob("run-trial-*"))) == 2
+
+
+@pytest.mark.parametrize("show", [True, False])
+def test_a_sqlite_file_that_holds_no_study_is_refused_unchanged(plugin, tmp_path, show):
+    other = tmp_path / "other.db"
+    with sqlite3.connect(other) as db:
+        db.execute("CREATE TABLE notes (body TEXT)")
+        db.execute("INSERT INTO notes VALUES ('keep me')")
+    before, stamp = other.read_bytes(), other.stat().st_mtime_ns
+    args = ["--show"] if show else ["-d", "tiny-data", "-m", "tiny", "-e", "logging-chars", "-n", "1"]
+    result = run_toolkit(tune_args(plugin, "--study", str(other), *args), timeout=120)
+    assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
+    assert f"{other} holds no toolkit study" in result.stderr
+    assert other.read_bytes() == before and other.stat().st_mtime_ns == stamp
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["log.jsonl", "other.db", "tune_plugin.py"]
+
+
+def test_show_escapes_control_characters_from_a_study_file(cli, plugin, tmp_path):
+    path = tmp_path / "study.db"
+    study = optuna.create_study(study_name=STUDY_NAME, storage=f"sqlite:///{path}")
+    study.add_trial(optuna.trial.create_trial(
+        params={"model.width\x1b[8m": 4}, value=0.5,
+        distributions={"model.width\x1b[8m": optuna.distributions.IntDistribution(1, 8)},
+        user_attrs={"error": "\x1b]0;owned\x07", "note\u202e": "\x9b31m"},
+    ))
+    shown = run_toolkit(tune_args(plugin, "--study", str(path), "--show"), timeout=120)
+    assert shown.returncode == 0, shown.stderr
+    assert not any(c in shown.stdout for c in "\x1b\x07\x9b\u202e")
+    assert "\\x1b]0;owned\\x07" in shown.stdout and "model.width\\x1b[8m" in shown.stdout
+
+
+def test_a_failed_data_load_leaves_no_study_to_refuse_the_corrected_command(plugin, tmp_path):
+    data = tmp_path / "data.csv"
+    data.write_text("text,label\n" + "".join(f"{'abc'[i % 3] * (1 + i % 4)}{i},{'abc'[i % 3]}\n"
+                                             for i in range(300)))
+    out = tmp_path / "tune"
+    command = ["-d", "csv", "-m", "tiny", "-e", "logging-chars", *FIXED, "-n", "1", "--no-final",
+               "-o", str(out), "-p", f"dataset.path={data}"]
+    wrong = run_toolkit(tune_args(plugin, *command, "-p", "dataset.label_column=lable"), timeout=120)
+    assert wrong.returncode == 2 and "lable" in wrong.stderr, wrong.stderr
+    assert not out.exists()  # no study, no lock, no folder
+    right = run_toolkit(tune_args(plugin, *command, "-p", "dataset.label_column=label"), timeout=300)
+    assert right.returncode == 0, right.stderr
+    assert "0 trials done, 1 to run" in right.stderr and (out / "study.db").is_file()

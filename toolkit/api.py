@@ -299,9 +299,16 @@ def run_plan(
     # only after the checks, so that a bad parameter is refused without loading pandas
     from toolkit import distributed
     from toolkit.inference import resolve_device
+    from toolkit.memory import check_fits
     from toolkit.rundir import claim_default_run_dir, claim_run_dir
 
     ranks, target = distributed.join(resolve_device(plan.device))  # rank 0 of 1 without torchrun
+    try:
+        unfitted = plan.encoder.factory(**plan.params["encoder"])
+    except Exception:  # noqa: BLE001 - said with its context when the encoder is fitted
+        unfitted = None
+    if unfitted is not None:
+        check_fits(plan.model, plan.params, unfitted, 2, target)  # before any data is read
     if not ranks.is_main:  # under torchrun: rank 0 alone claims and writes the run folder
         return _train_and_evaluate(plan, progress, target, None, check_data)
     claim = (
@@ -374,6 +381,7 @@ def _train_and_evaluate(
     from toolkit import distributed
     from toolkit.evaluation import confused_examples, evaluate_predictions
     from toolkit.inference import predict_proba, torch_threads
+    from toolkit.memory import allocation_failures, check_fits
     from toolkit.rendering import render_report
     from toolkit.rundir import write_run
     from toolkit.training import thread_count, train
@@ -396,13 +404,15 @@ def _train_and_evaluate(
     classes = split.train.classes
     same = distributed.digest(split.train.texts, split.train.targets, text_encoder.state())
     distributed.check_same_everywhere("training data or encoder", same)
-    if started_from is None:
-        network = build_model(plan, text_encoder, len(classes))
+    check_fits(plan.model, plan.params, text_encoder, len(classes), target)  # the vocabulary as learned
     hooks = [lambda row: lifecycle.call("epoch_ended", plan=plan, epoch=row)] if lifecycle else []
-    trained = train(
-        network, text_encoder, split.train, split.val, plan.params["train"],
-        seed=seed, device=target, progress=progress, epoch_callbacks=hooks,
-    )
+    with allocation_failures(f"training model '{plan.model.name}'"):
+        if started_from is None:
+            network = build_model(plan, text_encoder, len(classes))
+        trained = train(
+            network, text_encoder, split.train, split.val, plan.params["train"],
+            seed=seed, device=target, progress=progress, epoch_callbacks=hooks,
+        )
     test_texts = split.test.texts if ranks.is_main else ()
     # as many threads as training used: torch's default (one per core) collapses on a busy machine
     with torch_threads(thread_count(plan.params["train"]["threads"])):

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from toolkit.errors import ToolkitError
+from toolkit.limits import check_processes
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -84,6 +85,8 @@ def predict_files(
         raise ToolkitError("give --scheduler (a running cluster) or --workers (a local one), not both.")
     if workers is not None and not 1 <= workers <= MAX_WORKERS:
         raise ToolkitError(f"--workers must be between 1 and {MAX_WORKERS}; got {workers}.")
+    if workers is not None:
+        check_processes("--workers", workers)
     if top < 1 or batch_size < 1:
         raise ToolkitError("top and batch size must be at least 1.")
     paths = input_paths(input)

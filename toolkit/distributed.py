@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from toolkit.errors import ToolkitError
+from toolkit.limits import check_processes
 
 if TYPE_CHECKING:
     import numpy as np
@@ -241,6 +242,7 @@ def launch(nproc: int, toolkit_args: Sequence[str]) -> None:
         raise ToolkitError(f"--nproc must be between 1 and {MAX_NPROC}; got {nproc}.")
     if under_torchrun():
         raise ToolkitError("this process already runs under torchrun; leave out --nproc.")
+    check_processes("--nproc", nproc)
     from torch.distributed.elastic.multiprocessing import DefaultLogsSpecs
     from torch.distributed.elastic.multiprocessing.api import SignalException
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError

@@ -31,6 +31,7 @@ from toolkit import distributed
 from toolkit.encoded import encode_compact
 from toolkit.errors import ToolkitError
 from toolkit.inference import PREDICT_BATCH, resolve_device
+from toolkit.memory import failed_allocation
 from toolkit.train_config import TrainConfig
 from toolkit.types import Encoder, TextDataset
 
@@ -321,6 +322,8 @@ def check_model_reads_encoder(model: nn.Module, batches: _Batches, num_classes: 
         with torch.no_grad():
             logits = model(x, lengths)
     except (RuntimeError, IndexError, ValueError, TypeError) as exc:
+        if failed_allocation(exc):
+            raise  # not a mismatch: said as running out of memory (toolkit.memory)
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ToolkitError(
             f"the model cannot read the encoder's output ({first_line}); "

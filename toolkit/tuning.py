@@ -12,9 +12,12 @@ call with the same file resumes it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+import os
 import shlex
+import shutil
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -32,7 +35,9 @@ from toolkit.api import (
     plan_run,
 )
 from toolkit.errors import ToolkitError
+from toolkit.file_lock import exclusive_lock
 from toolkit.params import Param, Space, locate, parse_space, plain_value
+from toolkit.safe_files import shown
 
 if TYPE_CHECKING:
     import optuna
@@ -46,6 +51,8 @@ MAX_TRIALS = 10_000
 MAX_TIMEOUT = 30 * 24 * 3600  # seconds
 STUDY_NAME = "toolkit"
 STUDY_FILE = "study.db"
+#: Beside the study file while a `toolkit tune` works on it (flock: a killed process frees it).
+LOCK_SUFFIX = ".lock"
 #: The trial user attribute holding the defaults trial 0 used outside the searched space.
 OUTSIDE = "defaults_outside_space"
 #: Parameters no search may change: they change which texts are trained and scored on.
@@ -81,8 +88,10 @@ class TuneResult:
     best_params: dict[str, Any]  # the best trial's searched values with the fixed ones, by key
     best_value: float | None
     command: str  # the `toolkit run ...` that trains the best parameters, as typed
-    best_run: RunResult | None  # the final run, unless final=False or no trial finished
-    interrupted: bool = False
+    best_run: RunResult | None  # the final run trained now (None when final=False, no trial
+    #: finished, or the best trial's run from an earlier call was kept)
+    interrupted: bool = False  # Ctrl-C ended the study, or the final run (which is then partly trained)
+    final_run_dir: Path | None = None  # the best trial's run folder, trained now or kept
 
 
 def tune(
@@ -117,13 +126,34 @@ def tune(
     """
     optuna = _import_optuna()
     study_path, output_dir = _locations(study, output, dataset, model)
-    stored = _open_study(optuna, study_path, create=False) if study_path.exists() else None
-    given_space = {k: str(v) for k, v in (space or {}).items()}
-    setup = _setup(stored, dataset, model, encoder, seed, metric, dict(params or {}), given_space)
     if not 1 <= trials <= MAX_TRIALS:
         raise ToolkitError(f"--trials must be between 1 and {MAX_TRIALS:,}; got {trials}.")
     if timeout is not None and not 0 < timeout <= MAX_TIMEOUT:
         raise ToolkitError(f"--timeout must be above 0 and at most {MAX_TIMEOUT:,} seconds; got {timeout}.")
+    if study_path.exists():
+        check_study_file(study_path)  # read-only: a file that is refused is never changed
+    created = not study_path.parent.exists()
+    _make_folder(study_path.parent)
+    try:
+        with exclusive_lock(study_path.with_name(study_path.name + LOCK_SUFFIX), _busy(study_path)):
+            return _tune_locked(optuna, study_path, output_dir, dataset, model, encoder, trials, timeout,
+                                dict(params or {}), {k: str(v) for k, v in (space or {}).items()}, metric,
+                                seed, device, plugins, final, progress, echo or (lambda line: None))
+    except BaseException:
+        if created:  # a study that failed before writing anything leaves no folder either
+            with contextlib.suppress(OSError):
+                study_path.parent.rmdir()
+        raise
+
+
+def _tune_locked(optuna: Any, study_path: Path, output_dir: Path, dataset: str | None, model: str | None,
+                 encoder: str | None, trials: int, timeout: float | None, params: dict[str, Any],
+                 given_space: dict[str, str], metric: str | None, seed: int | None, device: str,
+                 plugins: Sequence[str], final: bool, progress: bool | None,
+                 say: Callable[[str], None]) -> TuneResult:
+    """`tune` while this process holds the study's lock."""
+    stored = _open_study(optuna, study_path, create=False) if study_path.exists() else None
+    setup = _setup(stored, dataset, model, encoder, seed, metric, params, given_space)
     plan = plan_run(setup["dataset"], setup["model"], setup["encoder"], setup["params"], setup["seed"],
                     device, None, plugins)
     fixed = _qualified(plan, setup["params"])
@@ -139,13 +169,12 @@ def tune(
             f"nothing to search: model '{plan.model.name}' and the trainer declare no search space "
             "left after --param; add one with --space KEY=low:high or KEY=a,b,c."
         )
-    output_dir.mkdir(parents=True, exist_ok=True)
+    split, _ = load_split(plan)  # before the study is written: a failed load leaves no study behind
+    _make_folder(output_dir)
     handle = stored or _open_study(optuna, study_path, create=True, direction=METRICS[setup["metric"]])
     for name in IDENTITY:
         handle.set_user_attr(name, fixed if name == "params" else setup[name])
     handle.set_user_attr("plugins", list(plugins))
-    say = echo or (lambda line: None)
-    split, _ = load_split(plan)
     # A trial's epochs: a line each in a log; on a terminal the study's bar shows alone.
     trial_progress = None if progress is None and not sys.stderr.isatty() else False
     objective = _Objective(plan, fixed, dimensions, split, setup["metric"], plugins, trial_progress)
@@ -156,7 +185,7 @@ def tune(
             say("defaults outside the searched space, which trial 0 trains all the same: "
                 + ", ".join(f"{k}={plain_value(v)}" for k, v in outside.items()))
     for trial in handle.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
-        # A study is tuned by one process at a time: a running trial is one whose process was killed.
+        # We hold the study's lock: a running trial is one whose process was killed.
         handle.tell(trial.number, state=optuna.trial.TrialState.FAIL)
         say(f"trial {trial.number} was left running by a process that stopped; recorded as failed.")
     done = len([t for t in handle.trials if t.state.is_finished()])
@@ -167,12 +196,13 @@ def tune(
     best = _best_trial(handle)
     best_params = {**fixed, **trial_values(best)} if best is not None else dict(fixed)
     command = run_command(plan, best_params, plugins)
-    best_run = None
+    best_run, final_dir = None, None
     if best is not None and final and not interrupted:
-        best_run = _final_run(plan, best_params, best, handle, study_path, output_dir, plugins, say,
-                              progress)
+        final_dir, best_run = _final_run(plan, best_params, best, handle, study_path, output_dir, plugins,
+                                         say, progress)
+        interrupted = best_run is not None and best_run.interrupted
     return TuneResult(handle, study_path, best_params, best.value if best is not None else None,
-                      command, best_run, interrupted)
+                      command, best_run, interrupted, final_dir)
 
 
 def search_space(
@@ -220,10 +250,13 @@ def run_command(plan: RunPlan, values: Mapping[str, Any], plugins: Sequence[str]
 def show_study(study: str | Path) -> tuple[Any, dict[str, float]]:
     """The trials of a study file as a pandas table, and Optuna's parameter importances
     ({} until two trials with different values have finished)."""
+    import pandas as pd
+
     optuna = _import_optuna()
     path = Path(study)
     if not path.is_file():
-        raise ToolkitError(f"no study file at {path}; give the --study file a `toolkit tune` wrote.")
+        raise ToolkitError(f"no study file at {shown(path)}; give the --study file a `toolkit tune` wrote.")
+    check_study_file(path)
     handle = _open_study(optuna, path, create=False)
     table = handle.trials_dataframe(attrs=("number", "state", "value", "duration", "params", "user_attrs"))
     for trial in handle.trials:  # trial 0's defaults outside the space, in their parameters' columns
@@ -234,9 +267,13 @@ def show_study(study: str | Path) -> tuple[Any, dict[str, float]]:
     table = table.drop(columns=f"user_attrs_{OUTSIDE}", errors="ignore")
     if "duration" in table:
         table["duration"] = table["duration"].dt.total_seconds().round(1)
-    table.columns = [c.removeprefix("params_").removeprefix("user_attrs_") for c in table.columns]
+    table.columns = [shown(c.removeprefix("params_").removeprefix("user_attrs_")) for c in table.columns]
+    for column in table.columns:  # the file may come from someone else: no control sequences
+        if not (pd.api.types.is_numeric_dtype(table[column]) or pd.api.types.is_datetime64_any_dtype(
+                table[column]) or pd.api.types.is_timedelta64_dtype(table[column])):
+            table[column] = table[column].map(lambda v: shown(v) if isinstance(v, str) else v)
     try:
-        importances = dict(optuna.importance.get_param_importances(handle))
+        importances = {shown(k): v for k, v in optuna.importance.get_param_importances(handle).items()}
     except (ValueError, RuntimeError):
         importances = {}
     return table, importances
@@ -280,10 +317,13 @@ class _Objective:
         import optuna
 
         from toolkit.inference import predict_proba, resolve_device
+        from toolkit.memory import check_fits
         from toolkit.training import train
 
         split, device = self.split, resolve_device(plan.device)
         text_encoder = fitted_encoder(plan, split.train.texts)
+        # a trial too large for the memory fails alone, with the estimate as its reason
+        check_fits(plan.model, plan.params, text_encoder, len(split.train.classes), device)
         network = build_model(plan, text_encoder, len(split.train.classes))
         use_loss = self.metric == "val_loss"
 
@@ -346,14 +386,14 @@ def _optimize(optuna: Any, handle: optuna.Study, objective: _Objective, remainin
 def trial_line(optuna: Any, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> str:
     """One line for a finished trial: number, outcome, seconds, best so far, parameters."""
     seconds = trial.user_attrs.get("seconds", 0.0)
-    settings = " ".join(f"{k}={plain_value(v)}" for k, v in trial_values(trial).items())
+    settings = shown(" ".join(f"{k}={plain_value(v)}" for k, v in trial_values(trial).items()))
     states = optuna.trial.TrialState
     if trial.state == states.COMPLETE:
         outcome = f"{study.user_attrs.get('metric', 'value')} {trial.value:.4f}"
     elif trial.state == states.PRUNED:
         outcome = f"pruned after epoch {max(trial.intermediate_values, default=0)}"
     else:
-        outcome = f"failed: {trial.user_attrs.get('error', 'no reason recorded')}"
+        outcome = f"failed: {shown(trial.user_attrs.get('error', 'no reason recorded'))}"
     best = _best_trial(study)
     so_far = f"best {best.value:.4f} (trial {best.number})" if best is not None else "no trial finished yet"
     return f"trial {trial.number}: {outcome} in {seconds:.0f} s; {so_far} | {settings}"
@@ -361,21 +401,79 @@ def trial_line(optuna: Any, study: optuna.Study, trial: optuna.trial.FrozenTrial
 
 def _final_run(plan: RunPlan, values: Mapping[str, Any], best: optuna.trial.FrozenTrial,
                handle: optuna.Study, study_path: Path, output_dir: Path, plugins: Sequence[str],
-               say: Callable[[str], None], progress: bool | None) -> RunResult:
+               say: Callable[[str], None], progress: bool | None) -> tuple[Path, RunResult | None]:
+    """Train the best trial's parameters as a run in output/run-trial-N, or keep the complete run
+    an earlier call trained for the same trial of this study (None then)."""
     from toolkit.api import run
     from toolkit.safe_files import write_atomic
 
-    folder = output_dir / f"run-trial-{best.number}"
+    finished = len([t for t in handle.trials if t.state.is_finished()])
+    record = {
+        "study": str(study_path.resolve()), "study_name": handle.study_name, "trial": best.number,
+        "metric": handle.user_attrs.get("metric"), "value": best.value, "trials_finished": finished,
+        "params": dict(values),
+    }
+    folder, kept = _final_folder(output_dir / f"run-trial-{best.number}", record)
+    if kept:
+        say(f"trial {best.number} is still the best; its run in {folder} is kept, not trained again")
+        write_atomic(folder / "tune.json", json.dumps(record, indent=2) + "\n")
+        return folder, None
     say(f"training the best parameters (trial {best.number}) as a run in {folder}")
     result = run(plan.dataset.name, plan.model.name, plan.encoder.name, dict(values), plan.seed,
                  plan.device, folder, plugins, progress)
-    write_atomic(folder / "tune.json", json.dumps({
-        "study": str(study_path.resolve()), "study_name": handle.study_name, "trial": best.number,
-        "metric": handle.user_attrs.get("metric"), "value": best.value,
-        "trials_finished": len([t for t in handle.trials if t.state.is_finished()]),
-        "params": dict(values),
-    }, indent=2) + "\n")
-    return result
+    write_atomic(folder / "tune.json", json.dumps(record, indent=2) + "\n")
+    return folder, result
+
+
+def _final_folder(base: Path, record: Mapping[str, Any]) -> tuple[Path, bool]:
+    """Where the final run goes: `base` (or base-2, base-3... when that holds something else),
+    and whether it already holds this trial's complete, uninterrupted run of this study. A
+    folder that only a killed final run left (its lock and private files) is cleared: this
+    process holds the study's lock, so no other final run of the study writes there."""
+    from toolkit.rundir import CLAIM, CONFIG
+    from toolkit.safe_files import read_json
+
+    for number in range(1, 1000):
+        folder = base if number == 1 else base.with_name(f"{base.name}-{number}")
+        if not folder.exists() and not folder.is_symlink():
+            return folder, False
+        if folder.is_symlink() or not folder.is_dir():
+            continue
+        if _left_by_a_killed_run(folder, CLAIM):
+            for leftover in folder.iterdir():
+                shutil.rmtree(leftover) if leftover.is_dir() else leftover.unlink()
+            return folder, False
+        try:
+            earlier = read_json(folder / "tune.json")
+            training = read_json(folder / CONFIG)["training"]
+        except (ToolkitError, OSError, KeyError, TypeError):
+            continue
+        same = isinstance(earlier, dict) and all(
+            earlier.get(key) == record[key] for key in ("study", "study_name", "trial", "params"))
+        if same and not (folder / CLAIM).exists() and training.get("interrupted") is False:
+            return folder, True
+    raise ToolkitError(f"too many folders named '{shown(base)}-N'; give another --output.")
+
+
+def _left_by_a_killed_run(folder: Path, claim: str) -> bool:
+    """Whether `folder` holds only a run lock (and the private files of the run) of a process
+    that no longer runs."""
+    names = [path.name for path in folder.iterdir()]
+    if claim not in names or any(name != claim and not name.startswith(".partial-") for name in names):
+        return False
+    try:
+        pid = int((folder / claim).read_text().strip())
+    except (ValueError, OSError):
+        return True
+    if pid == os.getpid():  # a process before this one had our number (a fresh container's)
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # it lives, under another user
+        return False
+    return False
 
 
 def _setup(stored: optuna.Study | None, dataset: str | None, model: str | None, encoder: str | None,
@@ -438,6 +536,48 @@ def _open_study(optuna: Any, path: Path, create: bool, direction: str = "maximiz
     except Exception as exc:  # sqlalchemy's errors for a file that is not SQLite
         raise ToolkitError(
             f"cannot open the study file {path} ({_one_line(exc)}); give a --study file `toolkit tune` wrote."
+        ) from None
+
+
+def check_study_file(path: Path) -> None:
+    """Refuse, reading `path` only, a file that is not a SQLite database holding a toolkit study:
+    Optuna would write its tables into any SQLite file it opens."""
+    import sqlite3
+
+    try:
+        with contextlib.closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)) as db:
+            names = [row[0] for row in db.execute("SELECT study_name FROM studies")]
+    except sqlite3.OperationalError as exc:
+        if "no such table" not in str(exc):
+            raise ToolkitError(
+                f"cannot open the study file {shown(path)} ({_one_line(exc)}); give a --study file "
+                "`toolkit tune` wrote."
+            ) from None
+        names = []
+    except sqlite3.DatabaseError as exc:
+        raise ToolkitError(
+            f"cannot open the study file {shown(path)} ({_one_line(exc)}); give a --study file "
+            "`toolkit tune` wrote."
+        ) from None
+    if STUDY_NAME not in names:
+        raise ToolkitError(
+            f"{shown(path)} holds no toolkit study; give a --study file `toolkit tune` wrote, or a new path."
+        )
+
+
+def _busy(study_path: Path) -> Callable[[str], str]:
+    def message(holder: str) -> str:
+        return (f"the study {shown(study_path)} is being tuned by another `toolkit tune` ({holder}); wait "
+                "for it to finish, or give another --study file.")
+    return message
+
+
+def _make_folder(path: Path) -> None:
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ToolkitError(
+            f"cannot create the folder {shown(path)} ({exc.strerror or exc}); choose a writable --output."
         ) from None
 
 

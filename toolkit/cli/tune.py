@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from toolkit.cli.common import INTERRUPTED_EXIT, cli_plugins
+from toolkit.cli.run import _exit_on_sigterm
 from toolkit.params import parse_assignments
 
 
@@ -65,8 +67,10 @@ def tune(
 
     Prints one line per trial, then the best parameters as a ready `toolkit run` command,
     and (unless --no-final) trains that run. Ctrl-C ends the study keeping the finished
-    trials (exit 130); the same command resumes it. Needs Optuna: `pip install -e '.\[tune]'`
-    in toolkit's folder.
+    trials (exit 130), and in the final run keeps a partly trained run, said so (exit 130).
+    SIGTERM stops at once (exit 143), leaving no lock or unfinished run behind; the same
+    command resumes the study. Only one `toolkit tune` works on a study at a time. Needs
+    Optuna: `pip install -e '.\[tune]'` in toolkit's folder.
     """
     from toolkit import tuning
 
@@ -75,12 +79,16 @@ def tune(
             raise typer.BadParameter("--show needs --study FILE.", param_hint="--show")
         _print_study(*tuning.show_study(study))
         return
-    result = tuning.tune(
-        dataset=dataset, model=model, encoder=encoder, trials=trials, timeout=timeout,
-        params=parse_assignments(param or []), space=parse_assignments(space or []), study=study,
-        metric=metric, seed=seed, device=device, output=output, plugins=cli_plugins(ctx),
-        final=final, echo=lambda line: typer.echo(line, err=True),
-    )
+    previous = signal.signal(signal.SIGTERM, _exit_on_sigterm)  # unwinds: the final run's folder is removed
+    try:
+        result = tuning.tune(
+            dataset=dataset, model=model, encoder=encoder, trials=trials, timeout=timeout,
+            params=parse_assignments(param or []), space=parse_assignments(space or []), study=study,
+            metric=metric, seed=seed, device=device, output=output, plugins=cli_plugins(ctx),
+            final=final, echo=lambda line: typer.echo(line, err=True),
+        )
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     if result.best_value is None:
         typer.echo(f"No trial finished; the study is in {result.study_path}.")
     else:
@@ -88,11 +96,20 @@ def tune(
         typer.echo(f"Best {metric_name}: {result.best_value:.4f}. Train it with:")
         typer.echo(f"  {result.command}")
     if result.best_run is not None:
-        overall = result.best_run.report.summary["value"]
+        run = result.best_run
+        if run.interrupted:
+            typer.echo(
+                f"INTERRUPTED: the final run completed {run.epochs_completed} of {run.epochs_planned} "
+                "epochs; its results are of a partly trained model.", err=True,
+            )
+        overall = run.report.summary["value"]
+        state = " (interrupted)" if run.interrupted else ""
         typer.echo(
-            f"Final run: test accuracy {overall['accuracy']:.1%}, macro-F1 {overall['macro_f1']:.3f}; "
-            f"saved to {result.best_run.run_dir}"
+            f"Final run{state}: test accuracy {overall['accuracy']:.1%}, "
+            f"macro-F1 {overall['macro_f1']:.3f}; saved to {run.run_dir}"
         )
+    elif result.final_run_dir is not None:
+        typer.echo(f"Final run: kept from before in {result.final_run_dir}")
     typer.echo(f"Study: {result.study_path} (toolkit tune --study {result.study_path} --show)")
     if result.interrupted:
         raise typer.Exit(INTERRUPTED_EXIT)
