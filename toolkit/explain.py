@@ -108,21 +108,19 @@ class Explanation:
     """Why the model gave `label` to `text`: one (char, score) per input character."""
 
     text: str
-    label: str
-    probability: float
+    label: str  # "" when nothing of the text is left after normalisation
+    probability: float | None  # None then
     attributions: tuple[tuple[str, float], ...]
     flip: Flip | None
     ngrams: tuple[NgramShare, ...] = field(default=())
 
     def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
+        return {
             "input": self.text, "label": self.label, "probability": self.probability,
             "attributions": [{"char": char, "score": score} for char, score in self.attributions],
             "flip": self.flip.to_dict() if self.flip else None,
+            "ngrams": [{"ngram": n.ngram, "kind": n.kind, "score": n.score} for n in self.ngrams],
         }
-        if self.ngrams:
-            out["ngrams"] = [{"ngram": n.ngram, "kind": n.kind, "score": n.score} for n in self.ngrams]
-        return out
 
 
 def explain(predictor: Predictor, texts: Sequence[str], label: str | None = None) -> list[Explanation]:
@@ -138,7 +136,7 @@ def _explain_one(predictor: Predictor, text: str, label: str | None) -> Explanat
     prepared, owners = model_text(predictor, text)
     zeros = tuple((char, 0.0) for char in text)
     if not prepared:
-        return Explanation(text, label or "", float("nan"), zeros, None)
+        return Explanation(text, "", None, zeros, None)
     base = predictor._probabilities([prepared])[0]
     top = int(np.argmax(base))
     target = predictor.classes.index(label) if label is not None else top
