@@ -32,7 +32,7 @@ import difflib
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 from unidecode import unidecode
@@ -40,9 +40,6 @@ from unidecode import unidecode
 from toolkit.errors import ToolkitError
 from toolkit.safe_files import shown
 from toolkit.types import TUTORIAL_ALPHABET
-
-if TYPE_CHECKING:
-    from toolkit.predictor import Predictor
 
 #: Most edited texts predicted per text and per search step (one edit; two edits).
 MAX_CANDIDATES = 8192
@@ -52,6 +49,20 @@ BEAM = 16
 MAX_VERIFIED = 8
 #: N-grams listed per text for `ngram`.
 TOP_NGRAMS = 10
+
+
+class Predictor(Protocol):
+    """What explaining needs of `toolkit.predictor.Predictor` (which imports this module)."""
+
+    classes: tuple[str, ...]
+    config: dict[str, Any]
+    max_length: int
+    model: Any
+    encoder: Any
+
+    def predict(self, texts: Sequence[str], top: int = 3) -> Sequence[Any]: ...
+
+    def _probabilities(self, prepared: list[str]) -> np.ndarray: ...
 
 
 @dataclass(frozen=True)
@@ -165,7 +176,7 @@ def _explain_one(predictor: Predictor, text: str, label: str | None) -> Explanat
         scores[i] = base_log - mean_log
 
     flip = _flip(predictor, prepared, target, top, one_edits, probabilities, alphabet)
-    ngrams = _ngram_shares(predictor, prepared, target)
+    ngrams = ngram_shares(predictor, prepared, target, TOP_NGRAMS)
     return Explanation(text, predictor.classes[target], float(base[target]),
                        tuple(zip(text, scores, strict=True)), flip, ngrams)
 
@@ -304,9 +315,12 @@ def _verified(
     return None
 
 
-def _ngram_shares(predictor: Predictor, text: str, target: int) -> tuple[NgramShare, ...]:
-    """`ngram` with dim=0: each n-gram's exact share of the class's centred logit, largest
-    first (those that raise the class), at most TOP_NGRAMS."""
+def ngram_shares(
+    predictor: Predictor, text: str, target: int, top: int | None = None
+) -> tuple[NgramShare, ...]:
+    """For `ngram` with dim=0, each n-gram of the model's `text` (a repeated one summed) with its
+    exact share of class `target`'s centred logit, largest first (at most `top`); none for
+    other models."""
     model = predictor.model
     if type(model).__name__ != "NgramModel" or getattr(model, "bias", None) is None:
         return ()
@@ -332,7 +346,7 @@ def _ngram_shares(predictor: Predictor, text: str, target: int) -> tuple[NgramSh
             scale = 1.0 / len(names) ** 0.5 if model.pooling == "sqrt" else 1.0 / total
             for name, value in zip(names, (centred * scale).tolist(), strict=True):
                 shares[(name, kind)] = shares.get((name, kind), 0.0) + value
-    ranked = sorted(shares.items(), key=lambda item: -item[1])[:TOP_NGRAMS]
+    ranked = sorted(shares.items(), key=lambda item: -item[1])[:top]
     return tuple(NgramShare(name, kind, score) for (name, kind), score in ranked)
 
 
