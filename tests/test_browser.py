@@ -204,6 +204,9 @@ def test_report_shows_every_class_and_fits_1024px(page, trained_run):
     assert images.count() == 2
     assert all(w > 100 for w in images.evaluate_all("imgs => imgs.map(i => i.naturalWidth)"))
     assert page.tab.locator(".banner").count() == 0
+    looks_at = page.tab.locator("#class-ngrams tbody tr td:first-child").all_inner_texts()
+    assert looks_at == list(trained_run.classes)  # what the model looks at, for every class
+    assert page.tab.locator("#pair-ngrams tbody tr").count() >= 1
     assert page.overflow() <= 0
     assert page.hosts() == set()  # everything is in the file
 

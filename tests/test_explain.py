@@ -18,6 +18,8 @@ from conftest import live_server
 
 import toolkit
 from toolkit.explain import MAX_CANDIDATES, model_text, ngram_shares
+from toolkit.explain_report import EXPLAIN_JSON
+from toolkit.rendering import rerender
 from toolkit.server import create_app
 
 BUILT_IN_MODELS = ("scratch-rnn", "scratch-gru", "rnn", "lstm", "gru", "cnn", "ngram", "ensemble")
@@ -214,3 +216,37 @@ def test_api_explains_one_name_and_a_batch(toy_runs):
         assert too_long.json()["invalid"] == [{"index": 1, "problem": problem}]
         unknown = http.get("/explain/kbdfa", params={"class": "middle"})
         assert unknown.status_code == 422 and "unknown class 'middle'" in unknown.json()["detail"]
+
+
+@pytest.mark.parametrize(("model", "method"), [("gru", "occlusion"), ("ngram", "ngram weights")])
+def test_report_lists_the_deciding_characters_per_class(toy_runs, model, method):
+    folder = toy_runs[model].path
+    section = json.loads((folder / EXPLAIN_JSON).read_text(encoding="utf-8"))
+    assert section["method"] == method
+    top = {row["class"]: row["ngrams"][0]["ngram"] for row in section["classes"]}
+    letters = {"front": FRONT, "back": BACK}
+    for name, gram in top.items():  # the deciding last letter (">" marks the end for ngram)
+        assert gram.rstrip(">")[-1] in letters[name] and set(gram) <= set(BODY + letters[name] + "<>"), top
+    page = (folder / "report.html").read_text(encoding="utf-8")
+    assert "What the model looks at" in page and f"<code>{top['front'].replace('>', '&gt;')}</code>" in page
+
+
+def test_report_explains_the_confused_pairs_and_survives_a_rerender(trained_run, tmp_path):
+    import shutil
+
+    folder = tmp_path / "run"
+    shutil.copytree(trained_run.run_dir, folder)
+    section = json.loads((folder / EXPLAIN_JSON).read_text(encoding="utf-8"))
+    assert [row["class"] for row in section["classes"]] == list(trained_run.classes)
+    pair = section["pairs"][0]
+    predictor = toolkit.load_run(folder)
+    for example in pair["examples"]:
+        if example["flip"] is not None:  # the edit makes the model say the true class
+            assert predictor.predict([example["flip"]])[0].label == pair["true"]
+    (folder / "report.html").unlink()
+    page = rerender(folder).read_text(encoding="utf-8")
+    assert "What separates the most-confused pairs" in page and pair["examples"][0]["text"] in page
+
+    (folder / EXPLAIN_JSON).write_text('{"method": "occlusion", "classes": [{"class": 3}]}', encoding="utf-8")
+    with pytest.raises(toolkit.ToolkitError, match="explain.json' is malformed .* the run folder is damaged"):
+        rerender(folder)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -267,6 +268,15 @@ def build_model(plan: RunPlan, text_encoder: Encoder, num_classes: int) -> nn.Mo
     )
 
 
+def _render(model: Any, encoder: Any, texts: Sequence[str], targets: Sequence[int], record: Any) -> Path:
+    """The run's pages, its explanations (computed now, from the model and the test texts) included."""
+    from toolkit.explain_report import build_for_run
+    from toolkit.rendering import render_report
+
+    build_for_run(record, model, encoder, texts, targets)
+    return render_report(record)
+
+
 def _train_and_evaluate(
     plan: RunPlan, progress: bool | None, device: torch.device, claim: RunClaim | None
 ) -> RunResult:
@@ -277,7 +287,6 @@ def _train_and_evaluate(
     from toolkit import distributed
     from toolkit.evaluation import confused_examples, evaluate_predictions
     from toolkit.inference import predict_proba
-    from toolkit.rendering import render_report
     from toolkit.rundir import write_run
     from toolkit.training import train
 
@@ -317,7 +326,7 @@ def _train_and_evaluate(
             report=report,
             history=trained.history,
             mistakes=confused_examples(split.test.texts, test_targets, probabilities, classes),
-            render=render_report,
+            render=functools.partial(_render, model, text_encoder, split.test.texts, test_targets),
         )
     return RunResult(
         plan=plan, split=split, encoder=text_encoder, model=model, history=trained.history,

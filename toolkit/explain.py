@@ -134,16 +134,22 @@ class Explanation:
         }
 
 
-def explain(predictor: Predictor, texts: Sequence[str], label: str | None = None) -> list[Explanation]:
-    """Explain each of `texts`: for `label` (a class name) or else the top class."""
+def explain(
+    predictor: Predictor, texts: Sequence[str], label: str | None = None, *,
+    flip: bool = True, limit: int = MAX_CANDIDATES,
+) -> list[Explanation]:
+    """Explain each of `texts`: for `label` (a class name) or else the top class. Without
+    `flip` no edit is searched (and no insertion predicted); `limit` bounds the edited texts
+    predicted per text and step (at most MAX_CANDIDATES)."""
     if label is not None and label not in predictor.classes:
         raise ToolkitError(
             f"unknown class '{shown(label)}'; use one of {', '.join(map(shown, predictor.classes))}."
         )
-    return [_explain_one(predictor, text, label) for text in texts]
+    limit = min(limit, MAX_CANDIDATES)
+    return [_explain_one(predictor, text, label, flip, limit) for text in texts]
 
 
-def _explain_one(predictor: Predictor, text: str, label: str | None) -> Explanation:
+def _explain_one(predictor: Predictor, text: str, label: str | None, flip: bool, limit: int) -> Explanation:
     prepared, owners = model_text(predictor, text)
     zeros = tuple((char, 0.0) for char in text)
     if not prepared:
@@ -154,7 +160,7 @@ def _explain_one(predictor: Predictor, text: str, label: str | None) -> Explanat
     alphabet = _alphabet(predictor, prepared)
     spans = _spans(owners, len(text))
 
-    one_edits = _one_edits(prepared, alphabet, MAX_CANDIDATES)
+    one_edits = _one_edits(prepared, alphabet, limit, insertions=flip)
     probabilities = _predict(predictor, [t for t, _ in one_edits])
     logs = np.log(np.maximum(probabilities[:, target], 1e-300))
     base_log = float(np.log(max(base[target], 1e-300)))
@@ -175,10 +181,10 @@ def _explain_one(predictor: Predictor, text: str, label: str | None) -> Explanat
             mean_log = float(np.mean(logs[occluded]))
         scores[i] = base_log - mean_log
 
-    flip = _flip(predictor, prepared, target, top, one_edits, probabilities, alphabet)
+    found = _flip(predictor, prepared, target, top, one_edits, probabilities, alphabet) if flip else None
     ngrams = ngram_shares(predictor, prepared, target, TOP_NGRAMS)
     return Explanation(text, predictor.classes[target], float(base[target]),
-                       tuple(zip(text, scores, strict=True)), flip, ngrams)
+                       tuple(zip(text, scores, strict=True)), found, ngrams)
 
 
 def model_text(predictor: Predictor, text: str) -> tuple[str, list[int]]:
@@ -246,10 +252,12 @@ def _thinned(alphabet: str, count: int) -> str:
     return "".join(alphabet[i] for i in dict.fromkeys(picks.tolist()))
 
 
-def _one_edits(text: str, alphabet: str, limit: int) -> list[tuple[str, tuple[Edit]]]:
-    """Every deletion, replacement and insertion of one character, at most about `limit`
-    (the alphabet thinned evenly when there would be more)."""
-    per_alphabet_char = 2 * len(text) + 1
+def _one_edits(
+    text: str, alphabet: str, limit: int, insertions: bool = True
+) -> list[tuple[str, tuple[Edit]]]:
+    """Every deletion, replacement and (with `insertions`) insertion of one character, at most
+    about `limit` (the alphabet thinned evenly when there would be more)."""
+    per_alphabet_char = 2 * len(text) + 1 if insertions else len(text)
     room = max(limit - len(text), per_alphabet_char) // per_alphabet_char
     chars = _thinned(alphabet, room)
     edits: list[tuple[str, tuple[Edit]]] = []
@@ -261,7 +269,7 @@ def _one_edits(text: str, alphabet: str, limit: int) -> list[tuple[str, tuple[Ed
             if new != old:
                 edit = Edit("replace", position, old, new)
                 edits.append((edit.apply(text), (edit,)))
-    for position in range(len(text) + 1):
+    for position in range(len(text) + 1 if insertions else 0):
         for new in chars:
             edit = Edit("insert", position, "", new)
             edits.append((edit.apply(text), (edit,)))
