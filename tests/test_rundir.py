@@ -22,6 +22,7 @@ def test_a_run_folder_has_every_file(trained_run):
     folder = trained_run.run_dir
     expected = set(REQUIRED) | {
         "per_class.md", "confusion.md", "loss.png", "confusion.png", "report.html", "mistakes.csv",
+        "explain.json",
     }
     assert {p.name for p in folder.iterdir()} == expected  # and no leftover temporary files
     assert not [p for p in folder.parent.iterdir() if p.name.startswith(".")]
