@@ -23,7 +23,8 @@ For each text, as the model reads it (normalised as the training data was, cut t
   classes' logits, which is what the softmax reads): these shares plus the centred bias sum
   to it exactly.
 
-Integrated gradients are not offered: see docs/explain.md for the deletion test that decides.
+Integrated gradients on the embeddings are not offered: a deletion test found them no more
+faithful than occlusion (bench/explain_faithfulness.py, docs/benchmarks.md).
 """
 
 from __future__ import annotations
