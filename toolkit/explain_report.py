@@ -80,7 +80,9 @@ def build_for_run(
         return build(predictor, texts, targets, record.report.confusion, record.mistakes, record.path)
     except (ToolkitError, RuntimeError, ValueError, IndexError) as exc:
         warnings.warn(f"the report has no explanations: {shown(exc)}", stacklevel=2)
-        return None
+    except KeyboardInterrupt:  # Ctrl-C while the run is saved: save it, without this section
+        warnings.warn("the report has no explanations: interrupted", stacklevel=2)
+    return None
 
 
 def _method(predictor: Predictor) -> str:
