@@ -250,3 +250,55 @@ def test_report_explains_the_confused_pairs_and_survives_a_rerender(trained_run,
     (folder / EXPLAIN_JSON).write_text('{"method": "occlusion", "classes": [{"class": 3}]}', encoding="utf-8")
     with pytest.raises(toolkit.ToolkitError, match="explain.json' is malformed .* the run folder is damaged"):
         rerender(folder)
+
+
+LAST_CHARACTER_PLUGIN = '''
+import toolkit
+
+
+class LastCharacter:
+    """Reads only the last character of each text."""
+
+    def __new__(cls, vocab_size, num_classes):
+        import torch
+        from torch import nn
+
+        class Model(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.embedding = nn.Embedding(vocab_size, num_classes)
+
+            def forward(self, indices, lengths):
+                last = indices[torch.arange(len(indices)), lengths - 1]
+                return self.embedding(last)
+
+        return Model()
+
+
+@toolkit.hookimpl
+def register_models(register):
+    register(toolkit.ModelSpec(name="last-character", help="The last character alone.",
+                               factory=LastCharacter))
+'''
+
+
+def test_a_plugin_model_is_explained_through_the_cli(toy_runs, tmp_path):
+    from conftest import run_toolkit
+
+    plugin = tmp_path / "last_character.py"
+    plugin.write_text(LAST_CHARACTER_PLUGIN, encoding="utf-8")
+    toy_csv = toy_runs["gru"].path.parent / "toy.csv"
+    result = toolkit.run(dataset="csv", model="last-character", plugins=[str(plugin)], progress=False,
+                         params={"dataset.path": str(toy_csv), "train.epochs": 4, "train.lr": 0.05,
+                                 "train.threads": 1},
+                         output=tmp_path / "run")
+    explained = run_toolkit(["--plugin", str(plugin), "explain", "--run", str(result.run_dir),
+                             "kbdfa", "pgmnhu", "--json"], cwd=tmp_path)
+    assert explained.returncode == 0, explained.stderr
+    for item, text, label in zip(json.loads(explained.stdout), ["kbdfa", "pgmnhu"], ["front", "back"],
+                                 strict=True):
+        assert item["label"] == label
+        scores = [a["score"] for a in item["attributions"]]
+        assert scores[:-1] == [0.0] * (len(text) - 1) and scores[-1] > 0  # it reads nothing else
+        assert item["flip"]["text"][-1] != text[-1] and item["flip"]["label"] != label
+    assert (result.run_dir / EXPLAIN_JSON).is_file()
