@@ -189,7 +189,7 @@ def test_docs_lists_the_operations_offline(page, server):
     page.tab.wait_for_selector(".opblock-summary-path", timeout=30_000)
     paths = page.tab.locator(".opblock-summary-path").all_inner_texts()
     paths = sorted(p.replace("\u200b", "") for p in paths)  # Swagger UI puts break hints in paths
-    assert paths == ["/health", "/labels", "/predict", "/predict/{name}"]
+    assert paths == ["/explain", "/explain/{name}", "/health", "/labels", "/predict", "/predict/{name}"]
     assert page.errors == []
     assert page.hosts() == {urlparse(server).netloc}
     resources = page.resource_urls()
