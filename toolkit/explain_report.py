@@ -34,12 +34,12 @@ MAX_TEXTS = 160
 TOP = 6
 MAX_N = 3
 #: Confused pairs explained, and examples per pair (each gets a flip search).
-PAIRS = 5
-EXAMPLES = 3
+PAIRS = 3
+EXAMPLES = 2
 #: Edited texts predicted per text and step, for the class tables and for the pairs' flips
 #: (the alphabet thinned beyond it): the section costs seconds, not minutes, at the end of a run.
-CANDIDATES = 512
-FLIP_CANDIDATES = 2048
+CANDIDATES = 256
+FLIP_CANDIDATES = 1024
 
 
 def build(
