@@ -23,7 +23,7 @@ STRONGEST = 3
 def explain(
     ctx: typer.Context,
     run: RunOption,
-    texts: Annotated[list[str], typer.Argument(help="Texts to explain.", metavar="TEXT...")],
+    texts: Annotated[list[str], typer.Argument(help="Texts to explain.", metavar="TEXT")],
     label: Annotated[
         str | None, typer.Option("--class", "-c", help="Explain this class instead of the top one.")
     ] = None,
