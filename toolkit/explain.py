@@ -173,6 +173,8 @@ def _explain_one(predictor: Predictor, text: str, label: str | None, flip: bool,
             continue
         start, end = span
         occluded = (positions >= start) & (positions < end)
+        if end - start == 1 and not occluded.any():  # a one-character text of a one-character alphabet
+            continue
         if end - start > 1:  # a character the normalisation made several: occlude it as a whole
             rest = prepared[:start] + prepared[end:]
             extra = _predict(predictor, [rest]) if rest else np.zeros((0, len(base)))
