@@ -25,7 +25,7 @@ if TYPE_CHECKING:  # torch, numpy and pandas load on first use, so the CLI start
 
     from toolkit.evaluation import Report
     from toolkit.predictor import Predictor
-    from toolkit.rundir import RunClaim
+    from toolkit.rundir import RunClaim, RunRecord
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
 DEFAULT_ENCODER = "onehot"
@@ -268,7 +268,9 @@ def build_model(plan: RunPlan, text_encoder: Encoder, num_classes: int) -> nn.Mo
     )
 
 
-def _render(model: Any, encoder: Any, texts: Sequence[str], targets: Sequence[int], record: Any) -> Path:
+def _render(
+    model: nn.Module, encoder: Encoder, texts: Sequence[str], targets: Sequence[int], record: RunRecord
+) -> Path:
     """The run's pages, its explanations (computed now, from the model and the test texts) included."""
     from toolkit.explain_report import build_for_run
     from toolkit.rendering import render_report

@@ -25,6 +25,7 @@ import pandas as pd
 
 from toolkit.errors import ToolkitError
 from toolkit.explain import Predictor, explain, model_text, ngram_shares
+from toolkit.rundir import RunRecord
 from toolkit.safe_files import read_json, shown, write_atomic
 
 EXPLAIN_JSON = "explain.json"
@@ -65,7 +66,7 @@ def build(
 
 
 def build_for_run(
-    record: Any, model: Any, encoder: Any, texts: Sequence[str], targets: Sequence[int]
+    record: RunRecord, model: Any, encoder: Any, texts: Sequence[str], targets: Sequence[int]
 ) -> dict[str, Any] | None:
     """`build` for a run being written (`record`, a `RunRecord` of its private folder) from its
     model in memory (a plugin's too: nothing is reloaded) and its test texts. A model that fails
