@@ -25,7 +25,8 @@ def explain(
     run: RunOption,
     texts: Annotated[list[str], typer.Argument(help="Texts to explain.", metavar="TEXT")],
     label: Annotated[
-        str | None, typer.Option("--class", "-c", help="Explain this class instead of the top one.")
+        str | None,
+        typer.Option("--class", "-c", help="Explain this class, not the top one (the flip makes it the top).")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of coloured text.")] = False,
 ) -> None:
