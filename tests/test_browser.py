@@ -161,12 +161,35 @@ def test_playground_shows_japanese_first_for_nakamura(page, server, predictor, t
     assert all(urlparse(u).netloc == urlparse(server).netloc for u in page.resource_urls())
 
 
+def test_playground_highlights_the_characters_and_shows_the_flip(page, server, predictor):
+    page.tab.goto(f"{server}/?name=Schmidhuber")
+    page.tab.wait_for_selector("#why:not([hidden]) #why-chars span")
+    [explanation] = predictor.explain(["Schmidhuber"])
+    spans = page.tab.locator("#why-chars span")
+    assert spans.all_inner_texts() == list("Schmidhuber")
+    shown_scores = [float(spans.nth(i).get_attribute("data-score")) for i in range(spans.count())]
+    assert shown_scores == pytest.approx([score for _, score in explanation.attributions])
+    strongest = max(range(len(shown_scores)), key=lambda i: shown_scores[i])
+    colour = spans.nth(strongest).evaluate("e => getComputedStyle(e).backgroundColor")
+    assert colour == "rgb(22, 163, 74)"  # the strongest character in full green
+    assert page.tab.inner_text("#why-label") == explanation.label
+    flip = explanation.flip
+    assert flip is not None
+    assert page.tab.inner_text("#flip") == (
+        f"Smallest change: {flip.to_dict()['description']} \u2192 \u201c{flip.text}\u201d is {flip.label} "
+        f"({100 * flip.probability:.1f}%)."
+    )
+    page.tab.fill("#name", "")
+    page.tab.wait_for_selector("#why", state="hidden")
+    assert page.errors == [] and page.overflow() <= 0
+
+
 def test_docs_lists_the_operations_offline(page, server):
     page.tab.goto(f"{server}/docs")
     page.tab.wait_for_selector(".opblock-summary-path", timeout=30_000)
     paths = page.tab.locator(".opblock-summary-path").all_inner_texts()
     paths = sorted(p.replace("\u200b", "") for p in paths)  # Swagger UI puts break hints in paths
-    assert paths == ["/health", "/labels", "/predict", "/predict/{name}"]
+    assert paths == ["/explain", "/explain/{name}", "/health", "/labels", "/predict", "/predict/{name}"]
     assert page.errors == []
     assert page.hosts() == {urlparse(server).netloc}
     resources = page.resource_urls()
@@ -181,6 +204,9 @@ def test_report_shows_every_class_and_fits_1024px(page, trained_run):
     assert images.count() == 2
     assert all(w > 100 for w in images.evaluate_all("imgs => imgs.map(i => i.naturalWidth)"))
     assert page.tab.locator(".banner").count() == 0
+    looks_at = page.tab.locator("#class-ngrams tbody tr td:first-child").all_inner_texts()
+    assert looks_at == list(trained_run.classes)  # what the model looks at, for every class
+    assert page.tab.locator("#pair-ngrams tbody tr").count() >= 1
     assert page.overflow() <= 0
     assert page.hosts() == set()  # everything is in the file
 

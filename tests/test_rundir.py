@@ -23,6 +23,7 @@ def test_a_run_folder_has_every_file(trained_run):
     expected = set(REQUIRED) | {
         "per_class.md", "confusion.md", "loss.png", "confusion.png", "report.html", "mistakes.csv",
         "config.toml",
+        "explain.json",
     }
     assert {p.name for p in folder.iterdir()} == expected  # and no leftover temporary files
     assert not [p for p in folder.parent.iterdir() if p.name.startswith(".")]

@@ -50,7 +50,8 @@ def test_health_labels_and_openapi(base_url, predictor):
     assert httpx.get(f"{base_url}/health").json() == {"status": "ok", "classes": 18, "model": "gru"}
     assert httpx.get(f"{base_url}/labels").json() == {"labels": list(predictor.classes)}
     schema = httpx.get(f"{base_url}/openapi.json").json()
-    assert {"/predict/{name}", "/predict", "/labels", "/health"} <= set(schema["paths"])
+    assert {"/predict/{name}", "/predict", "/explain/{name}", "/explain", "/labels", "/health"} <= set(
+        schema["paths"])
     assert "swagger" in httpx.get(f"{base_url}/docs").text.lower()
 
 

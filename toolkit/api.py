@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -27,7 +28,7 @@ if TYPE_CHECKING:  # torch, numpy and pandas load on first use, so the CLI start
 
     from toolkit.evaluation import Report
     from toolkit.predictor import Predictor
-    from toolkit.rundir import RunClaim
+    from toolkit.rundir import RunClaim, RunRecord
     from toolkit.warmstart import WarmStart
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
@@ -369,6 +370,17 @@ def build_model(plan: RunPlan, text_encoder: Encoder, num_classes: int) -> nn.Mo
     )
 
 
+def _render(
+    model: nn.Module, encoder: Encoder, texts: Sequence[str], targets: Sequence[int], record: RunRecord
+) -> Path:
+    """The run's pages, its explanations (computed now, from the model and the test texts) included."""
+    from toolkit.explain_report import build_for_run
+    from toolkit.rendering import render_report
+
+    build_for_run(record, model, encoder, texts, targets)
+    return render_report(record)
+
+
 def _train_and_evaluate(
     plan: RunPlan, progress: bool | None, device: torch.device, claim: RunClaim | None,
     check_data: Callable[[Mapping[str, Any]], None] | None = None,
@@ -382,7 +394,6 @@ def _train_and_evaluate(
     from toolkit.evaluation import confused_examples, evaluate_predictions
     from toolkit.inference import predict_proba, torch_threads
     from toolkit.memory import allocation_failures, check_fits
-    from toolkit.rendering import render_report
     from toolkit.rundir import write_run
     from toolkit.training import thread_count, train
 
@@ -439,7 +450,7 @@ def _train_and_evaluate(
             report=report,
             history=trained.history,
             mistakes=confused_examples(split.test.texts, test_targets, probabilities, classes),
-            render=render_report,
+            render=functools.partial(_render, model, text_encoder, split.test.texts, test_targets),
             files={CONFIG_TOML: plan.run_toml()},
         )
     return RunResult(

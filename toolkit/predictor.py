@@ -17,7 +17,7 @@ import threading
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -27,6 +27,9 @@ from toolkit.params import Section, resolve
 from toolkit.registry import Registry, load_registry
 from toolkit.rundir import CONFIG, ENCODER, LABELS, WEIGHTS, open_run, read_json
 from toolkit.safe_files import shown
+
+if TYPE_CHECKING:
+    from toolkit.explain import Explanation
 
 NEEDED = (CONFIG, WEIGHTS, ENCODER, LABELS)
 
@@ -144,6 +147,14 @@ class Predictor:
             guesses = tuple(Guess(self.classes[j], float(row[j])) for j in ranks)
             predictions[i] = Prediction(texts[i], guesses)
         return predictions
+
+    def explain(self, texts: Sequence[str], label: str | None = None) -> list[Explanation]:
+        """Why each text gets its top class (or `label`): one occlusion score per input
+        character, the smallest edit that changes the answer, and for a linear `ngram` its
+        n-grams' exact shares (see `toolkit.explain`)."""
+        from toolkit.explain import explain
+
+        return explain(self, texts, label)
 
     def predict_stream(
         self, texts: Iterable[str], top: int = 3, batch_size: int = 4096

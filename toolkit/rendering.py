@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from toolkit import explain_report
 from toolkit.compare import unique_names
 from toolkit.errors import ToolkitError
 from toolkit.rundir import CONFUSION_PNG, LOSS_PNG, REPORT_HTML, RunRecord, read_run
@@ -115,6 +116,7 @@ def report_html(record: RunRecord, pngs: dict[str, bytes] | None = None) -> str:
         confusion=report.confusion,
         history=_history_rows(record.history),
         history_columns=list(record.history.columns),
+        explained=explain_report.load(record.path), per_class=explain_report.PER_CLASS,
     )
 
 

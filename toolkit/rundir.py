@@ -8,6 +8,8 @@
     metrics.json         overall and per-class metrics on the test split
     per_class.csv, confusion.csv, history.csv
     mistakes.csv         a few misclassified test texts per confused pair (bounded)
+    explain.json         what the model looks at, per class and per confused pair (optional;
+                         toolkit.explain_report)
     loss.png, confusion.png, report.html, per_class.md, confusion.md
                          pages for people, drawn by toolkit.rendering (`write_run`'s `render`)
 

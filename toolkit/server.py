@@ -4,6 +4,8 @@
     GET  /labels            the class names
     GET  /predict/{name}    the top classes of one name
     POST /predict           {"names": [...], "top": 3} (or a bare JSON list of names)
+    GET  /explain/{name}    why the top class (or ?class=C): character scores and the flip
+    POST /explain           {"names": [...], "class": C} (or a bare JSON list of names)
     GET  /                  the playground: a page to try names in a browser
     GET  /docs              the OpenAPI page (/openapi.json for the schema), its Swagger UI
                             files served from the installed fastapi-offline package, no CDN
@@ -58,6 +60,50 @@ class BatchIn(BaseModel):
 
 class BatchOut(BaseModel):
     results: list[PredictionOut]
+
+
+class Attribution(BaseModel):
+    char: str
+    score: float
+
+
+class EditOut(BaseModel):
+    op: str = Field(description="replace, insert or delete")
+    position: int = Field(description="Where, in the model's text after any earlier edit.")
+    old: str
+    new: str
+
+
+class FlipOut(BaseModel):
+    text: str
+    label: str
+    probability: float
+    edit: list[EditOut]
+    description: str
+
+
+class NgramOut(BaseModel):
+    ngram: str
+    kind: str
+    score: float
+
+
+class ExplanationOut(BaseModel):
+    input: str
+    label: str
+    probability: float
+    attributions: list[Attribution]
+    flip: FlipOut | None
+    ngrams: list[NgramOut]
+
+
+class ExplainIn(BaseModel):
+    names: list[str] = Field(description="The names to explain.")
+    label: str | None = Field(None, alias="class", description="Explain this class, not the top one.")
+
+
+class ExplainOut(BaseModel):
+    results: list[ExplanationOut]
 
 
 class InvalidNames(Exception):
@@ -126,12 +172,16 @@ def create_app(predictor: Predictor, max_length: int = 64, max_batch: int = 1000
             return f"it has {len(name)} characters; the limit is {max_length}"
         return None
 
-    def run(names: list[str], top: int) -> list[dict[str, Any]]:
+    def checked(names: list[str]) -> dict[int, str]:
+        """The problem of each name that cannot be sent to the model, by position."""
         if not names:
             raise HTTPException(422, "the batch is empty; send at least one name.")
         if len(names) > max_batch:
             raise HTTPException(413, f"the batch has {len(names)} names; the limit is {max_batch}.")
-        problems = {i: found for i, name in enumerate(names) if (found := problem(name))}
+        return {i: found for i, name in enumerate(names) if (found := problem(name))}
+
+    def run(names: list[str], top: int) -> list[dict[str, Any]]:
+        problems = checked(names)
         readable = [i for i in range(len(names)) if i not in problems]
         guessed = predictor.predict([names[i] for i in readable], top) if readable else []
         predictions = dict(zip(readable, guessed, strict=True))
@@ -181,6 +231,32 @@ def create_app(predictor: Predictor, max_length: int = 64, max_batch: int = 1000
     def predict_many(body: Annotated[BatchIn | list[str], Body()]) -> dict[str, Any]:
         names, top = (body, 3) if isinstance(body, list) else (body.names, body.top)
         return {"results": run(names, top)}
+
+    def explained(names: list[str], label: str | None) -> list[dict[str, Any]]:
+        problems = checked(names)
+        if problems:
+            raise InvalidNames(names, problems)
+        try:
+            explanations = predictor.explain(names, label)
+        except ToolkitError as exc:  # an unknown class
+            raise HTTPException(422, str(exc)) from None
+        unread = {i: "nothing of it is left after the model's normalisation; send letters it reads"
+                  for i, explanation in enumerate(explanations) if not explanation.label}
+        if unread:
+            raise InvalidNames(names, unread)
+        return [explanation.to_dict() for explanation in explanations]
+
+    @app.get("/explain/{name:path}", response_model=ExplanationOut)
+    def explain_one(
+        name: Annotated[str, Path(description="The name to explain ('/' in it sent as %2F).")],
+        label: Annotated[str | None, Query(alias="class", description="Explain this class.")] = None,
+    ) -> dict[str, Any]:
+        return explained([name], label)[0]
+
+    @app.post("/explain", response_model=ExplainOut)
+    def explain_many(body: Annotated[ExplainIn | list[str], Body()]) -> dict[str, Any]:
+        names, label = (body, None) if isinstance(body, list) else (body.names, body.label)
+        return {"results": explained(names, label)}
 
     return app
 
