@@ -14,7 +14,7 @@ from toolkit.params import Param, Section, declaration_problem, resolve
 from toolkit.registry import Registry, load_registry
 from toolkit.splits import SPLIT_PARAMS, Split, SplitConfig
 from toolkit.train_config import TRAIN_PARAMS, TrainConfig
-from toolkit.types import DatasetSpec, Encoder, EncoderSpec, ModelSpec
+from toolkit.types import DatasetSpec, Encoder, EncoderSpec, ModelSpec, TextDataset
 
 if TYPE_CHECKING:  # torch, numpy and pandas load on first use, so the CLI starts fast
     import numpy as np
@@ -22,6 +22,7 @@ if TYPE_CHECKING:  # torch, numpy and pandas load on first use, so the CLI start
     import torch
     from torch import nn
 
+    from toolkit.calibration import Calibration
     from toolkit.evaluation import Report
     from toolkit.predictor import Predictor
     from toolkit.rundir import RunClaim
@@ -138,7 +139,7 @@ class RunResult:
     encoder: Encoder
     model: nn.Module  # on the CPU, in eval mode, with the best validation weights
     history: pd.DataFrame  # one row per epoch, see toolkit.training.train
-    test_probabilities: np.ndarray  # (test texts, classes)
+    test_probabilities: np.ndarray  # (test texts, classes), calibrated (see `calibration`)
     test_targets: np.ndarray  # (test texts,) indices into `classes`
     classes: tuple[str, ...]
     train_seconds: float
@@ -152,6 +153,7 @@ class RunResult:
     epochs_planned: int = 0
     truncated_texts: int = 0  # texts longer than train.max_length, cut to it
     world_size: int = 1  # processes that trained it (torchrun ranks); only rank 0 evaluates and writes
+    calibration: Calibration | None = None  # temperature and conformal scores (rank 0 only)
 
     def predictor(self, threads: int | None = None) -> Predictor:
         """The trained model as a `Predictor`, as `load_run` would give it from the run folder:
@@ -162,7 +164,7 @@ class RunResult:
         train = self.plan.params["train"]
         config = {"train": train, "provenance": dict(self.split.train.provenance)}
         return Predictor(self.model, self.encoder, self.classes, config, self.run_dir,
-                         threads or train["threads"] or 1)
+                         threads or train["threads"] or 1, self.calibration)
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         """Class probabilities (len(texts), classes) from the trained model, the texts
@@ -275,7 +277,8 @@ def _train_and_evaluate(
     import numpy as np
 
     from toolkit import distributed
-    from toolkit.evaluation import confused_examples, evaluate_predictions
+    from toolkit.calibration import Calibration, evaluate_calibration
+    from toolkit.evaluation import confused_examples, evaluate_predictions, with_summary_rows
     from toolkit.inference import predict_proba
     from toolkit.rendering import render_report
     from toolkit.rundir import write_run
@@ -294,8 +297,12 @@ def _train_and_evaluate(
         seed=seed, device=target, progress=progress,
     )
     test_texts = split.test.texts if ranks.is_main else ()
-    probabilities = predict_proba(trained.model, text_encoder, test_texts, target)
+    raw_probabilities = predict_proba(trained.model, text_encoder, test_texts, target)
     test_targets = np.asarray(split.test.targets if ranks.is_main else (), dtype=np.int64)
+    calibration = (
+        _calibrate(plan, split, trained.model, text_encoder, target) if ranks.is_main else Calibration()
+    )
+    probabilities = calibration.apply(raw_probabilities)
     model = trained.model.cpu().eval()
     status = {
         "seconds": round(trained.seconds, 3), "stop_reason": trained.stop_reason,
@@ -306,7 +313,8 @@ def _train_and_evaluate(
     }
     report = run_dir = None
     if claim is not None:
-        report = evaluate_predictions(test_targets, probabilities, classes)
+        evaluation = evaluate_calibration(calibration, raw_probabilities, test_targets)
+        report = with_summary_rows(evaluate_predictions(test_targets, probabilities, classes), evaluation)
         run_dir = write_run(
             claim,
             config=_run_config(plan, split, target.type, status, classes),
@@ -318,6 +326,8 @@ def _train_and_evaluate(
             history=trained.history,
             mistakes=confused_examples(split.test.texts, test_targets, probabilities, classes),
             render=render_report,
+            calibration=calibration.to_json(),
+            evaluation=evaluation,
         )
     return RunResult(
         plan=plan, split=split, encoder=text_encoder, model=model, history=trained.history,
@@ -325,8 +335,30 @@ def _train_and_evaluate(
         train_seconds=trained.seconds, stop_reason=trained.stop_reason, best_epoch=trained.best_epoch,
         device=target.type, report=report, run_dir=run_dir, interrupted=trained.interrupted,
         epochs_completed=trained.epochs_completed, epochs_planned=trained.epochs_planned,
-        truncated_texts=truncated, world_size=ranks.world_size,
+        truncated_texts=truncated, world_size=ranks.world_size, calibration=calibration,
     )
+
+
+def _calibrate(plan: RunPlan, split: Split, model: nn.Module, text_encoder: Encoder,
+               device: torch.device) -> Calibration:
+    """The run's temperature, fitted on the validation split (the test split is not read), and
+    the conformal scores of the calibration split (of validation when there is none)."""
+    import numpy as np
+
+    from toolkit.calibration import fit_calibration
+    from toolkit.inference import predict_proba
+
+    def scored(part: TextDataset | None) -> tuple[np.ndarray, np.ndarray] | None:
+        if part is None or not len(part):
+            return None
+        probabilities = predict_proba(model, text_encoder, part.texts, device)
+        return probabilities, np.asarray(part.targets, dtype=np.int64)
+
+    validation = scored(split.val)
+    held_out = scored(split.calibration)
+    if validation is None:  # a tiny data set: nothing to fit on, nor to score
+        return Calibration()
+    return fit_calibration(plan.params["train"]["calibrate"], validation, held_out)
 
 
 def _run_config(

@@ -190,11 +190,12 @@ def read_texts(path: str, column: str | None) -> pd.DataFrame:
 
 def read_run_files(run: str | Path) -> dict[str, bytes]:
     """The run folder's files a prediction needs, as bytes (checked when loaded)."""
-    from toolkit.predictor import NEEDED
+    from toolkit.predictor import NEEDED, OPTIONAL
     from toolkit.rundir import open_run
 
     folder, _ = open_run(run, NEEDED)
-    return {name: (folder / name).read_bytes() for name in NEEDED}
+    present = [name for name in OPTIONAL if (folder / name).is_file()]
+    return {name: (folder / name).read_bytes() for name in (*NEEDED, *present)}
 
 
 _PREDICTORS: dict[tuple[str, tuple[str, ...]], Predictor] = {}

@@ -9,6 +9,9 @@ from typing import Any
 from toolkit import limits
 from toolkit.params import Config, Param, Section, Space, param_field, params_of, resolve
 
+#: How a run calibrates its probabilities after training (toolkit.calibration).
+CALIBRATION_METHODS = ("temperature", "none")
+
 
 @dataclass(frozen=True)
 class TrainConfig(Config):
@@ -87,6 +90,12 @@ class TrainConfig(Config):
         "Longest text in characters: longer ones are cut to this at training and prediction "
         "(the cuts are counted in the run's report).",
         min=1, max=limits.MAX_TEXT_LENGTH_LIMIT,
+    )
+    calibrate: str = param_field(
+        "temperature",
+        "After training, fit a temperature on the validation split so the probabilities mean what "
+        "they say (temperature), or keep the model's own (none). The top class never changes.",
+        choices=CALIBRATION_METHODS,
     )
 
     @classmethod
