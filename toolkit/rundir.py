@@ -10,7 +10,7 @@
                          every prediction (optional: runs written before it existed still load)
     per_class.csv, confusion.csv, history.csv
     mistakes.csv         a few misclassified test texts per confused pair (bounded)
-    loss.png, confusion.png, report.html, per_class.md, confusion.md
+    loss.png, confusion.png, reliability.png, abstention.png, report.html, per_class.md, confusion.md
                          pages for people, drawn by toolkit.rendering (`write_run`'s `render`)
 
 A run folder is claimed (created, with a lock file in it) before training starts, so a
@@ -57,6 +57,7 @@ CALIBRATION = "calibration.json"  # optional, as mistakes.csv
 #: The sections of metrics.json that toolkit.calibration.evaluate_calibration writes.
 EVALUATION_SECTIONS = ("calibration", "reliability", "abstention", "conformal")
 LOSS_PNG, CONFUSION_PNG, REPORT_HTML = "loss.png", "confusion.png", "report.html"
+RELIABILITY_PNG, ABSTENTION_PNG = "reliability.png", "abstention.png"  # optional, as mistakes.csv
 REQUIRED = (CONFIG, WEIGHTS, ENCODER, LABELS, METRICS, PER_CLASS, CONFUSION, HISTORY)
 #: The lock file of a run folder being written: its presence refuses a second run at once.
 CLAIM = ".toolkit-run.lock"
