@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -173,7 +173,7 @@ class Calibration:
 
     method: str = "none"
     temperature: float = 1.0
-    scores: tuple[float, ...] = ()
+    scores: tuple[float, ...] = field(default=(), repr=False)
     source: str = ""
 
     def apply(self, probabilities: np.ndarray) -> np.ndarray:
