@@ -148,7 +148,7 @@ def test_metrics_hold_calibration_conformal_and_abstention(trained_run):
             assert answered.mean() == pytest.approx(row["coverage"])
     page = (trained_run.run_dir / "report.html").read_text()
     for anchor in ('id="calibration-numbers"', 'id="abstention-table"', 'id="sets-table"',
-                   'alt="reliability diagram before and after calibration"'):
+                   'id="sets-by-class"', 'alt="reliability diagram before and after calibration"'):
         assert anchor in page
 
 

@@ -269,7 +269,17 @@ def conformal_level(
         "mean_set_size": float(sizes.mean()),
         "set_sizes": {str(size): int(count) for size, count in zip(*np.unique(sizes, return_counts=True),
                                                                    strict=True)},
+        # per true class, in the classes' order: sets are larger, and coverage can be lower, for some
+        "by_class": [_class_sets(inside, sizes, truth, c) for c in range(probabilities.shape[1])],
     }
+
+
+def _class_sets(inside: np.ndarray, sizes: np.ndarray, truth: np.ndarray, target: int) -> dict[str, Any]:
+    rows = truth == target
+    if not rows.any():
+        return {"texts": 0, "coverage": None, "mean_set_size": None}
+    return {"texts": int(rows.sum()), "coverage": float(inside[rows, target].mean()),
+            "mean_set_size": float(sizes[rows].mean())}
 
 
 def abstention(probabilities: np.ndarray, truth: np.ndarray, points: int = 21) -> dict[str, Any]:

@@ -130,15 +130,16 @@ def report_html(record: RunRecord, pngs: dict[str, bytes] | None = None) -> str:
         confusion=report.confusion,
         history=_history_rows(record.history),
         history_columns=list(record.history.columns),
-        calibration=calibration_view(record.evaluation),
+        calibration=calibration_view(record.evaluation, list(report.per_class.index)),
         reliability_png=_data_uri(pngs[RELIABILITY_PNG]) if RELIABILITY_PNG in pngs else None,
         abstention_png=_data_uri(pngs[ABSTENTION_PNG]) if ABSTENTION_PNG in pngs else None,
     )
 
 
-def calibration_view(evaluation: dict[str, Any]) -> dict[str, Any] | None:
+def calibration_view(evaluation: dict[str, Any], classes: list[str]) -> dict[str, Any] | None:
     """metrics.json's calibration sections as the report shows them (None for a run written
-    before they existed): the numbers before and after, the abstention table, the sets."""
+    before they existed): the numbers before and after, the abstention table, the sets (and
+    per class, at 0.9)."""
     if "calibration" not in evaluation:
         return None
     numbers = evaluation["calibration"]
@@ -157,8 +158,14 @@ def calibration_view(evaluation: dict[str, Any]) -> dict[str, Any] | None:
          "sizes": ", ".join(f"{int(size)}: {int(count):,}" for size, count in level["set_sizes"].items())}
         for level in (conformal or {}).get("levels", [])
     ]
+    at_90 = [level for level in (conformal or {}).get("levels", []) if level["coverage"] == 0.9]
+    by_class = [
+        {"name": str(name), "texts": f"{int(row['texts']):,}", "coverage": _share(row["coverage"]),
+         "size": "–" if row["mean_set_size"] is None else f"{float(row['mean_set_size']):.2f}"}
+        for name, row in zip(classes, at_90[0].get("by_class", []) if at_90 else [], strict=False)
+    ]
     return {"method": str(numbers["method"]), "temperature": f"{float(numbers['temperature']):.3f}",
-            "rows": rows, "abstention": abstention, "levels": levels,
+            "rows": rows, "abstention": abstention, "levels": levels, "by_class": by_class,
             "source": str((conformal or {}).get("source", "")),
             "calibration_texts": int((conformal or {}).get("calibration_texts", 0))}
 
@@ -213,6 +220,8 @@ def compare_html(paths: Sequence[str | Path]) -> str:
 
 #: Overall metrics where lower is better; counts (examples) are neither better nor worse.
 _LOWER_IS_BETTER = {"log_loss", "ece", "set_size_90"}
+#: Metrics with no better direction: a set's coverage should be near what was asked, not high.
+_UNRANKED = {"set_coverage_90"}
 
 
 def _compared(metric: str, values: list[Any]) -> list[dict[str, Any]]:
@@ -220,7 +229,8 @@ def _compared(metric: str, values: list[Any]) -> list[dict[str, Any]]:
     (when the runs differ), and its difference from the first run's."""
     numbers = [_number(v) for v in values]
     scored = metric not in _INTEGER_METRICS
-    best = set(_best(numbers, higher=metric not in _LOWER_IS_BETTER)) if scored else set()
+    ranked = scored and metric not in _UNRANKED
+    best = set(_best(numbers, higher=metric not in _LOWER_IS_BETTER)) if ranked else set()
     first = numbers[0]
     cells = []
     for index, (value, number) in enumerate(zip(values, numbers, strict=True)):
