@@ -58,12 +58,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--params", nargs="*", default=[], help="GROUP.NAME=VALUE for every run.")
     parser.add_argument("--no-write", action="store_true", help=f"Print only; do not update {PAGE.name}.")
+    parser.add_argument("--page", type=Path, default=PAGE, help="The page whose markers get the table.")
     args = parser.parse_args(argv)
     params = parse_assignments(args.params)
-    rows = [
-        measure(dataset, model, seed, params)
-        for dataset in args.datasets.split(",") for model in args.models.split(",") for seed in args.seeds
-    ]
+    rows = []
+    for dataset in args.datasets.split(","):
+        for model in args.models.split(","):
+            for seed in args.seeds:
+                rows.append(measure(dataset, model, seed, params))
+                print(rows[-1], flush=True)
     frame = pd.DataFrame(rows)
     table = markdown(frame, {
         "accuracy": ".3f", "temperature": ".2f", "ECE before": ".3f", "ECE after": ".3f",
@@ -73,8 +76,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     text = (f"Written by `{command.strip()}` on {machine()}; {load()} while it ran.\n\n{table}")
     print(text)
     if not args.no_write:
-        write_between_markers(PAGE, "calibration", text)
-        print(f"Wrote the table to {PAGE}")
+        write_between_markers(args.page, "calibration", text)
+        print(f"Wrote the table to {args.page}")
 
 
 def _argv() -> list[str]:

@@ -152,10 +152,28 @@ def test_metrics_hold_calibration_conformal_and_abstention(trained_run):
         assert anchor in page
 
 
-def test_compare_shows_ece_and_set_size(cli, trained_run):
-    result = cli(["compare", str(trained_run.run_dir), str(trained_run.run_dir)])
+def test_compare_shows_ece_and_set_size(cli, trained_run, tmp_path):
+    import re
+    import shutil
+
+    from toolkit.rendering import compare_html
+
+    other = shutil.copytree(trained_run.run_dir, tmp_path / "other")
+    metrics = json.loads((other / "metrics.json").read_text())
+    changed = {"ece": metrics["summary"]["ece"] + 0.1, "set_size_90": 9.5, "set_coverage_90": 0.99}
+    metrics["summary"] |= changed
+    (other / "metrics.json").write_text(json.dumps(metrics))
+    result = cli(["compare", str(trained_run.run_dir), str(other)])
     assert result.exit_code == 0, result.output
-    assert "ece" in result.stdout and "set_size_90" in result.stdout
+    assert "ece" in result.stdout and "set_size_90" in result.stdout and "9.5" in result.stdout
+    page = compare_html([trained_run.run_dir, other])
+
+    def row(name: str) -> str:
+        return re.search(rf"<tr><th>{name}</th>.*?</tr>", page).group(0)
+
+    assert row("ece").index("best") < row("ece").index("+0.100")  # lower is better: the first run
+    assert "best" in row("set size 90").split("</td>")[0]
+    assert "best" not in row("set coverage 90")  # near 0.9 is right, not high
 
 
 # -- every output format -----------------------------------------------------------------------
