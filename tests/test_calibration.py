@@ -297,6 +297,14 @@ def test_an_old_run_without_calibration_predicts_but_refuses_sets(cli, trained_r
     assert old.calibration is None
     result = cli(["predict", "--run", str(folder), "--coverage", "0.9", "Hinton"])
     assert result.exit_code == 2 and "holds no conformal scores" in result.stderr
+    import httpx
+
+    from toolkit.server import create_app
+
+    with live_server(create_app(old)) as url:
+        refused = httpx.get(f"{url}/predict/Hinton", params={"coverage": 0.9})
+        assert refused.status_code == 422 and "holds no conformal scores" in refused.json()["detail"]
+        assert httpx.get(f"{url}/predict/Hinton", params={"min_confidence": 0.5}).status_code == 200
     (folder / "calibration.json").write_text(json.dumps({"method": "temperature", "temperature": "hot"}))
     result = cli(["predict", "--run", str(folder), "Hinton"])
     assert result.exit_code == 2 and "calibration.json' is malformed" in result.stderr

@@ -93,7 +93,7 @@ def predict_files(
         raise ToolkitError("top and batch size must be at least 1.")
     from toolkit.calibration import check_coverage, check_min_confidence
 
-    check_min_confidence(min_confidence)
+    check_min_confidence(min_confidence)  # before any input is read
     check_coverage(coverage)
     paths = input_paths(input)
     for path in paths:
@@ -101,8 +101,7 @@ def predict_files(
     run_files = read_run_files(run)
     predictor = _cached_predictor(run_files, tuple(plugins))  # a bad run fails here, before any work
     top = min(top, len(predictor.classes))
-    if coverage is not None:
-        predictor.predict([], coverage=coverage)  # a run without conformal scores fails here, before any work
+    predictor.checked_threshold(min_confidence, coverage)  # a run without conformal scores fails here
     target = _Output(str(output))
     started = time.perf_counter()
     job = _Job(run_files, tuple(plugins), column, top, batch_size, output_format, min_confidence, coverage)

@@ -155,15 +155,11 @@ class Predictor:
         `min_confidence` P: a prediction whose top probability is below P abstains ("unknown":
         `abstained`, no `label`). `coverage` c: each prediction carries its conformal `set`,
         the classes that hold the true one with probability at least c (docs/calibration.md)."""
-        from toolkit.calibration import Calibration, check_coverage, check_min_confidence, prediction_sets
+        from toolkit.calibration import prediction_sets
 
         if top < 1:
             raise ToolkitError(f"top must be at least 1; got {top}.")
-        check_min_confidence(min_confidence)
-        check_coverage(coverage)
-        threshold = None
-        if coverage is not None:
-            threshold = (self.calibration or Calibration()).threshold(coverage)
+        threshold = self.checked_threshold(min_confidence, coverage)
         prepared = self.prepare(texts)
         readable = [i for i, text in enumerate(prepared) if text]
         probabilities = self._probabilities([prepared[i] for i in readable])
@@ -182,6 +178,17 @@ class Predictor:
             abstained = bool(row[ranks[0]] < min_confidence) if min_confidence is not None else None
             predictions[i] = Prediction(texts[i], guesses, abstained, members)
         return predictions
+
+    def checked_threshold(
+        self, min_confidence: float | None = None, coverage: float | None = None
+    ) -> float | None:
+        """Check `predict`'s options (one line for a value out of range, or for a coverage asked
+        of a run without conformal scores); the conformal threshold of `coverage`, if given."""
+        from toolkit.calibration import Calibration, check_coverage, check_min_confidence
+
+        check_min_confidence(min_confidence)
+        check_coverage(coverage)
+        return None if coverage is None else (self.calibration or Calibration()).threshold(coverage)
 
     def predict_stream(
         self, texts: Iterable[str], top: int = 3, batch_size: int = 4096, **options: float | None

@@ -149,9 +149,10 @@ def create_app(predictor: Predictor, max_length: int = 64, max_batch: int = 1000
         problems = {i: found for i, name in enumerate(names) if (found := problem(name))}
         readable = [i for i in range(len(names)) if i not in problems]
         try:
-            guessed = predictor.predict([names[i] for i in readable], top, **options) if readable else []
+            predictor.checked_threshold(**options)
         except ToolkitError as exc:  # a run without conformal scores asked for a coverage
             raise HTTPException(422, str(exc)) from None
+        guessed = predictor.predict([names[i] for i in readable], top, **options) if readable else []
         predictions = dict(zip(readable, guessed, strict=True))
         for i, prediction in predictions.items():
             if not prediction.guesses:
