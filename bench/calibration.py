@@ -72,7 +72,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         "accuracy": ".3f", "temperature": ".2f", "ECE before": ".3f", "ECE after": ".3f",
         "coverage of 0.9 sets": ".3f", "mean set size": ".2f", "answered at 95% accuracy": ".1%",
     })
-    command = "python bench/calibration.py " + " ".join(argv if argv is not None else _argv())
+    given = list(argv if argv is not None else _argv())
+    if "--page" in given:  # where the table goes does not change it
+        del given[given.index("--page"):given.index("--page") + 2]
+    command = "python bench/calibration.py " + " ".join(given)
     text = (f"Written by `{command.strip()}` on {machine()}; {load()} while it ran.\n\n{table}")
     print(text)
     if not args.no_write:
