@@ -203,7 +203,7 @@ def test_report_shows_every_class_and_fits_1024px(page, trained_run):
     shown = page.tab.locator("#per-class tbody tr td:first-child").all_inner_texts()
     assert sorted(shown) == sorted(trained_run.classes)
     images = page.tab.locator("img")
-    assert images.count() == 2
+    assert images.count() == 4  # loss, reliability, accuracy against coverage, confusion
     assert all(w > 100 for w in images.evaluate_all("imgs => imgs.map(i => i.naturalWidth)"))
     assert page.tab.locator(".banner").count() == 0
     assert page.overflow() <= 0
