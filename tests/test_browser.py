@@ -184,6 +184,31 @@ def test_playground_highlights_the_characters_and_shows_the_flip(page, server, p
     assert page.errors == [] and page.overflow() <= 0
 
 
+def test_playground_says_unknown_below_the_minimum_probability(page, server, predictor):
+    names = ["Nakamura", "Abel", "Smith", "Lee"]
+    confidences = predictor.predict_proba(names).max(axis=1)
+    cut = float(sorted(confidences)[1]) + 1e-6  # the two least sure names abstain, the others not
+    page.tab.goto(f"{server}/")
+    page.tab.fill("#min-confidence", "1")
+    page.tab.fill("#name", "Nakamura")
+    page.tab.wait_for_selector("#guesses li")
+    page.tab.wait_for_selector("#abstained", state="visible")  # nothing is ever 100% sure
+    page.tab.fill("#min-confidence", "0")
+    page.tab.wait_for_selector("#abstained", state="hidden")
+    page.tab.fill("#min-confidence", f"{cut:.8f}")
+    page.tab.fill("#names", "\n".join(names))
+    page.tab.click("#classify")
+    page.tab.wait_for_selector("#results tbody tr")
+    firsts = page.tab.locator("#results tbody tr td:nth-child(2)").all_inner_texts()
+    assert [text.startswith("unknown (") for text in firsts] == [bool(c < cut) for c in confidences]
+    assert sum(text.startswith("unknown (") for text in firsts) == 2
+    page.tab.fill("#min-confidence", "2")  # refused by the server, said on the page
+    page.tab.click("#classify")
+    page.tab.wait_for_function("document.getElementById('many-error').textContent.length > 0")
+    assert "between 0 and 1" in page.tab.inner_text("#many-error")
+    assert page.errors == []
+
+
 def test_docs_lists_the_operations_offline(page, server):
     page.tab.goto(f"{server}/docs")
     page.tab.wait_for_selector(".opblock-summary-path", timeout=30_000)
@@ -201,7 +226,7 @@ def test_report_shows_every_class_and_fits_1024px(page, trained_run):
     shown = page.tab.locator("#per-class tbody tr td:first-child").all_inner_texts()
     assert sorted(shown) == sorted(trained_run.classes)
     images = page.tab.locator("img")
-    assert images.count() == 2
+    assert images.count() == 4  # loss, reliability, accuracy against coverage, confusion
     assert all(w > 100 for w in images.evaluate_all("imgs => imgs.map(i => i.naturalWidth)"))
     assert page.tab.locator(".banner").count() == 0
     looks_at = page.tab.locator("#class-ngrams tbody tr td:first-child").all_inner_texts()

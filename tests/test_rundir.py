@@ -24,6 +24,7 @@ def test_a_run_folder_has_every_file(trained_run):
         "per_class.md", "confusion.md", "loss.png", "confusion.png", "report.html", "mistakes.csv",
         "config.toml",
         "explain.json",
+        "calibration.json", "reliability.png", "abstention.png",
     }
     assert {p.name for p in folder.iterdir()} == expected  # and no leftover temporary files
     assert not [p for p in folder.parent.iterdir() if p.name.startswith(".")]
@@ -87,7 +88,7 @@ def test_html_report_names_every_class_and_embeds_the_plots(trained_run):
     per_class = page.split('<table id="per-class">')[1].split("</table>")[0]
     for name in trained_run.classes:
         assert f"<td>{name}</td>" in per_class
-    assert page.count('src="data:image/png;base64,') == 2
+    assert page.count('src="data:image/png;base64,') == 4  # loss, confusion, reliability, abstention
     assert "gru on names" in page
     assert not re.search(r"""(src|href)=["']?(https?:)?//""", page)  # self-contained: nothing fetched
 
@@ -103,11 +104,11 @@ def test_html_report_reads_like_a_report(trained_run):
     assert "<tr><th>hidden_size</th><td>48</td></tr>" in page
     assert "<tr><th>lr</th><td>0.005</td></tr>" in page
     assert "Interrupted" not in page
-    # Per-class rows sorted by F1, best first.
-    f1 = trained_run.report.per_class["f1"].fillna(-1).sort_values(ascending=False, kind="stable")
+    # Per-class rows sorted by F1, best first (ties in any order: they are broken by accuracy).
+    f1 = trained_run.report.per_class["f1"].fillna(-1)
     per_class = page.split('<table id="per-class">')[1].split("</table>")[0]
-    positions = [per_class.index(f"<td>{name}</td>") for name in f1.index]
-    assert positions == sorted(positions)
+    shown_order = sorted(f1.index, key=lambda name: per_class.index(f"<td>{name}</td>"))
+    assert [f1[name] for name in shown_order] == sorted(f1, reverse=True)
 
 
 def test_mistakes_are_real_bounded_and_shown(trained_run):

@@ -22,6 +22,7 @@ import pytest
 from conftest import ctrl_c_as_in_a_terminal, run_toolkit, sigint_ignored
 
 import toolkit
+from toolkit.splits import SplitConfig
 from toolkit.tuning import STUDY_NAME
 
 PLUGIN = '''
@@ -187,7 +188,8 @@ def test_a_study_runs_records_a_failure_resumes_and_never_reads_the_test_split(c
 
     # Only training and validation texts were ever encoded, never a test text.
     data = toolkit.load_dataset("tiny-data", plugins=[str(plugin)])
-    split = toolkit.split_dataset(data, seed=0)
+    # split as a run splits: the calibration part carved out of training is never trained on
+    split = toolkit.split_dataset(data, seed=0, calibration_size=SplitConfig().calibration_size)
     encoded = {text for batch in logged(tmp_path, "encoded") for text in batch}
     assert set(split.val.texts) <= encoded and set(split.train.texts) <= encoded
     assert not encoded & set(split.test.texts)

@@ -17,7 +17,7 @@ from toolkit.registry import Registry, load_registry
 from toolkit.runconfig import CONFIG_TOML, RunFile
 from toolkit.splits import SPLIT_PARAMS, Split, SplitConfig
 from toolkit.train_config import TRAIN_PARAMS, TrainConfig
-from toolkit.types import DatasetSpec, Encoder, EncoderSpec, ModelSpec
+from toolkit.types import DatasetSpec, Encoder, EncoderSpec, ModelSpec, TextDataset
 from toolkit.warmstart import check_kept_params, init_config, init_params
 
 if TYPE_CHECKING:  # torch, numpy and pandas load on first use, so the CLI starts fast
@@ -26,6 +26,7 @@ if TYPE_CHECKING:  # torch, numpy and pandas load on first use, so the CLI start
     import torch
     from torch import nn
 
+    from toolkit.calibration import Calibration
     from toolkit.evaluation import Report
     from toolkit.predictor import Predictor
     from toolkit.rundir import RunClaim, RunRecord
@@ -210,7 +211,7 @@ class RunResult:
     encoder: Encoder
     model: nn.Module  # on the CPU, in eval mode, with the best validation weights
     history: pd.DataFrame  # one row per epoch, see toolkit.training.train
-    test_probabilities: np.ndarray  # (test texts, classes)
+    test_probabilities: np.ndarray  # (test texts, classes), calibrated (see `calibration`)
     test_targets: np.ndarray  # (test texts,) indices into `classes`
     classes: tuple[str, ...]
     train_seconds: float
@@ -226,6 +227,7 @@ class RunResult:
     world_size: int = 1  # processes that trained it (torchrun ranks); only rank 0 evaluates and writes
     warm_start: WarmStart | None = None  # what the run started from (`init`), None when from scratch
     hook_failures: tuple[str, ...] = ()  # plugins' lifecycle hooks that failed, as warned on stderr
+    calibration: Calibration | None = None  # temperature and conformal scores (rank 0 only)
 
     def predictor(self, threads: int | None = None) -> Predictor:
         """The trained model as a `Predictor`, as `load_run` would give it from the run folder:
@@ -236,7 +238,7 @@ class RunResult:
         train = self.plan.params["train"]
         config = {"train": train, "provenance": dict(self.split.train.provenance)}
         return Predictor(self.model, self.encoder, self.classes, config, self.run_dir,
-                         threads or train["threads"] or 1)
+                         threads or train["threads"] or 1, self.calibration)
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         """Class probabilities (len(texts), classes) from the trained model, the texts
@@ -391,7 +393,8 @@ def _train_and_evaluate(
     import numpy as np
 
     from toolkit import distributed
-    from toolkit.evaluation import confused_examples, evaluate_predictions
+    from toolkit.calibration import Calibration, evaluate_calibration
+    from toolkit.evaluation import confused_examples, evaluate_predictions, with_summary_rows
     from toolkit.inference import predict_proba, torch_threads
     from toolkit.memory import allocation_failures, check_fits
     from toolkit.rundir import write_run
@@ -427,8 +430,12 @@ def _train_and_evaluate(
     test_texts = split.test.texts if ranks.is_main else ()
     # as many threads as training used: torch's default (one per core) collapses on a busy machine
     with torch_threads(thread_count(plan.params["train"]["threads"])):
-        probabilities = predict_proba(trained.model, text_encoder, test_texts, target)
+        raw_probabilities = predict_proba(trained.model, text_encoder, test_texts, target)
     test_targets = np.asarray(split.test.targets if ranks.is_main else (), dtype=np.int64)
+    calibration = (
+        _calibrate(plan, split, trained.model, text_encoder, target) if ranks.is_main else Calibration()
+    )
+    probabilities = calibration.apply(raw_probabilities)
     model = trained.model.cpu().eval()
     status = {
         "seconds": round(trained.seconds, 3), "stop_reason": trained.stop_reason,
@@ -439,7 +446,8 @@ def _train_and_evaluate(
     }
     report = run_dir = None
     if claim is not None:
-        report = evaluate_predictions(test_targets, probabilities, classes)
+        evaluation = evaluate_calibration(calibration, raw_probabilities, test_targets)
+        report = with_summary_rows(evaluate_predictions(test_targets, probabilities, classes), evaluation)
         run_dir = write_run(
             claim,
             config=_run_config(plan, split, target.type, status, classes, started_from),
@@ -452,6 +460,8 @@ def _train_and_evaluate(
             mistakes=confused_examples(split.test.texts, test_targets, probabilities, classes),
             render=functools.partial(_render, model, text_encoder, split.test.texts, test_targets),
             files={CONFIG_TOML: plan.run_toml()},
+            calibration=calibration.to_json(),
+            evaluation=evaluation,
         )
     return RunResult(
         plan=plan, split=split, encoder=text_encoder, model=model, history=trained.history,
@@ -460,7 +470,30 @@ def _train_and_evaluate(
         device=target.type, report=report, run_dir=run_dir, interrupted=trained.interrupted,
         epochs_completed=trained.epochs_completed, epochs_planned=trained.epochs_planned,
         truncated_texts=truncated, world_size=ranks.world_size, warm_start=started_from,
+        calibration=calibration,
     )
+
+
+def _calibrate(plan: RunPlan, split: Split, model: nn.Module, text_encoder: Encoder,
+               device: torch.device) -> Calibration:
+    """The run's temperature, fitted on the validation split (the test split is not read), and
+    the conformal scores of the calibration split (of validation when there is none)."""
+    import numpy as np
+
+    from toolkit.calibration import fit_calibration
+    from toolkit.inference import predict_proba
+
+    def scored(part: TextDataset | None) -> tuple[np.ndarray, np.ndarray] | None:
+        if part is None or not len(part):
+            return None
+        probabilities = predict_proba(model, text_encoder, part.texts, device)
+        return probabilities, np.asarray(part.targets, dtype=np.int64)
+
+    validation = scored(split.val)
+    held_out = scored(split.calibration)
+    if validation is None:  # a tiny data set: nothing to fit on, nor to score
+        return Calibration()
+    return fit_calibration(plan.params["train"]["calibrate"], validation, held_out)
 
 
 def _run_config(

@@ -5,7 +5,9 @@ gs://, https://..., compressed ones too): CSV or TSV (a `column` of texts), Parq
 `column`), or text files (one text a line). Each input file is one partition; blank texts are
 skipped. Each partition becomes one output file, `part-00000.parquet` (or `.csv`) and on,
 in the order of the sorted input paths, with the columns `input`, then `class_1`,
-`log_probability_1` ... `class_N`, `log_probability_N` (natural logarithms, most likely first).
+`log_probability_1` ... `class_N`, `log_probability_N` (natural logarithms, most likely first);
+with `min_confidence` an `abstained` column (true: the class cells are empty), with `coverage`
+a `set` column (the prediction set's classes as a JSON list, most likely first).
 
 Both engines run the same function on the same partitions, so their outputs are identical
 row for row. The `dask` engine reads the input as a Dask dataframe (`dask.dataframe.from_map`,
@@ -19,6 +21,7 @@ toolkit and the run's plugins installed, not the run folder. Dask is imported on
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import tempfile
@@ -72,6 +75,8 @@ def predict_files(
     output_format: str = "parquet",
     batch_size: int = 4096,
     plugins: Sequence[str] = (),
+    min_confidence: float | None = None,
+    coverage: float | None = None,
 ) -> BatchResult:
     """Predict every text of the `input` files with the run folder `run`, writing one
     partition per input file into the folder `output` (see the module doc)."""
@@ -89,15 +94,20 @@ def predict_files(
         check_processes("--workers", workers)
     if top < 1 or batch_size < 1:
         raise ToolkitError("top and batch size must be at least 1.")
+    from toolkit.calibration import check_coverage, check_min_confidence
+
+    check_min_confidence(min_confidence)  # before any input is read
+    check_coverage(coverage)
     paths = input_paths(input)
     for path in paths:
         _check_column(path, column)
     run_files = read_run_files(run)
     predictor = _cached_predictor(run_files, tuple(plugins))  # a bad run fails here, before any work
     top = min(top, len(predictor.classes))
+    predictor.checked_threshold(min_confidence, coverage)  # a run without conformal scores fails here
     target = _Output(str(output))
     started = time.perf_counter()
-    job = _Job(run_files, tuple(plugins), column, top, batch_size, output_format)
+    job = _Job(run_files, tuple(plugins), column, top, batch_size, output_format, min_confidence, coverage)
     try:
         if engine == "local":
             names = [target.write(i, job(path), output_format) for i, path in enumerate(paths)]
@@ -193,11 +203,12 @@ def read_texts(path: str, column: str | None) -> pd.DataFrame:
 
 def read_run_files(run: str | Path) -> dict[str, bytes]:
     """The run folder's files a prediction needs, as bytes (checked when loaded)."""
-    from toolkit.predictor import NEEDED
+    from toolkit.predictor import NEEDED, OPTIONAL
     from toolkit.rundir import open_run
 
     folder, _ = open_run(run, NEEDED)
-    return {name: (folder / name).read_bytes() for name in NEEDED}
+    present = [name for name in OPTIONAL if (folder / name).is_file()]
+    return {name: (folder / name).read_bytes() for name in (*NEEDED, *present)}
 
 
 _PREDICTORS: dict[tuple[str, tuple[str, ...]], Predictor] = {}
@@ -223,7 +234,10 @@ def _cached_predictor(run_files: dict[str, bytes], plugins: tuple[str, ...]) -> 
     return _PREDICTORS[key]
 
 
-def predict_frame(predictor: Predictor, frame: pd.DataFrame, top: int, batch_size: int) -> pd.DataFrame:
+def predict_frame(
+    predictor: Predictor, frame: pd.DataFrame, top: int, batch_size: int,
+    min_confidence: float | None = None, coverage: float | None = None,
+) -> pd.DataFrame:
     """`frame[INPUT]`'s top classes and log-probabilities, predicted in consecutive batches of
     `batch_size` texts (so a partition gives the same numbers whichever engine predicts it). A
     text with nothing left after the run's normalisation gets no classes (empty, NaN), as in
@@ -234,15 +248,25 @@ def predict_frame(predictor: Predictor, frame: pd.DataFrame, top: int, batch_siz
     texts = frame[INPUT].tolist()
     labels = np.full((len(texts), top), None, dtype=object)
     logs = np.full((len(texts), top), np.nan, dtype=np.float64)
+    abstained = np.zeros(len(texts), dtype=bool)
+    sets = np.full(len(texts), "[]", dtype=object)
+    options = {"min_confidence": min_confidence, "coverage": coverage}
     for start in range(0, len(texts), batch_size):
-        for row, prediction in enumerate(predictor.predict(texts[start:start + batch_size], top), start):
-            for rank, guess in enumerate(prediction.guesses):
+        predictions = predictor.predict(texts[start:start + batch_size], top, **options)
+        for row, prediction in enumerate(predictions, start):
+            abstained[row] = bool(prediction.abstained)
+            sets[row] = json.dumps([g.label for g in prediction.set or ()], ensure_ascii=False)
+            for rank, guess in enumerate(() if prediction.abstained else prediction.guesses):
                 labels[row, rank] = guess.label
                 logs[row, rank] = guess.log_probability
     columns: dict[str, Any] = {INPUT: np.asarray(texts, dtype=object)}
     for rank in range(top):
         columns[f"class_{rank + 1}"] = labels[:, rank]
         columns[f"log_probability_{rank + 1}"] = logs[:, rank]
+    if min_confidence is not None:
+        columns["abstained"] = abstained
+    if coverage is not None:
+        columns["set"] = sets
     return pd.DataFrame(columns)
 
 
@@ -256,13 +280,15 @@ class _Job:
     top: int
     batch_size: int
     output_format: str
+    min_confidence: float | None = None
+    coverage: float | None = None
 
     def __call__(self, path: str) -> pd.DataFrame:
         return self.predict(read_texts(path, self.column))
 
     def predict(self, frame: pd.DataFrame) -> pd.DataFrame:
         predictor = _cached_predictor(self.run_files, self.plugins)
-        return predict_frame(predictor, frame, self.top, self.batch_size)
+        return predict_frame(predictor, frame, self.top, self.batch_size, self.min_confidence, self.coverage)
 
     def meta(self) -> pd.DataFrame:
         import pandas as pd
@@ -271,6 +297,10 @@ class _Job:
         for rank in range(1, self.top + 1):
             columns[f"class_{rank}"] = pd.Series(dtype=object)
             columns[f"log_probability_{rank}"] = pd.Series(dtype="float64")
+        if self.min_confidence is not None:
+            columns["abstained"] = pd.Series(dtype=bool)
+        if self.coverage is not None:
+            columns["set"] = pd.Series(dtype=object)
         return pd.DataFrame(columns)
 
 

@@ -109,6 +109,18 @@ def evaluate_predictions(
     return Report(summary, per_class, confusion, pd.DataFrame(normalized, index=index, columns=columns))
 
 
+def with_summary_rows(report: Report, evaluation: dict[str, Any]) -> Report:
+    """`report` with the calibration numbers a summary shows (ECE after calibration, the 0.9
+    prediction sets' mean size and coverage: `toolkit.calibration.summary_rows`) added to its
+    overall metrics, so the report's cards and `toolkit compare` show them."""
+    from toolkit.calibration import summary_rows
+
+    extra = pd.DataFrame({"value": summary_rows(evaluation)})
+    summary = pd.concat([report.summary, extra])
+    summary.index.name = "metric"
+    return Report(summary, report.per_class, report.confusion, report.confusion_normalized)
+
+
 def _top_k(truth: np.ndarray, scores: np.ndarray, k: int, labels: list[int], target: int) -> float:
     rows = truth == target
     if not rows.any():

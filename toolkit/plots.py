@@ -79,3 +79,43 @@ def plot_losses(histories: dict[str, pd.DataFrame]) -> bytes:
     fig.savefig(buffer, format="png")
     plt.close(fig)
     return buffer.getvalue()
+
+
+def plot_reliability(
+    reliability: dict[str, list[dict[str, float]]], path: Path | IO[bytes]
+) -> Path | IO[bytes]:
+    """The reliability diagram: per confidence bin, accuracy against mean top probability,
+    before and after calibration, with the diagonal a calibrated model follows."""
+    fig, ax = plt.subplots(figsize=(5.2, 5.0), dpi=100)
+    ax.plot([0, 1], [0, 1], color="0.6", linestyle="--", label="calibrated")
+    for name, marker in (("before", "o"), ("after", "s")):
+        rows = [r for r in reliability.get(name, []) if r.get("count")]
+        ax.plot([r["confidence"] for r in rows], [r["accuracy"] for r in rows], marker=marker,
+                label=f"{name} calibration")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("mean top probability in the bin")
+    ax.set_ylabel("accuracy in the bin")
+    ax.set_title("Reliability on the test split")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, format="png")
+    plt.close(fig)
+    return path
+
+
+def plot_abstention(curve: list[dict[str, float]], path: Path | IO[bytes]) -> Path | IO[bytes]:
+    """Accuracy on the texts answered against the share answered (abstaining below a minimum
+    top probability)."""
+    fig, ax = plt.subplots(figsize=(6.0, 4.0), dpi=100)
+    ax.plot([c["coverage"] for c in curve], [c["accuracy"] for c in curve], marker="o")
+    ax.set_xlim(0, 1.02)
+    ax.set_xlabel("share of test texts answered (coverage)")
+    ax.set_ylabel("accuracy on the answered texts")
+    ax.set_title("Accuracy against coverage")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, format="png")
+    plt.close(fig)
+    return path

@@ -25,13 +25,16 @@ from toolkit.errors import ToolkitError
 from toolkit.limits import MAX_TEXT_LENGTH, cpu_count
 from toolkit.params import Section, resolve
 from toolkit.registry import Registry, load_registry
-from toolkit.rundir import CONFIG, ENCODER, LABELS, WEIGHTS, open_run, read_json
+from toolkit.rundir import CALIBRATION, CONFIG, ENCODER, LABELS, WEIGHTS, open_run, read_json
 from toolkit.safe_files import shown
 
 if TYPE_CHECKING:
+    from toolkit.calibration import Calibration
     from toolkit.explain import Explanation
 
 NEEDED = (CONFIG, WEIGHTS, ENCODER, LABELS)
+#: Read when the run has them (runs written before they existed still load).
+OPTIONAL = (CALIBRATION,)
 
 
 @dataclass(frozen=True)
@@ -53,23 +56,33 @@ class Prediction:
 
     text: str
     guesses: tuple[Guess, ...]
+    #: Asked for a min_confidence: whether the top probability fell below it ("unknown").
+    abstained: bool | None = None
+    #: Asked for a coverage: the conformal prediction set, most likely first.
+    set: tuple[Guess, ...] | None = None
 
     @property
     def label(self) -> str:
-        return self.guesses[0].label if self.guesses else ""
+        """The top class; empty when there is none or the prediction abstained."""
+        return self.guesses[0].label if self.guesses and not self.abstained else ""
 
     @property
     def probability(self) -> float:
         return self.guesses[0].probability if self.guesses else math.nan
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        result: dict[str, Any] = {
             "input": self.text,
             "predictions": [
                 {"label": g.label, "probability": g.probability, "log_probability": g.log_probability}
                 for g in self.guesses
             ],
         }
+        if self.abstained is not None:
+            result["abstained"] = self.abstained
+        if self.set is not None:
+            result["set"] = [{"label": g.label, "probability": g.probability} for g in self.set]
+        return result
 
 
 class Predictor:
@@ -84,10 +97,13 @@ class Predictor:
     `threads`: the torch CPU threads a forward pass uses (1 by default: these small recurrent
     models gain little from more, and on a busy machine two threads measured 30-100x slower);
     at most the CPU count.
+
+    `calibration`: the run's temperature (applied to every probability) and conformal scores
+    (for prediction sets); none leaves the model's probabilities as they are.
     """
 
     def __init__(self, model: Any, encoder: Any, classes: Sequence[str], config: dict[str, Any],
-                 path: Path | None = None, threads: int = 1) -> None:
+                 path: Path | None = None, threads: int = 1, calibration: Calibration | None = None) -> None:
         if not 1 <= threads <= cpu_count():
             raise ToolkitError(
                 f"threads must be between 1 and {cpu_count()} (the CPUs this machine gives the "
@@ -103,6 +119,7 @@ class Predictor:
         self.classes = tuple(classes)
         self.config = config
         self.path = path
+        self.calibration = calibration
         self._lock = threading.Lock()  # one forward pass at a time: safe under a threaded server
 
     def prepare(self, texts: Sequence[str]) -> list[str]:
@@ -130,22 +147,38 @@ class Predictor:
         if not np.isfinite(probabilities).all():
             model = f"the model of '{shown(self.path)}'" if self.path is not None else "the model"
             raise ToolkitError(f"{model} gives non-finite probabilities; its weights are damaged.")
-        return probabilities
+        return self.calibration.apply(probabilities) if self.calibration is not None else probabilities
 
-    def predict(self, texts: Sequence[str], top: int = 3) -> list[Prediction]:
+    def predict(self, texts: Sequence[str], top: int = 3, *, min_confidence: float | None = None,
+                coverage: float | None = None) -> list[Prediction]:
         """The `top` most likely classes of each text, with their probabilities; a text with
-        nothing left after normalisation gets no guesses."""
+        nothing left after normalisation gets no guesses.
+
+        `min_confidence` P: a prediction whose top probability is below P abstains ("unknown":
+        `abstained`, no `label`). `coverage` c: each prediction carries its conformal `set`,
+        the classes that hold the true one with probability at least c (docs/calibration.md)."""
+        from toolkit.calibration import prediction_sets
+
         if top < 1:
             raise ToolkitError(f"top must be at least 1; got {top}.")
+        threshold = self.checked_threshold(min_confidence, coverage)
         prepared = self.prepare(texts)
         readable = [i for i, text in enumerate(prepared) if text]
         probabilities = self._probabilities([prepared[i] for i in readable])
         top = min(top, len(self.classes))
         order = np.argsort(-probabilities, axis=1, kind="stable")[:, :top]
-        predictions = [Prediction(text, ()) for text in texts]
-        for i, row, ranks in zip(readable, probabilities, order, strict=True):
+        inside = prediction_sets(probabilities, threshold) if threshold is not None else None
+        abstains = min_confidence is not None
+        predictions = [Prediction(text, (), abstains or None, () if inside is not None else None)
+                       for text in texts]
+        for n, (i, row, ranks) in enumerate(zip(readable, probabilities, order, strict=True)):
             guesses = tuple(Guess(self.classes[j], float(row[j])) for j in ranks)
-            predictions[i] = Prediction(texts[i], guesses)
+            members = None
+            if inside is not None:
+                ranked = np.argsort(-row, kind="stable")
+                members = tuple(Guess(self.classes[j], float(row[j])) for j in ranked if inside[n, j])
+            abstained = bool(row[ranks[0]] < min_confidence) if min_confidence is not None else None
+            predictions[i] = Prediction(texts[i], guesses, abstained, members)
         return predictions
 
     def explain(self, texts: Sequence[str], label: str | None = None) -> list[Explanation]:
@@ -156,18 +189,30 @@ class Predictor:
 
         return explain(self, texts, label)
 
+    def checked_threshold(
+        self, min_confidence: float | None = None, coverage: float | None = None
+    ) -> float | None:
+        """Check `predict`'s options (one line for a value out of range, or for a coverage asked
+        of a run without conformal scores); the conformal threshold of `coverage`, if given."""
+        from toolkit.calibration import Calibration, check_coverage, check_min_confidence
+
+        check_min_confidence(min_confidence)
+        check_coverage(coverage)
+        return None if coverage is None else (self.calibration or Calibration()).threshold(coverage)
+
     def predict_stream(
-        self, texts: Iterable[str], top: int = 3, batch_size: int = 4096
+        self, texts: Iterable[str], top: int = 3, batch_size: int = 4096, **options: float | None
     ) -> Iterator[Prediction]:
-        """Predict an iterable of any length in batches, holding one batch in memory at a time."""
+        """Predict an iterable of any length in batches, holding one batch in memory at a time;
+        `options` as `predict` takes them (min_confidence, coverage)."""
         batch: list[str] = []
         for text in texts:
             batch.append(text)
             if len(batch) == batch_size:
-                yield from self.predict(batch, top)
+                yield from self.predict(batch, top, **options)
                 batch = []
         if batch:
-            yield from self.predict(batch, top)
+            yield from self.predict(batch, top, **options)
 
 
 def load_run(path: str | Path, plugins: Sequence[str] = (), threads: int = 1) -> Predictor:
@@ -246,7 +291,16 @@ def load_run(path: str | Path, plugins: Sequence[str] = (), threads: int = 1) ->
             f"({shown(', '.join(damaged[:3]))}); the run is damaged."
         )
     model.load_state_dict(weights)
-    return Predictor(model, encoder, classes, config, folder, threads)
+    return Predictor(model, encoder, classes, config, folder, threads, _calibration(folder))
+
+
+def _calibration(folder: Path) -> Calibration | None:
+    """The run's calibration.json, checked; None for a run written before it existed."""
+    from toolkit.calibration import Calibration
+
+    if not (folder / CALIBRATION).is_file():
+        return None
+    return Calibration.from_json(read_json(folder / CALIBRATION), shown(folder / CALIBRATION))
 
 
 def _spec(registry: Registry, kind: str, name: str, recorded: Any, folder: Path) -> Any:

@@ -23,7 +23,15 @@ import pandas as pd
 from toolkit import explain_report
 from toolkit.compare import unique_names
 from toolkit.errors import ToolkitError
-from toolkit.rundir import CONFUSION_PNG, LOSS_PNG, REPORT_HTML, RunRecord, read_run
+from toolkit.rundir import (
+    ABSTENTION_PNG,
+    CONFUSION_PNG,
+    LOSS_PNG,
+    RELIABILITY_PNG,
+    REPORT_HTML,
+    RunRecord,
+    read_run,
+)
 from toolkit.safe_files import shown, write_atomic
 
 if TYPE_CHECKING:
@@ -40,7 +48,7 @@ def render_report(record: RunRecord) -> Path:
     """(Re)write the plots, the Markdown tables and report.html in the run's folder, each file
     through a fresh temporary renamed into place (a symlink planted in the folder is replaced,
     never followed); nothing is written when the folder's config cannot be rendered."""
-    from toolkit.plots import plot_confusion, plot_loss
+    from toolkit.plots import plot_abstention, plot_confusion, plot_loss, plot_reliability
 
     folder = record.path
     report = record.report
@@ -49,6 +57,10 @@ def render_report(record: RunRecord) -> Path:
     pngs = {LOSS_PNG: _png(functools.partial(plot_loss, training_label=training), record.history),
             CONFUSION_PNG: _png(plot_confusion, report.confusion_normalized)}
     try:
+        if "reliability" in record.evaluation:
+            pngs[RELIABILITY_PNG] = _png(plot_reliability, record.evaluation["reliability"])
+        if "abstention" in record.evaluation:
+            pngs[ABSTENTION_PNG] = _png(plot_abstention, record.evaluation["abstention"]["curve"])
         page = report_html(record, pngs)
     except (KeyError, TypeError, AttributeError, ValueError) as exc:
         raise ToolkitError(
@@ -63,7 +75,7 @@ def render_report(record: RunRecord) -> Path:
     return folder / REPORT_HTML
 
 
-def _png(plot: Any, data: pd.DataFrame) -> bytes:
+def _png(plot: Any, data: Any) -> bytes:
     buffer = io.BytesIO()
     plot(data, buffer)
     return buffer.getvalue()
@@ -91,6 +103,9 @@ def report_html(record: RunRecord, pngs: dict[str, bytes] | None = None) -> str:
     config, report = record.config, record.report
     pngs = pngs if pngs is not None else {
         name: (record.path / name).read_bytes() for name in (LOSS_PNG, CONFUSION_PNG)
+    } | {
+        name: (record.path / name).read_bytes() for name in (RELIABILITY_PNG, ABSTENTION_PNG)
+        if (record.path / name).is_file()
     }
     status = run_status(config, record.history)
     heading = f"{config['model']['name']} on {config['dataset']['name']}"
@@ -117,7 +132,48 @@ def report_html(record: RunRecord, pngs: dict[str, bytes] | None = None) -> str:
         history=_history_rows(record.history),
         history_columns=list(record.history.columns),
         explained=explain_report.load(record.path), per_class=explain_report.PER_CLASS,
+        calibration=calibration_view(record.evaluation, list(report.per_class.index)),
+        reliability_png=_data_uri(pngs[RELIABILITY_PNG]) if RELIABILITY_PNG in pngs else None,
+        abstention_png=_data_uri(pngs[ABSTENTION_PNG]) if ABSTENTION_PNG in pngs else None,
     )
+
+
+def calibration_view(evaluation: dict[str, Any], classes: list[str]) -> dict[str, Any] | None:
+    """metrics.json's calibration sections as the report shows them (None for a run written
+    before they existed): the numbers before and after, the abstention table, the sets (and
+    per class, at 0.9)."""
+    if "calibration" not in evaluation:
+        return None
+    numbers = evaluation["calibration"]
+    rows = [(label, _metric(key, numbers[f"{key}_before"]), _metric(key, numbers[f"{key}_after"]))
+            for key, label in (("ece", f"ECE ({numbers['bins']} bins)"), ("brier", "Brier score"),
+                               ("log_loss", "log loss"))]
+    abstention = [
+        {"target": _share(row["accuracy_target"]), "coverage": _share(row["coverage"]),
+         "accuracy": _share(row["accuracy"]), "min_confidence": _metric("p", row["min_confidence"])}
+        for row in evaluation.get("abstention", {}).get("table", [])
+    ]
+    conformal = evaluation.get("conformal")
+    levels = [
+        {"coverage": _share(level["coverage"]), "empirical": _share(level["empirical_coverage"]),
+         "size": f"{float(level['mean_set_size']):.2f}",
+         "sizes": ", ".join(f"{int(size)}: {int(count):,}" for size, count in level["set_sizes"].items())}
+        for level in (conformal or {}).get("levels", [])
+    ]
+    at_90 = [level for level in (conformal or {}).get("levels", []) if level["coverage"] == 0.9]
+    by_class = [
+        {"name": str(name), "texts": f"{int(row['texts']):,}", "coverage": _share(row["coverage"]),
+         "size": "–" if row["mean_set_size"] is None else f"{float(row['mean_set_size']):.2f}"}
+        for name, row in zip(classes, at_90[0].get("by_class", []) if at_90 else [], strict=False)
+    ]
+    return {"method": str(numbers["method"]), "temperature": f"{float(numbers['temperature']):.3f}",
+            "rows": rows, "abstention": abstention, "levels": levels, "by_class": by_class,
+            "source": str((conformal or {}).get("source", "")),
+            "calibration_texts": int((conformal or {}).get("calibration_texts", 0))}
+
+
+def _share(value: Any) -> str:
+    return "–" if value is None else f"{100 * float(value):.1f}%"
 
 
 def compare_html(paths: Sequence[str | Path]) -> str:
@@ -165,7 +221,9 @@ def compare_html(paths: Sequence[str | Path]) -> str:
 
 
 #: Overall metrics where lower is better; counts (examples) are neither better nor worse.
-_LOWER_IS_BETTER = {"log_loss"}
+_LOWER_IS_BETTER = {"log_loss", "ece", "set_size_90"}
+#: Metrics with no better direction: a set's coverage should be near what was asked, not high.
+_UNRANKED = {"set_coverage_90"}
 
 
 def _compared(metric: str, values: list[Any]) -> list[dict[str, Any]]:
@@ -173,7 +231,8 @@ def _compared(metric: str, values: list[Any]) -> list[dict[str, Any]]:
     (when the runs differ), and its difference from the first run's."""
     numbers = [_number(v) for v in values]
     scored = metric not in _INTEGER_METRICS
-    best = set(_best(numbers, higher=metric not in _LOWER_IS_BETTER)) if scored else set()
+    ranked = scored and metric not in _UNRANKED
+    best = set(_best(numbers, higher=metric not in _LOWER_IS_BETTER)) if ranked else set()
     first = numbers[0]
     cells = []
     for index, (value, number) in enumerate(zip(values, numbers, strict=True)):

@@ -5,12 +5,15 @@
     model.safetensors    the weights (safetensors: loading it never runs code)
     encoder.json         the encoder's name, parameters and fitted state (its vocabulary)
     labels.json          the class names, in the model's output order
-    metrics.json         overall and per-class metrics on the test split
+    metrics.json         overall and per-class metrics on the test split; calibration, reliability,
+                         abstention and conformal sections (toolkit.calibration)
+    calibration.json     the temperature and the calibration texts' conformal scores, used by
+                         every prediction (optional: runs written before it existed still load)
     per_class.csv, confusion.csv, history.csv
     mistakes.csv         a few misclassified test texts per confused pair (bounded)
     explain.json         what the model looks at, per class and per confused pair (optional;
                          toolkit.explain_report)
-    loss.png, confusion.png, report.html, per_class.md, confusion.md
+    loss.png, confusion.png, reliability.png, abstention.png, report.html, per_class.md, confusion.md
                          pages for people, drawn by toolkit.rendering (`write_run`'s `render`)
 
 A run folder is claimed (created, with a lock file in it) before training starts, so a
@@ -32,7 +35,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -53,7 +56,11 @@ CONFIG, WEIGHTS, ENCODER, LABELS, METRICS = (
 )
 PER_CLASS, CONFUSION, HISTORY = "per_class.csv", "confusion.csv", "history.csv"
 MISTAKES = "mistakes.csv"  # optional: runs written before it existed still read
+CALIBRATION = "calibration.json"  # optional, as mistakes.csv
+#: The sections of metrics.json that toolkit.calibration.evaluate_calibration writes.
+EVALUATION_SECTIONS = ("calibration", "reliability", "abstention", "conformal")
 LOSS_PNG, CONFUSION_PNG, REPORT_HTML = "loss.png", "confusion.png", "report.html"
+RELIABILITY_PNG, ABSTENTION_PNG = "reliability.png", "abstention.png"  # optional, as mistakes.csv
 REQUIRED = (CONFIG, WEIGHTS, ENCODER, LABELS, METRICS, PER_CLASS, CONFUSION, HISTORY)
 #: The lock file of a run folder being written: its presence refuses a second run at once.
 CLAIM = ".toolkit-run.lock"
@@ -176,6 +183,8 @@ def write_run(
     mistakes: pd.DataFrame,
     render: Callable[[RunRecord], object] | None = None,
     files: Mapping[str, str] | None = None,
+    calibration: Mapping[str, Any] | None = None,
+    evaluation: Mapping[str, Any] | None = None,
 ) -> Path:
     """Write a run folder into `target` (a path, or a folder claimed before training).
 
@@ -186,7 +195,9 @@ def write_run(
     `history` a row per epoch; `mistakes` example misclassified texts (see
     `toolkit.evaluation.confused_examples`). `render(record)` may add pages (plots, HTML)
     to the folder before it is moved into place; `files` are more text files by name (the
-    run's config.toml).
+    run's config.toml). `calibration` is what calibration.json holds
+    (`Calibration.to_json`), `evaluation` the sections it adds to metrics.json
+    (`toolkit.calibration.evaluate_calibration`).
 
     The files are written in a fresh private folder inside it and moved into place, config.json
     last; on any failure (or SIGTERM turned into SystemExit) everything written is removed.
@@ -213,7 +224,10 @@ def write_run(
         _write_json(staging / ENCODER, dict(encoder))
         _write_json(staging / LABELS, list(classes))
         _write_json(staging / CONFIG, recorded)
-        _write_json(staging / METRICS, {**report.metrics(), "training": recorded.get("training", {})})
+        _write_json(staging / METRICS, {**report.metrics(), **(evaluation or {}),
+                                        "training": recorded.get("training", {})})
+        if calibration is not None:
+            _write_json(staging / CALIBRATION, dict(calibration))
         _write_text(staging / PER_CLASS, report.per_class.to_csv())
         _write_text(staging / CONFUSION, report.confusion.to_csv())
         _write_text(staging / HISTORY, history.to_csv(index=False))
@@ -221,7 +235,8 @@ def write_run(
         for name, text in (files or {}).items():
             _write_text(staging / name, text)
         if render is not None:
-            render(RunRecord(staging, recorded, report, history, mistakes, folder=path))
+            render(RunRecord(staging, recorded, report, history, mistakes, folder=path,
+                             evaluation=dict(evaluation or {})))
         for name in sorted(os.listdir(staging), key=lambda n: n == CONFIG):  # config.json last
             os.chmod(staging / name, file_mode())  # the same for every file, weights included
             os.replace(staging / name, path / name)
@@ -250,6 +265,7 @@ class RunRecord:
     history: pd.DataFrame
     mistakes: pd.DataFrame | None = None
     folder: Path | None = None
+    evaluation: dict[str, Any] = field(default_factory=dict)  # metrics.json's calibration sections
 
     @property
     def name(self) -> str:
@@ -319,7 +335,8 @@ def read_run(path: str | Path) -> RunRecord:
     totals = confusion.sum(axis=1).replace(0, 1)
     normalized = confusion.div(totals, axis=0)
     report = Report(summary, per_class, confusion, normalized)
-    return RunRecord(folder, config, report, history, mistakes)
+    evaluation = {k: metrics[k] for k in EVALUATION_SECTIONS if isinstance(metrics, dict) and k in metrics}
+    return RunRecord(folder, config, report, history, mistakes, evaluation=evaluation)
 
 
 def _table(path: Path) -> io.BytesIO:

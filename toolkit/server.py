@@ -6,6 +6,8 @@
     POST /predict           {"names": [...], "top": 3} (or a bare JSON list of names)
     GET  /explain/{name}    why the top class (or ?class=C): character scores and the flip
     POST /explain           {"names": [...], "class": C} (or a bare JSON list of names)
+                            both take min_confidence (abstain below it: "abstained") and
+                            coverage (conformal prediction sets: "set"), docs/calibration.md
     GET  /                  the playground: a page to try names in a browser
     GET  /docs              the OpenAPI page (/openapi.json for the schema), its Swagger UI
                             files served from the installed fastapi-offline package, no CDN
@@ -48,14 +50,27 @@ class Guess(BaseModel):
     log_probability: float
 
 
+class SetMember(BaseModel):
+    label: str
+    probability: float
+
+
 class PredictionOut(BaseModel):
     input: str
     predictions: list[Guess]
+    abstained: bool | None = Field(None, description="With min_confidence: the top probability is below it.")
+    set: list[SetMember] | None = Field(None, description="With coverage: the conformal prediction set.")
+
+
+MIN_CONFIDENCE = "Abstain (\"abstained\": true) when the top probability is below this, in [0, 1]."
+COVERAGE = "Return each name's prediction set holding the true class with this probability, in (0, 1)."
 
 
 class BatchIn(BaseModel):
     names: list[str] = Field(description="The names to classify.")
     top: int = Field(3, ge=1, description="How many classes to return per name.")
+    min_confidence: float | None = Field(None, ge=0, le=1, description=MIN_CONFIDENCE)
+    coverage: float | None = Field(None, gt=0, lt=1, description=COVERAGE)
 
 
 class BatchOut(BaseModel):
@@ -180,10 +195,14 @@ def create_app(predictor: Predictor, max_length: int = 64, max_batch: int = 1000
             raise HTTPException(413, f"the batch has {len(names)} names; the limit is {max_batch}.")
         return {i: found for i, name in enumerate(names) if (found := problem(name))}
 
-    def run(names: list[str], top: int) -> list[dict[str, Any]]:
+    def run(names: list[str], top: int, **options: float | None) -> list[dict[str, Any]]:
         problems = checked(names)
         readable = [i for i in range(len(names)) if i not in problems]
-        guessed = predictor.predict([names[i] for i in readable], top) if readable else []
+        try:
+            predictor.checked_threshold(**options)
+        except ToolkitError as exc:  # a run without conformal scores asked for a coverage
+            raise HTTPException(422, str(exc)) from None
+        guessed = predictor.predict([names[i] for i in readable], top, **options) if readable else []
         predictions = dict(zip(readable, guessed, strict=True))
         for i, prediction in predictions.items():
             if not prediction.guesses:
@@ -220,17 +239,21 @@ def create_app(predictor: Predictor, max_length: int = 64, max_batch: int = 1000
         return {"labels": list(predictor.classes)}
 
     # `:path`: a name may hold '/' (sent as %2F, which the server decodes before routing).
-    @app.get("/predict/{name:path}", response_model=PredictionOut)
+    @app.get("/predict/{name:path}", response_model=PredictionOut, response_model_exclude_none=True)
     def predict_one(
         name: Annotated[str, Path(description="The name to classify ('/' in it sent as %2F).")],
         top: Annotated[int, Query(ge=1)] = 3,
+        min_confidence: Annotated[float | None, Query(ge=0, le=1, description=MIN_CONFIDENCE)] = None,
+        coverage: Annotated[float | None, Query(gt=0, lt=1, description=COVERAGE)] = None,
     ) -> dict[str, Any]:
-        return run([name], top)[0]
+        return run([name], top, min_confidence=min_confidence, coverage=coverage)[0]
 
-    @app.post("/predict", response_model=BatchOut)
+    @app.post("/predict", response_model=BatchOut, response_model_exclude_none=True)
     def predict_many(body: Annotated[BatchIn | list[str], Body()]) -> dict[str, Any]:
-        names, top = (body, 3) if isinstance(body, list) else (body.names, body.top)
-        return {"results": run(names, top)}
+        if isinstance(body, list):
+            return {"results": run(body, 3)}
+        return {"results": run(body.names, body.top, min_confidence=body.min_confidence,
+                               coverage=body.coverage)}
 
     def explained(names: list[str], label: str | None) -> list[dict[str, Any]]:
         problems = checked(names)

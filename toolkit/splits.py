@@ -7,7 +7,10 @@
 - `stratified`: scikit-learn's `train_test_split` stratified by class, on the data as it is.
 - `tutorial`: the tutorial's per-class split, 85/15 by default, on the data as it is.
 
-The validation part is carved out of the training part (`val_size` of it) the same way.
+The validation part is carved out of the training part (`val_size` of it) the same way, and
+then the calibration part (`calibration_size` of what is left) by the same strategy: texts that
+neither train the model nor choose its epoch, whose conformal scores make the prediction sets'
+coverage guarantee hold (toolkit.calibration, docs/calibration.md).
 """
 
 from __future__ import annotations
@@ -39,6 +42,11 @@ class SplitConfig(Config):
     val_size: float = param_field(
         0.1, "Fraction of the training part held out for validation.", above=0, below=1,
     )
+    calibration_size: float = param_field(
+        0.0, "Fraction of the training part (after validation) held out for conformal prediction "
+        "sets: texts that neither train the model nor choose its epoch (0.1 for the guarantee).",
+        min=0, below=1, zero="off: the sets are calibrated on validation (approximate coverage)",
+    )
 
 
 SPLIT_PARAMS: tuple[Param, ...] = params_of(SplitConfig)
@@ -53,9 +61,13 @@ class Split:
     test: TextDataset
     strategy: str
     seed: int
+    calibration: TextDataset | None = None  # held out for conformal scores (split.calibration_size)
 
     def sizes(self) -> dict[str, int]:
-        return {"train": len(self.train), "val": len(self.val), "test": len(self.test)}
+        sizes = {"train": len(self.train), "val": len(self.val), "test": len(self.test)}
+        if self.calibration is not None:
+            sizes["calibration"] = len(self.calibration)
+        return sizes
 
 
 def split_dataset(
@@ -64,22 +76,33 @@ def split_dataset(
     test_size: float = SplitConfig.test_size,
     val_size: float = SplitConfig.val_size,
     seed: int = 0,
+    calibration_size: float = 0.0,
 ) -> Split:
-    """Cut `data` reproducibly (same seed, same split) by `strategy` (see the module doc)."""
-    SplitConfig(strategy, test_size, val_size)  # checks each value against its declaration
-    if strategy == "leakage-free":
-        parts = _leakage_free(data, test_size, val_size, seed)
-    elif strategy == "stratified":
-        parts = _stratified(data, test_size, val_size, seed)
-    else:
-        parts = _per_class(data, range(len(data)), test_size, val_size, np.random.default_rng(seed))
-    train, val, test = (data.subset(sorted(indices)) for indices in parts)
+    """Cut `data` reproducibly (same seed, same split) by `strategy` (see the module doc).
+    A run carves a calibration part (`split.calibration_size`, declared in SplitConfig); a
+    bare call carves none unless asked, so its train, validation and test parts are as before."""
+    # checks each value against its declaration
+    SplitConfig(strategy=strategy, test_size=test_size, val_size=val_size, calibration_size=calibration_size)
+    train, val, test = (data.subset(sorted(indices)) for indices in _parts(data, strategy, test_size,
+                                                                           val_size, seed))
+    calibration = None
+    if calibration_size:
+        kept, _, held = _parts(train, strategy, calibration_size, 0.0, seed + 1)
+        train, calibration = train.subset(sorted(kept)), train.subset(sorted(held))
     if not len(train) or not len(test):
         raise ToolkitError(
             f"the {strategy} split of {len(data)} texts left an empty train or test part; "
             "add data or change split.test_size."
         )
-    return Split(train, val, test, strategy, seed)
+    return Split(train, val, test, strategy, seed, calibration)
+
+
+def _parts(data: TextDataset, strategy: str, test_size: float, val_size: float, seed: int) -> Parts:
+    if strategy == "leakage-free":
+        return _leakage_free(data, test_size, val_size, seed)
+    if strategy == "stratified":
+        return _stratified(data, test_size, val_size, seed)
+    return _per_class(data, range(len(data)), test_size, val_size, np.random.default_rng(seed))
 
 
 Parts = tuple[list[int], list[int], list[int]]
@@ -141,7 +164,7 @@ def _stratified(data: TextDataset, test_size: float, val_size: float, seed: int)
         )
         train, val = train_test_split(
             rest, test_size=val_size, stratify=targets[rest], random_state=seed
-        )
+        ) if val_size else (rest, rest[:0])
     except ValueError as exc:
         raise ToolkitError(
             f"the stratified split failed ({exc}); use --param split.strategy=leakage-free "

@@ -9,6 +9,9 @@ from typing import Any
 from toolkit import limits
 from toolkit.params import Config, Param, Section, Space, param_field, params_of, resolve
 
+#: How a run calibrates its probabilities after training (toolkit.calibration).
+CALIBRATION_METHODS = ("temperature", "none")
+
 
 @dataclass(frozen=True)
 class TrainConfig(Config):
@@ -92,6 +95,12 @@ class TrainConfig(Config):
         "refuse", "With --init RUN: classes in the data the run was not trained on are refused, "
         "or (add) given new output rows after the run's own.",
         choices=("refuse", "add"),
+    )
+    calibrate: str = param_field(
+        "temperature",
+        "After training, fit a temperature on the validation split so the probabilities mean what "
+        "they say (temperature), or keep the model's own (none). The top class never changes.",
+        choices=CALIBRATION_METHODS,
     )
 
     @classmethod

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import json
 import os
@@ -25,6 +26,16 @@ if TYPE_CHECKING:  # torch and friends load only when a command needs them
 PROGRESS_FROM_BYTES = 1 << 20
 
 TopOption = Annotated[int, typer.Option("--top", "-n", min=1, help="How many classes to show per name.")]
+MinConfidenceOption = Annotated[
+    float | None,
+    typer.Option("--min-confidence", help="Answer \"unknown\" (abstain) when the top probability is below "
+                 "this, between 0 and 1 (the run's report shows the accuracy each value buys)."),
+]
+CoverageOption = Annotated[
+    float | None,
+    typer.Option("--coverage", help="Also give each name's prediction set: the classes that hold the "
+                 "true one with this probability, e.g. 0.9 (docs/calibration.md)."),
+]
 
 
 def _print(prediction: Prediction) -> None:
@@ -35,8 +46,22 @@ def _print(prediction: Prediction) -> None:
 def _print_guesses(prediction: Prediction) -> None:
     if not prediction.guesses:
         typer.echo("(no prediction: nothing of it is left after normalisation)")
+    if prediction.abstained:
+        typer.echo("unknown (abstained: the top probability is below --min-confidence)")
     for guess in prediction.guesses:
         typer.echo(f"({guess.log_probability:.2f}) {shown(guess.label)}")
+    if prediction.set is not None and prediction.guesses:
+        members = ", ".join(f"{shown(g.label)} {g.probability:.2f}" for g in prediction.set)
+        typer.echo(f"set: {members}")
+
+
+def _options(min_confidence: float | None, coverage: float | None) -> dict[str, float | None]:
+    """The abstention and prediction-set options, refused in one line before any model loads."""
+    from toolkit.calibration import check_coverage, check_min_confidence
+
+    check_min_confidence(min_confidence)
+    check_coverage(coverage)
+    return {"min_confidence": min_confidence, "coverage": coverage}
 
 
 def predict(
@@ -80,16 +105,19 @@ def predict(
     output_format: Annotated[
         str, typer.Option("--format", help="Partitions in an --output folder: parquet or csv.")
     ] = "parquet",
+    min_confidence: MinConfidenceOption = None,
+    coverage: CoverageOption = None,
 ) -> None:
     """Classify names given on the command line, or every line of a file (to a CSV), or many
     files into a folder of partitions (locally or on a Dask cluster; see docs/scale.md)."""
+    options = _options(min_confidence, coverage)
     if input_file is None and not names:
         raise ToolkitError("give names to classify, or --input FILE; see `toolkit predict --help`.")
     if input_file is not None and names:
         raise ToolkitError("give either names or --input FILE, not both.")
     if engine != "local" or (output is not None and _is_folder(output)):
         _predict_batch(ctx, run, input_file, column, output, top, as_json, batch_size, engine,
-                       scheduler, workers, output_format)
+                       scheduler, workers, output_format, options)
         return
     if scheduler is not None or workers is not None:
         raise ToolkitError("--scheduler and --workers belong to --engine dask.")
@@ -101,7 +129,7 @@ def predict(
     top = min(top, len(predictor.classes))  # the CSV header has a column pair per guess
     if input_file is None:
         assert names is not None
-        predictions = predictor.predict(names, top)
+        predictions = predictor.predict(names, top, **options)
         unreadable = [p.text for p in predictions if not p.guesses]
         if unreadable:
             raise ToolkitError(
@@ -118,8 +146,11 @@ def predict(
         return
     input_path = Path(input_file)
     texts = _with_progress(_read_texts(input_path, column), input_path)
-    predictions = predictor.predict_stream(texts, top, batch_size)
-    write = _write_json_lines if as_json else _write_csv
+    predictions = predictor.predict_stream(texts, top, batch_size, **options)
+    if as_json:
+        write = _write_json_lines
+    else:
+        write = functools.partial(_write_csv, abstain=min_confidence is not None, sets=coverage is not None)
     if output is None:
         write(predictions, top, sys.stdout)
     else:
@@ -171,7 +202,7 @@ def _is_folder(output: str) -> bool:
 def _predict_batch(
     ctx: typer.Context, run: Path, input_pattern: str | None, column: str | None, output: str | None,
     top: int, as_json: bool, batch_size: int, engine: str, scheduler: str | None, workers: int | None,
-    output_format: str,
+    output_format: str, options: dict[str, float | None],
 ) -> None:
     from toolkit.batch import predict_files
 
@@ -183,7 +214,7 @@ def _predict_batch(
     result = predict_files(
         run, input_pattern, output, column=column, top=top, engine=engine, scheduler=scheduler,
         workers=workers, output_format=output_format, batch_size=batch_size,
-        plugins=cli_plugins(ctx),
+        plugins=cli_plugins(ctx), **options,
     )
     on = f" on {result.workers} Dask worker{'s' if result.workers != 1 else ''}" if result.workers else ""
     typer.echo(
@@ -248,18 +279,31 @@ def _with_progress_lines(texts: Iterator[str], path: Path, size: int) -> Iterato
         yield text
 
 
-def _write_csv(predictions: Iterator[Prediction], top: int, out: TextIO | io.TextIOBase) -> int:
+def _write_csv(
+    predictions: Iterator[Prediction], top: int, out: TextIO | io.TextIOBase, abstain: bool = False,
+    sets: bool = False,
+) -> int:
+    """A CSV row per text; with `abstain` an `abstained` column (true: the class cells are
+    empty), with `sets` a `set` column (the set's classes as a JSON list, most likely first)."""
     writer = csv.writer(out)
     header = ["input", "predicted", "probability"]
     for rank in range(1, top + 1):
         header += [f"class_{rank}", f"probability_{rank}"]
-    writer.writerow(header)
+    writer.writerow(header + ["abstained"] * abstain + ["set"] * sets)
     count = 0
     for prediction in predictions:
-        probability = f"{prediction.probability:.6f}" if prediction.guesses else ""  # nothing left to read
+        answered = prediction.guesses and not prediction.abstained  # else nothing left to read, or unknown
+        probability = f"{prediction.probability:.6f}" if answered else ""
         row = [prediction.text, prediction.label, probability]
         for guess in prediction.guesses:
-            row += [guess.label, f"{guess.probability:.6f}"]
+            row += [guess.label, f"{guess.probability:.6f}"] if answered else ["", ""]
+        if abstain or sets:  # the extra columns stay in place
+            row += [""] * (3 + 2 * top - len(row))
+        if abstain:
+            row.append("" if prediction.abstained is None or not prediction.guesses
+                       else str(prediction.abstained).lower())
+        if sets:
+            row.append(json.dumps([g.label for g in prediction.set or ()], ensure_ascii=False))
         writer.writerow(row)
         count += 1
     return count
