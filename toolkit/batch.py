@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from toolkit.csv_cells import safe_cell
 from toolkit.errors import ToolkitError
 
 if TYPE_CHECKING:
@@ -71,9 +72,12 @@ def predict_files(
     output_format: str = "parquet",
     batch_size: int = 4096,
     plugins: Sequence[str] = (),
+    escape_csv: bool = True,
 ) -> BatchResult:
     """Predict every text of the `input` files with the run folder `run`, writing one
-    partition per input file into the folder `output` (see the module doc)."""
+    partition per input file into the folder `output` (see the module doc). CSV partitions
+    get texts and class names made safe for spreadsheets (`toolkit.csv_cells`) unless
+    `escape_csv` is false."""
     if engine not in ENGINES:
         raise ToolkitError(f"unknown engine '{engine}'; use one of {', '.join(ENGINES)}.")
     if output_format not in FORMATS:
@@ -94,10 +98,10 @@ def predict_files(
     top = min(top, len(predictor.classes))
     target = _Output(str(output))
     started = time.perf_counter()
-    job = _Job(run_files, tuple(plugins), column, top, batch_size, output_format)
+    job = _Job(run_files, tuple(plugins), column, top, batch_size, output_format, escape_csv)
     try:
         if engine == "local":
-            names = [target.write(i, job(path), output_format) for i, path in enumerate(paths)]
+            names = [target.write(i, job(path), output_format, escape_csv) for i, path in enumerate(paths)]
             rows, used = sum(n for _, n in names), None
             written = [name for name, _ in names]
         else:
@@ -253,6 +257,7 @@ class _Job:
     top: int
     batch_size: int
     output_format: str
+    escape_csv: bool = True
 
     def __call__(self, path: str) -> pd.DataFrame:
         return self.predict(read_texts(path, self.column))
@@ -295,9 +300,11 @@ class _Output:
     def name(index: int, output_format: str) -> str:
         return f"part-{index:05d}.{output_format}"
 
-    def write(self, index: int, frame: pd.DataFrame, output_format: str) -> tuple[str, int]:
+    def write(
+        self, index: int, frame: pd.DataFrame, output_format: str, escape_csv: bool = True
+    ) -> tuple[str, int]:
         path = f"{self.folder}/{self.name(index, output_format)}"
-        write_partition(frame, path, output_format)
+        write_partition(frame, path, output_format, escape_csv)
         return self.name(index, output_format), len(frame)
 
     def commit(self) -> None:
@@ -313,14 +320,23 @@ class _Output:
             shutil.rmtree(self.folder, ignore_errors=True)
 
 
-def write_partition(frame: pd.DataFrame, path: str, output_format: str) -> None:
+def write_partition(frame: pd.DataFrame, path: str, output_format: str, escape_csv: bool = True) -> None:
+    """One partition as Parquet or CSV; a CSV's text columns (inputs, classes) made safe for
+    spreadsheets unless `escape_csv` is false."""
     import fsspec
 
     with fsspec.open(path, "wb") as handle:
         if output_format == "parquet":
             frame.to_parquet(handle, index=False)
         else:
-            frame.to_csv(handle, index=False, encoding="utf-8")
+            if escape_csv:
+                from pandas.api.types import is_numeric_dtype
+
+                texts = [c for c in frame if not is_numeric_dtype(frame[c])]
+                frame = frame.assign(**{c: frame[c].map(safe_cell) for c in texts})
+            # CRLF, as RFC 4180 and `toolkit predict` write: pandas quotes a text holding a CR
+            # only when CR is part of the line terminator, and a bare CR splits the row for readers.
+            frame.to_csv(handle, index=False, encoding="utf-8", lineterminator="\r\n")
 
 
 def _umask() -> int:
@@ -357,7 +373,7 @@ def _on_dask(
                                 meta=_text_meta())
             predictions = texts.map_partitions(job.predict, meta=job.meta(), enforce_metadata=False)
             written = predictions.map_partitions(
-                _write_indexed, target.folder, job.output_format, meta=(None, "int64"),
+                _write_indexed, target.folder, job.output_format, job.escape_csv, meta=(None, "int64"),
                 align_dataframes=False,
             )
             counts = written.compute()
@@ -390,12 +406,14 @@ def _text_meta() -> pd.DataFrame:
     return pd.DataFrame({INPUT: pd.Series(dtype=object)})
 
 
-def _write_indexed(frame: pd.DataFrame, folder: str, output_format: str, partition_info: Any = None):
+def _write_indexed(
+    frame: pd.DataFrame, folder: str, output_format: str, escape_csv: bool, partition_info: Any = None
+):
     """Write one partition as part-<its number> (Dask passes `partition_info`)."""
     import pandas as pd
 
     index = partition_info["number"] if partition_info else 0
-    write_partition(frame, f"{folder}/{_Output.name(index, output_format)}", output_format)
+    write_partition(frame, f"{folder}/{_Output.name(index, output_format)}", output_format, escape_csv)
     return pd.Series([len(frame)], dtype="int64")
 
 

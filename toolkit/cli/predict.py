@@ -9,12 +9,14 @@ import os
 import sys
 import time
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, TextIO
 
 import typer
 
 from toolkit.cli.common import RunOption, cli_plugins, load_predictor, registry_from
+from toolkit.csv_cells import safe_cell
 from toolkit.errors import ToolkitError
 from toolkit.safe_files import atomic_file, shown
 
@@ -80,6 +82,14 @@ def predict(
     output_format: Annotated[
         str, typer.Option("--format", help="Partitions in an --output folder: parquet or csv.")
     ] = "parquet",
+    raw_csv: Annotated[
+        bool,
+        typer.Option(
+            "--raw-csv",
+            help="Write CSV cells as they are: by default a text or class starting with = + - @, a tab "
+            "or CR gets a leading ' so a spreadsheet shows it rather than running it as a formula.",
+        ),
+    ] = False,
 ) -> None:
     """Classify names given on the command line, or every line of a file (to a CSV), or many
     files into a folder of partitions (locally or on a Dask cluster; see docs/scale.md)."""
@@ -89,7 +99,7 @@ def predict(
         raise ToolkitError("give either names or --input FILE, not both.")
     if engine != "local" or (output is not None and _is_folder(output)):
         _predict_batch(ctx, run, input_file, column, output, top, as_json, batch_size, engine,
-                       scheduler, workers, output_format)
+                       scheduler, workers, output_format, not raw_csv)
         return
     if scheduler is not None or workers is not None:
         raise ToolkitError("--scheduler and --workers belong to --engine dask.")
@@ -119,7 +129,7 @@ def predict(
     input_path = Path(input_file)
     texts = _with_progress(_read_texts(input_path, column), input_path)
     predictions = predictor.predict_stream(texts, top, batch_size)
-    write = _write_json_lines if as_json else _write_csv
+    write = _write_json_lines if as_json else partial(_write_csv, escape=not raw_csv)
     if output is None:
         write(predictions, top, sys.stdout)
     else:
@@ -171,7 +181,7 @@ def _is_folder(output: str) -> bool:
 def _predict_batch(
     ctx: typer.Context, run: Path, input_pattern: str | None, column: str | None, output: str | None,
     top: int, as_json: bool, batch_size: int, engine: str, scheduler: str | None, workers: int | None,
-    output_format: str,
+    output_format: str, escape_csv: bool,
 ) -> None:
     from toolkit.batch import predict_files
 
@@ -183,7 +193,7 @@ def _predict_batch(
     result = predict_files(
         run, input_pattern, output, column=column, top=top, engine=engine, scheduler=scheduler,
         workers=workers, output_format=output_format, batch_size=batch_size,
-        plugins=cli_plugins(ctx),
+        plugins=cli_plugins(ctx), escape_csv=escape_csv,
     )
     on = f" on {result.workers} Dask worker{'s' if result.workers != 1 else ''}" if result.workers else ""
     typer.echo(
@@ -248,8 +258,13 @@ def _with_progress_lines(texts: Iterator[str], path: Path, size: int) -> Iterato
         yield text
 
 
-def _write_csv(predictions: Iterator[Prediction], top: int, out: TextIO | io.TextIOBase) -> int:
+def _write_csv(
+    predictions: Iterator[Prediction], top: int, out: TextIO | io.TextIOBase, escape: bool = True
+) -> int:
+    """The predictions as CSV; texts and class names made safe for spreadsheets unless `escape`
+    is false (`toolkit.csv_cells`)."""
     writer = csv.writer(out)
+    cell = safe_cell if escape else _as_is
     header = ["input", "predicted", "probability"]
     for rank in range(1, top + 1):
         header += [f"class_{rank}", f"probability_{rank}"]
@@ -257,12 +272,16 @@ def _write_csv(predictions: Iterator[Prediction], top: int, out: TextIO | io.Tex
     count = 0
     for prediction in predictions:
         probability = f"{prediction.probability:.6f}" if prediction.guesses else ""  # nothing left to read
-        row = [prediction.text, prediction.label, probability]
+        row = [cell(prediction.text), cell(prediction.label), probability]
         for guess in prediction.guesses:
-            row += [guess.label, f"{guess.probability:.6f}"]
+            row += [cell(guess.label), f"{guess.probability:.6f}"]
         writer.writerow(row)
         count += 1
     return count
+
+
+def _as_is(value: str) -> str:
+    return value
 
 
 def _write_json_lines(predictions: Iterator[Prediction], top: int, out: TextIO | io.TextIOBase) -> int:
