@@ -87,7 +87,11 @@ def claim_run_dir(path: str | Path) -> RunClaim:
         os.mkdir(path)
     except FileExistsError:
         created = False
-        if path.is_symlink() or not path.is_dir():
+        if path.is_symlink():
+            raise ToolkitError(
+                f"output '{shown(path)}' is a symbolic link; give the folder itself or a new one as --output."
+            ) from None
+        if not path.is_dir():
             raise ToolkitError(
                 f"output '{shown(path)}' exists and is not a folder; choose another --output."
             ) from None
@@ -221,12 +225,18 @@ def write_run(
             moved.append(name)
         staging.rmdir()
         claim.finish()
-    except BaseException:
+    except BaseException as exc:
         shutil.rmtree(staging, ignore_errors=True)
         if CONFIG not in moved:  # a run is all or nothing
             for name in moved:
                 (path / name).unlink(missing_ok=True)
         claim.release()
+        if isinstance(exc, OSError) or type(exc).__name__ == "SafetensorError":  # e.g. a full disk
+            reason = getattr(exc, "strerror", None) or " ".join(str(exc).split())[:200]
+            raise ToolkitError(
+                f"cannot write the run folder '{shown(path)}' ({shown(reason)}); the trained model was "
+                "not saved and nothing of it was left there. Free some space or choose another --output."
+            ) from None
         raise
     return path
 

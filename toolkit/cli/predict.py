@@ -15,7 +15,14 @@ from typing import TYPE_CHECKING, Annotated, TextIO
 
 import typer
 
-from toolkit.cli.common import RunOption, cli_plugins, load_predictor, registry_from
+from toolkit.cli.common import (
+    RunOption,
+    cli_plugins,
+    load_predictor,
+    registry_from,
+    sigterm_unwinds,
+    writing_stdout,
+)
 from toolkit.csv_cells import safe_cell
 from toolkit.errors import ToolkitError
 from toolkit.safe_files import atomic_file, shown
@@ -92,7 +99,18 @@ def predict(
     ] = False,
 ) -> None:
     """Classify names given on the command line, or every line of a file (to a CSV), or many
-    files into a folder of partitions (locally or on a Dask cluster; see docs/scale.md)."""
+    files into a folder of partitions (locally or on a Dask cluster; see docs/scale.md).
+    SIGTERM stops it at once, leaving no partial output (exit 143)."""
+    with sigterm_unwinds(), writing_stdout():
+        _predict(ctx, run, names, top, as_json, input_file, column, output, batch_size, threads, engine,
+                 scheduler, workers, output_format, raw_csv)
+
+
+def _predict(
+    ctx: typer.Context, run: Path, names: list[str] | None, top: int, as_json: bool,
+    input_file: str | None, column: str | None, output: str | None, batch_size: int, threads: int,
+    engine: str, scheduler: str | None, workers: int | None, output_format: str, raw_csv: bool,
+) -> None:
     if input_file is None and not names:
         raise ToolkitError("give names to classify, or --input FILE; see `toolkit predict --help`.")
     if input_file is not None and names:

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import signal
 from pathlib import Path
-from types import FrameType
 from typing import Annotated
 
 import typer
 
 from toolkit import api
-from toolkit.cli.common import INTERRUPTED_EXIT, cli_plugins, print_report
+from toolkit.cli.common import INTERRUPTED_EXIT, cli_plugins, print_report, sigterm_unwinds
 from toolkit.params import parse_assignments
 
 
@@ -57,9 +55,8 @@ def run(
         return  # rank 0 printed the results
     from toolkit import distributed
 
-    previous = signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
-        with distributed.recording_failure():
+        with sigterm_unwinds(), distributed.recording_failure():
             result = api.run(
                 dataset=dataset, model=model, encoder=encoder, params=params, seed=seed,
                 device=device, output=output, plugins=cli_plugins(ctx),
@@ -68,8 +65,6 @@ def run(
         if distributed.under_torchrun() and distributed.launcher_reports():
             raise typer.Exit(distributed.child_exit_code(exc)) from None  # the launcher says why
         raise
-    finally:
-        signal.signal(signal.SIGTERM, previous)
     if result.world_size > 1 and result.run_dir is None:
         return  # a rank other than 0: rank 0 prints
     if result.interrupted:
@@ -98,11 +93,6 @@ def run(
     if result.interrupted:
         typer.echo(f"Run interrupted: {result.stop_reason}.", err=True)
         raise typer.Exit(INTERRUPTED_EXIT)
-
-
-def _exit_on_sigterm(signum: int, frame: FrameType | None) -> None:
-    """SIGTERM unwinds like an exception, so the claimed run folder is removed on the way out."""
-    raise SystemExit(128 + signum)
 
 
 def _launch(
