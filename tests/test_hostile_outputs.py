@@ -384,3 +384,18 @@ def test_sigterm_during_a_download_leaves_no_temporary_files(tmp_path):
         server.server_close()
     assert process.returncode == 143, stderr
     assert "Traceback" not in stderr and list(cache.iterdir()) == []
+
+
+# -- 17: plugins new with a very long name or a read-only folder ---------------------------
+
+
+def test_plugins_new_with_a_long_name_or_a_read_only_folder_is_one_line(tmp_path):
+    long_name = run_toolkit(["plugins", "new", "a" * 300, "--directory", str(tmp_path)])
+    assert long_name.returncode == 2
+    assert "has 300 characters; give at most 64" in _one_line(long_name.stderr)
+    assert list(tmp_path.iterdir()) == []
+    with read_only_folder(tmp_path) as locked:
+        refused = run_toolkit(["plugins", "new", "mine", "--directory", str(locked)])
+        assert refused.returncode == 2
+        assert f"cannot write into '{locked}'" in _one_line(refused.stderr)
+        assert list(locked.iterdir()) == []
