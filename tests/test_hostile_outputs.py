@@ -399,3 +399,65 @@ def test_plugins_new_with_a_long_name_or_a_read_only_folder_is_one_line(tmp_path
         assert refused.returncode == 2
         assert f"cannot write into '{locked}'" in _one_line(refused.stderr)
         assert list(locked.iterdir()) == []
+
+
+# -- 10: report and compare --html on hostile run folders ----------------------------------
+
+
+def _edit_json(name: str, change):
+    def edit(folder: Path) -> None:
+        path = folder / name
+        path.write_text(change(path.read_text(encoding="utf-8")), encoding="utf-8")
+    return edit
+
+
+def _edit_config(change):
+    def apply(text: str) -> str:
+        config = json.loads(text)
+        change(config)
+        return json.dumps(config)
+    return _edit_json("config.json", apply)
+
+
+def _history_epoch(value: str):
+    def edit(folder: Path) -> None:
+        history = pd.read_csv(folder / "history.csv")
+        history["epoch"] = history["epoch"].astype(object)
+        history.loc[len(history) - 1, "epoch"] = value
+        history.to_csv(folder / "history.csv", index=False)
+    return edit
+
+
+HOSTILE_RUNS = {
+    "epochs 1e400": _edit_json("config.json", lambda t: t.replace('"epochs": 2', '"epochs": 1e400', 1)),
+    "examples 10**400": _edit_json(
+        "config.json", lambda t: t.replace('"examples": 0', '"examples": 1' + "0" * 400, 1)),
+    "history epoch inf": _history_epoch("inf"),
+    "history epoch 1e300": _history_epoch("1e300"),
+    "summary examples 10**400": _edit_json(
+        "metrics.json", lambda t: t.replace('"examples": ', '"examples": 1' + "0" * 400 + ", \"was\": ", 1)),
+    "model not a section": _edit_config(lambda c: c.update(model="gru")),
+    "train not a section": _edit_config(lambda c: c.update(train="fast")),
+    "training not a section": _edit_config(lambda c: c.update(training=[1])),
+    "split sizes a list": _edit_config(lambda c: c["split"].update(sizes=[1, 2])),
+    "epochs a word": _edit_config(lambda c: c["train"].update(epochs="many")),
+    "model params a list": _edit_config(lambda c: c["model"].update(params=[1])),
+    "accuracy a word": _edit_json(
+        "metrics.json", lambda t: t.replace('"accuracy": ', '"accuracy": "high", "x": ', 1)),
+    "per-class f1 missing": _edit_json("per_class.csv", lambda t: t.replace(",f1,", ",g1,", 1)),
+}
+
+
+@pytest.mark.parametrize("case", list(HOSTILE_RUNS))
+def test_report_and_compare_html_on_hostile_run_folders_are_one_line(cli, trained_run, tmp_path, case):
+    folder = tmp_path / "hostile"
+    shutil.copytree(trained_run.run_dir, folder)
+    HOSTILE_RUNS[case](folder)
+    report = cli(["report", str(folder)])
+    compared = cli(["compare", str(trained_run.run_dir), str(folder), "--html", str(tmp_path / "c.html")])
+    for result in (report, compared):
+        # a value the page can show is shown (exit 0); one it cannot is one line naming the folder
+        assert result.exit_code in (0, 2) and not isinstance(result.exception, Exception), result.exception
+        if result.exit_code:
+            assert f"run folder '{folder}'" in _one_line(result.stderr)
+            assert not (tmp_path / "c.html").exists() or result is report

@@ -314,7 +314,7 @@ def read_run(path: str | Path) -> RunRecord:
             )[["true", "predicted", "text", "probability"]]
             if (folder / MISTAKES).is_file() else None
         )
-    except (KeyError, ValueError, TypeError, IndexError) as exc:
+    except (KeyError, ValueError, TypeError, IndexError, OverflowError) as exc:
         raise ToolkitError(
             f"run folder '{shown(folder)}' has a malformed table or metrics file "
             f"({shown(type(exc).__name__)}: {shown(exc)[:200]})."
