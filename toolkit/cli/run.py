@@ -47,7 +47,9 @@ def run(
 
     Ctrl-C stops training and saves what was learned, marked as interrupted; the command then
     exits with status 130. SIGTERM stops at once and removes the unfinished run folder (143).
-    With --nproc N (or under torchrun), every rank stops and no run folder is written.
+    With --nproc N (or under torchrun), Ctrl-C stops every rank; rank 0 saves the interrupted
+    run when it can, and the last line says whether it did. SIGTERM to the launcher stops every
+    rank and leaves no run folder (143).
     """
     params = parse_assignments(param or [])
     if nproc != 1:
@@ -101,7 +103,7 @@ def _launch(
 ) -> None:
     """Run this command as `nproc` ranks (torchrun's launcher), after checking it here."""
     from toolkit.distributed import launch
-    from toolkit.rundir import claim_default_run_dir, claim_run_dir
+    from toolkit.rundir import CONFIG, claim_default_run_dir, claim_run_dir
 
     api.plan_run(dataset, model, encoder, params, seed, device, output, cli_plugins(ctx))  # fail early
     # The run folder, claimed here so a taken one is refused before any rank starts, then left
@@ -115,7 +117,11 @@ def _launch(
     try:
         launch(nproc, args)
     except KeyboardInterrupt:
-        typer.echo("Interrupted: every rank was stopped; no run folder was written.", err=True)
+        if (claim.path / CONFIG).is_file():  # rank 0 took the Ctrl-C too and saved what it learned
+            typer.echo(f"Interrupted: every rank was stopped; rank 0 saved the interrupted run to "
+                       f"{claim.path}.", err=True)
+        else:
+            typer.echo("Interrupted: every rank was stopped; no run folder was written.", err=True)
         raise typer.Exit(INTERRUPTED_EXIT) from None
     finally:
         if claim.created and claim.path.is_dir() and not any(claim.path.iterdir()):
