@@ -461,3 +461,54 @@ def test_report_and_compare_html_on_hostile_run_folders_are_one_line(cli, traine
         if result.exit_code:
             assert f"run folder '{folder}'" in _one_line(result.stderr)
             assert not (tmp_path / "c.html").exists() or result is report
+
+
+# -- 18: reading the cached names data while another process reinstalls it ----------------
+
+REINSTALL_FOREVER = """
+import shutil, sys
+from pathlib import Path
+from toolkit.cache import install_folder
+from toolkit.datasets import names
+
+def build(folder):
+    for file in names.bundled_folder().glob("*.txt"):
+        shutil.copyfile(file, folder / file.name)
+
+stop = Path(sys.argv[1])
+count = 0
+while not stop.exists():
+    install_folder(names.cached_folder(), build)
+    count += 1
+print(count)
+"""
+
+
+def test_readers_of_the_cached_names_data_never_see_a_half_swapped_folder(tmp_path, monkeypatch):
+    from toolkit.datasets import names
+
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("TOOLKIT_CACHE_DIR", str(cache))
+    stop = tmp_path / "stop"
+    installer = subprocess.Popen([sys.executable, "-c", REINSTALL_FOREVER, str(stop)],
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                 env={**os.environ, "TOOLKIT_CACHE_DIR": str(cache)})
+    failures: list[str] = []
+    try:
+        _wait_for(lambda: (cache / "names").is_dir(), installer)
+        deadline = time.monotonic() + 20
+        reads = 0
+        while time.monotonic() < deadline and reads < 400:
+            try:
+                data = names.load()
+                assert data.provenance["counts"]["Dutch"] == 297, data.provenance["counts"]
+            except Exception as exc:  # noqa: BLE001 - every way a read can fail counts
+                failures.append(f"{type(exc).__name__}: {exc}")
+            reads += 1
+    finally:
+        stop.touch()
+        out, err = installer.communicate(timeout=60)
+    assert installer.returncode == 0, err
+    assert int(out) > 10, "the installer hardly ran: the test proves nothing"
+    assert failures == [], f"{len(failures)} of {reads} reads failed, e.g. {failures[0]}"
+    assert sorted(p.name for p in cache.iterdir()) == ["names"]  # no lock file, no old copy left
