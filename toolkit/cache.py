@@ -2,7 +2,7 @@
 
 A folder is replaced in two renames (the old one aside, the new one in), and the old one is
 then deleted: a reader in the middle would find no folder, or files vanishing under it. So
-`install_folder` swaps under an exclusive lock and readers read inside `reading(target)`,
+`install_folder` swaps under an exclusive lock and readers read inside `reading_folder(target)`,
 under a shared one: they see the old folder or the new one, whole. The lock is an flock on the
 cache folder itself (no lock file to leave behind); where flock is missing (Windows) reading
 is not locked.
@@ -59,7 +59,7 @@ def install_folder(target: Path, build: Callable[[Path], None]) -> Path:
 
 
 @contextmanager
-def reading(target: Path) -> Iterator[None]:
+def reading_folder(target: Path) -> Iterator[None]:
     """Read `target` (a folder `install_folder` may replace meanwhile) inside this block: the
     replacement waits until the block ends, and a replacement in progress finishes first."""
     with _locked(Path(target).parent, exclusive=False):

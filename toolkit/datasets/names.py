@@ -33,7 +33,6 @@ from pathlib import Path
 from typing import Any
 
 import toolkit
-from toolkit.cache import reading
 
 URL = "https://download.pytorch.org/tutorial/data.zip"
 ORIGIN = "PyTorch tutorials (https://github.com/pytorch/tutorials), data/names in " + URL
@@ -121,7 +120,7 @@ def load(**params: Any) -> toolkit.TextDataset:
     so a truncated copy is never read silently."""
     config = NamesConfig(**params)
     data_dir = config.data_dir
-    with reading(cached_folder()):  # `toolkit datasets download names` may be replacing it now
+    with toolkit.reading_folder(cached_folder()):  # `toolkit datasets download names` may be replacing it now
         path = _location(data_dir)
         _check_exists(path, data_dir)
         label_files = _read(path)
