@@ -187,8 +187,33 @@ def test_ctrl_c_stops_every_rank(tmp_path):
         if launcher.poll() is None:
             os.killpg(launcher.pid, signal.SIGKILL)
     assert launcher.returncode == 130
-    interrupted = "Interrupted: every rank was stopped; no run folder was written."
-    assert stderr.strip().splitlines()[-1] == interrupted
+    run = tmp_path / "run"
+    if (run / "config.json").is_file():  # rank 0 took the Ctrl-C too and saved what it learned
+        assert json.loads((run / "config.json").read_text())["training"]["interrupted"] is True
+        said = f"Interrupted: every rank was stopped; rank 0 saved the interrupted run to {run}."
+    else:
+        assert not run.exists()
+        said = "Interrupted: every rank was stopped; no run folder was written."
+    assert stderr.strip().splitlines()[-1] == said
+    with pytest.raises(ProcessLookupError):  # nothing of the job is left running
+        os.killpg(launcher.pid, 0)
+
+
+@pytest.mark.slow
+def test_sigterm_to_the_launcher_stops_every_rank_and_exits_143(tmp_path):
+    args = [sys.executable, "-m", "toolkit", "run", *DATA, *TRAIN, "-p", "train.epochs=10000",
+            "--nproc", "2", "--output", str(tmp_path / "run")]
+    launcher = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                start_new_session=True)
+    try:
+        wait_until_ranks_are_training(launcher.pid, ranks=2)
+        launcher.send_signal(signal.SIGTERM)  # the launcher only, as a service manager stops it
+        _, stderr = launcher.communicate(timeout=120)
+    finally:
+        if launcher.poll() is None:
+            os.killpg(launcher.pid, signal.SIGKILL)
+    assert launcher.returncode == 143, stderr
+    assert "Traceback" not in stderr and not (tmp_path / "run").exists()
     with pytest.raises(ProcessLookupError):  # nothing of the job is left running
         os.killpg(launcher.pid, 0)
 

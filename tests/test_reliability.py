@@ -426,9 +426,11 @@ def test_an_untrusted_folder_cannot_dictate_pip_advice(cli, trained_run, tmp_pat
     result = cli(["predict", "--run", str(evil), "Hinton"])
     one_line_error(result, "invalid name")
     assert "pip install" not in result.stderr
-    config["model"]["distribution"] = "toolkit-charcnn"
+    config["model"]["distribution"] = "toolkit-charcnn"  # a valid name is still the folder's choice
     (evil / "config.json").write_text(json.dumps(config))
-    one_line_error(cli(["predict", "--run", str(evil), "Hinton"]), "pip install toolkit-charcnn")
+    result = cli(["predict", "--run", str(evil), "Hinton"])
+    one_line_error(result, "from the plugin distribution 'toolkit-charcnn', as its config.json records")
+    assert "pip install" not in result.stderr and "from a source you trust" in result.stderr
 
 
 def test_names_with_nothing_left_after_normalisation_get_no_prediction(cli, trained_run, tmp_path):

@@ -61,6 +61,7 @@ _LAZY = {
     "describe_dataset": "toolkit.describe",
     "cache_dir": "toolkit.cache",
     "install_folder": "toolkit.cache",
+    "reading_folder": "toolkit.cache",
     "split_dataset": "toolkit.splits",
     "Split": "toolkit.splits",
     "evaluate": "toolkit.evaluation",

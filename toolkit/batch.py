@@ -31,8 +31,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from toolkit.csv_cells import safe_cell
 from toolkit.errors import ToolkitError
 from toolkit.limits import check_processes
+from toolkit.safe_files import file_mode, shown
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -77,9 +79,12 @@ def predict_files(
     plugins: Sequence[str] = (),
     min_confidence: float | None = None,
     coverage: float | None = None,
+    escape_csv: bool = True,
 ) -> BatchResult:
     """Predict every text of the `input` files with the run folder `run`, writing one
-    partition per input file into the folder `output` (see the module doc)."""
+    partition per input file into the folder `output` (see the module doc). CSV partitions
+    get texts and class names made safe for spreadsheets (`toolkit.csv_cells`) unless
+    `escape_csv` is false."""
     if engine not in ENGINES:
         raise ToolkitError(f"unknown engine '{engine}'; use one of {', '.join(ENGINES)}.")
     if output_format not in FORMATS:
@@ -105,17 +110,21 @@ def predict_files(
     predictor = _cached_predictor(run_files, tuple(plugins))  # a bad run fails here, before any work
     top = min(top, len(predictor.classes))
     predictor.checked_threshold(min_confidence, coverage)  # a run without conformal scores fails here
-    target = _Output(str(output))
+    target = _Output(str(output))  # claimed before any work: a second prediction into it is refused now
     started = time.perf_counter()
-    job = _Job(run_files, tuple(plugins), column, top, batch_size, output_format, min_confidence, coverage)
+    job = _Job(run_files, tuple(plugins), column, top, batch_size, output_format, min_confidence, coverage,
+               escape_csv)
     try:
         if engine == "local":
-            names = [target.write(i, job(path), output_format) for i, path in enumerate(paths)]
+            names = [target.write(i, job(path), output_format, escape_csv) for i, path in enumerate(paths)]
             rows, used = sum(n for _, n in names), None
             written = [name for name, _ in names]
         else:
             written, rows, used = _on_dask(job, paths, target, scheduler, workers)
         target.commit()
+    except OSError as exc:  # a full disk, a folder made read-only meanwhile (Dask re-raises workers' too)
+        target.discard()
+        raise cannot_write(str(output), exc) from None
     except BaseException:
         target.discard()
         raise
@@ -282,6 +291,7 @@ class _Job:
     output_format: str
     min_confidence: float | None = None
     coverage: float | None = None
+    escape_csv: bool = True
 
     def __call__(self, path: str) -> pd.DataFrame:
         return self.predict(read_texts(path, self.column))
@@ -308,58 +318,85 @@ class _Job:
 
 
 class _Output:
-    """The output folder, built in a hidden sibling and renamed into place when complete (a
-    local path); written in place for a remote fsspec URL, which has no atomic rename."""
+    """The output folder. A local one is claimed before any work, as run folders are (created,
+    or an empty one taken, with a lock file in it: a second prediction into it is refused at
+    once); the partitions are written in a private folder inside it and moved into place at
+    the end, so a failed or stopped prediction leaves nothing behind. A remote fsspec URL has
+    no atomic rename: its partitions are written in place."""
 
     def __init__(self, output: str) -> None:
         self.final = output
         self.remote = "://" in output and not output.startswith("file://")
+        self.moved: list[Path] = []
         if self.remote:
             self.folder = output.rstrip("/")
             return
-        final = Path(output.removeprefix("file://"))
-        if final.exists() and (not final.is_dir() or any(final.iterdir())):
-            raise ToolkitError(f"output '{final}' already exists and is not empty; choose another --output.")
-        final.parent.mkdir(parents=True, exist_ok=True)
-        self.final_path = final
-        self.folder = tempfile.mkdtemp(prefix=f".{final.name}-", dir=final.parent)
+        from toolkit.rundir import claim_run_dir
+
+        self.claim = claim_run_dir(Path(output.removeprefix("file://")))
+        try:
+            self.staging = Path(tempfile.mkdtemp(prefix=".partial-", dir=self.claim.path))
+        except OSError as exc:
+            self.claim.release()
+            raise cannot_write(output, exc) from None
+        self.folder = str(self.staging)
 
     @staticmethod
     def name(index: int, output_format: str) -> str:
         return f"part-{index:05d}.{output_format}"
 
-    def write(self, index: int, frame: pd.DataFrame, output_format: str) -> tuple[str, int]:
+    def write(
+        self, index: int, frame: pd.DataFrame, output_format: str, escape_csv: bool = True
+    ) -> tuple[str, int]:
         path = f"{self.folder}/{self.name(index, output_format)}"
-        write_partition(frame, path, output_format)
+        write_partition(frame, path, output_format, escape_csv)
         return self.name(index, output_format), len(frame)
 
     def commit(self) -> None:
         if self.remote:
             return
-        if self.final_path.exists():
-            self.final_path.rmdir()  # only an empty folder was allowed
-        os.chmod(self.folder, 0o777 & ~_umask())  # mkdtemp made it private
-        os.replace(self.folder, self.final_path)
+        for name in sorted(os.listdir(self.staging)):
+            os.chmod(self.staging / name, file_mode())  # mkstemp-style private files get the usual mode
+            os.replace(self.staging / name, self.claim.path / name)
+            self.moved.append(self.claim.path / name)
+        self.staging.rmdir()
+        self.claim.finish()
 
     def discard(self) -> None:
-        if not self.remote:
-            shutil.rmtree(self.folder, ignore_errors=True)
+        if self.remote:
+            return
+        shutil.rmtree(self.staging, ignore_errors=True)
+        for path in self.moved:  # all or nothing
+            path.unlink(missing_ok=True)
+        self.claim.release()
 
 
-def write_partition(frame: pd.DataFrame, path: str, output_format: str) -> None:
+def cannot_write(output: str, exc: OSError) -> ToolkitError:
+    """One line for an output folder that could not be written (a full disk, no permission)."""
+    reason = exc.strerror or " ".join(str(exc).split())[:200] or type(exc).__name__
+    return ToolkitError(
+        f"cannot write the predictions into '{shown(output)}' ({reason}); nothing was left there. "
+        "Free some space or choose a writable --output."
+    )
+
+
+def write_partition(frame: pd.DataFrame, path: str, output_format: str, escape_csv: bool = True) -> None:
+    """One partition as Parquet or CSV; a CSV's text columns (inputs, classes) made safe for
+    spreadsheets unless `escape_csv` is false."""
     import fsspec
 
     with fsspec.open(path, "wb") as handle:
         if output_format == "parquet":
             frame.to_parquet(handle, index=False)
         else:
-            frame.to_csv(handle, index=False, encoding="utf-8")
+            if escape_csv:
+                from pandas.api.types import is_numeric_dtype
 
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+                texts = [c for c in frame if not is_numeric_dtype(frame[c])]
+                frame = frame.assign(**{c: frame[c].map(safe_cell) for c in texts})
+            # CRLF, as RFC 4180 and `toolkit predict` write: pandas quotes a text holding a CR
+            # only when CR is part of the line terminator, and a bare CR splits the row for readers.
+            frame.to_csv(handle, index=False, encoding="utf-8", lineterminator="\r\n")
 
 
 # -- the Dask engine ---------------------------------------------------------------------
@@ -390,7 +427,7 @@ def _on_dask(
                                 meta=_text_meta())
             predictions = texts.map_partitions(job.predict, meta=job.meta(), enforce_metadata=False)
             written = predictions.map_partitions(
-                _write_indexed, target.folder, job.output_format, meta=(None, "int64"),
+                _write_indexed, target.folder, job.output_format, job.escape_csv, meta=(None, "int64"),
                 align_dataframes=False,
             )
             counts = written.compute()
@@ -413,8 +450,11 @@ def local_cluster(workers: int) -> Any:
     from distributed import LocalCluster
 
     with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}):
+        # The scheduler's HTTP endpoints on a free port of this machine: Dask's default, 8787,
+        # may be taken by another cluster, and Dask then warns on stderr.
         return LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                            dashboard_address=None, silence_logs=50)
+                            dashboard_address=None, silence_logs=50,
+                            scheduler_kwargs={"dashboard_address": "127.0.0.1:0"})
 
 
 def _text_meta() -> pd.DataFrame:
@@ -423,22 +463,48 @@ def _text_meta() -> pd.DataFrame:
     return pd.DataFrame({INPUT: pd.Series(dtype=object)})
 
 
-def _write_indexed(frame: pd.DataFrame, folder: str, output_format: str, partition_info: Any = None):
+def _write_indexed(
+    frame: pd.DataFrame, folder: str, output_format: str, escape_csv: bool, partition_info: Any = None
+):
     """Write one partition as part-<its number> (Dask passes `partition_info`)."""
     import pandas as pd
 
     index = partition_info["number"] if partition_info else 0
-    write_partition(frame, f"{folder}/{_Output.name(index, output_format)}", output_format)
+    write_partition(frame, f"{folder}/{_Output.name(index, output_format)}", output_format, escape_csv)
     return pd.Series([len(frame)], dtype="int64")
 
 
 def _connect(client_class: Any, address: str) -> Any:
-    """A client of the scheduler at `address`, or one line saying why not."""
+    """A client of the scheduler at `address`, or one line saying why not. The scheduler is
+    asked who it is first, within the timeout: Dask's client waits for ever on a server that
+    accepts the connection and stays silent, and fails with any error on one that answers
+    garbage."""
+    import asyncio
+
     try:
+        asyncio.run(asyncio.wait_for(_identify_scheduler(address), CONNECT_TIMEOUT))
         return client_class(address, timeout=CONNECT_TIMEOUT)
-    except (OSError, TimeoutError, ValueError, TypeError) as exc:
-        reason = " ".join(str(exc).split()) or type(exc).__name__
+    except Exception as exc:  # whatever garbage broke: struct.error, msgpack's, ValueError...
+        reason = " ".join(str(exc).split())[:200] or type(exc).__name__
+        if isinstance(exc, TimeoutError):
+            reason = f"no answer: {reason}" if str(exc) else "it did not answer"
         raise ToolkitError(
             f"cannot reach the Dask scheduler at '{address}' within {CONNECT_TIMEOUT} s ({reason}); "
             "check the address (e.g. tcp://host:8786) and that `dask scheduler` is running there."
         ) from None
+
+
+async def _identify_scheduler(address: str) -> None:
+    """Connect to `address` and ask for its identity, as Dask's own RPC does; refuse what does
+    not answer as a Dask scheduler."""
+    from distributed.comm import connect
+
+    comm = await connect(address, timeout=CONNECT_TIMEOUT)
+    try:
+        await comm.write({"op": "identity", "reply": True})
+        answer = await comm.read()
+    finally:
+        comm.abort()
+    if not (isinstance(answer, dict) and answer.get("type") == "Scheduler"):
+        kind = answer.get("type") if isinstance(answer, dict) else type(answer).__name__
+        raise ValueError(f"it answered as {shown(kind)[:60]}, not as a Dask scheduler")

@@ -236,7 +236,7 @@ def launch(nproc: int, toolkit_args: Sequence[str]) -> None:
 
     Rank 0's output goes to this process's stdout. When a rank fails the others are stopped
     and a ToolkitError says which rank failed and why, in one line; Ctrl-C stops every rank
-    and raises KeyboardInterrupt.
+    and raises KeyboardInterrupt, SIGTERM stops them and raises SystemExit(143).
     """
     if not 1 <= nproc <= MAX_NPROC:
         raise ToolkitError(f"--nproc must be between 1 and {MAX_NPROC}; got {nproc}.")
@@ -263,7 +263,9 @@ def launch(nproc: int, toolkit_args: Sequence[str]) -> None:
         elastic_launch(config, sys.executable)("-m", "toolkit", *toolkit_args)
     except ChildFailedError as failed:
         raise ToolkitError(_failure_line(failed, nproc)) from None
-    except SignalException:
+    except SignalException as stopped:  # the agent stopped every rank on the way here
+        if stopped.sigval == signal.SIGTERM:
+            raise SystemExit(128 + signal.SIGTERM) from None  # the shell's status for SIGTERM
         raise KeyboardInterrupt from None
     finally:
         if previous is None:

@@ -314,9 +314,13 @@ def _spec(registry: Registry, kind: str, name: str, recorded: Any, folder: Path)
                     f"distribution with an invalid name ('{shown(distribution)[:80]}'); the run "
                     "folder is damaged or not to be trusted."
                 )
+            # No ready `pip install` command: the name comes from the run folder, and whoever
+            # made it could name a look-alike package on PyPI.
             raise ToolkitError(
-                f"run folder '{shown(folder)}' needs the {kind} '{shown(name)}' from the distribution "
-                f"'{distribution}', which is not installed; pip install {distribution}."
+                f"run folder '{shown(folder)}' needs the {kind} '{shown(name)}' from the plugin "
+                f"distribution '{distribution}', as its {CONFIG} records, which is not installed here; "
+                "install that plugin from a source you trust (the name comes from the run folder, "
+                "so check it is the package you mean), then try again."
             )
         if isinstance(plugin, str) and distribution is None:
             raise ToolkitError(
@@ -342,7 +346,7 @@ def _plugin_advice(recorded_file: Any) -> str:
     )
 
 
-#: A distribution name as PEP 508 allows it: what may follow "pip install" in advice.
+#: A distribution name as PEP 508 allows it: one that is not is not shown at all.
 _DISTRIBUTION_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]{0,98}[A-Za-z0-9])?")
 
 

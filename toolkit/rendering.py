@@ -13,7 +13,8 @@ import functools
 import io
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -52,27 +53,39 @@ def render_report(record: RunRecord) -> Path:
 
     folder = record.path
     report = record.report
-    terms = training_loss_terms(record.config)
-    training = f"training (with {', '.join(terms)})" if terms else "training"
-    pngs = {LOSS_PNG: _png(functools.partial(plot_loss, training_label=training), record.history),
-            CONFUSION_PNG: _png(plot_confusion, report.confusion_normalized)}
-    try:
+    with unshowable_values(folder):
+        terms = training_loss_terms(record.config)
+        training = f"training (with {', '.join(terms)})" if terms else "training"
+        pngs = {LOSS_PNG: _png(functools.partial(plot_loss, training_label=training), record.history),
+                CONFUSION_PNG: _png(plot_confusion, report.confusion_normalized)}
         if "reliability" in record.evaluation:
             pngs[RELIABILITY_PNG] = _png(plot_reliability, record.evaluation["reliability"])
         if "abstention" in record.evaluation:
             pngs[ABSTENTION_PNG] = _png(plot_abstention, record.evaluation["abstention"]["curve"])
         page = report_html(record, pngs)
-    except (KeyError, TypeError, AttributeError, ValueError) as exc:
-        raise ToolkitError(
-            f"run folder '{shown(folder)}' holds values its report cannot show "
-            f"({shown(type(exc).__name__)}: {shown(exc)}); the run folder is damaged."
-        ) from None
     for name, data in pngs.items():
         write_atomic(folder / name, data)
     write_atomic(folder / "per_class.md", _safe_frame(report.per_class).to_markdown(floatfmt=".3f"))
     write_atomic(folder / "confusion.md", _safe_frame(report.confusion).to_markdown())
     write_atomic(folder / REPORT_HTML, page)
     return folder / REPORT_HTML
+
+
+#: What values of the wrong type or size in a run folder make the rendering code raise.
+_UNSHOWABLE = (KeyError, TypeError, AttributeError, ValueError, OverflowError, IndexError, ZeroDivisionError)
+
+
+@contextmanager
+def unshowable_values(folder: Path) -> Iterator[None]:
+    """Values from the run folder `folder` that a page cannot show (a section of the wrong
+    type, a number like 1e400 or 10**400) are one line naming the folder, not a traceback."""
+    try:
+        yield
+    except _UNSHOWABLE as exc:
+        raise ToolkitError(
+            f"run folder '{shown(folder)}' holds values its report cannot show "
+            f"({shown(type(exc).__name__)}: {shown(exc)[:200]}); the run folder is damaged."
+        ) from None
 
 
 def _png(plot: Any, data: Any) -> bytes:
@@ -182,42 +195,54 @@ def compare_html(paths: Sequence[str | Path]) -> str:
     from toolkit.plots import plot_losses
 
     records = [read_run(p) for p in paths]
+    views = [_compared_run(r) for r in records]  # each folder's values checked, naming the folder
     names = unique_names([r.name for r in records])
-    metrics = list(dict.fromkeys(m for r in records for m in r.report.summary.index))
-    summary = [
-        (metric, _compared(metric, [r.report.summary["value"].get(metric) for r in records]))
-        for metric in metrics
-    ]
-    baselines = [majority_baseline(r.report.per_class) for r in records]
+    metrics = list(dict.fromkeys(m for v in views for m in v["summary"]))
+    summary = [(metric, _compared(metric, [v["summary"].get(metric) for v in views])) for metric in metrics]
+    baselines = [v["baseline"] for v in views]
     summary.append(("majority-class baseline", [
         {"text": "–" if b is None else f"{b['accuracy']:.3f} ({b['class']})", "best": False, "delta": None}
         for b in baselines
     ]))
-    flat = [_flat_settings(r.config) for r in records]
+    flat = [v["settings"] for v in views]
     keys = list(dict.fromkeys(k for f in flat for k in f))
     differing = [(k, [f.get(k, "–") for f in flat]) for k in keys if len({f.get(k, "–") for f in flat}) > 1]
-    classes = list(dict.fromkeys(c for r in records for c in r.report.per_class.index))
+    classes = list(dict.fromkeys(c for v in views for c in v["classes"]))
     per_class = []
     for name in classes:
-        cells = []
-        for r in records:
-            table = r.report.per_class
-            row = table.loc[name] if name in table.index else None
-            cells.append(None if row is None else {
-                "accuracy": _number(row["accuracy"]), "f1": _number(row["f1"]),
-                "support": int(row["support"]), "best": False,
-            })
+        cells = [dict(v["classes"][name]) if name in v["classes"] else None for v in views]
         for index in _best([c["accuracy"] if c else None for c in cells], higher=True):
             cells[index]["best"] = True  # type: ignore[index]
         per_class.append((name, cells))
-    losses = plot_losses({n: r.history for n, r in zip(names, records, strict=True)})
+    with unshowable_values(Path(", ".join(str(p) for p in paths))):
+        losses = plot_losses({n: r.history for n, r in zip(names, records, strict=True)})
     return _template("compare.html.j2").render(
         title=f"{len(records)} runs compared: {', '.join(names)}",
-        runs=[{"name": n, "model": r.config["model"]["name"], "dataset": r.config["dataset"]["name"],
-               "status": run_status(r.config, r.history)} for n, r in zip(names, records, strict=True)],
+        runs=[{"name": n, "model": v["model"], "dataset": v["dataset"], "status": v["status"]}
+              for n, v in zip(names, views, strict=True)],
         summary=summary, differing=differing, per_class=per_class,
         loss_png="data:image/png;base64," + base64.b64encode(losses).decode("ascii"),
     )
+
+
+def _compared_run(record: RunRecord) -> dict[str, Any]:
+    """What the comparison page shows of one run, every value read and converted here, so a
+    value it cannot show is one line naming this run's folder."""
+    with unshowable_values(record.path):
+        summary = {
+            str(metric): (value, _number(value), _metric(str(metric), value))
+            for metric, value in record.report.summary["value"].items()
+        }
+        classes = {
+            name: {"accuracy": _number(row["accuracy"]), "f1": _number(row["f1"]),
+                   "support": int(row["support"]), "best": False}
+            for name, row in record.report.per_class.iterrows()
+        }
+        return {
+            "model": str(record.config["model"]["name"]), "dataset": str(record.config["dataset"]["name"]),
+            "status": run_status(record.config, record.history), "settings": _flat_settings(record.config),
+            "baseline": majority_baseline(record.report.per_class), "summary": summary, "classes": classes,
+        }
 
 
 #: Overall metrics where lower is better; counts (examples) are neither better nor worse.
@@ -226,22 +251,24 @@ _LOWER_IS_BETTER = {"log_loss", "ece", "set_size_90"}
 _UNRANKED = {"set_coverage_90"}
 
 
-def _compared(metric: str, values: list[Any]) -> list[dict[str, Any]]:
-    """One metric of several runs as table cells: its text, whether it is the best value
-    (when the runs differ), and its difference from the first run's."""
-    numbers = [_number(v) for v in values]
+def _compared(metric: str, values: list[tuple[Any, float | None, str] | None]) -> list[dict[str, Any]]:
+    """One metric of several runs (each its value, number and text; None where a run lacks it)
+    as table cells: its text, whether it is the best value (when the runs differ), and its
+    difference from the first run's."""
+    numbers = [v[1] if v else None for v in values]
+    texts = [v[2] if v else "–" for v in values]
     scored = metric not in _INTEGER_METRICS
     ranked = scored and metric not in _UNRANKED
     best = set(_best(numbers, higher=metric not in _LOWER_IS_BETTER)) if ranked else set()
     first = numbers[0]
     cells = []
-    for index, (value, number) in enumerate(zip(values, numbers, strict=True)):
+    for index, (text, number) in enumerate(zip(texts, numbers, strict=True)):
         delta = None
         if index and scored and number is not None and first is not None and f"{number - first:+.3f}" not in (
             "+0.000", "-0.000"
         ):
             delta = f"{number - first:+.3f}"
-        cells.append({"text": _metric(metric, value), "best": index in best, "delta": delta})
+        cells.append({"text": text, "best": index in best, "delta": delta})
     return cells
 
 

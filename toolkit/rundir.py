@@ -97,7 +97,11 @@ def claim_run_dir(path: str | Path) -> RunClaim:
         os.mkdir(path)
     except FileExistsError:
         created = False
-        if path.is_symlink() or not path.is_dir():
+        if path.is_symlink():
+            raise ToolkitError(
+                f"output '{shown(path)}' is a symbolic link; give the folder itself or a new one as --output."
+            ) from None
+        if not path.is_dir():
             raise ToolkitError(
                 f"output '{shown(path)}' exists and is not a folder; choose another --output."
             ) from None
@@ -243,12 +247,18 @@ def write_run(
             moved.append(name)
         staging.rmdir()
         claim.finish()
-    except BaseException:
+    except BaseException as exc:
         shutil.rmtree(staging, ignore_errors=True)
         if CONFIG not in moved:  # a run is all or nothing
             for name in moved:
                 (path / name).unlink(missing_ok=True)
         claim.release()
+        if isinstance(exc, OSError) or type(exc).__name__ == "SafetensorError":  # e.g. a full disk
+            reason = getattr(exc, "strerror", None) or " ".join(str(exc).split())[:200]
+            raise ToolkitError(
+                f"cannot write the run folder '{shown(path)}' ({shown(reason)}); the trained model was "
+                "not saved and nothing of it was left there. Free some space or choose another --output."
+            ) from None
         raise
     return path
 
@@ -327,7 +337,7 @@ def read_run(path: str | Path) -> RunRecord:
             )[["true", "predicted", "text", "probability"]]
             if (folder / MISTAKES).is_file() else None
         )
-    except (KeyError, ValueError, TypeError, IndexError) as exc:
+    except (KeyError, ValueError, TypeError, IndexError, OverflowError) as exc:
         raise ToolkitError(
             f"run folder '{shown(folder)}' has a malformed table or metrics file "
             f"({shown(type(exc).__name__)}: {shown(exc)[:200]})."

@@ -17,6 +17,11 @@ from string import Template
 from toolkit.contracts import NAME_PATTERN
 from toolkit.errors import ToolkitError
 from toolkit.registry import Registry, load_registry
+from toolkit.safe_files import shown
+
+#: The longest plugin name: it becomes folder and file names (toolkit-NAME, toolkit_NAME),
+#: which most filesystems cap at 255 bytes, and a name people type.
+MAX_NAME_LENGTH = 64
 
 #: Template file -> where it goes in the skeleton (paths are templates too).
 FILES = {
@@ -44,19 +49,24 @@ def new_plugin(name: str, directory: str | Path = ".", registry: Registry | None
     distribution = f"toolkit-{name}"
     parent = Path(directory).expanduser()
     target = parent / distribution
-    if target.exists():
-        raise ToolkitError(f"'{target}' already exists; choose another NAME or --directory.")
+    if os.path.lexists(target):
+        raise ToolkitError(f"'{shown(target)}' already exists; choose another NAME or --directory.")
     try:
         parent.mkdir(parents=True, exist_ok=True)
     except (FileExistsError, NotADirectoryError):
-        raise ToolkitError(f"'{parent}' is not a folder; choose another --directory.") from None
+        raise ToolkitError(f"'{shown(parent)}' is not a folder; choose another --directory.") from None
     except OSError as exc:
         raise ToolkitError(
-            f"cannot create the folder '{parent}' ({exc.strerror}); choose another --directory."
+            f"cannot create the folder '{shown(parent)}' ({exc.strerror}); choose another --directory."
         ) from None
     values = {"name": name, "package": package, "distribution": distribution, "toolkit_version": __version__}
     templates = resources.files("toolkit") / "templates" / "plugin"
-    staging = Path(tempfile.mkdtemp(prefix=f".{distribution}-", dir=parent))
+    try:
+        staging = Path(tempfile.mkdtemp(prefix=f".{distribution}-", dir=parent))
+    except OSError as exc:  # a read-only folder, a full disk
+        raise ToolkitError(
+            f"cannot write into '{shown(parent)}' ({exc.strerror}); choose another --directory."
+        ) from None
     try:
         staging.chmod(0o755)  # mkdtemp makes it private; the skeleton is an ordinary folder
         for template, relative in FILES.items():
@@ -65,6 +75,12 @@ def new_plugin(name: str, directory: str | Path = ".", registry: Registry | None
             text = Template((templates / template).read_text(encoding="utf-8")).substitute(values)
             path.write_text(text, encoding="utf-8")
         os.rename(staging, target)  # all or nothing: a half-written skeleton never appears
+    except OSError as exc:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise ToolkitError(
+            f"cannot write the skeleton into '{shown(parent)}' ({exc.strerror}); nothing was left "
+            "there. Choose another --directory."
+        ) from None
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -72,6 +88,11 @@ def new_plugin(name: str, directory: str | Path = ".", registry: Registry | None
 
 
 def _check_name(name: str, registry: Registry) -> None:
+    if len(name) > MAX_NAME_LENGTH:
+        raise ToolkitError(
+            f"plugin name '{shown(name[:20])}...' has {len(name)} characters; give at most "
+            f"{MAX_NAME_LENGTH} (it names a folder, a package and a distribution)."
+        )
     if not NAME_PATTERN.fullmatch(name):
         raise ToolkitError(
             f"plugin name {name!r} must be lower-case letters and digits, words joined by '-', "

@@ -6,9 +6,13 @@ Kept free of torch, pandas and matplotlib at import time, so the CLI starts fast
 
 from __future__ import annotations
 
+import errno
 import os
+import signal
 import sys
 import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
@@ -34,6 +38,49 @@ if TYPE_CHECKING:  # pandas, sklearn and torch load only when a command needs th
 DEBUG_ENV_VAR = "TOOLKIT_DEBUG"
 #: The shell's status for a command stopped by Ctrl-C (128 + SIGINT).
 INTERRUPTED_EXIT = 130
+#: The shell's status for a command stopped by SIGTERM (128 + SIGTERM).
+TERMINATED_EXIT = 128 + signal.SIGTERM
+
+
+@contextmanager
+def sigterm_unwinds() -> Iterator[None]:
+    """SIGTERM raises SystemExit(143) inside the block, so `finally` blocks and `except
+    BaseException` clean-ups (claimed folders, temporary files) run on the way out."""
+
+    def _exit(signum: int, frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, _exit)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+#: Errors of writing to a stream that no retry fixes: a full disk or device, a closed pipe.
+_STREAM_FULL = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT, errno.EPIPE, errno.EIO)
+
+
+@contextmanager
+def writing_stdout() -> Iterator[None]:
+    """Output printed inside the block, flushed at its end; stdout that cannot take it (a full
+    disk, /dev/full, a closed pipe) is one line, not a traceback, and Python's own flush at
+    exit is kept from failing a second time."""
+    try:
+        yield
+        sys.stdout.flush()
+    except OSError as exc:
+        if exc.errno not in _STREAM_FULL:
+            raise
+        with suppress(OSError, ValueError):  # what is left in the buffer can go nowhere
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        fix = (
+            "the program reading it stopped early" if exc.errno == errno.EPIPE
+            else "free some space where it goes, or write to a file with --output"
+        )
+        raise ToolkitError(
+            f"cannot write to standard output ({exc.strerror}); the output is incomplete: {fix}."
+        ) from None
 
 
 class ToolkitGroup(TyperGroup):

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 import typer
 
 from toolkit.cache import cache_dir
-from toolkit.cli.common import cli_plugins, new_typer, print_specs, registry_from
+from toolkit.cli.common import cli_plugins, new_typer, print_specs, registry_from, sigterm_unwinds
 from toolkit.contracts import loaded_dataset
 from toolkit.errors import ToolkitError
 from toolkit.loading import dataset_params
@@ -66,7 +66,9 @@ def download(ctx: typer.Context, name: str, param: ParamOption = None) -> None:
     spec, params = _resolve(ctx, name, param)
     if spec.download is None:
         raise ToolkitError(f"dataset '{name}' has nothing to download; it reads local or installed data.")
-    typer.echo(str(spec.download(**params)))
+    with sigterm_unwinds():  # a stopped download leaves no temporary files in the cache
+        folder = spec.download(**params)
+    typer.echo(str(folder))
 
 
 @datasets_app.command("path")

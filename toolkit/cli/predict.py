@@ -15,7 +15,15 @@ from typing import TYPE_CHECKING, Annotated, TextIO
 
 import typer
 
-from toolkit.cli.common import RunOption, cli_plugins, load_predictor, registry_from
+from toolkit.cli.common import (
+    RunOption,
+    cli_plugins,
+    load_predictor,
+    registry_from,
+    sigterm_unwinds,
+    writing_stdout,
+)
+from toolkit.csv_cells import safe_cell
 from toolkit.errors import ToolkitError
 from toolkit.safe_files import atomic_file, shown
 
@@ -107,17 +115,37 @@ def predict(
     ] = "parquet",
     min_confidence: MinConfidenceOption = None,
     coverage: CoverageOption = None,
+    raw_csv: Annotated[
+        bool,
+        typer.Option(
+            "--raw-csv",
+            help="Write CSV cells as they are: by default a text or class starting with = + - @, a tab "
+            "or CR gets a leading ' so a spreadsheet shows it rather than running it as a formula.",
+        ),
+    ] = False,
 ) -> None:
     """Classify names given on the command line, or every line of a file (to a CSV), or many
-    files into a folder of partitions (locally or on a Dask cluster; see docs/scale.md)."""
+    files into a folder of partitions (locally or on a Dask cluster; see docs/scale.md).
+    SIGTERM stops it at once, leaving no partial output (exit 143)."""
     options = _options(min_confidence, coverage)
+    with sigterm_unwinds(), writing_stdout():
+        _predict(ctx, run, names, top, as_json, input_file, column, output, batch_size, threads, engine,
+                 scheduler, workers, output_format, raw_csv, options)
+
+
+def _predict(
+    ctx: typer.Context, run: Path, names: list[str] | None, top: int, as_json: bool,
+    input_file: str | None, column: str | None, output: str | None, batch_size: int, threads: int,
+    engine: str, scheduler: str | None, workers: int | None, output_format: str, raw_csv: bool,
+    options: dict[str, float | None],
+) -> None:
     if input_file is None and not names:
         raise ToolkitError("give names to classify, or --input FILE; see `toolkit predict --help`.")
     if input_file is not None and names:
         raise ToolkitError("give either names or --input FILE, not both.")
     if engine != "local" or (output is not None and _is_folder(output)):
         _predict_batch(ctx, run, input_file, column, output, top, as_json, batch_size, engine,
-                       scheduler, workers, output_format, options)
+                       scheduler, workers, output_format, not raw_csv, options)
         return
     if scheduler is not None or workers is not None:
         raise ToolkitError("--scheduler and --workers belong to --engine dask.")
@@ -150,7 +178,10 @@ def predict(
     if as_json:
         write = _write_json_lines
     else:
-        write = functools.partial(_write_csv, abstain=min_confidence is not None, sets=coverage is not None)
+        write = functools.partial(
+            _write_csv, abstain=options["min_confidence"] is not None, sets=options["coverage"] is not None,
+            escape=not raw_csv,
+        )
     if output is None:
         write(predictions, top, sys.stdout)
     else:
@@ -202,7 +233,7 @@ def _is_folder(output: str) -> bool:
 def _predict_batch(
     ctx: typer.Context, run: Path, input_pattern: str | None, column: str | None, output: str | None,
     top: int, as_json: bool, batch_size: int, engine: str, scheduler: str | None, workers: int | None,
-    output_format: str, options: dict[str, float | None],
+    output_format: str, escape_csv: bool, options: dict[str, float | None],
 ) -> None:
     from toolkit.batch import predict_files
 
@@ -214,7 +245,7 @@ def _predict_batch(
     result = predict_files(
         run, input_pattern, output, column=column, top=top, engine=engine, scheduler=scheduler,
         workers=workers, output_format=output_format, batch_size=batch_size,
-        plugins=cli_plugins(ctx), **options,
+        plugins=cli_plugins(ctx), escape_csv=escape_csv, **options,
     )
     on = f" on {result.workers} Dask worker{'s' if result.workers != 1 else ''}" if result.workers else ""
     typer.echo(
@@ -281,11 +312,14 @@ def _with_progress_lines(texts: Iterator[str], path: Path, size: int) -> Iterato
 
 def _write_csv(
     predictions: Iterator[Prediction], top: int, out: TextIO | io.TextIOBase, abstain: bool = False,
-    sets: bool = False,
+    sets: bool = False, escape: bool = True,
 ) -> int:
     """A CSV row per text; with `abstain` an `abstained` column (true: the class cells are
-    empty), with `sets` a `set` column (the set's classes as a JSON list, most likely first)."""
+    empty), with `sets` a `set` column (the set's classes as a JSON list, most likely first).
+    Texts and class names are made safe for spreadsheets unless `escape` is false
+    (`toolkit.csv_cells`)."""
     writer = csv.writer(out)
+    cell = safe_cell if escape else _as_is
     header = ["input", "predicted", "probability"]
     for rank in range(1, top + 1):
         header += [f"class_{rank}", f"probability_{rank}"]
@@ -294,9 +328,9 @@ def _write_csv(
     for prediction in predictions:
         answered = prediction.guesses and not prediction.abstained  # else nothing left to read, or unknown
         probability = f"{prediction.probability:.6f}" if answered else ""
-        row = [prediction.text, prediction.label, probability]
+        row = [cell(prediction.text), cell(prediction.label), probability]
         for guess in prediction.guesses:
-            row += [guess.label, f"{guess.probability:.6f}"] if answered else ["", ""]
+            row += [cell(guess.label), f"{guess.probability:.6f}"] if answered else ["", ""]
         if abstain or sets:  # the extra columns stay in place
             row += [""] * (3 + 2 * top - len(row))
         if abstain:
@@ -307,6 +341,10 @@ def _write_csv(
         writer.writerow(row)
         count += 1
     return count
+
+
+def _as_is(value: str) -> str:
+    return value
 
 
 def _write_json_lines(predictions: Iterator[Prediction], top: int, out: TextIO | io.TextIOBase) -> int:

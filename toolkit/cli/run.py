@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import signal
 from pathlib import Path
-from types import FrameType
 from typing import Annotated, Any
 
 import typer
 
 from toolkit import api
-from toolkit.cli.common import INTERRUPTED_EXIT, cli_plugins, print_report
+from toolkit.cli.common import INTERRUPTED_EXIT, cli_plugins, print_report, sigterm_unwinds
 from toolkit.params import parse_assignments
 
 
@@ -81,7 +79,9 @@ def run(
 
     Ctrl-C stops training and saves what was learned, marked as interrupted; the command then
     exits with status 130. SIGTERM stops at once and removes the unfinished run folder (143).
-    With --nproc N (or under torchrun), every rank stops and no run folder is written.
+    With --nproc N (or under torchrun), Ctrl-C stops every rank; rank 0 saves the interrupted
+    run when it can, and the last line says whether it did. SIGTERM to the launcher stops every
+    rank and leaves no run folder (143).
     """
     params = parse_assignments(param or [])
     names = {"dataset": dataset, "model": model, "encoder": encoder, "seed": seed, "device": device,
@@ -92,16 +92,13 @@ def run(
         return  # rank 0 printed the results
     from toolkit import distributed
 
-    previous = signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
-        with distributed.recording_failure():
+        with sigterm_unwinds(), distributed.recording_failure():
             result = api.run(**names, **tracking, params=params, output=output, plugins=cli_plugins(ctx))
     except Exception as exc:
         if distributed.under_torchrun() and distributed.launcher_reports():
             raise typer.Exit(distributed.child_exit_code(exc)) from None  # the launcher says why
         raise
-    finally:
-        signal.signal(signal.SIGTERM, previous)
     if result.world_size > 1 and result.run_dir is None:
         return  # a rank other than 0: rank 0 prints
     if result.interrupted:
@@ -133,18 +130,13 @@ def run(
         raise typer.Exit(INTERRUPTED_EXIT)
 
 
-def _exit_on_sigterm(signum: int, frame: FrameType | None) -> None:
-    """SIGTERM unwinds like an exception, so the claimed run folder is removed on the way out."""
-    raise SystemExit(128 + signum)
-
-
 def _launch(
     ctx: typer.Context, nproc: int, names: dict[str, Any], pairs: list[str], params: dict[str, str],
     output: Path | None, track: list[str],
 ) -> None:
     """Run this command as `nproc` ranks (torchrun's launcher), after checking it here."""
     from toolkit.distributed import launch
-    from toolkit.rundir import claim_default_run_dir, claim_run_dir
+    from toolkit.rundir import CONFIG, claim_default_run_dir, claim_run_dir
 
     # fail early, here
     plan = api.plan_run(**names, params=params, output=output, plugins=cli_plugins(ctx), track=track)
@@ -163,7 +155,11 @@ def _launch(
     try:
         launch(nproc, args)
     except KeyboardInterrupt:
-        typer.echo("Interrupted: every rank was stopped; no run folder was written.", err=True)
+        if (claim.path / CONFIG).is_file():  # rank 0 took the Ctrl-C too and saved what it learned
+            typer.echo(f"Interrupted: every rank was stopped; rank 0 saved the interrupted run to "
+                       f"{claim.path}.", err=True)
+        else:
+            typer.echo("Interrupted: every rank was stopped; no run folder was written.", err=True)
         raise typer.Exit(INTERRUPTED_EXIT) from None
     finally:
         if claim.created and claim.path.is_dir() and not any(claim.path.iterdir()):

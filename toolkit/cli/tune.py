@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import signal
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from toolkit.cli.common import INTERRUPTED_EXIT, cli_plugins
-from toolkit.cli.run import _exit_on_sigterm
+from toolkit.cli.common import INTERRUPTED_EXIT, cli_plugins, sigterm_unwinds
 from toolkit.params import parse_assignments
 
 
@@ -79,16 +77,13 @@ def tune(
             raise typer.BadParameter("--show needs --study FILE.", param_hint="--show")
         _print_study(*tuning.show_study(study))
         return
-    previous = signal.signal(signal.SIGTERM, _exit_on_sigterm)  # unwinds: the final run's folder is removed
-    try:
+    with sigterm_unwinds():  # the final run's unfinished folder and the study's lock are removed
         result = tuning.tune(
             dataset=dataset, model=model, encoder=encoder, trials=trials, timeout=timeout,
             params=parse_assignments(param or []), space=parse_assignments(space or []), study=study,
             metric=metric, seed=seed, device=device, output=output, plugins=cli_plugins(ctx),
             final=final, echo=lambda line: typer.echo(line, err=True),
         )
-    finally:
-        signal.signal(signal.SIGTERM, previous)
     if result.best_value is None:
         typer.echo(f"No trial finished; the study is in {result.study_path}.")
     else:

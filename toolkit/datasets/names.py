@@ -120,9 +120,11 @@ def load(**params: Any) -> toolkit.TextDataset:
     so a truncated copy is never read silently."""
     config = NamesConfig(**params)
     data_dir = config.data_dir
-    path = _location(data_dir)
-    _check_exists(path, data_dir)
-    label_files = _read(path)
+    with toolkit.reading_folder(cached_folder()):  # `toolkit datasets download names` may be replacing it now
+        path = _location(data_dir)
+        _check_exists(path, data_dir)
+        label_files = _read(path)
+        record = _download_record(path)
     extra: dict[str, Any] = {}
     tutorial_files = {name.removesuffix(".txt") for name in label_files.content_sha256} == set(CONTENT_SHA256)
     if path in (bundled_folder(), cached_folder()) or (config.verify and tutorial_files):
@@ -135,7 +137,7 @@ def load(**params: Any) -> toolkit.TextDataset:
             repair = "pass --param dataset.verify=false to read an edited copy as it is"
         _verify(label_files, f"{shown} ({path})", repair)
         extra = {"origin": ORIGIN, "license": LICENSE, "verified": "content SHA-256 of all 18 files"}
-    extra.update(_download_record(path))
+    extra.update(record)
     return toolkit.dataset_from_files(label_files, config.normalization, extra)
 
 
