@@ -11,6 +11,7 @@ matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
 import pandas as pd  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 #: The confusion plot grows with the classes up to this many inches (4,000 pixels) a side.
@@ -33,10 +34,7 @@ def plot_loss(
     ax.set_title("Loss per epoch")
     ax.grid(alpha=0.3)
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, format="png")
-    plt.close(fig)
-    return path
+    return _saved(fig, path)
 
 
 def plot_confusion(normalized: pd.DataFrame, path: Path | IO[bytes]) -> Path | IO[bytes]:
@@ -51,10 +49,7 @@ def plot_confusion(normalized: pd.DataFrame, path: Path | IO[bytes]) -> Path | I
     ax.set_ylabel("true class")
     ax.set_title("Confusion matrix (each row sums to 1)")
     fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
-    fig.tight_layout()
-    fig.savefig(path, format="png")
-    plt.close(fig)
-    return path
+    return _saved(fig, path)
 
 
 def plot_losses(histories: dict[str, pd.DataFrame]) -> bytes:
@@ -99,10 +94,7 @@ def plot_reliability(
     ax.set_title("Reliability on the test split")
     ax.grid(alpha=0.3)
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, format="png")
-    plt.close(fig)
-    return path
+    return _saved(fig, path)
 
 
 def plot_abstention(curve: list[dict[str, float]], path: Path | IO[bytes]) -> Path | IO[bytes]:
@@ -115,6 +107,11 @@ def plot_abstention(curve: list[dict[str, float]], path: Path | IO[bytes]) -> Pa
     ax.set_ylabel("accuracy on the answered texts")
     ax.set_title("Accuracy against coverage")
     ax.grid(alpha=0.3)
+    return _saved(fig, path)
+
+
+def _saved(fig: Figure, path: Path | IO[bytes]) -> Path | IO[bytes]:
+    """Lay out `fig`, write it to `path` as PNG and free it."""
     fig.tight_layout()
     fig.savefig(path, format="png")
     plt.close(fig)

@@ -11,7 +11,7 @@ import os
 import signal
 import sys
 import traceback
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
@@ -275,3 +275,12 @@ def load_predictor(ctx: typer.Context, run: Path, threads: int = 1) -> Predictor
 
     registry_from(ctx)  # make sure --plugin plugins are loaded before the model is rebuilt
     return load_run(run, cli_plugins(ctx), threads)
+
+
+def refuse_unreadable(unreadable: Sequence[str], normalization: Any) -> None:
+    """One line for the first text of which the run's normalisation leaves nothing to read."""
+    if unreadable:
+        raise ToolkitError(
+            f"nothing of '{shown(unreadable[0])}' is left after the run's normalisation "
+            f"({normalization}); give a text with characters the model reads."
+        )

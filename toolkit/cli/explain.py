@@ -9,8 +9,7 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
-from toolkit.cli.common import RunOption, load_predictor
-from toolkit.errors import ToolkitError
+from toolkit.cli.common import RunOption, load_predictor, refuse_unreadable
 from toolkit.safe_files import shown
 
 if TYPE_CHECKING:  # torch loads only when the command runs
@@ -36,12 +35,7 @@ def explain(
     predictor = load_predictor(ctx, run)
     explanations = predictor.explain(texts, label)
     unreadable = [e.text for e in explanations if not e.label]
-    if unreadable:
-        raise ToolkitError(
-            f"nothing of '{shown(unreadable[0])}' is left after the run's normalisation "
-            f"({(predictor.config.get('provenance') or {}).get('normalization')}); give a text "
-            "with characters the model reads."
-        )
+    refuse_unreadable(unreadable, (predictor.config.get("provenance") or {}).get("normalization"))
     if as_json:
         typer.echo(json.dumps([e.to_dict() for e in explanations], indent=2, ensure_ascii=False))
         return

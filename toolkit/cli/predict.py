@@ -19,6 +19,7 @@ from toolkit.cli.common import (
     RunOption,
     cli_plugins,
     load_predictor,
+    refuse_unreadable,
     registry_from,
     sigterm_unwinds,
     writing_stdout,
@@ -159,12 +160,7 @@ def _predict(
         assert names is not None
         predictions = predictor.predict(names, top, **options)
         unreadable = [p.text for p in predictions if not p.guesses]
-        if unreadable:
-            raise ToolkitError(
-                f"nothing of '{shown(unreadable[0])}' is left after the run's normalisation "
-                f"({(predictor.config.get('provenance') or {}).get('normalization')}); give a text "
-                "with characters the model reads."
-            )
+        refuse_unreadable(unreadable, (predictor.config.get("provenance") or {}).get("normalization"))
         if as_json:
             typer.echo(json.dumps([p.to_dict() for p in predictions], indent=2, ensure_ascii=False))
         else:
