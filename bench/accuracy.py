@@ -304,7 +304,7 @@ def write(
     benchmark stopped early still leaves what it measured, marked as incomplete."""
     runs = pd.DataFrame(rows)
     command = shlex.join(["python", "bench/accuracy.py", *(sys.argv[1:] if argv is None else argv)])
-    done = "" if len(rows) == total else f" **Incomplete: {len(rows)} of {total} runs done when written.**"
+    done = "" if len(rows) >= total else f" **Incomplete: {len(rows)} of {total} runs done when written.**"
     text = (
         f"{heading} (`bench/accuracy.py`)\n\n"
         f"`{command}` on {machine()}, on {time.strftime('%Y-%m-%d %H:%M')}; {before} before, {after} "
