@@ -116,14 +116,21 @@ def test_an_example_budget_counts_names_not_epochs(parts):
     assert result.history["epoch"].tolist() == [1, 2, 3]  # 400 + 400 + 200 names
 
 
-def test_early_stopping_keeps_the_best_validation_weights(parts):
-    """Validation labels shuffled: the better the model fits, the worse the validation loss."""
+def misled(parts) -> tuple[toolkit.TextDataset, toolkit.TextDataset, OneHotEncoder, dict]:
+    """The training part, a validation set of the same texts with shuffled labels (the better
+    the model fits, the worse its validation loss), the encoder and trainer parameters that
+    stop early on it."""
     train_data, _ = parts
     labels = train_data.labels()
     random.Random(1).shuffle(labels)
     misleading = toolkit.TextDataset.from_pairs(train_data.texts, labels)
-    encoder = fitted_encoder(train_data)
     params = FAST | {"epochs": 30, "patience": 2, "schedule": "constant"}
+    return train_data, misleading, fitted_encoder(train_data), params
+
+
+def test_early_stopping_keeps_the_best_validation_weights(parts):
+    """Validation labels shuffled: the better the model fits, the worse the validation loss."""
+    train_data, misleading, encoder, params = misled(parts)
     result = train(new_model(encoder), encoder, train_data, misleading, params, progress=False)
     history = result.history
     assert result.stop_reason.startswith("early stop")
@@ -138,12 +145,7 @@ def test_early_stopping_keeps_the_best_validation_weights(parts):
 def test_patience_running_out_on_the_last_epoch_is_no_early_stop(parts):
     """The same training as one that stopped early, planned to end on the epoch it stopped
     at: it completed, keeping the same best epoch's weights."""
-    train_data, _ = parts
-    labels = train_data.labels()
-    random.Random(1).shuffle(labels)
-    misleading = toolkit.TextDataset.from_pairs(train_data.texts, labels)
-    encoder = fitted_encoder(train_data)
-    params = FAST | {"epochs": 30, "patience": 2, "schedule": "constant"}
+    train_data, misleading, encoder, params = misled(parts)
     stopped = train(new_model(encoder), encoder, train_data, misleading, params, progress=False)
     assert stopped.stop_reason.startswith("early stop") and len(stopped.history) < 30
     planned = len(stopped.history)
