@@ -376,7 +376,9 @@ def test_sigterm_during_a_download_leaves_no_temporary_files(tmp_path):
         process = _start(["datasets", "download", "names", "--param",
                           f"url=http://127.0.0.1:{server.server_address[1]}/data.zip"],
                          env={**os.environ, "TOOLKIT_CACHE_DIR": str(cache)})
-        _wait_for(lambda: [p for p in cache.glob(".names-download-*/data.zip") if p.stat().st_size], process)
+        # The staging file exists once the download writes (its first bytes may sit in the file's
+        # buffer for minutes at this trickle, so its size says nothing yet).
+        _wait_for(lambda: list(cache.glob(".names-download-*/data.zip")), process)
         process.send_signal(signal.SIGTERM)
         _, stderr = process.communicate(timeout=60)
     finally:
