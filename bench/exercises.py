@@ -82,8 +82,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.write and args.param:
         parser.error("--write records the defaults' numbers; drop --param")
     extra = parse_assignments(args.param)
+    before = load()
     print(f"Machine: {machine()}")
-    print(f"Before: {load()}")
+    print(f"Before: {before}")
     names = toolkit.load_dataset("names")
     names_folder = Path(toolkit.load_registry().dataset("names").location())
     with tempfile.TemporaryDirectory() as scratch_name:
@@ -91,8 +92,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         names_csv = scratch / "names.csv"
         pd.DataFrame({"text": names.texts, "label": names.labels()}).to_csv(names_csv, index=False)
         rows = [measure(e, extra, scratch) for e in exercises(names_csv, names_folder)]
-    print(f"After: {load()}")
-    text = table(rows)
+    after = load()
+    print(f"After: {after}")
+    text = (f"On {machine()}, {time.strftime('%Y-%m-%d')}; {before} before, {after} after.\n\n"
+            + table(rows))
     print("\n" + text)
     if args.write:
         write_between_markers(args.write, "exercises", text)
