@@ -221,7 +221,7 @@ def write_run(
     try:
         recorded = {
             "format_version": FORMAT_VERSION, "toolkit_version": __version__,
-            "created_at": datetime.now(UTC).isoformat(timespec="seconds"), **config,
+            "created_at": datetime.now(UTC).isoformat(timespec="milliseconds"), **config,
         }
         tensors = {k: v.detach().cpu().contiguous() for k, v in weights.items()}
         save_file(tensors, staging / WEIGHTS, metadata={"format": "toolkit", "format_version": "1"})
