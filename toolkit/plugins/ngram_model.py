@@ -31,7 +31,6 @@ embedding is sparse: the trainer gives it SparseAdam, which updates only those r
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Sequence
 
 import torch
@@ -72,13 +71,19 @@ def word_tables(symbols: Sequence[str]) -> tuple[list[bool], list[bool], list[in
     return word, solo, fold
 
 
-@functools.cache
+#: One table of powers per device, grown to the widest batch seen (at most train.max_length).
+_POWER_TABLES: dict[torch.device, torch.Tensor] = {}
+
+
 def _powers(count: int, device: torch.device) -> torch.Tensor:
     """HASH_BASE^k mod HASH_MODULUS for k < count."""
-    values = [1]
-    for _ in range(count - 1):
-        values.append(values[-1] * HASH_BASE % HASH_MODULUS)
-    return torch.tensor(values, dtype=torch.long, device=device)
+    table = _POWER_TABLES.get(device)
+    if table is None or len(table) < count:
+        values = [1]
+        for _ in range(count - 1):
+            values.append(values[-1] * HASH_BASE % HASH_MODULUS)
+        table = _POWER_TABLES[device] = torch.tensor(values, dtype=torch.long, device=device)
+    return table[:count]
 
 
 class NgramModel(nn.Module):
