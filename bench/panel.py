@@ -16,6 +16,16 @@ saying where every line came from, its licence and the command that built it:
   words and 10-160 characters, at most 2,000 per language (drawn with seed 0).
   Each catalogue is under its program's licence (mostly the GPL).
 
+- `ui-programs`: the English messages (msgids) of the same gettext catalogues, labelled by the
+  catalogue's domain, the program they belong to (git, coreutils, postgres-15, ...): what program
+  prints this message. The `iso_*` code lists are left out, and so is every message that two
+  programs share; domains with at least 100 such messages, at most 1,500 per domain (seed 0).
+- `package-summaries`: one-line summaries of software packages labelled by the registry they
+  are published in (PyPI, npm, NuGet), from the package lists in /work/.library/env/packages
+  (the registries' own summaries; the notes those lists prepend in "[tested here: ...]" and
+  NuGet's trailing "[tags]" removed); summaries of two or more words and 10-160 characters,
+  at most 6,000 per registry (seed 0).
+
 One more data set is built the same way but kept out of the panel: `debian-packages`, the
 one-line descriptions of Debian 12's packages (the apt index of bookworm main,
 /var/lib/apt/lists/*bookworm_main*Packages.lz4, read with `lz4cat`), labelled by the package's
@@ -57,6 +67,12 @@ APT_LISTS = Path("/var/lib/apt/lists")
 MIN_CLASS = 20
 LANGUAGES = 16
 PER_LANGUAGE = 2_000
+PER_PROGRAM = 1_500
+MIN_PROGRAM = 100
+PACKAGE_LISTS = Path("/work/.library/env/packages")
+#: Registry -> (list file, column of the summary).
+REGISTRIES = {"pypi": ("pypi.tsv", 4), "npm": ("npm.tsv", 3), "nuget": ("nuget.tsv", 3)}
+PER_REGISTRY = 6_000
 APROPOS_LINE = re.compile(r"^(?P<name>.+?) \((?P<section>[1-9])[^)]*\)\s+- (?P<text>.+)$")
 
 
@@ -122,6 +138,70 @@ def ui_messages(locale_dir: Path = LOCALE_DIR) -> tuple[list[tuple[str, str]], d
     }
 
 
+def message_text(text: str) -> str | None:
+    """A message with white space collapsed, or None when it is not a several-word message."""
+    text = " ".join(text.split())
+    return text if 10 <= len(text) <= 160 and len(text.split()) >= 2 else None
+
+
+def ui_programs(locale_dir: Path = LOCALE_DIR) -> tuple[list[tuple[str, str]], dict[str, str]]:
+    files = sorted(locale_dir.glob("*/LC_MESSAGES/*.mo")) if locale_dir.is_dir() else []
+    if not files:
+        raise MissingSource(f"ui-programs: no gettext catalogues under {locale_dir}; install translations")
+    by_program: dict[str, set[str]] = defaultdict(set)
+    for path in files:
+        if path.stem.startswith("iso_"):
+            continue
+        try:
+            with path.open("rb") as handle:
+                keys = gettext.GNUTranslations(handle)._catalog
+        except (OSError, ValueError, LookupError):
+            continue
+        for key in keys:
+            key = key[0] if isinstance(key, tuple) else key  # plural forms: (msgid, n)
+            if isinstance(key, str) and (text := message_text(key.split("\x04")[-1])):  # drop msgctxt
+                by_program[path.stem].add(text)
+    owners = Counter(text for texts in by_program.values() for text in texts)
+    rng = random.Random(0)
+    rows = []
+    for program in sorted(by_program):
+        own = sorted(text for text in by_program[program] if owners[text] == 1)
+        if len(own) >= MIN_PROGRAM:
+            rows += [(text, program) for text in rng.sample(own, min(PER_PROGRAM, len(own)))]
+    return rows, {
+        "source": f"the English messages (msgids) of the GNU gettext catalogues under {locale_dir}, "
+                  "iso_* code lists and messages of two or more programs left out",
+        "label": "the catalogue's domain (the program the message belongs to)",
+        "licence": "each catalogue under its program's licence (see /usr/share/doc/*/copyright)",
+    }
+
+
+def package_summaries(lists: Path = PACKAGE_LISTS) -> tuple[list[tuple[str, str]], dict[str, str]]:
+    rng = random.Random(0)
+    rows = []
+    for registry, (file, column) in REGISTRIES.items():
+        path = lists / file
+        if not path.is_file():
+            raise MissingSource(f"package-summaries: {path} is missing (the package lists of this machine's "
+                                "tool library)")
+        texts = set()
+        with path.open(encoding="utf-8", errors="replace") as handle:
+            next(handle)  # header
+            for line in handle:
+                cells = line.rstrip("\n").split("\t")
+                if len(cells) > column:
+                    summary = re.sub(r"^\[tested here:[^]]*\]\s*", "", cells[column])
+                    summary = re.sub(r"\s*\[[^]]*\]$", "", summary)
+                    if text := message_text(summary):
+                        texts.add(text)
+        rows += [(text, registry) for text in rng.sample(sorted(texts), min(PER_REGISTRY, len(texts)))]
+    return rows, {
+        "source": f"package summaries in the package lists under {lists} (pypi.tsv, npm.tsv, nuget.tsv)",
+        "label": "the registry the package is published in (pypi, npm, nuget)",
+        "licence": "package metadata published by each registry's package authors",
+    }
+
+
 def debian_packages() -> tuple[list[tuple[str, str]], dict[str, str]]:
     index = sorted(APT_LISTS.glob("*_dists_bookworm_main_binary-*_Packages.lz4"))
     if not index or shutil.which("lz4cat") is None:
@@ -141,7 +221,8 @@ def debian_packages() -> tuple[list[tuple[str, str]], dict[str, str]]:
 
 
 BUILDERS: dict[str, Callable[..., tuple[list[tuple[str, str]], dict[str, str]]]] = {
-    "manpages": manpages, "ui-messages": ui_messages, "debian-packages": debian_packages,
+    "manpages": manpages, "ui-messages": ui_messages, "ui-programs": ui_programs,
+    "package-summaries": package_summaries, "debian-packages": debian_packages,
 }
 #: Built like the panel but never used to choose a default: the check on data nobody tuned for.
 HELD_OUT = ("debian-packages",)
@@ -191,7 +272,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"panel.py: unknown data set {name!r}; choose from {', '.join(BUILDERS)}", file=sys.stderr)
             return 2
         try:
-            rows, about = ui_messages(args.locale_dir) if name == "ui-messages" else BUILDERS[name]()
+            builder = BUILDERS[name]
+            located = name in ("ui-messages", "ui-programs")
+            rows, about = builder(args.locale_dir) if located else builder()
         except MissingSource as exc:
             print(f"panel.py: {exc}", file=sys.stderr)
             return 2
