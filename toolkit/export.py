@@ -17,6 +17,7 @@ can be recovered from what the run recorded (its data unchanged).
 from __future__ import annotations
 
 import io
+import logging
 import random
 import tempfile
 import warnings
@@ -74,8 +75,11 @@ def export_run(
         raise ToolkitError(
             f"unknown quantization '{shown(quantize)}'; use one of {', '.join(QUANTIZATIONS)}."
         )
+    from toolkit.predictor import NEEDED, load_run
+    from toolkit.rundir import open_run
+
+    open_run(run, NEEDED)  # a wrong path is said at once, before onnx and torch load
     _need_onnx()
-    from toolkit.predictor import load_run
 
     predictor = load_run(run, plugins)
     assert predictor.path is not None
@@ -199,9 +203,17 @@ def quantized_int8(graph: bytes) -> bytes:
     with tempfile.TemporaryDirectory(prefix="toolkit-export-") as scratch:
         source, target = Path(scratch, "float.onnx"), Path(scratch, "int8.onnx")
         source.write_bytes(graph)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            quantize_dynamic(source, target, weight_type=QuantType.QInt8)
+        quiet = logging.getLogger()  # the quantizer advises "pre-processing" on the root logger
+        level = quiet.level
+        quiet.setLevel(logging.ERROR)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                # EnableSubgraph: the scratch models' matrix products sit inside the graph's Loop.
+                quantize_dynamic(source, target, weight_type=QuantType.QInt8,
+                                 extra_options={"EnableSubgraph": True})
+        finally:
+            quiet.setLevel(level)
         return target.read_bytes()
 
 
