@@ -171,18 +171,19 @@ def _check_graph(graph: bytes, model: Any, encoder: Any, name: str) -> None:
     probe = encoder.encode(_probe_texts(encoder, 37, 40, seed=2))
     with torch.no_grad():
         expected = torch.log_softmax(model(*probe), dim=1).numpy()
+    advice = "its forward depends on the batch it was traced with: give the model an onnx_form() that exports"
     try:
         found = OnnxScorer(graph).log_probabilities(probe[0].numpy(), probe[1].numpy())
     except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own, unexported classes
         raise ToolkitError(
-            f"model '{shown(name)}' exported to a graph that onnxruntime cannot run: {_first_line(exc)}"
+            f"model '{shown(name)}' cannot be exported to ONNX: the traced graph fails on texts of other "
+            f"lengths ({_first_line(exc)[:160]}); {advice}."
         ) from None
     gap = float(np.abs(found - expected).max()) if found.shape == expected.shape else float("inf")
     if gap > TOLERANCE or not (found.argmax(1) == expected.argmax(1)).all():
         raise ToolkitError(
             f"model '{shown(name)}' cannot be exported to ONNX: the traced graph answers otherwise than "
-            f"the model on texts of other lengths (log-probabilities differ by up to {gap:.3g}); its "
-            "forward depends on the batch it was traced with: give the model an onnx_form() that exports."
+            f"the model on texts of other lengths (log-probabilities differ by up to {gap:.3g}); {advice}."
         )
 
 

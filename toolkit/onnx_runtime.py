@@ -47,7 +47,7 @@ class OnnxScorer:
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
-        options.log_severity_level = 3  # warnings about unused initialisers are not the user's business
+        options.log_severity_level = 4  # its errors reach the user as one ToolkitError line, not a log
         try:
             self.session = ort.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
         except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own, unexported classes
@@ -55,16 +55,19 @@ class OnnxScorer:
             raise ToolkitError(f"'{shown(name)}' is not a valid ONNX graph ({shown(first)[:200]}).") from None
         inputs = tuple(i.name for i in self.session.get_inputs())
         outputs = tuple(o.name for o in self.session.get_outputs())
-        if inputs != INPUTS or outputs != (OUTPUT,):
+        # A model that never reads the lengths (it finds the padding in the indices) exports without them.
+        if not inputs or not set(inputs) <= set(INPUTS) or outputs != (OUTPUT,):
             raise ToolkitError(
                 f"'{shown(name)}' is not a toolkit export (inputs {shown(', '.join(inputs))}, outputs "
                 f"{shown(', '.join(outputs))}); export the run again with `toolkit export`."
             )
         self.name = name
+        self.inputs = inputs
 
     def log_probabilities(self, indices: np.ndarray, lengths: np.ndarray) -> np.ndarray:
         """The graph's (batch, classes) log-probabilities for one encoded batch."""
-        return self.session.run([OUTPUT], {"indices": indices, "lengths": lengths})[0]
+        given = {"indices": indices, "lengths": lengths}
+        return self.session.run([OUTPUT], {name: given[name] for name in self.inputs})[0]
 
     def predict_proba(self, encoder: Any, texts: Sequence[str]) -> np.ndarray:
         """Class probabilities (len(texts), classes) in float64, rows in the order of `texts`;
