@@ -108,6 +108,11 @@ def test_word_ngrams_are_hashed_inside_the_graph_as_torch_hashes_them(runs):
     np.testing.assert_allclose(
         np.log(onnx_side.predict_proba(texts)), np.log(torch_side.predict_proba(texts)), atol=1e-5
     )
+    # the graph's powers of the hash base cover every offset inside a word of the longest text
+    from toolkit.limits import MAX_TEXT_LENGTH_LIMIT
+    from toolkit.plugins.ngram_model import OFFSET_BITS
+
+    assert MAX_TEXT_LENGTH_LIMIT < 2**OFFSET_BITS
 
 
 def test_int8_quantization_makes_a_smaller_file_and_prints_accuracy_before_and_after(cli, runs, tmp_path):
@@ -181,7 +186,8 @@ def test_onnxruntime_missing_is_refused_in_one_line_naming_the_extra(runs, comma
                              text=True)
     line = _one_line_error(blocked)
     purpose = "--runtime onnx" if command[0] == "predict" else "exporting to ONNX"
-    assert line == f"Error: {purpose} needs onnxruntime, which is not installed: pip install 'toolkit[onnx]'."
+    assert line == (f"Error: {purpose} needs onnxruntime, which is not installed: "
+                    "pip install -e '.[onnx]' in toolkit's folder.")
 
 
 PLUGIN_MODELS = '''

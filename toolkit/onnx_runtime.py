@@ -25,7 +25,7 @@ ONNX_FILE = "model.onnx"
 #: The graph's inputs and output, as `toolkit.export` names them.
 INPUTS, OUTPUT = ("indices", "lengths"), "log_probabilities"
 #: How to get onnx and onnxruntime.
-INSTALL_EXTRA = "pip install 'toolkit[onnx]'"
+INSTALL_EXTRA = "pip install -e '.[onnx]' in toolkit's folder"
 #: Protobuf's limit: a larger graph would need external data, which an export never uses.
 MAX_ONNX_BYTES = 2 * 2**30
 

@@ -89,7 +89,7 @@ class Ensemble(nn.Module):
         return combined(self.members, self.member_weights, self.combine, indices, lengths)
 
     def onnx_form(self) -> nn.Module:
-        """The ensemble as `toolkit.export` traces it: its members' own export forms, combined."""
+        """The ensemble as `toolkit export` traces it: its members' own export forms, combined."""
         return EnsembleGraph(self)
 
 

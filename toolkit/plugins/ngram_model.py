@@ -37,7 +37,6 @@ import torch
 from torch import nn
 
 import toolkit
-from toolkit.limits import MAX_TEXT_LENGTH_LIMIT
 from toolkit.plugins.ngram import NgramConfig
 
 #: Polynomial rolling hash modulo the Mersenne prime 2^31 - 1: every intermediate value
@@ -72,6 +71,8 @@ def word_tables(symbols: Sequence[str]) -> tuple[list[bool], list[bool], list[in
     return word, solo, fold
 
 
+#: Bits of the largest offset inside a word: texts have at most 10,000 characters (train.max_length).
+OFFSET_BITS = 14
 #: One table of powers per device, grown to the widest batch seen (at most train.max_length).
 _POWER_TABLES: dict[torch.device, torch.Tensor] = {}
 
@@ -92,7 +93,7 @@ def _powers_of(offsets: torch.Tensor) -> torch.Tensor:
     form an exported graph holds, as it cannot keep a table grown for the widest batch."""
     result = torch.ones_like(offsets)
     square = HASH_BASE
-    for bit in range(MAX_TEXT_LENGTH_LIMIT.bit_length()):
+    for bit in range(OFFSET_BITS):
         result = torch.where((offsets >> bit) % 2 == 1, result * square % HASH_MODULUS, result)
         square = square * square % HASH_MODULUS
     return result
@@ -248,7 +249,7 @@ class NgramModel(nn.Module):
         return self.scores(features)
 
     def onnx_form(self) -> nn.Module:
-        """The model as `toolkit.export` traces it: the same scores, pooled by a gather and a
+        """The model as `toolkit export` traces it: the same scores, pooled by a gather and a
         weighted sum (ONNX has no EmbeddingBag; a Gather of the table is what int8 quantizes)."""
         return NgramGraph(self)
 

@@ -54,7 +54,7 @@ class ScratchRNN(nn.Module):
         return self.i2o(last_combined)
 
     def onnx_form(self) -> nn.Module:
-        """The model as `toolkit.export` traces it: scripted, so the graph keeps the loop over
+        """The model as `toolkit export` traces it: scripted, so the graph keeps the loop over
         the characters (a trace would unroll it for the width of one batch)."""
         return torch.jit.script(self)
 
@@ -89,7 +89,7 @@ class ScratchGRU(nn.Module):
         return self.h2o(hidden)
 
     def onnx_form(self) -> nn.Module:
-        """The model as `toolkit.export` traces it: scripted, so the graph keeps the loop over
+        """The model as `toolkit export` traces it: scripted, so the graph keeps the loop over
         the characters (a trace would unroll it for the width of one batch)."""
         return torch.jit.script(self)
 

@@ -55,7 +55,7 @@ class TorchRNN(nn.Module):
         return self.classifier(self.dropout(features))
 
     def onnx_form(self) -> nn.Module:
-        """The model as `toolkit.export` traces it: the same scores without packed sequences,
+        """The model as `toolkit export` traces it: the same scores without packed sequences,
         which torch.onnx cannot export."""
         return TorchRNNGraph(self)
 
