@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -46,9 +45,7 @@ def measure(model: str, params: dict[str, Any], seed: int) -> dict[str, Any]:
                              progress=False, output=Path(scratch) / "run")
         predictor = toolkit.load_run(result.run_dir)
     texts, targets = list(result.split.test.texts), result.test_targets
-    started = time.perf_counter()
     graph = onnx_graph(predictor.model, predictor.encoder, model)
-    export_seconds = time.perf_counter() - started
     int8 = quantized_int8(graph)
     by_torch = predict_proba(predictor.model, predictor.encoder, texts, "cpu")
     by_float = OnnxScorer(graph).predict_proba(predictor.encoder, texts)
@@ -70,7 +67,6 @@ def measure(model: str, params: dict[str, Any], seed: int) -> dict[str, Any]:
         "float graph": accuracy["float"],
         "int8 graph": accuracy["int8"],
         "int8 points": delta,
-        "export s": export_seconds,
         "targets": ", ".join([
             "top class " + ("met" if same == len(texts) else "**missed**"),
             "accuracy " + ("met" if delta >= -MOST_POINTS_LOST else "**missed**"),
@@ -94,8 +90,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         print(rows[-1], flush=True)
     frame = pd.DataFrame(rows)
     formats = {"largest log-prob gap": ".1e", "float MB": ".3f", "int8 MB": ".3f", "int8 / float": ".2f",
-               "accuracy: torch": ".4f", "float graph": ".4f", "int8 graph": ".4f", "int8 points": "+.2f",
-               "export s": ".1f"}
+               "accuracy: torch": ".4f", "float graph": ".4f", "int8 graph": ".4f", "int8 points": "+.2f"}
     command = " ".join(["python bench/onnx_export.py", *(argv if argv is not None else sys.argv[1:])])
     text = "\n".join([
         f"`{command}` on {machine()}; {before} before, {load()} after.",

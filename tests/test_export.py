@@ -29,7 +29,7 @@ PARAMS = {
     "scratch-gru": {"model.hidden_size": 32},
     "gru": {"model.hidden_size": 24, "model.embedding_dim": 16, "model.num_layers": 2},
     "lstm": {"model.hidden_size": 24, "model.embedding_dim": 16, "model.pooling": "last+max"},
-    "rnn": {"model.hidden_size": 24, "model.embedding_dim": 16, "model.bidirectional": False},
+    "rnn": {"model.hidden_size": 48, "model.embedding_dim": 16, "model.bidirectional": False},
     "cnn": {"model.filters": 16},
     # a scripted member, a packed-sequence member and one with its hashing, in one traced graph
     "ensemble": {"model.members": "ngram,scratch-gru,lstm"},
@@ -142,6 +142,35 @@ def test_int8_quantization_makes_a_smaller_file_and_prints_accuracy_before_and_a
     shutil.copy(target, copy / ONNX_FILE)
     predicted = cli(["predict", "--run", str(copy), "--runtime", "onnx", "Kowalski"])
     assert predicted.exit_code == 0, predicted.output
+
+
+@pytest.mark.parametrize("model", ["gru", "rnn"])
+def test_int8_stores_the_weights_dynamic_quantization_leaves_in_float(runs, model):
+    """onnxruntime has no int8 GRU or RNN kernel: their weights are stored as int8 anyway, behind
+    a DequantizeLinear, and the graph still answers as the float one."""
+    import onnx
+    from onnx import numpy_helper
+
+    from toolkit.export import SMALLEST_INT8_WEIGHT, onnx_graph, quantized_int8
+    from toolkit.onnx_runtime import OnnxScorer
+
+    result = runs(model)
+    predictor = toolkit.load_run(result.run_dir)
+    graph = onnx_graph(predictor.model, predictor.encoder, model)
+    quantized = quantized_int8(graph)
+
+    def float_weights(data: bytes) -> list[str]:
+        tensors = onnx.load_from_string(data).graph.initializer
+        return [t.name for t in tensors if t.data_type == onnx.TensorProto.FLOAT
+                and numpy_helper.to_array(t).size >= SMALLEST_INT8_WEIGHT]
+
+    assert float_weights(graph) and not float_weights(quantized)
+    assert any(n.op_type == "DequantizeLinear" for n in onnx.load_from_string(quantized).graph.node)
+    texts = list(result.split.test.texts)
+    before = OnnxScorer(graph).predict_proba(predictor.encoder, texts)
+    after = OnnxScorer(quantized).predict_proba(predictor.encoder, texts)
+    assert (before.argmax(1) == after.argmax(1)).mean() >= 0.95
+    assert np.abs(after - before).max() < 0.1
 
 
 def test_quantize_says_in_one_line_when_the_test_split_cannot_be_recovered(cli, tmp_path):

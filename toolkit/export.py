@@ -215,7 +215,52 @@ def quantized_int8(graph: bytes) -> bytes:
                                  extra_options={"EnableSubgraph": True})
         finally:
             quiet.setLevel(level)
-        return target.read_bytes()
+        return _int8_weights_left(target.read_bytes())
+
+
+#: Float weights with fewer values than this stay float (biases, small layers): not worth a node.
+SMALLEST_INT8_WEIGHT = 1024
+
+
+def _int8_weights_left(graph: bytes) -> bytes:
+    """The weights dynamic quantization leaves in float (onnxruntime has no int8 GRU or RNN
+    kernel, nor an int8 Gemm) stored as int8, one scale per row, behind a DequantizeLinear: the
+    file shrinks as for the others, and onnxruntime computes with the dequantized weights."""
+    import onnx
+    from onnx import helper, numpy_helper
+
+    model = onnx.load_from_string(graph)
+    kept, nodes = [], []
+    for tensor in model.graph.initializer:
+        if tensor.data_type != onnx.TensorProto.FLOAT or len(tensor.dims) < 2:
+            kept.append(tensor)
+            continue
+        weights = numpy_helper.to_array(tensor)
+        if weights.size < SMALLEST_INT8_WEIGHT:
+            kept.append(tensor)
+            continue
+        axis = weights.ndim - 2  # a row per output unit (GRU/RNN gates, Gemm's transposed B)
+        reduced = tuple(d for d in range(weights.ndim) if d != axis)
+        largest = np.abs(weights).max(axis=reduced)
+        scale = np.where(largest > 0, largest / 127, 1.0).astype(np.float32)
+        shape = [1] * weights.ndim
+        shape[axis] = -1
+        values = np.clip(np.rint(weights / scale.reshape(shape)), -127, 127).astype(np.int8)
+        name = tensor.name
+        stored, scales = f"{name}_int8", f"{name}_scale"
+        kept += [numpy_helper.from_array(values, stored), numpy_helper.from_array(scale, scales)]
+        nodes.append(helper.make_node(  # no zero point: symmetric, 0
+            "DequantizeLinear", [stored, scales], [name], axis=axis, name=f"{name}_dequantize"
+        ))
+    if not nodes:
+        return graph
+    del model.graph.value_info[:]  # the quantizer's inferred shapes: onnxruntime infers them again
+    del model.graph.initializer[:]
+    model.graph.initializer.extend(kept)
+    old = list(model.graph.node)
+    del model.graph.node[:]
+    model.graph.node.extend([*nodes, *old])
+    return model.SerializeToString()
 
 
 def recovered_test_split(
