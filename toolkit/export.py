@@ -10,8 +10,10 @@ log-probabilities (within 1e-3) on probe texts of other lengths and batch sizes 
 ones, so a graph that kept the shape of one batch is refused rather than written.
 
 `quantize="int8"` applies onnxruntime's dynamic quantization (int8 weights of the matrix
-products and table lookups) and measures both graphs on the run's test split, when the split
-can be recovered from what the run recorded (its data unchanged).
+products, convolutions, LSTMs and table lookups, in the scratch models' Loop too); the weights it
+leaves in float (GRU, RNN) are stored as int8 behind a DequantizeLinear. Both graphs are measured
+on the run's test split, when the split can be recovered from what the run recorded (its data
+unchanged).
 """
 
 from __future__ import annotations
@@ -78,16 +80,15 @@ def export_run(
     from toolkit.predictor import NEEDED, load_run
     from toolkit.rundir import open_run
 
-    open_run(run, NEEDED)  # a wrong path is said at once, before onnx and torch load
-    _need_onnx()
-
-    predictor = load_run(run, plugins)
-    assert predictor.path is not None
-    target = Path(output) if output is not None else predictor.path / ONNX_FILE
+    folder, _ = open_run(run, NEEDED)  # a wrong path is said at once, before onnx and torch load
+    target = Path(output) if output is not None else folder / ONNX_FILE
     if target.is_dir():
         raise ToolkitError(f"--output '{shown(target)}' is a folder; give a file name.")
     if not target.parent.is_dir():
         raise ToolkitError(f"the folder of --output '{shown(target)}' does not exist; create it first.")
+    _need_onnx()
+    predictor = load_run(folder, plugins)
+    assert predictor.path is not None
     name = predictor.config["model"]["name"]
     graph = onnx_graph(predictor.model, predictor.encoder, name)
     if quantize is None:
