@@ -110,9 +110,9 @@ def test_word_ngrams_are_hashed_inside_the_graph_as_torch_hashes_them(runs):
     )
     # the graph's powers of the hash base cover every offset inside a word of the longest text
     from toolkit.limits import MAX_TEXT_LENGTH_LIMIT
-    from toolkit.plugins.ngram_model import OFFSET_BITS
+    from toolkit.plugins.ngram_model import LONGEST_TEXT
 
-    assert MAX_TEXT_LENGTH_LIMIT < 2**OFFSET_BITS
+    assert MAX_TEXT_LENGTH_LIMIT <= LONGEST_TEXT
 
 
 def test_int8_quantization_makes_a_smaller_file_and_prints_accuracy_before_and_after(cli, runs, tmp_path):

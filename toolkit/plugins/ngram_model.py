@@ -71,8 +71,9 @@ def word_tables(symbols: Sequence[str]) -> tuple[list[bool], list[bool], list[in
     return word, solo, fold
 
 
-#: Bits of the largest offset inside a word: texts have at most 10,000 characters (train.max_length).
-OFFSET_BITS = 14
+#: Longest text there is (train.max_length's upper bound): an exported graph holds the powers of
+#: the hash base for every offset inside a word of it.
+LONGEST_TEXT = 10_000
 #: One table of powers per device, grown to the widest batch seen (at most train.max_length).
 _POWER_TABLES: dict[torch.device, torch.Tensor] = {}
 
@@ -87,16 +88,6 @@ def _powers(count: int, device: torch.device) -> torch.Tensor:
         table = _POWER_TABLES[device] = torch.tensor(values, dtype=torch.long, device=device)
     return table[:count]
 
-
-def _powers_of(offsets: torch.Tensor) -> torch.Tensor:
-    """HASH_BASE^offset mod HASH_MODULUS for each offset (below 2^14), by repeated squaring: the
-    form an exported graph holds, as it cannot keep a table grown for the widest batch."""
-    result = torch.ones_like(offsets)
-    square = HASH_BASE
-    for bit in range(OFFSET_BITS):
-        result = torch.where((offsets >> bit) % 2 == 1, result * square % HASH_MODULUS, result)
-        square = square * square % HASH_MODULUS
-    return result
 
 
 class NgramModel(nn.Module):
@@ -206,7 +197,8 @@ class NgramModel(nn.Module):
             1, torch.where(starts, number, words), positions.expand(batch, steps)
         )
         offsets = (positions - starts_at.gather(1, number.clamp(min=0))).clamp(min=0)
-        power = _powers_of(offsets) if tracing else _powers(steps, device)[offsets]
+        # An exported graph keeps the table as a constant: one for the longest text there is.
+        power = _powers(LONGEST_TEXT if tracing else steps, device)[offsets]
         terms = (self.folded[indices] + 1) * power % HASH_MODULUS
         slots = torch.where(in_word, number, words)  # characters outside words go to a spare slot
         sums = torch.zeros(batch, words + 1, dtype=torch.long, device=device)
