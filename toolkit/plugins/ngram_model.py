@@ -89,7 +89,6 @@ def _powers(count: int, device: torch.device) -> torch.Tensor:
     return table[:count]
 
 
-
 class NgramModel(nn.Module):
     """Mean of hashed character n-gram embeddings (boundary markers added) -> class scores."""
 
@@ -192,7 +191,7 @@ class NgramModel(nn.Module):
         tracing = torch.jit.is_tracing()  # exporting: no shape may depend on the values
         words = steps if tracing else max(int(count.max()), 1) if batch else 1
         # A word's hash is sum over its characters of (folded index + 1) * BASE^offset, mod the prime.
-        # Each character's word starts at `first` (gathered from the words' starts: no cummax in ONNX).
+        # Each character's offset from its word's start, gathered from the starts (ONNX has no cummax).
         starts_at = torch.zeros(batch, words + 1, dtype=torch.long, device=device).scatter_(
             1, torch.where(starts, number, words), positions.expand(batch, steps)
         )
