@@ -19,7 +19,7 @@ from conftest import REPO
 
 from toolkit.scaffold import new_plugin
 
-HEAVY = {"torch", "pandas", "matplotlib"}
+HEAVY = {"torch", "pandas", "matplotlib", "onnx", "onnxruntime"}
 
 TRIPWIRE_DATASET = '''
 from pathlib import Path
@@ -59,7 +59,8 @@ def heavy_imports(stderr: str) -> set[str]:
 
 @pytest.mark.parametrize(
     "args",
-    [["--version"], ["--help"], ["plugins"], ["models"], ["encoders"], ["datasets"], ["run", "--help"]],
+    [["--version"], ["--help"], ["plugins"], ["models"], ["encoders"], ["datasets"], ["run", "--help"],
+     ["export", "--help"]],
     ids=" ".join,
 )
 def test_listing_commands_import_no_heavy_library(args):
@@ -132,7 +133,8 @@ def test_toolkit_plugins_names_a_plugin_that_imports_torch(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "command", [["predict", "Hinton"], ["interactive"], ["serve", "--port", "0"]], ids=" ".join
+    "command", [["predict", "Hinton"], ["predict", "Hinton", "--runtime", "onnx"], ["interactive"],
+                ["serve", "--port", "0"], ["export"], ["export", "--quantize", "int8"]], ids=" ".join
 )
 def test_a_missing_or_incomplete_run_folder_is_refused_before_any_heavy_import(tmp_path, command):
     for folder, message in ((tmp_path / "nope", "does not exist; give a folder made by `toolkit run`."),

@@ -76,6 +76,7 @@ _LAZY = {
     "load_run": "toolkit.predictor",
     "Predictor": "toolkit.predictor",
     "Prediction": "toolkit.predictor",
+    "export_run": "toolkit.export",
     "create_app": "toolkit.server",
     "list_plugins": "toolkit.catalog",
     "list_datasets": "toolkit.catalog",

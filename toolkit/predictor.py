@@ -31,8 +31,11 @@ from toolkit.safe_files import shown
 if TYPE_CHECKING:
     from toolkit.calibration import Calibration
     from toolkit.explain import Explanation
+    from toolkit.onnx_runtime import OnnxScorer
 
 NEEDED = (CONFIG, WEIGHTS, ENCODER, LABELS)
+#: Where the probabilities come from: the torch model, or its ONNX export through onnxruntime.
+RUNTIMES = ("torch", "onnx")
 #: Read when the run has them (runs written before they existed still load).
 OPTIONAL = (CALIBRATION,)
 
@@ -100,10 +103,14 @@ class Predictor:
 
     `calibration`: the run's temperature (applied to every probability) and conformal scores
     (for prediction sets); none leaves the model's probabilities as they are.
+
+    `scorer`: the run's ONNX export in onnxruntime (`load_run(..., runtime="onnx")`), which then
+    gives the probabilities instead of the torch model.
     """
 
     def __init__(self, model: Any, encoder: Any, classes: Sequence[str], config: dict[str, Any],
-                 path: Path | None = None, threads: int = 1, calibration: Calibration | None = None) -> None:
+                 path: Path | None = None, threads: int = 1, calibration: Calibration | None = None,
+                 scorer: OnnxScorer | None = None) -> None:
         if not 1 <= threads <= cpu_count():
             raise ToolkitError(
                 f"threads must be between 1 and {cpu_count()} (the CPUs this machine gives the "
@@ -120,6 +127,7 @@ class Predictor:
         self.config = config
         self.path = path
         self.calibration = calibration
+        self.scorer = scorer
         self._lock = threading.Lock()  # one forward pass at a time: safe under a threaded server
 
     def prepare(self, texts: Sequence[str]) -> list[str]:
@@ -143,7 +151,10 @@ class Predictor:
         from toolkit.inference import torch_threads
 
         with self._lock, torch_threads(self.threads):
-            probabilities = predict_proba(self.model, self.encoder, prepared, "cpu")
+            probabilities = (
+                self.scorer.predict_proba(self.encoder, prepared) if self.scorer is not None
+                else predict_proba(self.model, self.encoder, prepared, "cpu")
+            )
         if not np.isfinite(probabilities).all():
             model = f"the model of '{shown(self.path)}'" if self.path is not None else "the model"
             raise ToolkitError(f"{model} gives non-finite probabilities; its weights are damaged.")
@@ -215,10 +226,21 @@ class Predictor:
             yield from self.predict(batch, top, **options)
 
 
-def load_run(path: str | Path, plugins: Sequence[str] = (), threads: int = 1) -> Predictor:
+def load_run(
+    path: str | Path, plugins: Sequence[str] = (), threads: int = 1, runtime: str = "torch"
+) -> Predictor:
     """Load a run folder made by `toolkit run` (checked; nothing in it is executed).
-    `threads`: torch CPU threads per forward pass (see `Predictor`)."""
+    `threads`: CPU threads per forward pass (see `Predictor`). `runtime="onnx"`: predict through
+    the run's ONNX export (`toolkit export`) in onnxruntime, with the same encoder, classes and
+    calibration."""
+    if runtime not in RUNTIMES:
+        raise ToolkitError(f"unknown runtime '{shown(runtime)}'; use one of {', '.join(RUNTIMES)}.")
     folder, config = open_run(path, NEEDED)
+    scorer = None
+    if runtime == "onnx":
+        from toolkit.onnx_runtime import open_scorer
+
+        scorer = open_scorer(folder, threads)
     encoder_file = read_json(folder / ENCODER)
     classes = read_json(folder / LABELS)
     model_name, model_params = _name_and_params(config.get("model"), folder, CONFIG)
@@ -291,7 +313,20 @@ def load_run(path: str | Path, plugins: Sequence[str] = (), threads: int = 1) ->
             f"({shown(', '.join(damaged[:3]))}); the run is damaged."
         )
     model.load_state_dict(weights)
-    return Predictor(model, encoder, classes, config, folder, threads, _calibration(folder))
+    if scorer is not None:
+        _check_scorer_fits(scorer, encoder, classes)
+    return Predictor(model, encoder, classes, config, folder, threads, _calibration(folder), scorer)
+
+
+def _check_scorer_fits(scorer: OnnxScorer, encoder: Any, classes: Sequence[str]) -> None:
+    """Refuse an ONNX export with another number of classes than the run (exported from another run)."""
+    indices, lengths = encoder.encode(["a"])
+    width = scorer.log_probabilities(indices.numpy(), lengths.numpy()).shape[1]
+    if width != len(classes):
+        raise ToolkitError(
+            f"'{shown(scorer.name)}' gives {width} classes, the run has {len(classes)}; it was exported "
+            "from another run: export this one again with `toolkit export`."
+        )
 
 
 def _calibration(folder: Path) -> Calibration | None:

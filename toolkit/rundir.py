@@ -13,6 +13,8 @@
     mistakes.csv         a few misclassified test texts per confused pair (bounded)
     explain.json         what the model looks at, per class and per confused pair (optional;
                          toolkit.explain_report)
+    model.onnx           the model as an ONNX graph, written later by `toolkit export` (optional;
+                         toolkit.export, read by `predict --runtime onnx`)
     loss.png, confusion.png, reliability.png, abstention.png, report.html, per_class.md, confusion.md
                          pages for people, drawn by toolkit.rendering (`write_run`'s `render`)
 

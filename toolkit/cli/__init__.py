@@ -63,13 +63,13 @@ def _root(
 
 def make_app(plugins: Sequence[str] = ()) -> typer.Typer:
     """Build the CLI; `plugins` (from --plugin, and `no:NAME` from --disable) may add commands."""
-    from toolkit.cli import datasets, explain, listing, predict, report, rerun, run, runs, serve, tune
+    from toolkit.cli import datasets, explain, export, listing, predict, report, rerun, run, runs, serve, tune
     from toolkit.cli import plugins as plugin_commands  # `plugins` is this function's argument
 
     startup_error = None
     app = new_typer(help="Character-level text classification with plugins.")
     for commands in (
-        plugin_commands, datasets, listing, run, rerun, runs, report, predict, explain, serve, tune
+        plugin_commands, datasets, listing, run, rerun, runs, report, predict, explain, export, serve, tune
     ):
         commands.add_to(app)
     try:

@@ -269,12 +269,12 @@ def print_report(report: Report, console: Console | None = None) -> None:
 RunOption = Annotated[Path, typer.Option("--run", "-r", help="A run folder made by `toolkit run`.")]
 
 
-def load_predictor(ctx: typer.Context, run: Path, threads: int = 1) -> Predictor:
+def load_predictor(ctx: typer.Context, run: Path, threads: int = 1, runtime: str = "torch") -> Predictor:
     """The run folder `run` loaded for predicting, with the plugins of this invocation."""
     from toolkit.predictor import load_run
 
     registry_from(ctx)  # make sure --plugin plugins are loaded before the model is rebuilt
-    return load_run(run, cli_plugins(ctx), threads)
+    return load_run(run, cli_plugins(ctx), threads, runtime)
 
 
 def refuse_unreadable(unreadable: Sequence[str], normalization: Any) -> None:

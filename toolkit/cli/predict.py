@@ -116,6 +116,9 @@ def predict(
     ] = "parquet",
     min_confidence: MinConfidenceOption = None,
     coverage: CoverageOption = None,
+    runtime: Annotated[
+        str, typer.Option(help="torch, or onnx: the run's ONNX export (`toolkit export`) in onnxruntime.")
+    ] = "torch",
     raw_csv: Annotated[
         bool,
         typer.Option(
@@ -131,20 +134,24 @@ def predict(
     options = _options(min_confidence, coverage)
     with sigterm_unwinds(), writing_stdout():
         _predict(ctx, run, names, top, as_json, input_file, column, output, batch_size, threads, engine,
-                 scheduler, workers, output_format, raw_csv, options)
+                 scheduler, workers, output_format, raw_csv, options, runtime)
 
 
 def _predict(
     ctx: typer.Context, run: Path, names: list[str] | None, top: int, as_json: bool,
     input_file: str | None, column: str | None, output: str | None, batch_size: int, threads: int,
     engine: str, scheduler: str | None, workers: int | None, output_format: str, raw_csv: bool,
-    options: dict[str, float | None],
+    options: dict[str, float | None], runtime: str = "torch",
 ) -> None:
     if input_file is None and not names:
         raise ToolkitError("give names to classify, or --input FILE; see `toolkit predict --help`.")
     if input_file is not None and names:
         raise ToolkitError("give either names or --input FILE, not both.")
     if engine != "local" or (output is not None and _is_folder(output)):
+        if runtime != "torch":
+            raise ToolkitError(
+                "--runtime onnx predicts names and single files; an --output folder uses torch."
+            )
         _predict_batch(ctx, run, input_file, column, output, top, as_json, batch_size, engine,
                        scheduler, workers, output_format, not raw_csv, options)
         return
@@ -154,7 +161,7 @@ def _predict(
         _check_output_file(Path(output))
     if input_file is not None:
         _check_input_file(Path(input_file), column)
-    predictor = load_predictor(ctx, run, threads)
+    predictor = load_predictor(ctx, run, threads, runtime)
     top = min(top, len(predictor.classes))  # the CSV header has a column pair per guess
     if input_file is None:
         assert names is not None

@@ -86,10 +86,38 @@ class Ensemble(nn.Module):
         self.member_weights.copy_(weights.to(self.member_weights))
 
     def forward(self, indices: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        log_probs = torch.stack(
-            [torch.log_softmax(member(indices, lengths), dim=1) for member in self.members]
-        )  # (members, batch, classes)
-        weights = self.member_weights.view(-1, 1, 1)
-        if self.combine == "log-probability":
-            return (log_probs * weights).sum(dim=0)
-        return torch.logsumexp(log_probs + weights.log(), dim=0)  # log of the weighted mean
+        return combined(self.members, self.member_weights, self.combine, indices, lengths)
+
+    def onnx_form(self) -> nn.Module:
+        """The ensemble as `toolkit export` traces it: its members' own export forms, combined."""
+        return EnsembleGraph(self)
+
+
+class EnsembleGraph(nn.Module):
+    """`Ensemble`'s forward over its members' export forms (`onnx_form`, when they have one)."""
+
+    def __init__(self, ensemble: Ensemble) -> None:
+        super().__init__()
+        self.members = nn.ModuleList(
+            member.onnx_form() if hasattr(member, "onnx_form") else member for member in ensemble.members
+        )
+        self.register_buffer("member_weights", ensemble.member_weights.clone())
+        self.combine = ensemble.combine
+
+    def forward(self, indices: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        return combined(self.members, self.member_weights, self.combine, indices, lengths)
+
+
+def combined(
+    members: nn.ModuleList, member_weights: torch.Tensor, combine: str, indices: torch.Tensor,
+    lengths: torch.Tensor,
+) -> torch.Tensor:
+    """The members' log-probabilities combined: the log of their weighted mean, or their
+    weighted mean (`combine=log-probability`)."""
+    log_probs = torch.stack(
+        [torch.log_softmax(member(indices, lengths), dim=1) for member in members]
+    )  # (members, batch, classes)
+    weights = member_weights.view(-1, 1, 1)
+    if combine == "log-probability":
+        return (log_probs * weights).sum(dim=0)
+    return torch.logsumexp(log_probs + weights.log(), dim=0)  # log of the weighted mean

@@ -71,6 +71,9 @@ def word_tables(symbols: Sequence[str]) -> tuple[list[bool], list[bool], list[in
     return word, solo, fold
 
 
+#: Longest text there is (train.max_length's upper bound): an exported graph holds the powers of
+#: the hash base for every offset inside a word of it.
+LONGEST_TEXT = 10_000
 #: One table of powers per device, grown to the widest batch seen (at most train.max_length).
 _POWER_TABLES: dict[torch.device, torch.Tensor] = {}
 
@@ -159,12 +162,15 @@ class NgramModel(nn.Module):
         marked.scatter_(1, (lengths + 1).unsqueeze(1), end)
         marked_lengths = (lengths + 2).unsqueeze(1)
         ids = []
-        for n in range(self.min_n, min(self.max_n, steps + 2) + 1):
-            windows = marked.unfold(1, n, 1)  # (batch, positions, n)
-            code = torch.full(windows.shape[:2], n, dtype=torch.long, device=indices.device)
-            for k in range(n):
-                code = (code * HASH_BASE + windows[..., k]) % HASH_MODULUS
-            inside = torch.arange(windows.shape[1], device=indices.device) + n <= marked_lengths
+        # Every n, even one longer than the batch's texts (its windows are empty): a traced graph
+        # must not depend on the width of the batch it was traced with.
+        for n in range(self.min_n, self.max_n + 1):
+            # The windows' k-th characters, as slices (an exported graph has no unfold).
+            windows = [marked[:, k:k - n + 1 if k < n - 1 else None] for k in range(n)]
+            code = torch.full_like(windows[0], n)
+            for window in windows:
+                code = (code * HASH_BASE + window) % HASH_MODULUS
+            inside = torch.arange(code.shape[1], device=indices.device) + n <= marked_lengths
             ids.append(torch.where(inside, code % (self.buckets - 1) + 1, toolkit.PAD))
         return torch.cat(ids, dim=1)
 
@@ -179,36 +185,75 @@ class NgramModel(nn.Module):
         solo = self.solo_char[indices] & inside
         before = torch.zeros_like(in_word[:, :1])
         starts = in_word & ~torch.cat([before, in_word[:, :-1]], 1)
-        starts |= in_word & (solo | torch.cat([before, solo[:, :-1]], 1))
-        number = starts.cumsum(1) - 1  # which word of its text each character is in
-        count = starts.sum(1)
-        words = max(int(count.max()), 1) if batch else 1
+        starts = starts | (in_word & (solo | torch.cat([before, solo[:, :-1]], 1)))
+        number = starts.long().cumsum(1) - 1  # which word of its text each character is in
+        count = starts.long().sum(1)
+        tracing = torch.jit.is_tracing()  # exporting: no shape may depend on the values
+        words = steps if tracing else max(int(count.max()), 1) if batch else 1
         # A word's hash is sum over its characters of (folded index + 1) * BASE^offset, mod the prime.
-        first = torch.where(starts, positions, 0).cummax(1).values
-        terms = (self.folded[indices] + 1) * _powers(steps, device)[positions - first] % HASH_MODULUS
+        # Each character's offset from its word's start, gathered from the starts (ONNX has no cummax).
+        starts_at = torch.zeros(batch, words + 1, dtype=torch.long, device=device).scatter_(
+            1, torch.where(starts, number, words), positions.expand(batch, steps)
+        )
+        offsets = (positions - starts_at.gather(1, number.clamp(min=0))).clamp(min=0)
+        # An exported graph keeps the table as a constant: one for the longest text there is.
+        power = _powers(LONGEST_TEXT if tracing else steps, device)[offsets]
+        terms = (self.folded[indices] + 1) * power % HASH_MODULUS
         slots = torch.where(in_word, number, words)  # characters outside words go to a spare slot
         sums = torch.zeros(batch, words + 1, dtype=torch.long, device=device)
         hashes = sums.scatter_add_(1, slots, torch.where(in_word, terms, 0))[:, :words] % HASH_MODULUS
         ids = []
-        for n in range(1, min(self.word_order, words) + 1):
-            spans = words - n + 1
-            code = torch.full((batch, spans), WORD_SALT + n, dtype=torch.long, device=device)
-            for k in range(n):
-                code = (code * HASH_BASE + hashes[:, k:k + spans]) % HASH_MODULUS
-            filled = torch.arange(spans, device=device) + n <= count.unsqueeze(1)
+        for n in range(1, (self.word_order if tracing else min(self.word_order, words)) + 1):
+            spans = [hashes[:, k:k - n + 1 if k < n - 1 else None] for k in range(n)]
+            code = torch.full_like(spans[0], WORD_SALT + n)
+            for span in spans:
+                code = (code * HASH_BASE + span) % HASH_MODULUS
+            filled = torch.arange(code.shape[1], device=device) + n <= count.unsqueeze(1)
             ids.append(torch.where(filled, code % (self.buckets - 1) + 1, toolkit.PAD))
         return torch.cat(ids, dim=1)
+
+    def pooling_weights(self, groups: list[torch.Tensor]) -> torch.Tensor:
+        """(batch, n-gram slots) weight of each n-gram's row in the text's features: 0 for PAD;
+        `mean`: 1 over the text's n-grams; `sqrt`: character and word n-grams each weighted to an
+        L2 norm of 1, side by side."""
+        if self.pooling == "mean":
+            groups = [torch.cat(groups, dim=1)]
+        weights = []
+        for ids in groups:
+            real = (ids != toolkit.PAD).to(self.bag.weight.dtype)
+            count = real.sum(1, keepdim=True).clamp(min=1)
+            weights.append(real / (count if self.pooling == "mean" else count.sqrt()))
+        return torch.cat(weights, dim=1)
+
+    def scores(self, features: torch.Tensor) -> torch.Tensor:
+        """Class scores from the pooled (batch, width) features."""
+        if self.bias is not None:
+            return features + self.bias
+        return self.head(features)
 
     def forward(self, indices: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         groups = self._id_groups(indices, lengths)
         if self.pooling == "mean":
             features = self.bag(torch.cat(groups, dim=1))
-        else:  # character and word n-grams each weighted to an L2 norm of 1, side by side
-            weights = []
-            for ids in groups:
-                real = (ids != toolkit.PAD).to(self.bag.weight.dtype)
-                weights.append(real / real.sum(1, keepdim=True).clamp(min=1).sqrt())
-            features = self.bag(torch.cat(groups, dim=1), per_sample_weights=torch.cat(weights, dim=1))
-        if self.bias is not None:
-            return features + self.bias
-        return self.head(features)
+        else:
+            features = self.bag(torch.cat(groups, dim=1), per_sample_weights=self.pooling_weights(groups))
+        return self.scores(features)
+
+    def onnx_form(self) -> nn.Module:
+        """The model as `toolkit export` traces it: the same scores, pooled by a gather and a
+        weighted sum (ONNX has no EmbeddingBag; a Gather of the table is what int8 quantizes)."""
+        return NgramGraph(self)
+
+
+class NgramGraph(nn.Module):
+    """`NgramModel`'s forward for an ONNX graph: the hashing inside it, a plain gather of the rows."""
+
+    def __init__(self, model: NgramModel) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, indices: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        groups = self.model._id_groups(indices, lengths)
+        rows = self.model.bag.weight[torch.cat(groups, dim=1)]  # (batch, n-gram slots, width)
+        features = (rows * self.model.pooling_weights(groups).unsqueeze(2)).sum(1)
+        return self.model.scores(features)

@@ -53,6 +53,11 @@ class ScratchRNN(nn.Module):
         # once, on the input of each name's last real step, gives the same logits.
         return self.i2o(last_combined)
 
+    def onnx_form(self) -> nn.Module:
+        """The model as `toolkit export` traces it: scripted, so the graph keeps the loop over
+        the characters (a trace would unroll it for the width of one batch)."""
+        return torch.jit.script(self)
+
 
 class ScratchGRU(nn.Module):
     """A gated recurrent unit from Linear layers: update gate, reset gate, candidate state."""
@@ -82,6 +87,11 @@ class ScratchGRU(nn.Module):
             new_hidden = (1 - update) * hidden + update * candidate
             hidden = torch.where((t < lengths).unsqueeze(1), new_hidden, hidden)
         return self.h2o(hidden)
+
+    def onnx_form(self) -> nn.Module:
+        """The model as `toolkit export` traces it: scripted, so the graph keeps the loop over
+        the characters (a trace would unroll it for the width of one batch)."""
+        return torch.jit.script(self)
 
 
 def _check_sizes(model: str, vocab_size: int, num_classes: int) -> None:
