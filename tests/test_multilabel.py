@@ -90,3 +90,56 @@ def test_datasets_show_prints_cardinality_and_pairs(cli):
     assert result.exit_code == 0, result.output
     assert "label cardinality: 1.033 classes per distinct text (multi-label)" in result.stdout
     assert "most frequent label pairs (texts): English+Scottish 99, English+Irish 62," in result.stdout
+
+
+def tagged_words(count: int = 600, seed: int = 0) -> tuple[list[str], list[list[str]]]:
+    """Texts of words, each label with its own words: a text has one to three labels and one
+    word of each of them, plus a word no label owns, in a random order."""
+    import random
+
+    words = {
+        "sport": ["goal", "match", "team", "score"], "music": ["song", "band", "guitar", "chord"],
+        "food": ["bread", "cheese", "soup", "salad"], "travel": ["train", "hotel", "beach", "map"],
+        "tech": ["code", "chip", "laptop", "server"],
+    }
+    filler = ["the", "a", "today", "very", "new", "old"]
+    rng = random.Random(seed)
+    texts, sets = [], []
+    for _ in range(count):
+        labels = rng.sample(sorted(words), rng.choice([1, 1, 2, 2, 3]))
+        tokens = [rng.choice(words[label]) for label in labels] + [rng.choice(filler)]
+        rng.shuffle(tokens)
+        texts.append(" ".join(tokens))
+        sets.append(labels)
+    return texts, sets
+
+
+def test_splits_keep_identical_texts_together():
+    texts, sets = tagged_words(400)
+    # the same text again under another label set: a copy a multi-label file may hold
+    data = toolkit.TextDataset.from_label_sets(texts + texts[:60], sets + [["tech"]] * 60)
+    for strategy in ("leakage-free",):
+        split = toolkit.split_dataset(data, strategy=strategy, seed=3)
+        parts = [set(split.train.texts), set(split.val.texts), set(split.test.texts)]
+        assert not parts[0] & parts[1] and not parts[0] & parts[2] and not parts[1] & parts[2]
+        assert sum(len(p) for p in (split.train, split.val, split.test)) == len(data)
+        assert split.train.multi_label and split.test.multi_label
+
+
+@pytest.mark.parametrize("strategy", ["leakage-free", "stratified"])
+def test_stratification_keeps_every_label_in_train_and_shares(strategy):
+    texts, sets = tagged_words(600)
+    # two rare labels: one text each, which a split could otherwise leave out of training
+    data = toolkit.TextDataset.from_label_sets(
+        [*texts, "rare one", "rare two"], [*sets, ["sport", "zz-rare"], ["yy-once"]]
+    )
+    for seed in range(5):
+        split = toolkit.split_dataset(data, strategy=strategy, seed=seed, test_size=0.5)
+        present = {i for labels in split.train.label_sets for i in labels}
+        assert present == set(range(len(data.classes)))
+    split = toolkit.split_dataset(data, strategy=strategy, seed=0)
+    for label in range(5):  # the test part holds about test_size of every common label's texts
+        held = sum(label in labels for labels in split.test.label_sets)
+        assert held / sum(label in labels for labels in data.label_sets) == pytest.approx(0.15, abs=0.03)
+    again = toolkit.split_dataset(data, strategy=strategy, seed=0)
+    assert again.test.texts == split.test.texts  # the same seed, the same split
