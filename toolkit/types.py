@@ -224,6 +224,9 @@ class ModelSpec:
     without the group, e.g. `{"lr": 0.1}`); a value given for the run still wins.
     `train_search` likewise replaces how `toolkit tune` searches trainer parameters for this
     model (e.g. `{"lr": Space.range(0.05, 1.0, log=True)}`; None: not searched).
+    A factory that names a `multi_label` argument learns whether the run is multi-label (each
+    class a yes/no question, scored by a sigmoid of its logit, trained with binary cross-entropy
+    by the trainer); most models need not care, as their logits mean one score per class either way.
     `config`, instead of `params`, is a `toolkit.Config` dataclass declaring the parameters
     (`params` is then derived from it, and `plan_run` builds it before any data is read, so
     its rules across parameters are checked early too).
@@ -242,21 +245,27 @@ class ModelSpec:
         _derive_params(self)
 
     def build(
-        self, *, vocab_size: int, num_classes: int, params: Mapping[str, Any], encoder: Encoder | None = None
+        self, *, vocab_size: int, num_classes: int, params: Mapping[str, Any], encoder: Encoder | None = None,
+        multi_label: bool = False,
     ) -> Any:
         """The model: `factory(vocab_size=, num_classes=, **params)`, plus `encoder=` when the
-        factory names that argument and an encoder is given."""
-        extra = {"encoder": encoder} if encoder is not None and takes_encoder(self.factory) else {}
+        factory names that argument and an encoder is given, and `multi_label=True` when the
+        run is multi-label and the factory names that argument."""
+        extra: dict[str, Any] = {}
+        if encoder is not None and takes_encoder(self.factory):
+            extra["encoder"] = encoder
+        if multi_label and takes_encoder(self.factory, "multi_label"):
+            extra["multi_label"] = True
         return self.factory(vocab_size=vocab_size, num_classes=num_classes, **params, **extra)
 
 
-def takes_encoder(factory: Callable[..., Any]) -> bool:
-    """Whether a model factory names an `encoder` argument (not only **kwargs)."""
+def takes_encoder(factory: Callable[..., Any], argument: str = "encoder") -> bool:
+    """Whether a model factory names an `encoder` (or another) argument (not only **kwargs)."""
     try:
         parameters = inspect.signature(factory).parameters
     except (TypeError, ValueError):
         return False
-    found = parameters.get("encoder")
+    found = parameters.get(argument)
     return found is not None and found.kind in (found.POSITIONAL_OR_KEYWORD, found.KEYWORD_ONLY)
 
 
