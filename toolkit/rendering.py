@@ -274,9 +274,9 @@ def _compared_run(record: RunRecord) -> dict[str, Any]:
 
 
 #: Overall metrics where lower is better; counts (examples) are neither better nor worse.
-_LOWER_IS_BETTER = {"log_loss", "ece", "set_size_90"}
+_LOWER_IS_BETTER = {"log_loss", "ece", "set_size_90", "hamming_loss"}
 #: Metrics with no better direction: a set's coverage should be near what was asked, not high.
-_UNRANKED = {"set_coverage_90"}
+_UNRANKED = {"set_coverage_90", "label_cardinality_true", "label_cardinality_predicted", "accuracy_ceiling"}
 
 
 def _compared(metric: str, values: list[tuple[Any, float | None, str] | None]) -> list[dict[str, Any]]:
