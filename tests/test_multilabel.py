@@ -310,3 +310,75 @@ def test_ensemble_mixes_per_class_probabilities(tmp_path):
     assert mixed == pytest.approx(sum(w * p for w, p in zip(weights, members, strict=True)), abs=1e-6)
     assert sum(weights) == pytest.approx(1.0) and not torch.allclose(ensemble.member_weights,
                                                                      torch.tensor([0.5, 0.5]))
+
+
+# -- predict, serve ------------------------------------------------------------------------------
+
+
+def test_predict_gives_label_sets_on_the_terminal_as_json_and_csv(cli, tagged_run, tmp_path):
+    import csv
+    import json
+
+    run = str(tagged_run.run_dir)
+    predictor = toolkit.load_run(run)
+    expected = predictor.predict(["goal song the"])[0]
+    assert {g.label for g in expected.labels} == {"music", "sport"}
+
+    shown = cli(["predict", "--run", run, "goal song the"])
+    assert shown.exit_code == 0, shown.output
+    line = next(line for line in shown.stdout.splitlines() if line.startswith("labels: "))
+    assert line == "labels: " + ", ".join(f"{g.label} {g.probability:.2f}" for g in expected.labels)
+
+    as_json = json.loads(cli(["predict", "--run", run, "goal song the", "bread", "--json"]).stdout)
+    assert [item["label"] for item in as_json[0]["labels"]] == [g.label for g in expected.labels]
+    assert as_json[0]["labels"][0]["probability"] == pytest.approx(expected.labels[0].probability)
+    assert [item["label"] for item in as_json[1]["labels"]] == ["food"]
+
+    texts = tmp_path / "texts.txt"
+    texts.write_text("goal song the\nbread\n", encoding="utf-8")
+    out = tmp_path / "out.csv"
+    written = cli(["predict", "--run", run, "--input", str(texts), "--output", str(out)])
+    assert written.exit_code == 0, written.output
+    rows = list(csv.DictReader(out.open(encoding="utf-8")))
+    assert rows[0]["labels"] == "|".join(g.label for g in expected.labels)
+    assert [float(p) for p in rows[0]["label_probabilities"].split("|")] == pytest.approx(
+        [g.probability for g in expected.labels], abs=1e-6)
+    assert rows[1]["labels"] == "food"
+
+    # --threshold overrides the run's: a low one predicts every class
+    low = json.loads(cli(["predict", "--run", run, "bread", "--json", "--threshold", "0.001"]).stdout)
+    assert len(low[0]["labels"]) == len(tagged_run.classes)
+
+
+def test_threshold_is_refused_in_one_line_where_it_does_not_apply(cli, tagged_run, tmp_path):
+    bad = cli(["predict", "--run", str(tagged_run.run_dir), "bread", "--threshold", "1.5"])
+    assert bad.exit_code == 2 and bad.stderr.count("\n") == 1 and "between 0 and 1" in bad.stderr
+    single = toolkit.run("names", model="ngram", params={"train.epochs": 1, "train.threads": 1},
+                         output=tmp_path / "single", progress=False)
+    refused = cli(["predict", "--run", str(single.run_dir), "Nakamura", "--threshold", "0.5"])
+    assert refused.exit_code == 2 and refused.stderr.count("\n") == 1
+    assert "the threshold is for multi-label runs" in refused.stderr
+    kept = cli(["predict", "--run", str(single.run_dir), "Nakamura"])
+    assert kept.exit_code == 0 and "labels:" not in kept.stdout
+
+
+def test_server_returns_label_sets_with_probabilities(tagged_run):
+    import httpx
+    from conftest import live_server
+
+    from toolkit.server import create_app
+
+    predictor = toolkit.load_run(tagged_run.run_dir)
+    expected = predictor.predict(["goal song the"])[0]
+    with live_server(create_app(predictor)) as url:
+        one = httpx.get(f"{url}/predict/goal song the").json()
+        assert [m["label"] for m in one["labels"]] == [g.label for g in expected.labels]
+        probabilities = [g.probability for g in expected.labels]
+        assert [m["probability"] for m in one["labels"]] == pytest.approx(probabilities)
+        many = httpx.post(f"{url}/predict", json={"names": ["bread", "goal song the"], "threshold": 0.001})
+        assert many.status_code == 200
+        assert all(len(item["labels"]) == len(tagged_run.classes) for item in many.json()["results"])
+        bad = httpx.get(f"{url}/predict/bread", params={"threshold": 2})
+        assert bad.status_code == 422
+        page = httpx.get(f"{url}/").text
+        assert 'id="label-set"' in page
