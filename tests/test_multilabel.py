@@ -382,3 +382,26 @@ def test_server_returns_label_sets_with_probabilities(tagged_run):
         assert bad.status_code == 422
         page = httpx.get(f"{url}/").text
         assert 'id="label-set"' in page
+
+
+def test_tune_searches_for_the_best_validation_micro_f1(tmp_path):
+    import numpy as np
+
+    from toolkit.multilabel import choose_thresholds, decide, multi_hot, summary_values
+
+    path = write_tagged_csv(tmp_path / "tags.csv", count=600)
+    result = toolkit.tune(
+        dataset="csv", model="ngram", trials=2, metric="val_micro_f1", final=True, output=tmp_path / "tune",
+        params={"dataset.path": str(path), **TAGGED_PARAMS, "train.epochs": 2},
+        space={"train.lr": toolkit.Space.choice(0.02, 0.2)}, progress=False,
+    )
+    assert result.study.user_attrs["metric"] == "val_micro_f1"
+    assert 0.5 < result.best_value <= 1
+    best = result.best_run  # the final run of the best values scores its validation split the same way
+    val = best.split.val
+    probabilities = best.predictor().predict_proba(val.texts)
+    truth = multi_hot(val.label_sets, len(best.classes))
+    thresholds = choose_thresholds(probabilities, truth, "auto")
+    assert summary_values(truth, decide(probabilities, thresholds))["micro_f1"] == pytest.approx(
+        result.best_value, abs=1e-9)
+    assert np.allclose(thresholds, list(best.multi_label["thresholds"].values()))
