@@ -405,3 +405,15 @@ def test_tune_searches_for_the_best_validation_micro_f1(tmp_path):
     assert summary_values(truth, decide(probabilities, thresholds))["micro_f1"] == pytest.approx(
         result.best_value, abs=1e-9)
     assert np.allclose(thresholds, list(best.multi_label["thresholds"].values()))
+
+
+def test_warm_start_keeps_label_sets_and_refuses_the_other_kind(cli, tagged_run, tmp_path):
+    path = tagged_run.plan.params["dataset"]["path"]
+    again = toolkit.run("csv", params={"dataset.path": path, **TAGGED_PARAMS, "train.epochs": 1},
+                        init=tagged_run.run_dir, output=tmp_path / "again", progress=False)
+    assert again.split.train.label_sets == tagged_run.split.train.label_sets
+    assert again.report.summary["value"]["micro_f1"] > 0.9
+    result = cli(["run", "--dataset", "names", "--init", str(again.run_dir),
+                  "--output", str(tmp_path / "single")])
+    assert result.exit_code == 2 and result.stderr.count("\n") == 1
+    assert "is multi-label but this data is single-label" in result.stderr

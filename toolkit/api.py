@@ -420,7 +420,7 @@ def _train_and_evaluate(
 
         text_encoder, network, split, started_from = warm_start(
             plan.init, plan.plugins, plan.params["train"]["new_classes"], split,
-            lambda fitted, count: build_model(plan, fitted, count),
+            lambda fitted, count: build_model(plan, fitted, count, split.train.multi_label),
         )
     else:
         text_encoder = fitted_encoder(plan, split.train.texts)
