@@ -101,6 +101,7 @@ def row(label: str, command: str, numbers: dict[str, float], sizes: dict[str, in
             return "–"
         return f"{numbers[name]:.1%}" if percent else f"{numbers[name]:.3f}"
 
+    command = command.replace("|", "\\|")  # a table cell, code span or not, ends at a bare |
     return (f"| {label} | `{command}` | {classes} | {sizes['test']:,} | {cell('micro_f1')} "
             f"| {cell('macro_f1')} | {cell('samples_f1')} | {cell('subset_accuracy', True)} "
             f"| {cell('accuracy', True)} "
