@@ -8,7 +8,7 @@
 - `tutorial`: the tutorial's per-class split, 85/15 by default, on the data as it is.
 
 Multi-label data (`TextDataset.label_sets`) is split by iterative stratification (Sechidis et
-al. 2011, from the `iterative-stratification` package: `pip install 'toolkit[multilabel]'`), so
+al. 2011, from the `iterative-stratification` package: `pip install -e '.[multilabel]'`), so
 every label keeps its share in each part: `leakage-free` first merges every copy of a text
 into one unit with all its labels, `stratified` splits the data as it is; `tutorial` splits per
 first class. Any label that would be missing from training then gets one of its texts moved
@@ -213,7 +213,7 @@ def _stratified_cut(
     except ImportError:
         raise ToolkitError(
             "splitting multi-label data needs the iterative-stratification package; "
-            "pip install 'toolkit[multilabel]'."
+            "pip install -e '.[multilabel]'."
         ) from None
     splitter = MultilabelStratifiedShuffleSplit(n_splits=1, test_size=n_held, random_state=seed)
     kept, held = next(splitter.split(np.zeros(len(units)), hot[units]))
