@@ -417,3 +417,31 @@ def test_warm_start_keeps_label_sets_and_refuses_the_other_kind(cli, tagged_run,
                   "--output", str(tmp_path / "single")])
     assert result.exit_code == 2 and result.stderr.count("\n") == 1
     assert "is multi-label but this data is single-label" in result.stderr
+
+
+def test_class_weights_and_label_smoothing_mean_the_same_per_class():
+    """Binary cross-entropy per class: class weights weigh a class's positive texts as
+    cross-entropy weighs a class's texts (n / (classes * count) ** power), and smoothing moves
+    each 0/1 target towards 1/2 by its share."""
+    import torch
+    from torch.nn import functional as F
+
+    from toolkit.train_config import TrainConfig
+    from toolkit.training import _Batches, _Loop
+
+    data = toolkit.TextDataset.from_label_sets(
+        ["ab", "ba", "abc", "c", "cc", "b"], [["x"], ["x", "y"], ["x", "z"], ["z"], ["z"], ["y"]])
+    encoder = toolkit.load_registry().encoder("onehot").factory()
+    encoder.fit(data.texts)
+    batches = _Batches(encoder, data, torch.device("cpu"))
+    assert batches.targets.tolist() == [[1, 0, 0], [1, 1, 0], [1, 0, 1], [0, 0, 1], [0, 0, 1], [0, 1, 0]]
+    model = torch.nn.Linear(1, 3)
+    loop = _Loop(model, TrainConfig(class_weights=1.0, label_smoothing=0.2), batches, data, 10, ())
+    counts = torch.tensor([3.0, 2.0, 3.0])  # texts carrying x, y, z
+    assert loop.class_weights == pytest.approx((6 / (3 * counts)).tolist())
+    logits = torch.randn(6, 3)
+    y = batches.targets
+    smoothed = y * 0.8 + 0.1
+    weights = loop.class_weights
+    expected = -(weights * smoothed * F.logsigmoid(logits) + (1 - smoothed) * F.logsigmoid(-logits))
+    assert float(loop._loss(logits, y)) == pytest.approx(float(expected.mean()), rel=1e-6)
