@@ -445,3 +445,24 @@ def test_class_weights_and_label_smoothing_mean_the_same_per_class():
     weights = loop.class_weights
     expected = -(weights * smoothed * F.logsigmoid(logits) + (1 - smoothed) * F.logsigmoid(-logits))
     assert float(loop._loss(logits, y)) == pytest.approx(float(expected.mean()), rel=1e-6)
+
+
+def test_compare_and_runs_list_both_kinds(cli, tagged_run, tmp_path):
+    import shutil
+
+    single = toolkit.run("names", model="ngram", params={"train.epochs": 1, "train.threads": 1},
+                         output=tmp_path / "runs" / "single", progress=False)
+    shutil.copytree(tagged_run.run_dir, tmp_path / "runs" / "tagged")
+    compared = cli(["compare", str(tmp_path / "runs" / "tagged"), str(single.run_dir)])
+    assert compared.exit_code == 0, compared.output
+    rows = {line.split("│")[1].strip(): line for line in compared.stdout.splitlines() if line.count("│") > 2}
+    micro = tagged_run.report.summary.loc["micro_f1", "value"]
+    accuracy = single.report.summary.loc["accuracy", "value"]
+    assert f"{micro:.3f}" in rows["micro_f1"] and f"{accuracy:.3f}" in rows["accuracy"]
+    page = cli(["compare", str(tmp_path / "runs" / "tagged"), str(single.run_dir),
+                "--html", str(tmp_path / "compare.html")])
+    assert page.exit_code == 0, page.output
+    assert "hamming loss" in (tmp_path / "compare.html").read_text().replace("_", " ")
+    table = toolkit.runs_table(tmp_path / "runs").shown()
+    assert table.set_index("run").loc["tagged", "micro_f1"] == pytest.approx(micro, abs=1e-4)
+    assert table.set_index("run").loc["single", "accuracy"] == pytest.approx(accuracy, abs=1e-4)
