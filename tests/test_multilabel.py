@@ -466,3 +466,25 @@ def test_compare_and_runs_list_both_kinds(cli, tagged_run, tmp_path):
     table = toolkit.runs_table(tmp_path / "runs").shown()
     assert table.set_index("run").loc["tagged", "micro_f1"] == pytest.approx(micro, abs=1e-4)
     assert table.set_index("run").loc["single", "accuracy"] == pytest.approx(accuracy, abs=1e-4)
+
+
+@pytest.mark.parametrize("output_format", ["parquet", "csv"])
+def test_batch_prediction_writes_label_sets(tagged_run, tmp_path, output_format):
+    import pandas as pd
+
+    from toolkit import batch
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "a.txt").write_text("goal song the\nbread\n", encoding="utf-8")
+    result = batch.predict_files(tagged_run.run_dir, str(folder / "*.txt"), tmp_path / "out",
+                                 output_format=output_format)
+    part = tmp_path / "out" / result.files[0]
+    frame = pd.read_parquet(part) if output_format == "parquet" else pd.read_csv(part)
+    expected = toolkit.load_run(tagged_run.run_dir).predict(["goal song the", "bread"])
+    assert list(frame["labels"]) == [p.label_set for p in expected]
+    first = [float(v) for v in str(frame["label_probabilities"][0]).split("|")]
+    assert first == pytest.approx([g.probability for g in expected[0].labels], abs=1e-6)
+    job = batch._Job(batch.read_run_files(tagged_run.run_dir), (), None, 3, 4096, output_format,
+                     label_sets=True)
+    assert list(job.meta().columns) == list(frame.columns)  # what the Dask engine is told to expect

@@ -209,3 +209,11 @@ def threshold_record(
     threshold per class, and whether a text may get no class."""
     return {"threshold": mode, "thresholds": {c: float(t) for c, t in zip(classes, thresholds, strict=True)},
             "allow_empty": allow_empty}
+
+
+def label_set_cells(labels: Sequence[Any] | None) -> tuple[str, str]:
+    """A prediction's label set (`Prediction.labels`: guesses with `label` and `probability`) as
+    two table cells: the labels joined by SET_SEPARATOR, and their probabilities in the same order."""
+    chosen = labels or ()
+    return (SET_SEPARATOR.join(g.label for g in chosen),
+            SET_SEPARATOR.join(f"{g.probability:.6f}" for g in chosen))

@@ -356,8 +356,10 @@ def _write_csv(
         if sets:
             row.append(json.dumps([g.label for g in prediction.set or ()], ensure_ascii=False))
         if labels:
-            chosen = prediction.labels or ()
-            row += [cell("|".join(g.label for g in chosen)), "|".join(f"{g.probability:.6f}" for g in chosen)]
+            from toolkit.multilabel import label_set_cells
+
+            names, probabilities = label_set_cells(prediction.labels)
+            row += [cell(names), probabilities]
         writer.writerow(row)
         count += 1
     return count
