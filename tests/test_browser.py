@@ -375,3 +375,31 @@ def test_comparison_marks_the_better_value_the_difference_and_the_kept_epoch(pag
     )
     assert page.tab.locator("#per-class td.best").count() == 0  # same per-class results: nothing marked
     assert f"Completed 2 of 2 epochs; best: epoch {trained_run.best_epoch}" in page.tab.inner_text("body")
+
+
+def test_playground_shows_a_multi_label_runs_label_set(page, tmp_path):
+    """A multi-label run: the playground shows the predicted set with each label's probability
+    (texts in which every tag has its own words, tests/test_multilabel.py); a single-label
+    run's page keeps it hidden."""
+    from test_multilabel import TAGGED_PARAMS, write_tagged_csv
+
+    path = write_tagged_csv(tmp_path / "tags.csv")
+    run = toolkit.run("csv", model="ngram", params={"dataset.path": str(path), **TAGGED_PARAMS},
+                      output=tmp_path / "run", progress=False)
+    tagged = toolkit.load_run(run.run_dir)
+    expected = tagged.predict(["goal song the"])[0].labels
+    with live_server(create_app(tagged)) as url:
+        page.tab.goto(f"{url}/")
+        page.tab.fill("#name", "goal song the")
+        page.tab.wait_for_selector("#label-set", state="visible")
+        shown = page.tab.inner_text("#label-set-names")
+        assert shown == ", ".join(f"{g.label} {100 * g.probability:.1f}%" for g in expected)
+        assert {g.label for g in expected} == {"music", "sport"}
+    assert page.errors == []
+
+
+def test_playground_hides_the_label_set_for_a_single_label_run(page, server):
+    page.tab.goto(f"{server}/")
+    page.tab.fill("#name", "Nakamura")
+    page.tab.wait_for_selector("#guesses li")
+    assert not page.tab.locator("#label-set").is_visible()

@@ -271,7 +271,8 @@ def test_tune_from_python_returns_the_study_and_the_best_run(plugin, tmp_path):
 
 
 @pytest.mark.parametrize(("args", "message"), [
-    (["--metric", "f1"], "unknown metric 'f1'; use one of val_accuracy, val_macro_f1, val_loss."),
+    (["--metric", "f1"],
+     "unknown metric 'f1'; use one of val_accuracy, val_macro_f1, val_micro_f1, val_loss."),
     (["--space", "split.test_size=0.1:0.3"], "--space cannot search split.test_size"),
     (["--space", "train.max_length=8:16"], "--space cannot search train.max_length"),
     (["--space", "model.width=0:8"], "model 'tiny' parameter 'width' must be at least 1 and at most 64"),

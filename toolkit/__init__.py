@@ -57,6 +57,7 @@ _LAZY = {
     "normalization_param": "toolkit.dataset_kit",
     "normalization_field": "toolkit.dataset_kit",
     "labelled_lines": "toolkit.dataset_kit",
+    "labels_field": "toolkit.dataset_kit",
     "dataset_from_files": "toolkit.dataset_kit",
     "describe_dataset": "toolkit.describe",
     "cache_dir": "toolkit.cache",

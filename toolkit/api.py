@@ -228,6 +228,10 @@ class RunResult:
     warm_start: WarmStart | None = None  # what the run started from (`init`), None when from scratch
     hook_failures: tuple[str, ...] = ()  # plugins' lifecycle hooks that failed, as warned on stderr
     calibration: Calibration | None = None  # temperature and conformal scores (rank 0 only)
+    #: Multi-label runs: the decision rule chosen on validation (toolkit.multilabel.threshold_record),
+    #: and the test texts' true classes as a 0/1 matrix (test texts, classes). None otherwise.
+    multi_label: dict[str, Any] | None = None
+    test_label_sets: np.ndarray | None = None
 
     def predictor(self, threads: int | None = None) -> Predictor:
         """The trained model as a `Predictor`, as `load_run` would give it from the run folder:
@@ -237,6 +241,8 @@ class RunResult:
 
         train = self.plan.params["train"]
         config = {"train": train, "provenance": dict(self.split.train.provenance)}
+        if self.multi_label is not None:
+            config["multi_label"] = self.multi_label
         return Predictor(self.model, self.encoder, self.classes, config, self.run_dir,
                          threads or train["threads"] or 1, self.calibration)
 
@@ -361,14 +367,17 @@ def fitted_encoder(plan: RunPlan, train_texts: Sequence[str]) -> Encoder:
     return text_encoder
 
 
-def build_model(plan: RunPlan, text_encoder: Encoder, num_classes: int) -> nn.Module:
-    """The plan's model for `text_encoder`'s vocabulary, its initial weights seeded by the plan."""
+def build_model(
+    plan: RunPlan, text_encoder: Encoder, num_classes: int, multi_label: bool = False
+) -> nn.Module:
+    """The plan's model for `text_encoder`'s vocabulary, its initial weights seeded by the plan
+    (`multi_label`: the run's data has label sets, see `ModelSpec.build`)."""
     import torch
 
     torch.manual_seed(plan.seed)
     return plan.model.build(
         vocab_size=text_encoder.vocab_size, num_classes=num_classes, params=plan.params["model"],
-        encoder=text_encoder,
+        encoder=text_encoder, multi_label=multi_label,
     )
 
 
@@ -411,18 +420,19 @@ def _train_and_evaluate(
 
         text_encoder, network, split, started_from = warm_start(
             plan.init, plan.plugins, plan.params["train"]["new_classes"], split,
-            lambda fitted, count: build_model(plan, fitted, count),
+            lambda fitted, count: build_model(plan, fitted, count, split.train.multi_label),
         )
     else:
         text_encoder = fitted_encoder(plan, split.train.texts)
     classes = split.train.classes
+    multi = split.train.multi_label
     same = distributed.digest(split.train.texts, split.train.targets, text_encoder.state())
     distributed.check_same_everywhere("training data or encoder", same)
     check_fits(plan.model, plan.params, text_encoder, len(classes), target)  # the vocabulary as learned
     hooks = [lambda row: lifecycle.call("epoch_ended", plan=plan, epoch=row)] if lifecycle else []
     with allocation_failures(f"training model '{plan.model.name}'"):
         if started_from is None:
-            network = build_model(plan, text_encoder, len(classes))
+            network = build_model(plan, text_encoder, len(classes), multi)
         trained = train(
             network, text_encoder, split.train, split.val, plan.params["train"],
             seed=seed, device=target, progress=progress, epoch_callbacks=hooks,
@@ -430,12 +440,19 @@ def _train_and_evaluate(
     test_texts = split.test.texts if ranks.is_main else ()
     # as many threads as training used: torch's default (one per core) collapses on a busy machine
     with torch_threads(thread_count(plan.params["train"]["threads"])):
-        raw_probabilities = predict_proba(trained.model, text_encoder, test_texts, target)
+        raw_probabilities = predict_proba(trained.model, text_encoder, test_texts, target, multi)
     test_targets = np.asarray(split.test.targets if ranks.is_main else (), dtype=np.int64)
     calibration = (
-        _calibrate(plan, split, trained.model, text_encoder, target) if ranks.is_main else Calibration()
+        _calibrate(plan, split, trained.model, text_encoder, target) if ranks.is_main and not multi
+        else Calibration()  # multi-label probabilities are each class's own: no temperature, no sets
     )
     probabilities = calibration.apply(raw_probabilities)
+    rule = truth_sets = None
+    if multi and ranks.is_main:
+        from toolkit.multilabel import multi_hot
+
+        rule = _decision_rule(plan, split, trained.model, text_encoder, target)
+        truth_sets = multi_hot(split.test.label_sets or (), len(classes))
     model = trained.model.cpu().eval()
     status = {
         "seconds": round(trained.seconds, 3), "stop_reason": trained.stop_reason,
@@ -445,20 +462,30 @@ def _train_and_evaluate(
         "effective_batch_size": plan.params["train"]["batch_size"] * ranks.world_size,
     }
     report = run_dir = None
-    if claim is not None:
+    if claim is not None and multi:
+        report, evaluation, mistakes, render = _multi_label_report(
+            rule, truth_sets, probabilities, split.test.texts, classes)
+    elif claim is not None:
         evaluation = evaluate_calibration(calibration, raw_probabilities, test_targets)
         report = with_summary_rows(evaluate_predictions(test_targets, probabilities, classes), evaluation)
+        report = _with_any_correct(report, split, test_targets, probabilities)
+        mistakes = confused_examples(split.test.texts, test_targets, probabilities, classes)
+        render = functools.partial(_render, model, text_encoder, split.test.texts, test_targets)
+    if claim is not None:
+        run_config = _run_config(plan, split, target.type, status, classes, started_from)
+        if rule is not None:
+            run_config["multi_label"] = rule
         run_dir = write_run(
             claim,
-            config=_run_config(plan, split, target.type, status, classes, started_from),
+            config=run_config,
             weights=model.state_dict(),
             encoder={"name": plan.encoder.name, "params": plan.params["encoder"],
                      "state": text_encoder.state()},
             classes=classes,
             report=report,
             history=trained.history,
-            mistakes=confused_examples(split.test.texts, test_targets, probabilities, classes),
-            render=functools.partial(_render, model, text_encoder, split.test.texts, test_targets),
+            mistakes=mistakes,
+            render=render,
             files={CONFIG_TOML: plan.run_toml()},
             calibration=calibration.to_json(),
             evaluation=evaluation,
@@ -470,8 +497,68 @@ def _train_and_evaluate(
         device=target.type, report=report, run_dir=run_dir, interrupted=trained.interrupted,
         epochs_completed=trained.epochs_completed, epochs_planned=trained.epochs_planned,
         truncated_texts=truncated, world_size=ranks.world_size, warm_start=started_from,
-        calibration=calibration,
+        calibration=calibration, multi_label=rule, test_label_sets=truth_sets,
     )
+
+
+def _decision_rule(plan: RunPlan, split: Split, model: nn.Module, text_encoder: Encoder,
+                   device: torch.device) -> dict[str, Any]:
+    """A multi-label run's thresholds, chosen on the validation split (never the test split):
+    see `toolkit.multilabel.choose_thresholds`."""
+    from toolkit.inference import predict_proba
+    from toolkit.multilabel import choose_thresholds, multi_hot, threshold_record
+
+    train = plan.params["train"]
+    classes = split.train.classes
+    val = split.val
+    probabilities = predict_proba(model, text_encoder, val.texts, device, True) if len(val) else None
+    truth = multi_hot(val.label_sets or (), len(classes))
+    thresholds = choose_thresholds(
+        probabilities if probabilities is not None else truth.astype(float), truth, train["threshold"],
+        train["allow_empty"],
+    )
+    return threshold_record(train["threshold"], thresholds, classes, train["allow_empty"])
+
+
+def _multi_label_report(
+    rule: dict[str, Any], truth: np.ndarray, probabilities: np.ndarray, texts: Sequence[str],
+    classes: Sequence[str],
+) -> tuple[Report, dict[str, Any], pd.DataFrame, Callable[[RunRecord], Path]]:
+    """A multi-label run's test report, its extra metrics.json sections (the thresholds and the
+    most frequent wrong extra and missing labels), its mistakes and its pages (without
+    explanations, which explain one top class)."""
+    import numpy as np
+
+    from toolkit.evaluation import MISTAKES_MAX
+    from toolkit.multilabel import evaluate_label_sets, label_errors, set_mistakes
+    from toolkit.rendering import render_report
+
+    thresholds = np.asarray([rule["thresholds"][c] for c in classes])
+    report, chosen = evaluate_label_sets(truth, probabilities, thresholds, classes, rule["allow_empty"])
+    evaluation = {"multi_label": {**rule, "label_errors": label_errors(truth, chosen, classes)}}
+    mistakes = set_mistakes(texts, truth, chosen, probabilities, classes, MISTAKES_MAX)
+    return report, evaluation, mistakes, render_report
+
+
+def _with_any_correct(report: Report, split: Split, targets: np.ndarray, probabilities: np.ndarray) -> Report:
+    """A single-label report with `any_correct_accuracy` and `accuracy_ceiling` added when some
+    text of the data stands under several classes (toolkit.multilabel.any_correct); else as it is."""
+    import pandas as pd
+
+    from toolkit.evaluation import Report
+    from toolkit.multilabel import any_correct
+
+    classes_of_text: dict[str, set[int]] = {}
+    parts = [split.train, split.val, split.test, *([split.calibration] if split.calibration else [])]
+    for part in parts:
+        for text, target in zip(part.texts, part.targets, strict=True):
+            classes_of_text.setdefault(text, set()).add(target)
+    if all(len(found) == 1 for found in classes_of_text.values()) or not len(targets):
+        return report
+    extra = any_correct(split.test.texts, targets, probabilities.argmax(axis=1), classes_of_text)
+    summary = pd.concat([report.summary, pd.DataFrame({"value": extra})])
+    summary.index.name = "metric"
+    return Report(summary, report.per_class, report.confusion, report.confusion_normalized)
 
 
 def _calibrate(plan: RunPlan, split: Split, model: nn.Module, text_encoder: Encoder,

@@ -7,7 +7,8 @@ skipped. Each partition becomes one output file, `part-00000.parquet` (or `.csv`
 in the order of the sorted input paths, with the columns `input`, then `class_1`,
 `log_probability_1` ... `class_N`, `log_probability_N` (natural logarithms, most likely first);
 with `min_confidence` an `abstained` column (true: the class cells are empty), with `coverage`
-a `set` column (the prediction set's classes as a JSON list, most likely first).
+a `set` column (the prediction set's classes as a JSON list, most likely first); for a
+multi-label run `labels` (the predicted set, `a|b`) and `label_probabilities` (`0.91|0.62`).
 
 Both engines run the same function on the same partitions, so their outputs are identical
 row for row. The `dask` engine reads the input as a Dask dataframe (`dask.dataframe.from_map`,
@@ -113,7 +114,7 @@ def predict_files(
     target = _Output(str(output))  # claimed before any work: a second prediction into it is refused now
     started = time.perf_counter()
     job = _Job(run_files, tuple(plugins), column, top, batch_size, output_format, min_confidence, coverage,
-               escape_csv)
+               escape_csv, predictor.multi_label is not None)
     try:
         if engine == "local":
             names = [target.write(i, job(path), output_format, escape_csv) for i, path in enumerate(paths)]
@@ -245,16 +246,20 @@ def _cached_predictor(run_files: dict[str, bytes], plugins: tuple[str, ...]) -> 
 
 def predict_frame(
     predictor: Predictor, frame: pd.DataFrame, top: int, batch_size: int,
-    min_confidence: float | None = None, coverage: float | None = None,
+    min_confidence: float | None = None, coverage: float | None = None, label_sets: bool = False,
 ) -> pd.DataFrame:
     """`frame[INPUT]`'s top classes and log-probabilities, predicted in consecutive batches of
     `batch_size` texts (so a partition gives the same numbers whichever engine predicts it). A
     text with nothing left after the run's normalisation gets no classes (empty, NaN), as in
-    `toolkit predict`."""
+    `toolkit predict`. `label_sets` (a multi-label run): also `labels`, the predicted set as
+    `a|b`, and `label_probabilities`, theirs in the same order (toolkit.multilabel)."""
     import numpy as np
     import pandas as pd
 
+    from toolkit.multilabel import label_set_cells
+
     texts = frame[INPUT].tolist()
+    cells = np.full((len(texts), 2), "", dtype=object)
     labels = np.full((len(texts), top), None, dtype=object)
     logs = np.full((len(texts), top), np.nan, dtype=np.float64)
     abstained = np.zeros(len(texts), dtype=bool)
@@ -265,6 +270,7 @@ def predict_frame(
         for row, prediction in enumerate(predictions, start):
             abstained[row] = bool(prediction.abstained)
             sets[row] = json.dumps([g.label for g in prediction.set or ()], ensure_ascii=False)
+            cells[row] = label_set_cells(prediction.labels)
             for rank, guess in enumerate(() if prediction.abstained else prediction.guesses):
                 labels[row, rank] = guess.label
                 logs[row, rank] = guess.log_probability
@@ -276,6 +282,8 @@ def predict_frame(
         columns["abstained"] = abstained
     if coverage is not None:
         columns["set"] = sets
+    if label_sets:
+        columns["labels"], columns["label_probabilities"] = cells[:, 0], cells[:, 1]
     return pd.DataFrame(columns)
 
 
@@ -292,13 +300,15 @@ class _Job:
     min_confidence: float | None = None
     coverage: float | None = None
     escape_csv: bool = True
+    label_sets: bool = False  # a multi-label run: the labels and label_probabilities columns
 
     def __call__(self, path: str) -> pd.DataFrame:
         return self.predict(read_texts(path, self.column))
 
     def predict(self, frame: pd.DataFrame) -> pd.DataFrame:
         predictor = _cached_predictor(self.run_files, self.plugins)
-        return predict_frame(predictor, frame, self.top, self.batch_size, self.min_confidence, self.coverage)
+        return predict_frame(predictor, frame, self.top, self.batch_size, self.min_confidence, self.coverage,
+                             self.label_sets)
 
     def meta(self) -> pd.DataFrame:
         import pandas as pd
@@ -311,6 +321,8 @@ class _Job:
             columns["abstained"] = pd.Series(dtype=bool)
         if self.coverage is not None:
             columns["set"] = pd.Series(dtype=object)
+        if self.label_sets:
+            columns["labels"] = columns["label_probabilities"] = pd.Series(dtype=object)
         return pd.DataFrame(columns)
 
 

@@ -7,6 +7,9 @@
 - `normalization_field` (in a `toolkit.Config` dataclass) or `normalization_param` (in a
   list of `Param`s) is the `normalization` parameter, declared once with one help text; each
   dataset picks only its default.
+- `labels_field` (in a `toolkit.Config` dataclass) is the `labels` parameter (single or
+  multi) of datasets that can read a text under several labels as one multi-label text;
+  `Provenance.multi_label_dataset` builds that TextDataset, identical texts merged.
 - `dataset_from_files` turns `<label>.txt` files (`toolkit.read_label_folder`,
   `toolkit.read_label_zip`) into a TextDataset with all of the above.
 
@@ -41,6 +44,21 @@ NORMALIZATION_HELP = (
 #: `TextDataset.from_pairs`); other fields may not take these names.
 RESERVED = ("source", "sha256", "dropped", "normalization", "shared_texts", "options",
             "loaded_at", "counts", "total")
+
+
+#: `labels=multi`: a text found under several labels is one text with all of them.
+LABEL_KINDS = ("single", "multi")
+LABELS_HELP = (
+    "single: one class per text (a text under two classes is two texts); multi: every distinct "
+    "text once, with the set of all its classes (multi-label classification)."
+)
+#: Why a line is left out when `labels=multi` merges it into an earlier line with the same text.
+MERGED = "same text again (labels merged)"
+
+
+def labels_field(default: str = "single") -> Any:
+    """The `labels` parameter of a dataset's `toolkit.Config` dataclass: single or multi."""
+    return param_field(default, LABELS_HELP, choices=LABEL_KINDS)
 
 
 def normalization_param(default: str = "raw") -> Param:
@@ -157,6 +175,22 @@ class Provenance:
         shared = sum(1 for classes in classes_of.values() if len(classes) > 1)
         return TextDataset.from_pairs(texts, labels, self.as_dict(shared_texts=shared))
 
+    def multi_label_dataset(self, pairs: Iterable[tuple[str, Iterable[str]]]) -> TextDataset:
+        """The multi-label TextDataset of `(text, labels)` pairs, with this record as its
+        provenance: a text found again is merged into its first line (its labels added; the
+        line counted in `dropped` as MERGED), repeated labels count once, and `shared_texts`
+        counts the texts with more than one label."""
+        labels_of: dict[str, dict[str, None]] = {}  # insertion-ordered sets
+        for text, labels in pairs:
+            if text in labels_of:
+                self.drop(MERGED)
+            labels_of.setdefault(text, {}).update(dict.fromkeys(labels))
+        shared = sum(1 for labels in labels_of.values() if len(labels) > 1)
+        return TextDataset.from_label_sets(
+            list(labels_of), [list(labels) for labels in labels_of.values()],
+            self.as_dict(shared_texts=shared),
+        )
+
 
 def _label_lines(files: LabelFiles) -> Iterable[tuple[str, str]]:
     return ((line, label) for label, lines in files.lines.items() for line in lines)
@@ -172,13 +206,17 @@ def labelled_lines(
 
 
 def dataset_from_files(
-    files: LabelFiles, normalization: str = "raw", extra: Mapping[str, Any] | None = None
+    files: LabelFiles, normalization: str = "raw", extra: Mapping[str, Any] | None = None,
+    labels: str = "single",
 ) -> TextDataset:
     """A TextDataset of `files`' lines, normalised, with provenance: source, `extra`, raw
     line counts per label (`lines`), SHA-256 of each file, dropped lines by reason,
-    normalization, load time (see `Provenance`)."""
+    normalization, load time (see `Provenance`). `labels=multi`: a text in several files is
+    one text with all their labels (`Provenance.multi_label_dataset`)."""
     record = Provenance(files.source, normalization=normalization, **(extra or {}))
     record.update(lines=dict(line_counts(files)))
     record.sha256.update(files.sha256)
     pairs = record.normalize_pairs(_label_lines(files))
+    if labels == "multi":
+        return record.multi_label_dataset((text, (label,)) for text, label in pairs)
     return record.dataset([text for text, _ in pairs], [label for _, label in pairs])

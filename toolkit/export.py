@@ -90,6 +90,11 @@ def export_run(
     predictor = load_run(folder, plugins)
     assert predictor.path is not None
     name = predictor.config["model"]["name"]
+    if predictor.multi_label is not None:
+        raise ToolkitError(
+            f"run '{shown(folder)}' is multi-label, and toolkit exports single-label runs only (the graph "
+            "ends in a softmax over the classes); predict with --runtime torch."
+        )
     graph = onnx_graph(predictor.model, predictor.encoder, name)
     if quantize is None:
         write_atomic(target, graph)

@@ -50,9 +50,11 @@ def resolve_device(name: str = "auto") -> torch.device:
 
 
 def predict_proba(
-    model: nn.Module, encoder: Encoder, texts: Sequence[str], device: str | torch.device = "cpu"
+    model: nn.Module, encoder: Encoder, texts: Sequence[str], device: str | torch.device = "cpu",
+    multi_label: bool = False,
 ) -> np.ndarray:
-    """Class probabilities, shape (len(texts), classes), in the order of `texts`."""
+    """Class probabilities, shape (len(texts), classes), in the order of `texts`: a softmax
+    over the classes, or with `multi_label` each class's own sigmoid probability."""
     target = device if isinstance(device, torch.device) else resolve_device(device)
     model.to(target).eval()
     indices, lengths = encoder.encode(list(texts))
@@ -64,7 +66,10 @@ def predict_proba(
             batch_lengths = lengths[rows]
             x = indices[rows, : int(batch_lengths.max())]
             logits = model(x.to(target), batch_lengths.to(target))
-            probabilities.append(torch.softmax(logits.double(), dim=1).cpu())  # sums to 1 exactly
+            if multi_label:
+                probabilities.append(torch.sigmoid(logits.double()).cpu())
+            else:
+                probabilities.append(torch.softmax(logits.double(), dim=1).cpu())  # sums to 1 exactly
     if not probabilities:
         return np.zeros((0, 0))
     result = torch.empty(len(texts), probabilities[0].shape[1], dtype=torch.float64)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+import types as types_module
 import typing
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -296,7 +297,11 @@ def params_of(config: type) -> tuple[Param, ...]:
     for field in dataclasses.fields(config):
         if _FIELD_KEY not in field.metadata:
             raise TypeError(f"{config.__name__}.{field.name} is not declared with toolkit.param_field")
-        params.append(Param(field.name, types[field.name], field.default, **field.metadata[_FIELD_KEY]))
+        declared = types[field.name]
+        optional = typing.get_args(declared) if typing.get_origin(declared) is types_module.UnionType else ()
+        if len(optional) == 2 and type(None) in optional and field.default is None:
+            declared = next(t for t in optional if t is not type(None))  # `str | None = None`: unset
+        params.append(Param(field.name, declared, field.default, **field.metadata[_FIELD_KEY]))
     return tuple(params)
 
 

@@ -63,6 +63,9 @@ class Prediction:
     abstained: bool | None = None
     #: Asked for a coverage: the conformal prediction set, most likely first.
     set: tuple[Guess, ...] | None = None
+    #: A multi-label run: the predicted label set (each class at or above its threshold), most
+    #: likely first; `guesses` then hold each class's own probability.
+    labels: tuple[Guess, ...] | None = None
 
     @property
     def label(self) -> str:
@@ -72,6 +75,13 @@ class Prediction:
     @property
     def probability(self) -> float:
         return self.guesses[0].probability if self.guesses else math.nan
+
+    @property
+    def label_set(self) -> str:
+        """A multi-label run's predicted classes joined by `|` (else the top class)."""
+        if self.labels is None:
+            return self.label
+        return "|".join(g.label for g in self.labels)
 
     def to_dict(self) -> dict[str, Any]:
         result: dict[str, Any] = {
@@ -85,6 +95,8 @@ class Prediction:
             result["abstained"] = self.abstained
         if self.set is not None:
             result["set"] = [{"label": g.label, "probability": g.probability} for g in self.set]
+        if self.labels is not None:
+            result["labels"] = [{"label": g.label, "probability": g.probability} for g in self.labels]
         return result
 
 
@@ -106,6 +118,9 @@ class Predictor:
 
     `scorer`: the run's ONNX export in onnxruntime (`load_run(..., runtime="onnx")`), which then
     gives the probabilities instead of the torch model.
+
+    A multi-label run (its config's `multi_label`: the thresholds chosen on validation) gives
+    each class its own (sigmoid) probability, and every prediction its label set (`labels`).
     """
 
     def __init__(self, model: Any, encoder: Any, classes: Sequence[str], config: dict[str, Any],
@@ -128,6 +143,8 @@ class Predictor:
         self.path = path
         self.calibration = calibration
         self.scorer = scorer
+        rule = config.get("multi_label")
+        self.multi_label: dict[str, Any] | None = rule if isinstance(rule, dict) else None
         self._lock = threading.Lock()  # one forward pass at a time: safe under a threaded server
 
     def prepare(self, texts: Sequence[str]) -> list[str]:
@@ -151,9 +168,10 @@ class Predictor:
         from toolkit.inference import torch_threads
 
         with self._lock, torch_threads(self.threads):
+            multi = self.multi_label is not None
             probabilities = (
                 self.scorer.predict_proba(self.encoder, prepared) if self.scorer is not None
-                else predict_proba(self.model, self.encoder, prepared, "cpu")
+                else predict_proba(self.model, self.encoder, prepared, "cpu", multi)
             )
         if not np.isfinite(probabilities).all():
             model = f"the model of '{shown(self.path)}'" if self.path is not None else "the model"
@@ -161,17 +179,23 @@ class Predictor:
         return self.calibration.apply(probabilities) if self.calibration is not None else probabilities
 
     def predict(self, texts: Sequence[str], top: int = 3, *, min_confidence: float | None = None,
-                coverage: float | None = None) -> list[Prediction]:
+                coverage: float | None = None, threshold: float | None = None) -> list[Prediction]:
         """The `top` most likely classes of each text, with their probabilities; a text with
         nothing left after normalisation gets no guesses.
 
         `min_confidence` P: a prediction whose top probability is below P abstains ("unknown":
         `abstained`, no `label`). `coverage` c: each prediction carries its conformal `set`,
-        the classes that hold the true one with probability at least c (docs/calibration.md)."""
+        the classes that hold the true one with probability at least c (docs/calibration.md).
+        A multi-label run's predictions carry their label set (`labels`); `threshold` t, in
+        (0, 1), replaces the run's thresholds by t for every class."""
         from toolkit.calibration import prediction_sets
 
         if top < 1:
             raise ToolkitError(f"top must be at least 1; got {top}.")
+        decide_at = self.class_thresholds(threshold)
+        if decide_at is not None and coverage is not None:
+            raise ToolkitError("coverage (prediction sets) is for single-label runs; a multi-label run "
+                               "gives each text its label set already.")
         threshold = self.checked_threshold(min_confidence, coverage)
         prepared = self.prepare(texts)
         readable = [i for i, text in enumerate(prepared) if text]
@@ -189,8 +213,32 @@ class Predictor:
                 ranked = np.argsort(-row, kind="stable")
                 members = tuple(Guess(self.classes[j], float(row[j])) for j in ranked if inside[n, j])
             abstained = bool(row[ranks[0]] < min_confidence) if min_confidence is not None else None
-            predictions[i] = Prediction(texts[i], guesses, abstained, members)
+            chosen = None
+            if decide_at is not None:
+                from toolkit.multilabel import decide
+
+                allow_empty = bool(self.multi_label and self.multi_label.get("allow_empty"))
+                picked = decide(row[None, :], decide_at, allow_empty)
+                ranked = np.argsort(-row, kind="stable")
+                chosen = tuple(Guess(self.classes[j], float(row[j])) for j in ranked if picked[0, j])
+            predictions[i] = Prediction(texts[i], guesses, abstained, members, chosen)
         return predictions
+
+    def class_thresholds(self, threshold: float | None = None) -> np.ndarray | None:
+        """A multi-label run's threshold for every class: the run's, or `threshold` for all of
+        them (checked to be between 0 and 1); None for a single-label run."""
+        if threshold is not None and not (isinstance(threshold, (int, float)) and 0 < threshold < 1):
+            raise ToolkitError(f"the threshold must be a number between 0 and 1 (e.g. 0.5); got {threshold}.")
+        if self.multi_label is None:
+            if threshold is not None:
+                raise ToolkitError(
+                    "the threshold is for multi-label runs; this run predicts one class per text."
+                )
+            return None
+        if threshold is not None:
+            return np.full(len(self.classes), float(threshold))
+        recorded = self.multi_label.get("thresholds") or {}
+        return np.asarray([float(recorded.get(c, 0.5)) for c in self.classes])
 
     def explain(self, texts: Sequence[str], label: str | None = None) -> list[Explanation]:
         """Why each text gets its top class (or `label`): one occlusion score per input
@@ -284,7 +332,7 @@ def load_run(
         with torch.device(device):
             return model_spec.build(
                 vocab_size=encoder.vocab_size, num_classes=len(classes), params=checked["model"],
-                encoder=encoder,
+                encoder=encoder, multi_label=isinstance(config.get("multi_label"), dict),
             )
 
     try:

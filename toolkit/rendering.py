@@ -138,7 +138,9 @@ def report_html(record: RunRecord, pngs: dict[str, bytes] | None = None) -> str:
         sizes=config["split"].get("sizes", {}),
         settings=settings_tables(config),
         classes=class_rows(report.per_class),
-        pairs=confused_pairs(report.confusion, record.mistakes),
+        pairs=[] if "multi_label" in config else confused_pairs(report.confusion, record.mistakes),
+        multi_label=multi_label_view(record),
+        any_correct="any_correct_accuracy" in report.summary.index,
         loss_png=_data_uri(pngs[LOSS_PNG]),
         confusion_png=_data_uri(pngs[CONFUSION_PNG]),
         confusion=report.confusion,
@@ -149,6 +151,32 @@ def report_html(record: RunRecord, pngs: dict[str, bytes] | None = None) -> str:
         reliability_png=_data_uri(pngs[RELIABILITY_PNG]) if RELIABILITY_PNG in pngs else None,
         abstention_png=_data_uri(pngs[ABSTENTION_PNG]) if ABSTENTION_PNG in pngs else None,
     )
+
+
+def multi_label_view(record: RunRecord) -> dict[str, Any] | None:
+    """A multi-label run's decision rule and its most frequent wrong extra and missing labels,
+    with example texts from its mistakes; None for a single-label run."""
+    rule = record.config.get("multi_label")
+    if not isinstance(rule, dict):
+        return None
+    errors = (record.evaluation.get("multi_label") or {}).get("label_errors") or {}
+    thresholds = sorted({float(t) for t in (rule.get("thresholds") or {}).values()})
+    shown_thresholds = f"{thresholds[0]:.2f}" if len(thresholds) == 1 else (
+        f"{thresholds[0]:.2f} to {thresholds[-1]:.2f}, per class" if thresholds else "–")
+    examples: dict[tuple[str, str], list[str]] = {}
+    mistakes = record.mistakes
+    if mistakes is not None and "extra" in mistakes.columns:
+        for kind in ("extra", "missing"):
+            for labels, text in mistakes[[kind, "text"]].itertuples(index=False):
+                for label in str(labels).split("|") if isinstance(labels, str) and labels else ():
+                    found = examples.setdefault((kind, label), [])
+                    if len(found) < EXAMPLES_PER_PAIR:
+                        found.append(str(text))
+    return {
+        "mode": rule.get("threshold"), "thresholds": shown_thresholds, "allow_empty": rule.get("allow_empty"),
+        **{kind: [{**row, "examples": examples.get((kind, row["class"]), [])} for row in errors.get(kind, [])]
+           for kind in ("extra", "missing")},
+    }
 
 
 def calibration_view(evaluation: dict[str, Any], classes: list[str]) -> dict[str, Any] | None:
@@ -246,9 +274,9 @@ def _compared_run(record: RunRecord) -> dict[str, Any]:
 
 
 #: Overall metrics where lower is better; counts (examples) are neither better nor worse.
-_LOWER_IS_BETTER = {"log_loss", "ece", "set_size_90"}
+_LOWER_IS_BETTER = {"log_loss", "ece", "set_size_90", "hamming_loss"}
 #: Metrics with no better direction: a set's coverage should be near what was asked, not high.
-_UNRANKED = {"set_coverage_90"}
+_UNRANKED = {"set_coverage_90", "label_cardinality_true", "label_cardinality_predicted", "accuracy_ceiling"}
 
 
 def _compared(metric: str, values: list[tuple[Any, float | None, str] | None]) -> list[dict[str, Any]]:

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 #: The columns before the parameters, and after them.
 LEADING = ("run", "time", "dataset", "model", "encoder")
-TRAILING = ("accuracy", "macro_f1", "seconds", "interrupted", "stopped_early", "size_bytes")
+TRAILING = ("accuracy", "macro_f1", "micro_f1", "seconds", "interrupted", "stopped_early", "size_bytes")
 GROUPS = ("dataset", "encoder", "model", "split", "train")
 
 
@@ -43,9 +43,12 @@ class RunsTable:
             "interrupted" if interrupted else "stopped early" if early else "completed"
             for interrupted, early in zip(frame["interrupted"], frame["stopped_early"], strict=True)
         ]
-        return frame[[*LEADING, *varying, "accuracy", "macro_f1", "seconds"]].assign(
+        # multi-label runs score micro-F1 (and no accuracy): a column only when one is listed
+        micro = ["micro_f1"] if frame["micro_f1"].notna().any() else []
+        return frame[[*LEADING, *varying, "accuracy", "macro_f1", *micro, "seconds"]].assign(
             time=frame["time"].astype(str).str.slice(0, 16).str.replace("T", " "),
             accuracy=frame["accuracy"].round(4), macro_f1=frame["macro_f1"].round(4),
+            **({"micro_f1": frame["micro_f1"].round(4)} if micro else {}),
             seconds=frame["seconds"].round(1), ended=ended, size=frame["size_bytes"].map(_size),
         )
 
@@ -105,7 +108,8 @@ def _row(folder: Path) -> dict[str, Any] | None:
         planned, completed = training.get("epochs_planned"), training.get("epochs_completed")
         row |= {
             "accuracy": summary.get("accuracy"), "macro_f1": summary.get("macro_f1"),
-            "seconds": training.get("seconds"), "interrupted": bool(training.get("interrupted")),
+            "micro_f1": summary.get("micro_f1"), "seconds": training.get("seconds"),
+            "interrupted": bool(training.get("interrupted")),
             "stopped_early": not training.get("interrupted") and planned is not None and completed is not None
             and completed < planned,
             "size_bytes": sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()),

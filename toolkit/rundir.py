@@ -60,7 +60,7 @@ PER_CLASS, CONFUSION, HISTORY = "per_class.csv", "confusion.csv", "history.csv"
 MISTAKES = "mistakes.csv"  # optional: runs written before it existed still read
 CALIBRATION = "calibration.json"  # optional, as mistakes.csv
 #: The sections of metrics.json that toolkit.calibration.evaluate_calibration writes.
-EVALUATION_SECTIONS = ("calibration", "reliability", "abstention", "conformal")
+EVALUATION_SECTIONS = ("calibration", "reliability", "abstention", "conformal", "multi_label")
 LOSS_PNG, CONFUSION_PNG, REPORT_HTML = "loss.png", "confusion.png", "report.html"
 RELIABILITY_PNG, ABSTENTION_PNG = "reliability.png", "abstention.png"  # optional, as mistakes.csv
 REQUIRED = (CONFIG, WEIGHTS, ENCODER, LABELS, METRICS, PER_CLASS, CONFUSION, HISTORY)
@@ -333,12 +333,15 @@ def read_run(path: str | Path) -> RunRecord:
         history = pd.read_csv(_table(folder / HISTORY))
         for column in ("epoch", "train_loss", "val_loss"):
             history[column] = pd.to_numeric(history[column])
-        mistakes = (
-            pd.read_csv(
-                _table(folder / MISTAKES), dtype={"true": str, "predicted": str, "text": str}, **_EXACT
-            )[["true", "predicted", "text", "probability"]]
-            if (folder / MISTAKES).is_file() else None
-        )
+        mistakes = None
+        if (folder / MISTAKES).is_file():
+            mistakes = pd.read_csv(
+                _table(folder / MISTAKES), dtype={"true": str, "predicted": str, "text": str, "extra": str,
+                                                  "missing": str}, **_EXACT,
+            )
+            # a multi-label run's mistakes also name their wrong extra and missing labels
+            wanted = ["true", "predicted", "text", "probability"]
+            mistakes = mistakes[wanted + [c for c in ("extra", "missing") if c in mistakes.columns]]
     except (KeyError, ValueError, TypeError, IndexError, OverflowError) as exc:
         raise ToolkitError(
             f"run folder '{shown(folder)}' has a malformed table or metrics file "

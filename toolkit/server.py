@@ -7,7 +7,9 @@
     GET  /explain/{name}    why the top class (or ?class=C): character scores and the flip
     POST /explain           {"names": [...], "class": C} (or a bare JSON list of names)
                             both take min_confidence (abstain below it: "abstained") and
-                            coverage (conformal prediction sets: "set"), docs/calibration.md
+                            coverage (conformal prediction sets: "set"), docs/calibration.md;
+                            a multi-label run returns each name's label set ("labels", with
+                            each label's probability), and takes threshold (0-1) to override its own
     GET  /                  the playground: a page to try names in a browser
     GET  /docs              the OpenAPI page (/openapi.json for the schema), its Swagger UI
                             files served from the installed fastapi-offline package, no CDN
@@ -60,10 +62,13 @@ class PredictionOut(BaseModel):
     predictions: list[Guess]
     abstained: bool | None = Field(None, description="With min_confidence: the top probability is below it.")
     set: list[SetMember] | None = Field(None, description="With coverage: the conformal prediction set.")
+    labels: list[SetMember] | None = Field(
+        None, description="A multi-label run: the predicted label set, each label with its probability.")
 
 
 MIN_CONFIDENCE = "Abstain (\"abstained\": true) when the top probability is below this, in [0, 1]."
 COVERAGE = "Return each name's prediction set holding the true class with this probability, in (0, 1)."
+THRESHOLD = "A multi-label run: predict every class whose probability reaches this, in (0, 1), not the run's."
 
 
 class BatchIn(BaseModel):
@@ -71,6 +76,7 @@ class BatchIn(BaseModel):
     top: int = Field(3, ge=1, description="How many classes to return per name.")
     min_confidence: float | None = Field(None, ge=0, le=1, description=MIN_CONFIDENCE)
     coverage: float | None = Field(None, gt=0, lt=1, description=COVERAGE)
+    threshold: float | None = Field(None, gt=0, lt=1, description=THRESHOLD)
 
 
 class BatchOut(BaseModel):
@@ -197,11 +203,15 @@ def create_app(predictor: Predictor, max_length: int = 64, max_batch: int = 1000
 
     def run(names: list[str], top: int, **options: float | None) -> list[dict[str, Any]]:
         problems = checked(names)
+        threshold = options.get("threshold")
         readable = [i for i in range(len(names)) if i not in problems]
         try:
+            predictor.class_thresholds(options.pop("threshold", None))
             predictor.checked_threshold(**options)
         except ToolkitError as exc:  # a run without conformal scores asked for a coverage
             raise HTTPException(422, str(exc)) from None
+        if threshold is not None:
+            options["threshold"] = threshold
         guessed = predictor.predict([names[i] for i in readable], top, **options) if readable else []
         predictions = dict(zip(readable, guessed, strict=True))
         for i, prediction in predictions.items():
@@ -245,15 +255,16 @@ def create_app(predictor: Predictor, max_length: int = 64, max_batch: int = 1000
         top: Annotated[int, Query(ge=1)] = 3,
         min_confidence: Annotated[float | None, Query(ge=0, le=1, description=MIN_CONFIDENCE)] = None,
         coverage: Annotated[float | None, Query(gt=0, lt=1, description=COVERAGE)] = None,
+        threshold: Annotated[float | None, Query(gt=0, lt=1, description=THRESHOLD)] = None,
     ) -> dict[str, Any]:
-        return run([name], top, min_confidence=min_confidence, coverage=coverage)[0]
+        return run([name], top, min_confidence=min_confidence, coverage=coverage, threshold=threshold)[0]
 
     @app.post("/predict", response_model=BatchOut, response_model_exclude_none=True)
     def predict_many(body: Annotated[BatchIn | list[str], Body()]) -> dict[str, Any]:
         if isinstance(body, list):
             return {"results": run(body, 3)}
         return {"results": run(body.names, body.top, min_confidence=body.min_confidence,
-                               coverage=body.coverage)}
+                               coverage=body.coverage, threshold=body.threshold)}
 
     def explained(names: list[str], label: str | None) -> list[dict[str, Any]]:
         problems = checked(names)

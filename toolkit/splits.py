@@ -7,6 +7,13 @@
 - `stratified`: scikit-learn's `train_test_split` stratified by class, on the data as it is.
 - `tutorial`: the tutorial's per-class split, 85/15 by default, on the data as it is.
 
+Multi-label data (`TextDataset.label_sets`) is split by iterative stratification (Sechidis et
+al. 2011, from the `iterative-stratification` package: `pip install -e '.[multilabel]'`), so
+every label keeps its share in each part: `leakage-free` first merges every copy of a text
+into one unit with all its labels, `stratified` splits the data as it is; `tutorial` splits per
+first class. Any label that would be missing from training then gets one of its texts moved
+there from validation (or else test), so the model learns every class.
+
 The validation part is carved out of the training part (`val_size` of it) the same way, and
 then the calibration part (`calibration_size` of what is left) by the same strategy: texts that
 neither train the model nor choose its epoch, whose conformal scores make the prediction sets'
@@ -98,6 +105,8 @@ def split_dataset(
 
 
 def _parts(data: TextDataset, strategy: str, test_size: float, val_size: float, seed: int) -> Parts:
+    if data.label_sets is not None and strategy != "tutorial":
+        return _multi_label(data, strategy == "leakage-free", test_size, val_size, seed)
     if strategy == "leakage-free":
         return _leakage_free(data, test_size, val_size, seed)
     if strategy == "stratified":
@@ -171,3 +180,57 @@ def _stratified(data: TextDataset, test_size: float, val_size: float, seed: int)
             "or tutorial, which handle very small classes."
         ) from None
     return [int(i) for i in train], [int(i) for i in val], [int(i) for i in test]
+
+
+def _multi_label(data: TextDataset, keep_texts_together: bool, test_size: float, val_size: float,
+                 seed: int) -> Parts:
+    """Iterative stratification of units (every copy of a text, with `keep_texts_together`;
+    else each row), then every label present made present in training."""
+    assert data.label_sets is not None
+    units: dict[str, list[int]] = defaultdict(list)
+    for i, text in enumerate(data.texts):
+        units[text if keep_texts_together else str(i)].append(i)
+    groups = list(units.values())
+    hot = np.zeros((len(groups), len(data.classes)), dtype=np.int8)
+    for row, group in enumerate(groups):
+        for i in group:
+            hot[row, list(data.label_sets[i])] = 1
+    rest, test = _stratified_cut(hot, np.arange(len(groups)), test_size, seed)
+    train, val = _stratified_cut(hot, rest, val_size, seed)
+    parts = _every_label_in_train(hot, [list(train), list(val), list(test)])
+    return tuple([int(i) for unit in part for i in groups[unit]] for part in parts)  # type: ignore[return-value]
+
+
+def _stratified_cut(
+    hot: np.ndarray, units: np.ndarray, size: float, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """`units` cut in two, the second holding about `size` of them, by iterative stratification."""
+    n_held = min(int(round(len(units) * size)), len(units) - 1)
+    if n_held <= 0:
+        return units, units[:0]
+    try:
+        from iterstrat.ml_stratifiers import MultilabelStratifiedShuffleSplit
+    except ImportError:
+        raise ToolkitError(
+            "splitting multi-label data needs the iterative-stratification package; "
+            "pip install -e '.[multilabel]'."
+        ) from None
+    splitter = MultilabelStratifiedShuffleSplit(n_splits=1, test_size=n_held, random_state=seed)
+    kept, held = next(splitter.split(np.zeros(len(units)), hot[units]))
+    return units[np.sort(kept)], units[np.sort(held)]
+
+
+def _every_label_in_train(hot: np.ndarray, parts: list[list[int]]) -> list[list[int]]:
+    """Move, for each label the units carry but training lacks, one unit carrying it from
+    validation (else test) into training."""
+    train, val, test = parts
+    for label in np.flatnonzero(hot.any(axis=0)):
+        if hot[train, label].any():
+            continue
+        for source in (val, test):
+            carriers = [unit for unit in source if hot[unit, label]]
+            if carriers:
+                source.remove(carriers[0])
+                train.append(carriers[0])
+                break
+    return [train, val, test]

@@ -70,10 +70,21 @@ def check_dataset(
         all(isinstance(t, int) and 0 <= t < len(classes) for t in data.targets),
         f"{label}: every target must be an int indexing classes (0 to {len(classes) - 1}).",
     )
-    _require(len(set(data.targets)) == len(classes), f"{label}: some class has no text.")
+    if data.label_sets is not None:  # multi-label: sorted, non-empty class sets, the first the target
+        pairs = zip(data.label_sets, data.targets, strict=False)
+        _require(
+            len(data.label_sets) == len(data.texts) and all(
+                labels and list(labels) == sorted(set(labels)) and all(0 <= c < len(classes) for c in labels)
+                and labels[0] == target for labels, target in pairs
+            ),
+            f"{label}: every label set must hold sorted, distinct class indices, the first its target.",
+        )
+    used = {c for labels in data.label_sets for c in labels} if data.label_sets else set(data.targets)
+    _require(len(used) == len(classes), f"{label}: some class has no text.")
     again = spec.load(**values)
     _require(
-        (again.texts, again.targets, again.classes) == (data.texts, data.targets, data.classes),
+        (again.texts, again.targets, again.classes, again.label_sets)
+        == (data.texts, data.targets, data.classes, data.label_sets),
         f"{label}: loading twice with the same parameters gave different data; seed any randomness.",
     )
     return data
@@ -136,7 +147,7 @@ def check_model(
     spec: ModelSpec | str, params: Mapping[str, Any] | None = None, *,
     encoder: Encoder | EncoderSpec | str = "onehot", encoder_params: Mapping[str, Any] | None = None,
     num_classes: int = 3, seed: int = 0, steps: int = 30, lr: float = 0.01,
-    plugins: Sequence[str] = (),
+    plugins: Sequence[str] = (), multi_label: bool = False,
 ) -> None:
     """Build the model as toolkit does (seeded, from the fitted encoder's vocab_size) and
     check: logits of shape (batch, classes), also for one text; raw logits, not
@@ -145,7 +156,10 @@ def check_model(
     and toolkit pads and trims each batch to its longest text, so any model must ignore
     what lies past a text's length); that
     `steps` optimiser steps on a small batch lower the loss; the same seed giving the same
-    weights and training; and the weights surviving a safetensors save and rebuild."""
+    weights and training; and the weights surviving a safetensors save and rebuild.
+    `multi_label=True` checks it as a multi-label run uses it: built with `multi_label=True`
+    (for a factory that takes it), texts with one or two classes each, trained with binary
+    cross-entropy on every class's logit."""
     spec = _spec("model", spec, plugins)
     label = f"model '{spec.name}'"
     values = _values("model", spec, params)
@@ -164,12 +178,13 @@ def check_model(
     with _contract():
         check_encoded("the encoder", encoded, len(texts), encoder.vocab_size)
     indices, lengths = encoded
-    y = torch.tensor(targets)
+    y = _label_sets(texts, targets, num_classes) if multi_label else torch.tensor(targets)
 
     def build() -> nn.Module:
         torch.manual_seed(seed)
         model = spec.build(
-            vocab_size=encoder.vocab_size, num_classes=num_classes, params=values, encoder=encoder
+            vocab_size=encoder.vocab_size, num_classes=num_classes, params=values, encoder=encoder,
+            multi_label=multi_label,
         )
         _require(isinstance(model, nn.Module), f"{label}: factory returned {type(model).__name__}, "
                  "not a torch.nn.Module.")
@@ -321,6 +336,24 @@ def _training_texts(num_classes: int, seed: int) -> tuple[list[str], list[int]]:
     return texts, targets
 
 
+def _label_sets(texts: list[str], targets: list[int], num_classes: int) -> torch.Tensor:
+    """Multi-hot targets: every text its class, and a text of more than four letters also the
+    next class (so a model can learn the second label from the text)."""
+    hot = torch.zeros(len(texts), num_classes)
+    for row, (text, target) in enumerate(zip(texts, targets, strict=True)):
+        hot[row, target] = 1
+        if len(text) > 4:
+            hot[row, (target + 1) % num_classes] = 1
+    return hot
+
+
+def _objective(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """The trainer's loss: cross-entropy for class indices, binary cross-entropy for multi-hot."""
+    if y.dim() == 2:
+        return F.binary_cross_entropy_with_logits(logits, y)
+    return F.cross_entropy(logits, y)
+
+
 def _train(
     model: nn.Module, indices: torch.Tensor, lengths: torch.Tensor, y: torch.Tensor,
     steps: int, lr: float, seed: int,
@@ -332,7 +365,7 @@ def _train(
     optimizers = optimizers_for(model, TrainConfig(lr=lr))  # Adam; SparseAdam for sparse embeddings
     model.train()
     for _ in range(steps):
-        loss = F.cross_entropy(model(indices, lengths), y)
+        loss = _objective(model(indices, lengths), y)
         for optimizer in optimizers:
             optimizer.zero_grad()
         loss.backward()
@@ -343,7 +376,7 @@ def _train(
 
 def _loss(model: nn.Module, indices: torch.Tensor, lengths: torch.Tensor, y: torch.Tensor) -> float:
     with torch.no_grad():
-        return float(F.cross_entropy(model.eval()(indices, lengths), y))
+        return float(_objective(model.eval()(indices, lengths), y))
 
 
 def _same_weights(a: nn.Module, b: nn.Module) -> bool:

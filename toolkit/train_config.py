@@ -11,6 +11,21 @@ from toolkit.params import Config, Param, Section, Space, param_field, params_of
 
 #: How a run calibrates its probabilities after training (toolkit.calibration).
 CALIBRATION_METHODS = ("temperature", "none")
+#: `train.threshold`'s words; otherwise it is a number between 0 and 1 (toolkit.multilabel).
+THRESHOLD_MODES = ("auto", "per-class")
+
+
+def threshold_problem(value: str) -> str | None:
+    """What is wrong with a `train.threshold` value, or None: auto, per-class or a number in (0, 1)."""
+    if value in THRESHOLD_MODES:
+        return None
+    try:
+        number = float(value)
+    except ValueError:
+        return f"got threshold '{value}'; use auto, per-class or a number between 0 and 1 (e.g. 0.5)"
+    if not 0 < number < 1:
+        return f"got threshold {value}; a fixed threshold is a number between 0 and 1 (e.g. 0.5)"
+    return None
 
 
 @dataclass(frozen=True)
@@ -102,6 +117,18 @@ class TrainConfig(Config):
         "they say (temperature), or keep the model's own (none). The top class never changes.",
         choices=CALIBRATION_METHODS,
     )
+    threshold: str = param_field(
+        "auto",
+        "Multi-label runs: a class is predicted when its probability reaches the threshold, chosen "
+        "on the validation split: auto (one value, the best validation micro-F1), per-class (each "
+        "class's best F1), or a number between 0 and 1.",
+    )
+    allow_empty: bool = param_field(
+        False, "Multi-label runs: a text may get no class at all (false: at least its most probable one).",
+    )
+
+    def check(self) -> str | None:
+        return threshold_problem(self.threshold)
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any] | TrainConfig | None = None) -> TrainConfig:

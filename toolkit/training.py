@@ -5,6 +5,14 @@ model mini-batches of names of similar length (little padding), either shuffled 
 the tutorial's class-balanced draws (a random class, then a random name of it). After every
 epoch it measures the validation loss and keeps the best weights. A NaN or infinite loss
 stops training with a ToolkitError; Ctrl-C stops it cleanly and keeps what was learned.
+
+The trainer chooses the loss from the data: cross-entropy over the classes for single-label
+data, and for multi-label data (`TextDataset.label_sets`) binary cross-entropy on each class's
+logit (one yes/no question per class). There `label_smoothing` moves each 0/1 target towards
+1/2 by its share, `class_weights` weighs each class's positive texts as cross-entropy weighs a
+class's texts, `logit_adjust` adds the log prior odds of each class, and the history's
+`train_acc`/`val_acc` are micro-F1 at the threshold 0.5 (the run's own threshold is chosen
+after training, on validation: toolkit.multilabel).
 """
 
 from __future__ import annotations
@@ -266,13 +274,12 @@ class _Loop:
         self.model.train()
         started = time.perf_counter()
         loss_sum, correct, count, unreported, last_report = 0.0, 0, 0, 0, started
+        scored = 0  # the denominator of train_acc: texts, or for multi-label 2tp + fp + fn
         for rows in batches:
             x, lengths, y = self.data.take(rows)
             logits = self.model(x, lengths)
             trained_logits = logits if self.logit_shift is None else logits + self.logit_shift
-            loss = F.cross_entropy(
-                trained_logits, y, weight=self.class_weights, label_smoothing=self.config.label_smoothing
-            )
+            loss = self._loss(trained_logits, y)
             loss_value = loss.item()
             if not math.isfinite(loss_value):
                 raise _diverged(loss_value, epoch, self.step + 1, self.config)
@@ -288,31 +295,53 @@ class _Loop:
             self.seen += len(y)
             count += len(y)
             loss_sum += loss_value * len(y)
-            correct += int((logits.argmax(1) == y).sum())
+            hits, out_of = _hits(logits.detach(), y)
+            correct, scored = correct + hits, scored + out_of
             unreported += len(y)
             if time.perf_counter() - last_report > REPORT_EVERY:  # redrawing per step costs time
                 unreported *= distributed.current().world_size  # the bar counts all ranks' texts
-                report(advance=unreported, status=self._status(epoch, loss_sum, correct, count, started))
+                status = self._status(epoch, loss_sum, correct, count, scored, started)
+                report(advance=unreported, status=status)
                 unreported, last_report = 0, time.perf_counter()
             for callback in self.callbacks:
                 callback(BatchInfo(epoch, self.step, self.seen, loss_value, self.model))
         local_count = count
-        loss_sum, correct, count = distributed.sum_over_ranks(loss_sum, correct, count)
+        loss_sum, correct, count, scored = distributed.sum_over_ranks(loss_sum, correct, count, scored)
         self.seen += int(count) - local_count  # every rank counts the texts of all ranks
         report(advance=unreported * distributed.current().world_size,
-               status=self._status(epoch, loss_sum, correct, count, started))
+               status=self._status(epoch, loss_sum, correct, count, scored, started))
         seconds = time.perf_counter() - started
         return {
             "epoch": epoch, "examples": self.seen, "train_loss": loss_sum / count,
-            "train_acc": correct / count, "val_loss": math.nan, "val_acc": math.nan,
+            "train_acc": correct / max(scored, 1), "val_loss": math.nan, "val_acc": math.nan,
             "seconds": seconds, "names_per_sec": count / max(seconds, 1e-9),
             "lr": self.optimizers[0].param_groups[0]["lr"],
         }
 
+    def _loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Cross-entropy for class indices; binary cross-entropy per class for multi-hot targets."""
+        if y.dim() == 1:
+            return F.cross_entropy(
+                logits, y, weight=self.class_weights, label_smoothing=self.config.label_smoothing
+            )
+        smoothed = y * (1 - self.config.label_smoothing) + self.config.label_smoothing / 2
+        return F.binary_cross_entropy_with_logits(logits, smoothed, pos_weight=self.class_weights)
+
     @staticmethod
-    def _status(epoch: int, loss_sum: float, correct: int, count: int, started: float) -> str:
+    def _status(epoch: int, loss_sum: float, correct: int, count: int, scored: int, started: float) -> str:
         rate = count / max(time.perf_counter() - started, 1e-9)
-        return f"epoch {epoch} loss {loss_sum / count:.3f} acc {correct / count:.1%} {rate:,.0f} texts/s"
+        accuracy = correct / max(scored, 1)
+        return f"epoch {epoch} loss {loss_sum / count:.3f} acc {accuracy:.1%} {rate:,.0f} texts/s"
+
+
+def _hits(logits: torch.Tensor, y: torch.Tensor) -> tuple[int, int]:
+    """(right, out of): texts whose top class is right, of all texts; for multi-hot targets, the
+    micro-F1 at threshold 0.5 as 2tp out of 2tp + fp + fn."""
+    if y.dim() == 1:
+        return int((logits.argmax(1) == y).sum()), len(y)
+    chosen, truth = logits >= 0, y >= 0.5
+    tp = int((chosen & truth).sum())
+    return 2 * tp, 2 * tp + int((chosen ^ truth).sum())
 
 
 def check_model_reads_encoder(model: nn.Module, batches: _Batches, num_classes: int) -> None:
@@ -346,7 +375,12 @@ class _Batches:
         self.size = len(data)
         self.indices, self.lengths_tensor = indices, lengths
         self.lengths = lengths.numpy()
-        self.targets = torch.tensor(data.targets, dtype=torch.long)
+        if data.label_sets is not None:  # multi-hot, for binary cross-entropy
+            from toolkit.multilabel import multi_hot
+
+            self.targets = torch.from_numpy(multi_hot(data.label_sets, len(data.classes))).float()
+        else:
+            self.targets = torch.tensor(data.targets, dtype=torch.long)
         self.device = device
 
     def take(self, rows: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -373,8 +407,7 @@ def _epoch_batches(
 ) -> list[np.ndarray]:
     """The row numbers of each mini-batch of one epoch of `size` names."""
     if config.sampling == "balanced":
-        targets = np.asarray(data.targets)
-        members = [np.flatnonzero(targets == c) for c in range(len(data.classes))]
+        members = _members_of_classes(data)
         members = [m for m in members if len(m)]
         chosen_class = rng.integers(len(members), size=size)
         rows = np.empty(size, dtype=np.int64)
@@ -396,36 +429,65 @@ def _epoch_batches(
     return batches
 
 
+def _members_of_classes(data: TextDataset) -> list[np.ndarray]:
+    """The rows of every class: its texts, or for multi-label data the texts carrying it."""
+    if data.label_sets is None:
+        targets = np.asarray(data.targets)
+        return [np.flatnonzero(targets == c) for c in range(len(data.classes))]
+    rows: list[list[int]] = [[] for _ in data.classes]
+    for i, labels in enumerate(data.label_sets):
+        for c in labels:
+            rows[c].append(i)
+    return [np.asarray(r, dtype=np.int64) for r in rows]
+
+
+def _class_counts(data: TextDataset, num_classes: int) -> np.ndarray:
+    """Texts per class (for multi-label data, texts carrying each class)."""
+    if data.label_sets is None:
+        return np.bincount(np.asarray(data.targets), minlength=num_classes).astype(np.float64)
+    counts = np.zeros(num_classes)
+    for labels in data.label_sets:
+        counts[list(labels)] += 1
+    return counts
+
+
 def thread_count(threads: int) -> int:
     """torch threads for `train.threads`: its value, or with 0 (auto) at most MAX_AUTO_THREADS."""
     return threads or min(torch.get_num_threads(), MAX_AUTO_THREADS)
 
 
 def _member_log_probs(model: nn.Module, data: _Batches) -> tuple[torch.Tensor, torch.Tensor]:
-    """Each separately trained member's log-probabilities (members, texts, classes) on `data`,
-    and the texts' targets."""
+    """Each separately trained member's log-probabilities (members, texts, classes) on `data`
+    (of each class on its own, log-sigmoid, for multi-label data), and the texts' targets."""
     members = [member for _, member, _ in model.separate_members]
     parts, targets = [], []
     with torch.inference_mode():
         for rows in data.in_batches(PREDICT_BATCH):
             x, lengths, y = data.take(rows)
-            parts.append(torch.stack([F.log_softmax(member(x, lengths), dim=1) for member in members]))
+            log_p = F.logsigmoid if y.dim() == 2 else functools.partial(F.log_softmax, dim=1)
+            parts.append(torch.stack([log_p(member(x, lengths)) for member in members]))
             targets.append(y)
     return torch.cat(parts, dim=1), torch.cat(targets)
 
 
 def _evaluate(model: nn.Module, data: _Batches) -> tuple[float, float]:
-    """Mean cross-entropy and accuracy on a whole encoded dataset."""
+    """Mean cross-entropy and accuracy on a whole encoded dataset (for multi-label data, mean
+    binary cross-entropy per class and micro-F1 at threshold 0.5)."""
     model.eval()
-    loss_sum, correct = 0.0, 0
+    loss_sum, correct, scored, terms = 0.0, 0, 0, 0
     with torch.inference_mode():
         for rows in data.in_batches(PREDICT_BATCH):
             x, lengths, y = data.take(rows)
             logits = model(x, lengths)
-            loss_sum += float(F.cross_entropy(logits, y, reduction="sum"))
-            correct += int((logits.argmax(1) == y).sum())
+            if y.dim() == 1:
+                loss_sum += float(F.cross_entropy(logits, y, reduction="sum"))
+            else:
+                loss_sum += float(F.binary_cross_entropy_with_logits(logits, y, reduction="sum"))
+            terms += y.numel()
+            hits, out_of = _hits(logits, y)
+            correct, scored = correct + hits, scored + out_of
     model.train()
-    return loss_sum / data.size, correct / data.size
+    return loss_sum / terms, correct / max(scored, 1)
 
 
 def optimizers_for(model: nn.Module, config: TrainConfig) -> list[torch.optim.Optimizer]:
@@ -476,15 +538,19 @@ def _scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig, steps: int
 def _class_weights(data: TextDataset, num_classes: int, power: float) -> torch.Tensor:
     """(names / (classes * class count)) ** power: at power 1 every class weighs the same in
     total; a class missing from the training data gets weight 0."""
-    counts = np.bincount(np.asarray(data.targets), minlength=num_classes).astype(np.float64)
+    counts = _class_counts(data, num_classes)
     weights = np.where(counts > 0, (len(data) / (num_classes * np.maximum(counts, 1))) ** power, 0.0)
     return torch.tensor(weights, dtype=torch.float32)
 
 
 def _log_prior(data: TextDataset, num_classes: int) -> torch.Tensor:
-    """log(class share) in the training data; a class absent there counts as one text."""
-    counts = np.bincount(np.asarray(data.targets), minlength=num_classes).astype(np.float64)
-    return torch.tensor(np.log(np.maximum(counts, 1) / len(data)), dtype=torch.float32)
+    """log(class share) in the training data; a class absent there counts as one text. For
+    multi-label data, the log odds of each class (log(share / (1 - share)))."""
+    if data.label_sets is None:
+        counts = np.bincount(np.asarray(data.targets), minlength=num_classes).astype(np.float64)
+        return torch.tensor(np.log(np.maximum(counts, 1) / len(data)), dtype=torch.float32)
+    share = np.clip(np.maximum(_class_counts(data, num_classes), 1) / len(data), 1e-6, 1 - 1e-6)
+    return torch.tensor(np.log(share / (1 - share)), dtype=torch.float32)
 
 
 def _diverged(value: float, epoch: int, step: int, config: TrainConfig, where: str = "") -> ToolkitError:

@@ -46,7 +46,8 @@ if TYPE_CHECKING:
     from toolkit.splits import Split
 
 #: What a trial is scored by, and which way is better.
-METRICS = {"val_accuracy": "maximize", "val_macro_f1": "maximize", "val_loss": "minimize"}
+METRICS = {"val_accuracy": "maximize", "val_macro_f1": "maximize", "val_micro_f1": "maximize",
+           "val_loss": "minimize"}
 MAX_TRIALS = 10_000
 MAX_TIMEOUT = 30 * 24 * 3600  # seconds
 STUDY_NAME = "toolkit"
@@ -324,7 +325,8 @@ class _Objective:
         text_encoder = fitted_encoder(plan, split.train.texts)
         # a trial too large for the memory fails alone, with the estimate as its reason
         check_fits(plan.model, plan.params, text_encoder, len(split.train.classes), device)
-        network = build_model(plan, text_encoder, len(split.train.classes))
+        multi = split.train.multi_label
+        network = build_model(plan, text_encoder, len(split.train.classes), multi)
         use_loss = self.metric == "val_loss"
 
         def report(row: Mapping[str, Any]) -> None:
@@ -339,7 +341,12 @@ class _Objective:
         if trained.interrupted:
             raise KeyboardInterrupt
         trial.set_user_attr("epochs", trained.epochs_completed)
-        probabilities = predict_proba(trained.model, text_encoder, split.val.texts, device)
+        probabilities = predict_proba(trained.model, text_encoder, split.val.texts, device, multi)
+        if multi:
+            from toolkit.multilabel import multi_hot
+
+            truth = multi_hot(split.val.label_sets or (), len(split.val.classes))
+            return multi_label_validation_scores(probabilities, truth, plan.params["train"])
         return validation_scores(probabilities, np.asarray(split.val.targets), len(split.val.classes))
 
 
@@ -351,10 +358,32 @@ def validation_scores(probabilities: Any, targets: Any, classes: int) -> dict[st
 
     predicted = probabilities.argmax(axis=1)
     picked = probabilities[np.arange(len(targets)), targets]
+    accuracy = float((predicted == targets).mean())
     return {
-        "val_accuracy": float((predicted == targets).mean()),
+        "val_accuracy": accuracy,
         "val_macro_f1": float(f1_score(targets, predicted, average="macro", zero_division=0)),
+        "val_micro_f1": accuracy,  # one class per text, one prediction per text: micro-F1 is accuracy
         "val_loss": float(-np.log(np.clip(picked, 1e-12, None)).mean()),
+    }
+
+
+def multi_label_validation_scores(
+    probabilities: Any, truth: Any, train: Mapping[str, Any]
+) -> dict[str, float]:
+    """A multi-label trial's validation scores, deciding as its run would (thresholds chosen on
+    validation by `train.threshold`): subset accuracy as val_accuracy, macro- and micro-F1, and
+    the mean binary cross-entropy of every (text, class) as val_loss."""
+    import numpy as np
+
+    from toolkit.multilabel import choose_thresholds, decide, summary_values
+
+    thresholds = choose_thresholds(probabilities, truth, train["threshold"], train["allow_empty"])
+    scores = summary_values(truth, decide(probabilities, thresholds, train["allow_empty"]))
+    p = np.clip(probabilities, 1e-12, 1 - 1e-12)
+    return {
+        "val_accuracy": scores["subset_accuracy"], "val_macro_f1": scores["macro_f1"],
+        "val_micro_f1": scores["micro_f1"],
+        "val_loss": float(-(truth * np.log(p) + (1 - truth) * np.log(1 - p)).mean()),
     }
 
 

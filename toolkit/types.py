@@ -45,12 +45,18 @@ class TextDataset:
 
     `provenance` says where the data came from (source, checksums, counts, options), and is
     written into every run. Build one with `TextDataset.from_pairs`.
+
+    Multi-label data (`TextDataset.from_label_sets`) also has `label_sets`: for every text the
+    sorted indices of all its classes (at least one). `targets[i]` is then the first of them,
+    so code that reads one class per text keeps working; `label_sets` is None for single-label
+    data, which stays the default representation (`multi_label` tells them apart).
     """
 
     texts: tuple[str, ...]
     targets: tuple[int, ...]
     classes: tuple[str, ...]
     provenance: Mapping[str, Any] = field(default_factory=dict)
+    label_sets: tuple[tuple[int, ...], ...] | None = None
 
     @classmethod
     def from_pairs(
@@ -62,19 +68,7 @@ class TextDataset:
         """Build from parallel lists of texts and label names; classes come out sorted."""
         if len(texts) != len(labels):
             raise ToolkitError(f"got {len(texts)} texts but {len(labels)} labels.")
-        if not texts:
-            dropped = (provenance or {}).get("dropped") or {}
-            because = ", ".join(f"{count} {reason}" for reason, count in dropped.items()) if isinstance(
-                dropped, Mapping) else ""
-            raise EmptyDatasetError(
-                "no labelled texts were found" + (f" (left out: {because})" if because else "")
-            )
-        classes = tuple(sorted(set(labels)))
-        if len(classes) < 2:
-            raise ToolkitError(
-                f"the dataset has a single class '{classes[0]}'; "
-                "a classifier needs at least two. Add data for another class."
-            )
+        classes = _checked_classes(texts, labels, provenance)
         index = {name: i for i, name in enumerate(classes)}
         counts = Counter(labels)
         info = dict(provenance or {})
@@ -82,12 +76,45 @@ class TextDataset:
         info.setdefault("total", len(texts))
         return cls(tuple(texts), tuple(index[label] for label in labels), classes, info)
 
+    @classmethod
+    def from_label_sets(
+        cls,
+        texts: Sequence[str],
+        label_sets: Sequence[Sequence[str]],
+        provenance: Mapping[str, Any] | None = None,
+    ) -> TextDataset:
+        """Multi-label data from parallel lists of texts and their label names (each a
+        non-empty collection; repeats count once); classes come out sorted, and the
+        provenance `counts` are texts per class."""
+        if len(texts) != len(label_sets):
+            raise ToolkitError(f"got {len(texts)} texts but {len(label_sets)} label sets.")
+        if any(not labels for labels in label_sets):
+            raise ToolkitError("every text needs at least one label; drop texts without labels.")
+        classes = _checked_classes(texts, [label for labels in label_sets for label in labels], provenance)
+        index = {name: i for i, name in enumerate(classes)}
+        sets = tuple(tuple(sorted({index[label] for label in labels})) for labels in label_sets)
+        counts = Counter(i for labels in sets for i in labels)
+        info = dict(provenance or {})
+        info.setdefault("counts", {name: counts[index[name]] for name in classes})
+        info.setdefault("total", len(texts))
+        return cls(tuple(texts), tuple(labels[0] for labels in sets), classes, info, sets)
+
+    @property
+    def multi_label(self) -> bool:
+        """Whether the texts carry sets of labels (`label_sets`) rather than one each."""
+        return self.label_sets is not None
+
     def __len__(self) -> int:
         return len(self.texts)
 
     def labels(self) -> list[str]:
-        """The class name of every text."""
+        """The class name of every text (for multi-label data, the first of its classes)."""
         return [self.classes[t] for t in self.targets]
+
+    def label_names(self) -> list[tuple[str, ...]]:
+        """The class names of every text: all of them for multi-label data, else one."""
+        sets = self.label_sets if self.label_sets is not None else [(t,) for t in self.targets]
+        return [tuple(self.classes[i] for i in labels) for labels in sets]
 
     def subset(self, indices: Sequence[int]) -> TextDataset:
         """The texts at `indices`, with the same classes and provenance."""
@@ -96,7 +123,28 @@ class TextDataset:
             tuple(self.targets[i] for i in indices),
             self.classes,
             self.provenance,
+            tuple(self.label_sets[i] for i in indices) if self.label_sets is not None else None,
         )
+
+
+def _checked_classes(
+    texts: Sequence[str], labels: Sequence[str], provenance: Mapping[str, Any] | None
+) -> tuple[str, ...]:
+    """The sorted classes of `labels`; no texts, or a single class, is refused."""
+    if not texts:
+        dropped = (provenance or {}).get("dropped") or {}
+        because = ", ".join(f"{count} {reason}" for reason, count in dropped.items()) if isinstance(
+            dropped, Mapping) else ""
+        raise EmptyDatasetError(
+            "no labelled texts were found" + (f" (left out: {because})" if because else "")
+        )
+    classes = tuple(sorted(set(labels)))
+    if len(classes) < 2:
+        raise ToolkitError(
+            f"the dataset has a single class '{classes[0]}'; "
+            "a classifier needs at least two. Add data for another class."
+        )
+    return classes
 
 
 @runtime_checkable
@@ -176,6 +224,9 @@ class ModelSpec:
     without the group, e.g. `{"lr": 0.1}`); a value given for the run still wins.
     `train_search` likewise replaces how `toolkit tune` searches trainer parameters for this
     model (e.g. `{"lr": Space.range(0.05, 1.0, log=True)}`; None: not searched).
+    A factory that names a `multi_label` argument learns whether the run is multi-label (each
+    class a yes/no question, scored by a sigmoid of its logit, trained with binary cross-entropy
+    by the trainer); most models need not care, as their logits mean one score per class either way.
     `config`, instead of `params`, is a `toolkit.Config` dataclass declaring the parameters
     (`params` is then derived from it, and `plan_run` builds it before any data is read, so
     its rules across parameters are checked early too).
@@ -194,21 +245,27 @@ class ModelSpec:
         _derive_params(self)
 
     def build(
-        self, *, vocab_size: int, num_classes: int, params: Mapping[str, Any], encoder: Encoder | None = None
+        self, *, vocab_size: int, num_classes: int, params: Mapping[str, Any], encoder: Encoder | None = None,
+        multi_label: bool = False,
     ) -> Any:
         """The model: `factory(vocab_size=, num_classes=, **params)`, plus `encoder=` when the
-        factory names that argument and an encoder is given."""
-        extra = {"encoder": encoder} if encoder is not None and takes_encoder(self.factory) else {}
+        factory names that argument and an encoder is given, and `multi_label=True` when the
+        run is multi-label and the factory names that argument."""
+        extra: dict[str, Any] = {}
+        if encoder is not None and takes_encoder(self.factory):
+            extra["encoder"] = encoder
+        if multi_label and takes_encoder(self.factory, "multi_label"):
+            extra["multi_label"] = True
         return self.factory(vocab_size=vocab_size, num_classes=num_classes, **params, **extra)
 
 
-def takes_encoder(factory: Callable[..., Any]) -> bool:
-    """Whether a model factory names an `encoder` argument (not only **kwargs)."""
+def takes_encoder(factory: Callable[..., Any], argument: str = "encoder") -> bool:
+    """Whether a model factory names an `encoder` (or another) argument (not only **kwargs)."""
     try:
         parameters = inspect.signature(factory).parameters
     except (TypeError, ValueError):
         return False
-    found = parameters.get("encoder")
+    found = parameters.get(argument)
     return found is not None and found.kind in (found.POSITIONAL_OR_KEYWORD, found.KEYWORD_ONLY)
 
 

@@ -100,6 +100,14 @@ def warm_start(
     from toolkit.predictor import load_run
 
     loaded = load_run(init, plugins)
+    if (loaded.multi_label is not None) != split.train.multi_label:
+        kinds = ("multi-label", "single-label")
+        if loaded.multi_label is None:
+            kinds = kinds[::-1]
+        raise ToolkitError(
+            f"the --init run '{shown(init)}' is {kinds[0]} but this data is {kinds[1]}; start from a "
+            f"{kinds[1]} run, or train from scratch."
+        )
     old = tuple(loaded.classes)
     new = tuple(c for c in split.train.classes if c not in old)
     if new and new_classes != "add":
@@ -123,6 +131,9 @@ def warm_start(
 
 def _reordered(data: TextDataset, classes: Sequence[str]) -> TextDataset:
     index = {name: i for i, name in enumerate(classes)}
+    if data.label_sets is not None:  # multi-label: every set in the new order, its first the target
+        sets = tuple(tuple(sorted(index[data.classes[c]] for c in labels)) for labels in data.label_sets)
+        return type(data)(data.texts, tuple(s[0] for s in sets), tuple(classes), data.provenance, sets)
     targets = tuple(index[data.classes[t]] for t in data.targets)
     return type(data)(data.texts, targets, tuple(classes), data.provenance)
 

@@ -246,7 +246,7 @@ def frame_table(frame: pd.DataFrame, title: str) -> Table:
     table.add_column(_plain(frame.index.name or ""), style="bold", no_wrap=True, min_width=min(longest, 16))
     for column in frame.columns:
         table.add_column(_plain(column), justify="right")
-    for index, row in frame.iterrows():
+    for index, *row in frame.itertuples(name=None):  # iterrows would make an all-number row's ints floats
         table.add_row(_plain(index), *(_plain(_cell(v)) for v in row))
     return table
 

@@ -40,7 +40,11 @@ def _resolve(ctx: typer.Context, name: str, param: list[str] | None) -> tuple[Da
 def show(ctx: typer.Context, name: str, param: ParamOption = None) -> None:
     """Per class: lines, distinct texts, texts shared with other classes; dropped lines."""
     spec, params = _resolve(ctx, name, param)
-    from toolkit.describe import describe_dataset  # pandas loads after the parameters are checked
+    from toolkit.describe import (  # pandas loads after the parameters are checked
+        describe_dataset,
+        frequent_label_pairs,
+        label_cardinality,
+    )
 
     data = loaded_dataset(registry_from(ctx).label("dataset", name), spec, params)
     provenance = data.provenance
@@ -58,6 +62,12 @@ def show(ctx: typer.Context, name: str, param: ParamOption = None) -> None:
     dropped = provenance.get("dropped") or {}
     kept = ", ".join(f"{count} {reason}" for reason, count in dropped.items())
     typer.echo(f"dropped: {kept or 'none'}")
+    pairs = frequent_label_pairs(data)
+    if data.multi_label or len(pairs):
+        kind = "multi-label" if data.multi_label else "single-label, texts under several classes merged"
+        typer.echo(f"label cardinality: {label_cardinality(data):.3f} classes per distinct text ({kind})")
+        shown = ", ".join(f"{row.first}+{row.second} {row.texts}" for row in pairs.itertuples())
+        typer.echo(f"most frequent label pairs (texts): {shown or 'none'}")
 
 
 @datasets_app.command("download")

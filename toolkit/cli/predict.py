@@ -45,6 +45,11 @@ CoverageOption = Annotated[
     typer.Option("--coverage", help="Also give each name's prediction set: the classes that hold the "
                  "true one with this probability, e.g. 0.9 (docs/calibration.md)."),
 ]
+ThresholdOption = Annotated[
+    float | None,
+    typer.Option("--threshold", help="Multi-label runs: predict every class whose probability reaches "
+                 "this (between 0 and 1) instead of the thresholds the run chose on validation."),
+]
 
 
 def _print(prediction: Prediction) -> None:
@@ -62,15 +67,24 @@ def _print_guesses(prediction: Prediction) -> None:
     if prediction.set is not None and prediction.guesses:
         members = ", ".join(f"{shown(g.label)} {g.probability:.2f}" for g in prediction.set)
         typer.echo(f"set: {members}")
+    if prediction.labels is not None and prediction.guesses:
+        members = ", ".join(f"{shown(g.label)} {g.probability:.2f}" for g in prediction.labels)
+        typer.echo(f"labels: {members or '(none)'}")
 
 
-def _options(min_confidence: float | None, coverage: float | None) -> dict[str, float | None]:
-    """The abstention and prediction-set options, refused in one line before any model loads."""
+def _options(
+    min_confidence: float | None, coverage: float | None, threshold: float | None = None
+) -> dict[str, float | None]:
+    """The abstention, prediction-set and threshold options, refused in one line before any
+    model loads (the threshold only when given: the batch path takes no threshold)."""
     from toolkit.calibration import check_coverage, check_min_confidence
 
     check_min_confidence(min_confidence)
     check_coverage(coverage)
-    return {"min_confidence": min_confidence, "coverage": coverage}
+    if threshold is not None and not 0 < threshold < 1:
+        raise ToolkitError(f"--threshold must be between 0 and 1 (e.g. 0.5); got {threshold:g}.")
+    options = {"min_confidence": min_confidence, "coverage": coverage}
+    return options | ({"threshold": threshold} if threshold is not None else {})
 
 
 def predict(
@@ -119,6 +133,7 @@ def predict(
     runtime: Annotated[
         str, typer.Option(help="torch, or onnx: the run's ONNX export (`toolkit export`) in onnxruntime.")
     ] = "torch",
+    threshold: ThresholdOption = None,
     raw_csv: Annotated[
         bool,
         typer.Option(
@@ -131,7 +146,7 @@ def predict(
     """Classify names given on the command line, or every line of a file (to a CSV), or many
     files into a folder of partitions (locally or on a Dask cluster; see docs/scale.md).
     SIGTERM stops it at once, leaving no partial output (exit 143)."""
-    options = _options(min_confidence, coverage)
+    options = _options(min_confidence, coverage, threshold)
     with sigterm_unwinds(), writing_stdout():
         _predict(ctx, run, names, top, as_json, input_file, column, output, batch_size, threads, engine,
                  scheduler, workers, output_format, raw_csv, options, runtime)
@@ -162,6 +177,7 @@ def _predict(
     if input_file is not None:
         _check_input_file(Path(input_file), column)
     predictor = load_predictor(ctx, run, threads, runtime)
+    predictor.class_thresholds(options.get("threshold"))  # a threshold for a single-label run: one line
     top = min(top, len(predictor.classes))  # the CSV header has a column pair per guess
     if input_file is None:
         assert names is not None
@@ -183,7 +199,7 @@ def _predict(
     else:
         write = functools.partial(
             _write_csv, abstain=options["min_confidence"] is not None, sets=options["coverage"] is not None,
-            escape=not raw_csv,
+            escape=not raw_csv, labels=predictor.multi_label is not None,
         )
     if output is None:
         write(predictions, top, sys.stdout)
@@ -244,6 +260,8 @@ def _predict_batch(
         raise ToolkitError("batch prediction needs --input FILES and an --output folder.")
     if as_json:
         raise ToolkitError("--json is for names and single files; an --output folder gets Parquet or CSV.")
+    if "threshold" in options:
+        raise ToolkitError("--threshold is for names and single files; an --output folder uses the run's.")
     registry_from(ctx)
     result = predict_files(
         run, input_pattern, output, column=column, top=top, engine=engine, scheduler=scheduler,
@@ -315,10 +333,12 @@ def _with_progress_lines(texts: Iterator[str], path: Path, size: int) -> Iterato
 
 def _write_csv(
     predictions: Iterator[Prediction], top: int, out: TextIO | io.TextIOBase, abstain: bool = False,
-    sets: bool = False, escape: bool = True,
+    sets: bool = False, escape: bool = True, labels: bool = False,
 ) -> int:
     """A CSV row per text; with `abstain` an `abstained` column (true: the class cells are
-    empty), with `sets` a `set` column (the set's classes as a JSON list, most likely first).
+    empty), with `sets` a `set` column (the set's classes as a JSON list, most likely first),
+    with `labels` (a multi-label run) `labels`, the predicted label set joined by `|`, and
+    `label_probabilities`, each of its labels' probability in the same order.
     Texts and class names are made safe for spreadsheets unless `escape` is false
     (`toolkit.csv_cells`)."""
     writer = csv.writer(out)
@@ -326,7 +346,8 @@ def _write_csv(
     header = ["input", "predicted", "probability"]
     for rank in range(1, top + 1):
         header += [f"class_{rank}", f"probability_{rank}"]
-    writer.writerow(header + ["abstained"] * abstain + ["set"] * sets)
+    extra = ["abstained"] * abstain + ["set"] * sets + ["labels", "label_probabilities"] * labels
+    writer.writerow(header + extra)
     count = 0
     for prediction in predictions:
         answered = prediction.guesses and not prediction.abstained  # else nothing left to read, or unknown
@@ -334,13 +355,18 @@ def _write_csv(
         row = [cell(prediction.text), cell(prediction.label), probability]
         for guess in prediction.guesses:
             row += [cell(guess.label), f"{guess.probability:.6f}"] if answered else ["", ""]
-        if abstain or sets:  # the extra columns stay in place
+        if abstain or sets or labels:  # the extra columns stay in place
             row += [""] * (3 + 2 * top - len(row))
         if abstain:
             row.append("" if prediction.abstained is None or not prediction.guesses
                        else str(prediction.abstained).lower())
         if sets:
             row.append(json.dumps([g.label for g in prediction.set or ()], ensure_ascii=False))
+        if labels:
+            from toolkit.multilabel import label_set_cells
+
+            names, probabilities = label_set_cells(prediction.labels)
+            row += [cell(names), probabilities]
         writer.writerow(row)
         count += 1
     return count

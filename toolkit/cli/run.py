@@ -120,10 +120,16 @@ def run(
         )
     print_report(result.report)
     overall = result.report.summary["value"]
-    typer.echo(
-        f"Test ({len(result.test_targets):,} texts): accuracy {overall['accuracy']:.1%}, "
-        f"macro-F1 {overall['macro_f1']:.3f}"
-    )
+    if result.multi_label is not None:
+        typer.echo(
+            f"Test ({len(result.test_targets):,} texts, multi-label): micro-F1 {overall['micro_f1']:.3f}, "
+            f"macro-F1 {overall['macro_f1']:.3f}, subset accuracy {overall['subset_accuracy']:.1%}"
+        )
+    else:
+        typer.echo(
+            f"Test ({len(result.test_targets):,} texts): accuracy {overall['accuracy']:.1%}, "
+            f"macro-F1 {overall['macro_f1']:.3f}"
+        )
     typer.echo(f"Run saved to {result.run_dir}")
     if result.interrupted:
         typer.echo(f"Run interrupted: {result.stop_reason}.", err=True)

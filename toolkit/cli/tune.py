@@ -46,7 +46,9 @@ def tune(
         typer.Option(help="The study's SQLite file: resumed when it exists (default OUTPUT/study.db)."),
     ] = None,
     metric: Annotated[
-        str | None, typer.Option(help="val_accuracy (default), val_macro_f1 or val_loss; validation only.")
+        str | None,
+        typer.Option(help="val_accuracy (default), val_macro_f1, val_micro_f1 (multi-label runs) or "
+                     "val_loss; validation only."),
     ] = None,
     seed: Annotated[
         int | None, typer.Option(help="Seed of the split and of every trial (default 0).")

@@ -5,6 +5,11 @@ row names the columns. The delimiter comes from the `delimiter` parameter, else 
 extension (`.tsv`, `.tab`: tab), else csv.Sniffer's guess among comma, tab, semicolon and
 pipe. Fields follow the usual CSV quoting ("a, b" is one field; "" is a quote inside one).
 Rows whose text or label is empty are dropped and counted; blank lines are skipped.
+
+With `label_delimiter` (e.g. `|`), a label cell holds a set of labels (`a|b`), read after the
+CSV quoting (so the delimiter may also stand inside a quoted cell): labels left empty are
+dropped and counted, repeated ones count once, and a text found on several rows is one text
+with all their labels (multi-label data, `TextDataset.label_sets`).
 """
 
 from __future__ import annotations
@@ -94,8 +99,17 @@ class CsvConfig(toolkit.Config):
     )
     encoding: str = toolkit.param_field("utf-8", "The file's text encoding (e.g. utf-8, latin-1, cp1252).")
     normalization: str = toolkit.normalization_field("raw")
+    label_delimiter: str | None = toolkit.param_field(
+        None, "Read each label cell as a set of labels split at this string (e.g. '|' reads a|b as "
+        "two labels): multi-label classification. Unset: one label per row.",
+    )
 
     def check(self) -> str | None:
+        if self.label_delimiter == "":
+            return (
+                "got an empty dataset.label_delimiter; give the string between the labels of a cell "
+                "(e.g. --param dataset.label_delimiter='|'), or leave it out for one label per row"
+            )
         if self.text_column == self.label_column:
             return (
                 f"got the same column '{self.text_column}' for the text and the label; set "
@@ -150,14 +164,15 @@ def load(**params: Any) -> toolkit.TextDataset:
         raise toolkit.ToolkitError(
             f"CSV file '{file}' has a header row but no data rows; add one row per item."
         )
-    labelled = []
+    labelled: list[tuple[str, Any]] = []
     for item, label in rows:
+        labels = _label_set(label, config.label_delimiter, record) if config.label_delimiter else label
         if not item.strip():
             record.drop("empty text")
-        elif not label:
+        elif not labels:
             record.drop("empty label")
         else:
-            labelled.append((item, label))
+            labelled.append((item, labels))
     pairs = record.normalize_pairs(labelled)
     if not pairs:
         reasons = ", ".join(f"{count} {reason}" for reason, count in record.dropped.items())
@@ -167,7 +182,20 @@ def load(**params: Any) -> toolkit.TextDataset:
         )
     record.update(rows=len(rows))
     record.options = {**config.as_dict(), "delimiter": separator}
+    if config.label_delimiter:
+        return record.multi_label_dataset(pairs)
     return record.dataset([item for item, _ in pairs], [label for _, label in pairs])
+
+
+def _label_set(cell: str, delimiter: str, record: toolkit.Provenance) -> tuple[str, ...]:
+    """The distinct labels of a cell, in order; empty ones (`a||b`, a trailing `|`) and
+    repeats are counted in the record's drops."""
+    parts = [part.strip() for part in cell.split(delimiter)]
+    kept = tuple(dict.fromkeys(part for part in parts if part))
+    if cell:
+        record.drop("empty label in a label set", sum(1 for part in parts if not part))
+    record.drop("repeated label in a label set", sum(1 for part in parts if part) - len(kept))
+    return kept
 
 
 @toolkit.hookimpl

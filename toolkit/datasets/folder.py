@@ -1,4 +1,7 @@
-"""`folder`: any folder of `<label>.txt` files, one item a line (the names format, any data)."""
+"""`folder`: any folder of `<label>.txt` files, one item a line (the names format, any data).
+
+With `labels=multi`, a line found in several files is one text with all their labels.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +18,7 @@ class FolderConfig(toolkit.Config):
     owner = "dataset 'folder'"
     data_dir: str = toolkit.param_field("", "The folder of <label>.txt files (required).")
     normalization: str = toolkit.normalization_field("raw")
+    labels: str = toolkit.labels_field()
 
 
 def load(**params: Any) -> toolkit.TextDataset:
@@ -25,7 +29,8 @@ def load(**params: Any) -> toolkit.TextDataset:
             "dataset 'folder' needs a folder: pass --param dataset.data_dir=PATH "
             "(one <label>.txt per class, one item a line)."
         )
-    return toolkit.dataset_from_files(toolkit.read_label_folder(config.data_dir), config.normalization)
+    return toolkit.dataset_from_files(toolkit.read_label_folder(config.data_dir), config.normalization,
+                                      labels=config.labels)
 
 
 @toolkit.hookimpl

@@ -104,6 +104,7 @@ class NamesConfig(toolkit.Config):
         "bundled with toolkit).",
     )
     normalization: str = toolkit.normalization_field("ascii")
+    labels: str = toolkit.labels_field()
     verify: bool = toolkit.param_field(
         True,
         "Check a folder holding the tutorial's 18 files against their recorded content (false: "
@@ -138,7 +139,7 @@ def load(**params: Any) -> toolkit.TextDataset:
         _verify(label_files, f"{shown} ({path})", repair)
         extra = {"origin": ORIGIN, "license": LICENSE, "verified": "content SHA-256 of all 18 files"}
     extra.update(record)
-    return toolkit.dataset_from_files(label_files, config.normalization, extra)
+    return toolkit.dataset_from_files(label_files, config.normalization, extra, labels=config.labels)
 
 
 def _read(path: Path) -> toolkit.LabelFiles:

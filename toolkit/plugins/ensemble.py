@@ -53,10 +53,13 @@ class EnsembleConfig(toolkit.Config):
         return None
 
 
-def build_ensemble(vocab_size: int, num_classes: int, encoder: Any = None, **params: Any) -> Any:
+def build_ensemble(
+    vocab_size: int, num_classes: int, encoder: Any = None, multi_label: bool = False, **params: Any
+) -> Any:
     from toolkit.plugins.ensemble_model import Ensemble
 
-    return Ensemble(vocab_size, num_classes, EnsembleConfig(**params), encoder=encoder)
+    config = EnsembleConfig(**params)
+    return Ensemble(vocab_size, num_classes, config, encoder=encoder, multi_label=multi_label)
 
 
 @toolkit.hookimpl

@@ -10,6 +10,9 @@ mean). With `weighting=validation` (the default) the weights are the mixture of 
 probabilities most likely on the validation split, fitted by expectation-maximisation after
 the members are trained, so a member that is weak on this data counts for little; with
 `weighting=equal`, or no validation split, they are equal.
+In a multi-label run every class is its own yes/no question: the ensemble mixes the members'
+per-class (sigmoid) probabilities the same ways, and fits its weights to every (text, class)
+decision of the validation split.
 `training=joint` trains all members at once, as one model, on the sum of their losses.
 
 The ensemble's weights are its members' weights, so it is saved and loaded like any model:
@@ -39,8 +42,10 @@ class Ensemble(nn.Module):
         num_classes: int,
         config: EnsembleConfig | None = None,
         encoder: Any = None,
+        multi_label: bool = False,
     ) -> None:
         super().__init__()
+        self.multi_label = multi_label
         config = config or EnsembleConfig()
         names, combine, training = config.member_names(), config.combine, config.training
         registry = toolkit.load_registry()
@@ -59,7 +64,7 @@ class Ensemble(nn.Module):
                 )
             member = spec.build(
                 vocab_size=vocab_size, num_classes=num_classes,
-                params={p.name: p.default for p in spec.params}, encoder=encoder,
+                params={p.name: p.default for p in spec.params}, encoder=encoder, multi_label=multi_label,
             )
             self.members.append(member)
             if training == "separate":
@@ -74,7 +79,11 @@ class Ensemble(nn.Module):
         weight moves by 1e-6. Does nothing with `weighting=equal`."""
         if self.weighting != "validation" or not len(targets):
             return
-        truth = log_probs.gather(2, targets.view(1, -1, 1).expand(len(self.members), -1, 1)).squeeze(2)
+        if targets.dim() == 2:  # multi-label: every (text, class) is a yes/no observation
+            log_no = torch.log(-torch.expm1(log_probs).clamp(max=-1e-12))  # log(1 - p), p < 1
+            truth = torch.where(targets.bool().unsqueeze(0), log_probs, log_no).flatten(1)
+        else:
+            truth = log_probs.gather(2, targets.view(1, -1, 1).expand(len(self.members), -1, 1)).squeeze(2)
         weights = torch.full((len(self.members),), 1 / len(self.members), dtype=truth.dtype)
         for _ in range(MAX_EM_STEPS):
             joint = truth + weights.log().unsqueeze(1)  # (members, texts)
@@ -86,7 +95,20 @@ class Ensemble(nn.Module):
         self.member_weights.copy_(weights.to(self.member_weights))
 
     def forward(self, indices: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        if self.multi_label:
+            return self._multi_label_logits(indices, lengths)
         return combined(self.members, self.member_weights, self.combine, indices, lengths)
+
+    def _multi_label_logits(self, indices: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """The logit of each class's mixed probability: log p - log(1 - p), with p the weighted
+        mean of the members' sigmoid probabilities (or, with log-probability, the logit of
+        their weighted geometric mean)."""
+        logits = torch.stack([member(indices, lengths) for member in self.members])  # members, batch, classes
+        weights = self.member_weights.view(-1, 1, 1)
+        yes, no = torch.nn.functional.logsigmoid(logits), torch.nn.functional.logsigmoid(-logits)
+        if self.combine == "log-probability":
+            return (yes * weights).sum(dim=0) - (no * weights).sum(dim=0)
+        return torch.logsumexp(yes + weights.log(), dim=0) - torch.logsumexp(no + weights.log(), dim=0)
 
     def onnx_form(self) -> nn.Module:
         """The ensemble as `toolkit export` traces it: its members' own export forms, combined."""
