@@ -488,3 +488,10 @@ def test_batch_prediction_writes_label_sets(tagged_run, tmp_path, output_format)
     job = batch._Job(batch.read_run_files(tagged_run.run_dir), (), None, 3, 4096, output_format,
                      label_sets=True)
     assert list(job.meta().columns) == list(frame.columns)  # what the Dask engine is told to expect
+
+
+def test_export_refuses_a_multi_label_run_in_one_line(cli, tagged_run):
+    refused = cli(["export", "--run", str(tagged_run.run_dir)])
+    assert refused.exit_code == 2 and refused.stderr.count("\n") == 1
+    assert "is multi-label" in refused.stderr and "--runtime torch" in refused.stderr
+    assert not (tagged_run.run_dir / "model.onnx").exists()
