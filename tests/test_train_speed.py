@@ -49,7 +49,7 @@ def test_lazy_adam_makes_sparse_adams_updates():
     moved = (ours.detach() != theirs.detach()).any(1)
     assert not moved[20:].any()
     # and the untouched rows kept their initial values, moments included
-    assert torch.equal(optimizers[0].state[ours]["exp_avg"][20:], torch.zeros(30, 4))
+    assert torch.equal(optimizers[0].state[ours]["moments"][20:], torch.zeros(30, 2, 4))
 
 
 def test_lazy_adam_refuses_a_dense_gradient():

@@ -52,8 +52,8 @@ class LazyAdam(torch.optim.Optimizer):
                 state = self.state[param]
                 if not state:
                     state["step"] = 0
-                    state["exp_avg"] = torch.zeros_like(param)
-                    state["exp_avg_sq"] = torch.zeros_like(param)
+                    # both moments of a row side by side: one gather and one scatter per step
+                    state["moments"] = param.new_zeros((len(param), 2, *param.shape[1:]))
                     state["slots"] = torch.empty(len(param), dtype=torch.int32, device=param.device)
                 occurrences, values = grad._indices()[0], grad._values()
                 if not len(occurrences):
@@ -61,13 +61,14 @@ class LazyAdam(torch.optim.Optimizer):
                 rows, where = touched_rows(occurrences, state["slots"])
                 summed = values.new_zeros((len(rows), *values.shape[1:])).index_add_(0, where, values)
                 state["step"] += 1
-                exp_avg = state["exp_avg"].index_select(0, rows).lerp_(summed, 1 - beta1)
-                exp_avg_sq = state["exp_avg_sq"].index_select(0, rows).mul_(beta2)
-                exp_avg_sq.addcmul_(summed, summed, value=1 - beta2)
-                state["exp_avg"].index_copy_(0, rows, exp_avg)
-                state["exp_avg_sq"].index_copy_(0, rows, exp_avg_sq)
+                moments = state["moments"].index_select(0, rows)
+                exp_avg, exp_avg_sq = moments[:, 0], moments[:, 1]
+                exp_avg.lerp_(summed, 1 - beta1)
+                exp_avg_sq.mul_(beta2).addcmul_(summed, summed, value=1 - beta2)
+                state["moments"].index_copy_(0, rows, moments)
                 step = state["step"]
                 step_size = group["lr"] * math.sqrt(1 - beta2**step) / (1 - beta1**step)
-                update = exp_avg.div_(exp_avg_sq.sqrt_().add_(group["eps"]))
-                param.index_add_(0, rows, update, alpha=-step_size)
+                update = exp_avg.div(exp_avg_sq.sqrt().add_(group["eps"]))
+                # a gather and a copy: index_add_ adds row by row, several times slower here
+                param.index_copy_(0, rows, param.index_select(0, rows).sub_(update, alpha=step_size))
         return loss
