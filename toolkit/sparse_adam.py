@@ -68,7 +68,8 @@ class LazyAdam(torch.optim.Optimizer):
                 state["moments"].index_copy_(0, rows, moments)
                 step = state["step"]
                 step_size = group["lr"] * math.sqrt(1 - beta2**step) / (1 - beta1**step)
-                update = exp_avg.div(exp_avg_sq.sqrt().add_(group["eps"]))
+                denominator = exp_avg_sq.sqrt().add_(group["eps"])
                 # a gather and a copy: index_add_ adds row by row, several times slower here
-                param.index_copy_(0, rows, param.index_select(0, rows).sub_(update, alpha=step_size))
+                updated = param.index_select(0, rows).addcdiv_(exp_avg, denominator, value=-step_size)
+                param.index_copy_(0, rows, updated)
         return loss
