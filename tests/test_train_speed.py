@@ -128,3 +128,16 @@ def test_training_on_precomputed_ids_trains_the_same_model(texts):
         torch.testing.assert_close(weight, results[1].model.state_dict()[name], rtol=0, atol=1e-6)
     np.testing.assert_allclose(results[0].history["val_loss"], results[1].history["val_loss"], rtol=1e-6)
     assert results[0].history["train_acc"].iloc[-1] > 0.5
+
+
+def test_a_split_past_the_budget_trains_through_forward(texts, monkeypatch):
+    import toolkit.precomputed
+
+    monkeypatch.setattr(toolkit.precomputed, "PRECOMPUTE_BYTES", 100)
+    data = toolkit.TextDataset.from_pairs(texts, ["ab"[i % 2] for i in range(len(texts))])
+    encoder = OneHotEncoder("auto")
+    encoder.fit(data.texts)
+    model = NgramModel(encoder.vocab_size, 2, NgramConfig(buckets=1024))
+    model.forward_precomputed = lambda *groups: pytest.fail("the split was precomputed past its budget")
+    result = train(model, encoder, data, data, {"epochs": 1, "batch_size": 32}, progress=False)
+    assert result.epochs_completed == 1

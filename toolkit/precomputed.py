@@ -8,9 +8,10 @@ A model may offer two optional methods beside `forward(indices, lengths)`:
 - `forward_precomputed(*tensors)` returns the same logits as `forward` for those rows.
 
 The trainer then computes them once for the training and validation texts, instead of once
-per batch in every epoch, and cuts each batch from them (trimmed to its longest row). The
-whole split is precomputed only while it fits in PRECOMPUTE_BYTES; otherwise, and with
-several ranks (DistributedDataParallel wraps `forward` alone), the trainer calls `forward`.
+per batch in every epoch, and cuts each batch from them (trimmed to its longest row). A split
+is precomputed only while it fits in PRECOMPUTE_BYTES and a quarter of the available memory;
+otherwise, and with several ranks (DistributedDataParallel wraps `forward` alone), the
+trainer calls `forward`.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import torch
 from torch import nn
 
 from toolkit.encoded import CHUNK
+from toolkit.limits import available_memory
 from toolkit.types import PAD
 
 #: Most bytes the precomputed inputs of one split may take; a larger split is read per batch.
@@ -47,10 +49,14 @@ class Precomputed:
 
 
 def precompute(
-    model: nn.Module, indices: torch.Tensor, lengths: torch.Tensor, budget: int = PRECOMPUTE_BYTES
+    model: nn.Module, indices: torch.Tensor, lengths: torch.Tensor, budget: int | None = None
 ) -> Precomputed | None:
     """`model.precompute` over a whole encoded split, a chunk of texts at a time (on the
-    model's device, kept on the CPU), or None when the result would exceed `budget` bytes."""
+    model's device, kept on the CPU), or None when the result would exceed `budget` bytes
+    (by default PRECOMPUTE_BYTES or a quarter of the available memory, the smaller)."""
+    if budget is None:
+        free = available_memory()
+        budget = PRECOMPUTE_BYTES if free is None else min(PRECOMPUTE_BYTES, free // 4)
     device = next(model.parameters()).device
     chunks: list[tuple[torch.Tensor, ...]] = []
     widest: list[int] = []
