@@ -28,7 +28,7 @@ gets the same ids in every process and on every machine.
 The table is large (2^18 rows by default) but a batch touches a few thousand rows, so the
 embedding is sparse: the trainer gives it Adam's sparse update, which changes only those rows.
 The n-gram ids of a text never change, so the model offers them to the trainer to compute
-once per run (`precompute`, `forward_precomputed`; toolkit.precomputed) instead of per batch.
+once per run (`precompute`, `forward_precomputed`; docs/writing-plugins.md) instead of per batch.
 """
 
 from __future__ import annotations
