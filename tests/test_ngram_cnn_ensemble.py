@@ -66,7 +66,7 @@ def test_ngram_ids_are_boundary_marked_hashed_and_reproducible():
     assert len(first & second) >= 5 and first - second
 
 
-def test_ngram_embedding_is_sparse_and_trains_with_sparse_adam():
+def test_ngram_embedding_is_sparse_and_trains_with_lazy_adam():
     from toolkit.training import _optimizers, _split_parameters
 
     model = NgramModel(10, 3, NgramConfig(buckets=1024))
@@ -74,7 +74,7 @@ def test_ngram_embedding_is_sparse_and_trains_with_sparse_adam():
     assert [tuple(p.shape) for p in sparse] == [(1024, 3)]
     assert [tuple(p.shape) for p in dense] == [(3,)]
     kinds = [type(o).__name__ for o in _optimizers(dense, sparse, TrainConfig())]
-    assert kinds == ["Adam", "SparseAdam"]
+    assert kinds == ["Adam", "LazyAdam"]
 
 
 @pytest.mark.parametrize(("name", "params", "message"), [

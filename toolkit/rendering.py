@@ -24,6 +24,7 @@ import pandas as pd
 from toolkit import explain_report
 from toolkit.compare import unique_names
 from toolkit.errors import ToolkitError
+from toolkit.model_size import size_line
 from toolkit.rundir import (
     ABSTENTION_PNG,
     CONFUSION_PNG,
@@ -136,6 +137,7 @@ def report_html(record: RunRecord, pngs: dict[str, bytes] | None = None) -> str:
         baseline=majority_baseline(report.per_class),
         loss_note=loss_note(config),
         sizes=config["split"].get("sizes", {}),
+        model_size=size_line(record.path),
         settings=settings_tables(config),
         classes=class_rows(report.per_class),
         pairs=[] if "multi_label" in config else confused_pairs(report.confusion, record.mistakes),

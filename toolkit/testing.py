@@ -362,7 +362,7 @@ def _train(
     from toolkit.training import optimizers_for
 
     torch.manual_seed(seed)  # dropout
-    optimizers = optimizers_for(model, TrainConfig(lr=lr))  # Adam; SparseAdam for sparse embeddings
+    optimizers = optimizers_for(model, TrainConfig(lr=lr))  # Adam; LazyAdam for sparse embeddings
     model.train()
     for _ in range(steps):
         loss = _objective(model(indices, lengths), y)

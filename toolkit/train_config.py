@@ -48,7 +48,7 @@ class TrainConfig(Config):
     )
     optimizer: str = param_field(
         "adam", "Optimiser (adamw: Adam with decoupled weight decay). Embeddings a model marks "
-        "sparse always get SparseAdam.",
+        "sparse always get Adam's sparse update (toolkit.sparse_adam), or sparse SGD with sgd.",
         choices=("adam", "adamw", "sgd"),
     )
     lr: float = param_field(

@@ -40,6 +40,8 @@ from toolkit.encoded import encode_compact
 from toolkit.errors import ToolkitError
 from toolkit.inference import PREDICT_BATCH, resolve_device
 from toolkit.memory import failed_allocation
+from toolkit.precomputed import Precomputed, offers_precompute, precompute
+from toolkit.sparse_adam import LazyAdam
 from toolkit.train_config import TrainConfig
 from toolkit.types import Encoder, TextDataset
 
@@ -121,6 +123,10 @@ def train(
     model.to(target)
     check_model_reads_encoder(model, data, len(train_data.classes))
     ranks = distributed.current()  # rank 0 of 1 unless torchrun started several processes
+    if ranks.world_size == 1 and offers_precompute(model):  # DistributedDataParallel wraps forward alone
+        for batches in (data, val):
+            if batches is not None:
+                batches.precompute_for(model)
     network, model = model, distributed.wrap(model, target)
     # Every rank draws the same global batches (same seed) and trains on its slice of each.
     batching = dataclasses.replace(config, batch_size=config.batch_size * ranks.world_size)
@@ -276,8 +282,8 @@ class _Loop:
         loss_sum, correct, count, unreported, last_report = 0.0, 0, 0, 0, started
         scored = 0  # the denominator of train_acc: texts, or for multi-label 2tp + fp + fn
         for rows in batches:
-            x, lengths, y = self.data.take(rows)
-            logits = self.model(x, lengths)
+            inputs, y = self.data.inputs(rows)
+            logits = self.data.forward(self.model, inputs)
             trained_logits = logits if self.logit_shift is None else logits + self.logit_shift
             loss = self._loss(trained_logits, y)
             loss_value = loss.item()
@@ -368,7 +374,8 @@ def check_model_reads_encoder(model: nn.Module, batches: _Batches, num_classes: 
 
 
 class _Batches:
-    """A dataset encoded once; `take(rows)` cuts a batch trimmed to its longest name."""
+    """A dataset encoded once; `take(rows)` cuts a batch trimmed to its longest name, and
+    `inputs(rows)` the model's inputs for it (precomputed ones after `precompute_for`)."""
 
     def __init__(self, encoder: Encoder, data: TextDataset, device: torch.device) -> None:
         indices, lengths = encode_compact(encoder, data.texts)
@@ -382,6 +389,23 @@ class _Batches:
         else:
             self.targets = torch.tensor(data.targets, dtype=torch.long)
         self.device = device
+        self.precomputed: Precomputed | None = None
+
+    def precompute_for(self, model: nn.Module) -> None:
+        """Compute `model.precompute` once for every text (see toolkit.precomputed)."""
+        self.precomputed = precompute(model, self.indices, self.lengths_tensor)
+
+    def inputs(self, rows: np.ndarray) -> tuple[tuple[torch.Tensor, ...], torch.Tensor]:
+        """The model's inputs for a batch (for `forward`), and its targets."""
+        if self.precomputed is None:
+            x, lengths, y = self.take(rows)
+            return (x, lengths), y
+        rows_t = torch.from_numpy(np.asarray(rows, dtype=np.int64))
+        return self.precomputed.take(rows_t, self.device), self.targets[rows_t].to(self.device)
+
+    def forward(self, model: nn.Module, inputs: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        """`model`'s logits for `inputs(rows)`."""
+        return model(*inputs) if self.precomputed is None else model.forward_precomputed(*inputs)
 
     def take(self, rows: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         rows_t = torch.from_numpy(np.asarray(rows, dtype=np.int64))
@@ -477,8 +501,8 @@ def _evaluate(model: nn.Module, data: _Batches) -> tuple[float, float]:
     loss_sum, correct, scored, terms = 0.0, 0, 0, 0
     with torch.inference_mode():
         for rows in data.in_batches(PREDICT_BATCH):
-            x, lengths, y = data.take(rows)
-            logits = model(x, lengths)
+            inputs, y = data.inputs(rows)
+            logits = data.forward(model, inputs)
             if y.dim() == 1:
                 loss_sum += float(F.cross_entropy(logits, y, reduction="sum"))
             else:
@@ -512,7 +536,8 @@ def _optimizers(
 ) -> list[torch.optim.Optimizer]:
     """The configured optimiser for dense parameters; for embeddings marked sparse, which
     update only the rows a batch used (a large n-gram table stays fast), plain SGD when the
-    optimiser is sgd and SparseAdam otherwise (neither with weight decay)."""
+    optimiser is sgd and Adam's sparse update otherwise (toolkit.sparse_adam; neither with
+    weight decay)."""
     optimizers: list[torch.optim.Optimizer] = []
     kinds = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
     if dense:
@@ -520,7 +545,7 @@ def _optimizers(
     if sparse and config.optimizer == "sgd":
         optimizers.append(torch.optim.SGD(sparse, lr=config.lr))  # sparse steps, no decay
     elif sparse:
-        optimizers.append(torch.optim.SparseAdam(sparse, lr=config.lr))
+        optimizers.append(LazyAdam(sparse, lr=config.lr))  # SparseAdam's update, faster
     if not optimizers:
         raise ToolkitError("the model has no trainable parameters.")
     return optimizers

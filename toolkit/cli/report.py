@@ -13,11 +13,13 @@ from toolkit.cli.common import frame_table, print_report
 
 def report(run_dir: Annotated[Path, typer.Argument(help="A run folder made by `toolkit run`.")]) -> None:
     """Re-render a run's plots and HTML report, and show its results."""
+    from toolkit.model_size import size_line
     from toolkit.rendering import rerender
     from toolkit.rundir import read_run
 
     html = rerender(run_dir)
     print_report(read_run(run_dir).report)
+    typer.echo(f"Model: {size_line(run_dir)}")
     typer.echo(f"Report: {html}")
 
 

@@ -26,7 +26,9 @@ Padding is never part of a word. The hashes are plain integer arithmetic, so the
 gets the same ids in every process and on every machine.
 
 The table is large (2^18 rows by default) but a batch touches a few thousand rows, so the
-embedding is sparse: the trainer gives it SparseAdam, which updates only those rows.
+embedding is sparse: the trainer gives it Adam's sparse update, which changes only those rows.
+The n-gram ids of a text never change, so the model offers them to the trainer to compute
+once per run (`precompute`, `forward_precomputed`; docs/writing-plugins.md) instead of per batch.
 """
 
 from __future__ import annotations
@@ -231,8 +233,19 @@ class NgramModel(nn.Module):
             return features + self.bias
         return self.head(features)
 
+    def precompute(self, indices: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """Each group's bucket ids (characters', then words'), the real ones of a text moved to the
+        front in their order and PAD after them, as int32 (fewer bytes; ids < MAX_BUCKETS)."""
+        return tuple(_left_aligned(ids).int() for ids in self._id_groups(indices, lengths))
+
+    def forward_precomputed(self, *groups: torch.Tensor) -> torch.Tensor:
+        """The logits for `precompute`'s ids: the same as `forward` for those texts."""
+        return self._scores(list(groups))
+
     def forward(self, indices: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        groups = self._id_groups(indices, lengths)
+        return self._scores(self._id_groups(indices, lengths))
+
+    def _scores(self, groups: list[torch.Tensor]) -> torch.Tensor:
         if self.pooling == "mean":
             features = self.bag(torch.cat(groups, dim=1))
         else:
@@ -257,3 +270,11 @@ class NgramGraph(nn.Module):
         rows = self.model.bag.weight[torch.cat(groups, dim=1)]  # (batch, n-gram slots, width)
         features = (rows * self.model.pooling_weights(groups).unsqueeze(2)).sum(1)
         return self.model.scores(features)
+
+
+def _left_aligned(ids: torch.Tensor) -> torch.Tensor:
+    """`ids` with each row's non-PAD values first, in their order, trimmed to the fullest row.
+    The bag skips PAD, so it sums the same rows in the same order."""
+    order = torch.sort((ids == toolkit.PAD).to(torch.uint8), dim=1, stable=True).indices
+    width = int((ids != toolkit.PAD).sum(1).max()) if len(ids) else 0
+    return ids.gather(1, order)[:, :width]
