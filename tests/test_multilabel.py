@@ -255,7 +255,9 @@ def test_threshold_param_is_checked_before_loading(cli):
 
 
 #: metrics.json of `toolkit.run("names", model="ngram", params={"train.epochs": 2})` as main wrote it
-#: before multi-label classification (commit 972a5af), on the machine these tests run on.
+#: before multi-label classification (commit 972a5af), on the machine these tests run on. `ngram`'s
+#: optimiser has since become LazyAdam (SparseAdam's update in another order of float operations),
+#: which moves the losses in the ninth digit: compared to 1e-6, every count-based number exactly.
 SINGLE_LABEL_BEFORE = {
     "summary": {"accuracy": 0.8306721128852581, "macro_f1": 0.4604646635534491,
                 "weighted_f1": 0.808281834785565, "top3_accuracy": 0.9342740438173042,
@@ -274,10 +276,10 @@ def test_single_label_run_numbers_are_unchanged_and_gain_any_correct(tmp_path):
     assert result.multi_label is None and not result.split.train.multi_label
     summary = result.report.summary["value"]
     for metric, before in SINGLE_LABEL_BEFORE["summary"].items():
-        assert summary[metric] == pytest.approx(before, rel=1e-9), metric
-    assert list(result.history["val_loss"]) == pytest.approx(SINGLE_LABEL_BEFORE["val_loss"], rel=1e-9)
+        assert summary[metric] == pytest.approx(before, rel=1e-6), metric
+    assert list(result.history["val_loss"]) == pytest.approx(SINGLE_LABEL_BEFORE["val_loss"], rel=1e-6)
     for name, before in SINGLE_LABEL_BEFORE["f1"].items():
-        assert result.report.per_class.loc[name, "f1"] == pytest.approx(before, rel=1e-9)
+        assert result.report.per_class.loc[name, "f1"] == pytest.approx(before, rel=1e-6)
     # new: 480 names stand under several languages, so the top class may be right another way
     assert summary["accuracy_ceiling"] == pytest.approx(0.968, abs=0.001)
     assert summary["accuracy"] < summary["any_correct_accuracy"] <= 1
