@@ -261,13 +261,16 @@ def predict_frame(
     sets = np.full(len(texts), "[]", dtype=object)
     options = {"min_confidence": min_confidence, "coverage": coverage}
     for start in range(0, len(texts), batch_size):
-        predictions = predictor.predict(texts[start:start + batch_size], top, **options)
-        for row, prediction in enumerate(predictions, start):
-            abstained[row] = bool(prediction.abstained)
-            sets[row] = json.dumps([g.label for g in prediction.set or ()], ensure_ascii=False)
-            for rank, guess in enumerate(() if prediction.abstained else prediction.guesses):
-                labels[row, rank] = guess.label
-                logs[row, rank] = guess.log_probability
+        ranking = predictor.rank(texts[start:start + batch_size], top, **options)
+        rows = slice(start, start + len(ranking))
+        answered = ranking.answered[:, None]
+        labels[rows] = np.where(answered, ranking.labels(), None)
+        logs[rows] = np.where(answered, ranking.log_probabilities, np.nan)
+        if ranking.abstained is not None:
+            abstained[rows] = ranking.abstained
+        if ranking.set_order is not None:
+            members = ranking.sets()
+            sets[rows] = [json.dumps([label for label, _ in found], ensure_ascii=False) for found in members]
     columns: dict[str, Any] = {INPUT: np.asarray(texts, dtype=object)}
     for rank in range(top):
         columns[f"class_{rank + 1}"] = labels[:, rank]

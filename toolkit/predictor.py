@@ -10,6 +10,8 @@ model; weights that are not finite are refused.
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import math
 import re
 import shlex
@@ -31,6 +33,7 @@ from toolkit.safe_files import shown
 if TYPE_CHECKING:
     from toolkit.calibration import Calibration
     from toolkit.explain import Explanation
+    from toolkit.ranking import Ranking
 
 NEEDED = (CONFIG, WEIGHTS, ENCODER, LABELS)
 #: Read when the run has them (runs written before they existed still load).
@@ -157,29 +160,23 @@ class Predictor:
         `min_confidence` P: a prediction whose top probability is below P abstains ("unknown":
         `abstained`, no `label`). `coverage` c: each prediction carries its conformal `set`,
         the classes that hold the true one with probability at least c (docs/calibration.md)."""
-        from toolkit.calibration import prediction_sets
+        return self.rank(texts, top, min_confidence=min_confidence, coverage=coverage).predictions()
+
+    def rank(self, texts: Sequence[str], top: int = 3, *, min_confidence: float | None = None,
+             coverage: float | None = None) -> Ranking:
+        """What `predict` answers, as arrays (`toolkit.ranking`): the path every prediction
+        takes, without a Python object per text or class."""
+        from toolkit.ranking import rank
 
         if top < 1:
             raise ToolkitError(f"top must be at least 1; got {top}.")
         threshold = self.checked_threshold(min_confidence, coverage)
         prepared = self.prepare(texts)
-        readable = [i for i, text in enumerate(prepared) if text]
-        probabilities = self._probabilities([prepared[i] for i in readable])
-        top = min(top, len(self.classes))
-        order = np.argsort(-probabilities, axis=1, kind="stable")[:, :top]
-        inside = prediction_sets(probabilities, threshold) if threshold is not None else None
-        abstains = min_confidence is not None
-        predictions = [Prediction(text, (), abstains or None, () if inside is not None else None)
-                       for text in texts]
-        for n, (i, row, ranks) in enumerate(zip(readable, probabilities, order, strict=True)):
-            guesses = tuple(Guess(self.classes[j], float(row[j])) for j in ranks)
-            members = None
-            if inside is not None:
-                ranked = np.argsort(-row, kind="stable")
-                members = tuple(Guess(self.classes[j], float(row[j])) for j in ranked if inside[n, j])
-            abstained = bool(row[ranks[0]] < min_confidence) if min_confidence is not None else None
-            predictions[i] = Prediction(texts[i], guesses, abstained, members)
-        return predictions
+        read = np.fromiter(map(bool, prepared), dtype=bool, count=len(prepared))
+        probabilities = self._probabilities(
+            prepared if read.all() else [text for text in prepared if text]
+        )
+        return rank(texts, self.classes, probabilities, read, top, min_confidence, threshold)
 
     def explain(self, texts: Sequence[str], label: str | None = None) -> list[Explanation]:
         """Why each text gets its top class (or `label`): one occlusion score per input
@@ -205,14 +202,22 @@ class Predictor:
     ) -> Iterator[Prediction]:
         """Predict an iterable of any length in batches, holding one batch in memory at a time;
         `options` as `predict` takes them (min_confidence, coverage)."""
-        batch: list[str] = []
-        for text in texts:
-            batch.append(text)
-            if len(batch) == batch_size:
-                yield from self.predict(batch, top, **options)
-                batch = []
-        if batch:
-            yield from self.predict(batch, top, **options)
+        for batch in batched(texts, batch_size):
+            yield from self.rank(batch, top, **options).predictions()
+
+    def rank_stream(
+        self, batches: Iterable[Sequence[str]], top: int = 3, **options: float | None
+    ) -> Iterator[Ranking]:
+        """`rank` of each batch of texts in turn, `options` as `predict` takes them."""
+        for batch in batches:
+            yield self.rank(batch, top, **options)
+
+
+def batched(texts: Iterable[str], size: int) -> Iterator[list[str]]:
+    """`texts` in lists of `size` (the last one shorter)."""
+    iterator = iter(texts)
+    while batch := list(itertools.islice(iterator, size)):
+        yield batch
 
 
 def load_run(path: str | Path, plugins: Sequence[str] = (), threads: int = 1) -> Predictor:
@@ -259,7 +264,11 @@ def load_run(path: str | Path, plugins: Sequence[str] = (), threads: int = 1) ->
         ) from None
 
     def build(device: str) -> Any:
-        with torch.device(device):
+        # On the CPU (torch's default) outside torch.device's mode, and on "meta" with the weights'
+        # initialisers skipped: there, and in that mode, they run torch's Python reference code,
+        # whose first use imports sympy and more (measured: 2 s of the load; the values are unused).
+        context = contextlib.nullcontext() if device == "cpu" else _shapes_only(torch, device)
+        with context:
             return model_spec.build(
                 vocab_size=encoder.vocab_size, num_classes=len(classes), params=checked["model"],
                 encoder=encoder,
@@ -292,6 +301,27 @@ def load_run(path: str | Path, plugins: Sequence[str] = (), threads: int = 1) ->
         )
     model.load_state_dict(weights)
     return Predictor(model, encoder, classes, config, folder, threads, _calibration(folder))
+
+
+#: The in-place tensor methods nn.init's initialisers fill weights with.
+_INITIALISERS = frozenset({"normal_", "uniform_", "zero_", "fill_", "trunc_normal_", "bernoulli_"})
+
+
+@contextlib.contextmanager
+def _shapes_only(torch: Any, device: str) -> Iterator[None]:
+    """Modules built on `device` ("meta": shapes, no memory) with their initialisers skipped."""
+    from torch.overrides import TorchFunctionMode
+
+    class SkipInitialisers(TorchFunctionMode):
+        def __torch_function__(self, func, types, args=(), kwargs=None):  # noqa: ANN001, ANN204
+            kwargs = kwargs or {}
+            target = args[0] if args else kwargs.get("tensor")  # nn.init's functions pass it by name
+            if getattr(func, "__name__", "") in _INITIALISERS and getattr(target, "is_meta", False):
+                return target
+            return func(*args, **kwargs)
+
+    with torch.device(device), SkipInitialisers():
+        yield
 
 
 def _calibration(folder: Path) -> Calibration | None:
