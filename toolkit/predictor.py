@@ -12,12 +12,10 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import math
 import re
 import shlex
 import threading
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +24,7 @@ import numpy as np
 from toolkit.errors import ToolkitError
 from toolkit.limits import MAX_TEXT_LENGTH, cpu_count
 from toolkit.params import Section, resolve
+from toolkit.ranking import Guess, Prediction, Ranking  # noqa: F401  (Guess: imported from here)
 from toolkit.registry import Registry, load_registry
 from toolkit.rundir import CALIBRATION, CONFIG, ENCODER, LABELS, WEIGHTS, open_run, read_json
 from toolkit.safe_files import shown
@@ -33,59 +32,10 @@ from toolkit.safe_files import shown
 if TYPE_CHECKING:
     from toolkit.calibration import Calibration
     from toolkit.explain import Explanation
-    from toolkit.ranking import Ranking
 
 NEEDED = (CONFIG, WEIGHTS, ENCODER, LABELS)
 #: Read when the run has them (runs written before they existed still load).
 OPTIONAL = (CALIBRATION,)
-
-
-@dataclass(frozen=True)
-class Guess:
-    """One candidate class for a text."""
-
-    label: str
-    probability: float
-
-    @property
-    def log_probability(self) -> float:
-        return math.log(max(self.probability, 1e-300))
-
-
-@dataclass(frozen=True)
-class Prediction:
-    """The top classes for one text, most likely first; no guesses when nothing of the text is
-    left after normalisation (an emoji under the tutorial's ASCII normalisation)."""
-
-    text: str
-    guesses: tuple[Guess, ...]
-    #: Asked for a min_confidence: whether the top probability fell below it ("unknown").
-    abstained: bool | None = None
-    #: Asked for a coverage: the conformal prediction set, most likely first.
-    set: tuple[Guess, ...] | None = None
-
-    @property
-    def label(self) -> str:
-        """The top class; empty when there is none or the prediction abstained."""
-        return self.guesses[0].label if self.guesses and not self.abstained else ""
-
-    @property
-    def probability(self) -> float:
-        return self.guesses[0].probability if self.guesses else math.nan
-
-    def to_dict(self) -> dict[str, Any]:
-        result: dict[str, Any] = {
-            "input": self.text,
-            "predictions": [
-                {"label": g.label, "probability": g.probability, "log_probability": g.log_probability}
-                for g in self.guesses
-            ],
-        }
-        if self.abstained is not None:
-            result["abstained"] = self.abstained
-        if self.set is not None:
-            result["set"] = [{"label": g.label, "probability": g.probability} for g in self.set]
-        return result
 
 
 class Predictor:

@@ -1,4 +1,5 @@
-"""The one prediction path's answer for a batch of texts, as arrays: no object per text or class.
+"""The one prediction path's answer for a batch of texts, as arrays: no object per text or class;
+and the `Prediction` objects (with their `Guess`es) a Python caller gets from it.
 
 `Predictor.rank` gives a `Ranking`; everything that predicts reads it: `Predictor.predict`
 (`predictions()`, the Python objects a caller gets), the server and `toolkit predict --json`
@@ -10,17 +11,63 @@ order, as they always did.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
-if TYPE_CHECKING:
-    from toolkit.predictor import Prediction
-
 #: The smallest probability whose logarithm is taken (0 would give -inf).
 SMALLEST = 1e-300
+
+
+@dataclass(frozen=True)
+class Guess:
+    """One candidate class for a text."""
+
+    label: str
+    probability: float
+
+    @property
+    def log_probability(self) -> float:
+        return math.log(max(self.probability, 1e-300))
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """The top classes for one text, most likely first; no guesses when nothing of the text is
+    left after normalisation (an emoji under the tutorial's ASCII normalisation)."""
+
+    text: str
+    guesses: tuple[Guess, ...]
+    #: Asked for a min_confidence: whether the top probability fell below it ("unknown").
+    abstained: bool | None = None
+    #: Asked for a coverage: the conformal prediction set, most likely first.
+    set: tuple[Guess, ...] | None = None
+
+    @property
+    def label(self) -> str:
+        """The top class; empty when there is none or the prediction abstained."""
+        return self.guesses[0].label if self.guesses and not self.abstained else ""
+
+    @property
+    def probability(self) -> float:
+        return self.guesses[0].probability if self.guesses else math.nan
+
+    def to_dict(self) -> dict[str, Any]:
+        result: dict[str, Any] = {
+            "input": self.text,
+            "predictions": [
+                {"label": g.label, "probability": g.probability, "log_probability": g.log_probability}
+                for g in self.guesses
+            ],
+        }
+        if self.abstained is not None:
+            result["abstained"] = self.abstained
+        if self.set is not None:
+            result["set"] = [{"label": g.label, "probability": g.probability} for g in self.set]
+        return result
 
 
 @dataclass(frozen=True)
@@ -72,8 +119,6 @@ class Ranking:
 
     def predictions(self) -> list[Prediction]:
         """The `Prediction` objects `Predictor.predict` returns to a Python caller."""
-        from toolkit.predictor import Guess, Prediction
-
         names = self.class_names
         abstained = [None] * len(self) if self.abstained is None else self.abstained.tolist()
         sets = [None] * len(self) if self.set_order is None else self.sets()

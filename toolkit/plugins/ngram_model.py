@@ -44,6 +44,8 @@ from toolkit.plugins.ngram import NgramConfig
 #: every machine (Python's hash() is salted per process).
 HASH_MODULUS = 2**31 - 1
 HASH_BASE = 1_000_003
+#: Up to this many symbols (boundary markers included), a character n-gram is hashed with one modulo.
+ONE_MODULO_VOCABULARY = 2**24
 #: Added to a word n-gram's length before hashing, so a word n-gram's code never starts like a
 #: character n-gram's (whose codes start from their length, 1 to 8).
 WORD_SALT = 1_000
@@ -159,11 +161,17 @@ class NgramModel(nn.Module):
         marked.scatter_(1, (lengths + 1).unsqueeze(1), end)
         marked_lengths = (lengths + 2).unsqueeze(1)
         ids = []
+        powers = _powers(self.max_n + 1, indices.device)
         for n in range(self.min_n, min(self.max_n, steps + 2) + 1):
             windows = marked.unfold(1, n, 1)  # (batch, positions, n)
-            code = torch.full(windows.shape[:2], n, dtype=torch.long, device=indices.device)
-            for k in range(n):
-                code = (code * HASH_BASE + windows[..., k]) % HASH_MODULUS
+            if self.vocab_size + 2 <= ONE_MODULO_VOCABULARY:
+                # (((n * B + w0) * B + w1) ... ) mod M in one modulo: n * B^n plus each w_k * B^(n-1-k),
+                # the powers reduced mod M, is below 9 * 2^24 * 2^31 < 2^63.
+                code = (windows * powers[:n].flip(0)).sum(2).add_(n * int(powers[n])) % HASH_MODULUS
+            else:
+                code = torch.full(windows.shape[:2], n, dtype=torch.long, device=indices.device)
+                for k in range(n):
+                    code = (code * HASH_BASE + windows[..., k]) % HASH_MODULUS
             inside = torch.arange(windows.shape[1], device=indices.device) + n <= marked_lengths
             ids.append(torch.where(inside, code % (self.buckets - 1) + 1, toolkit.PAD))
         return torch.cat(ids, dim=1)
