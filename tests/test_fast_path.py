@@ -144,3 +144,75 @@ def test_texts_that_normalise_to_nothing_get_no_classes_everywhere(cli, tmp_path
     assert [p.guesses for p in predictions[:-1]] == [()] * len(UNREADABLE)
     assert predictions[-1].label == rows[0]["class_1"]
     assert math.isclose(predictions[-1].probability, float(rows[0]["probability_1"]), abs_tol=TOLERANCE)
+
+
+def test_every_entry_point_answers_through_one_ranking(cli, tmp_path, monkeypatch):
+    """Predictor.predict, the server, `toolkit predict --input` and the batch engine all rank
+    through `toolkit.ranking.rank` (counted, not replaced) and give the same answers."""
+    import httpx
+    from conftest import live_server
+
+    from toolkit import ranking
+    from toolkit.batch import predict_files
+    from toolkit.server import create_app
+
+    calls = []
+    real = ranking.rank
+    monkeypatch.setattr(ranking, "rank", lambda *args, **kwargs: calls.append(1) or real(*args, **kwargs))
+    names = NAMES.read_text(encoding="utf-8").splitlines()[:40]
+    predictor = toolkit.load_run(FIXTURE / "ngram")
+
+    answers = [p.to_dict() for p in predictor.predict(names, 3)]
+    assert len(calls) == 1
+    with live_server(create_app(predictor, max_length=40, max_batch=50)) as url:
+        served = httpx.post(f"{url}/predict", json={"names": names, "top": 3}).json()["results"]
+    assert len(calls) == 2
+    source = tmp_path / "names.txt"
+    source.write_text("\n".join(names) + "\n", encoding="utf-8")
+    result = cli(["predict", "--run", str(FIXTURE / "ngram"), "--input", str(source), "--json",
+                  "--output", str(tmp_path / "out.jsonl")])
+    assert result.exit_code == 0, result.output
+    assert len(calls) == 3
+    written = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text(encoding="utf-8").splitlines()]
+    predict_files(FIXTURE / "ngram", str(source), tmp_path / "parts", top=3)
+    assert len(calls) == 4
+    part = pd.read_parquet(tmp_path / "parts" / "part-00000.parquet")
+
+    assert_close(served, answers, "server")
+    assert_close(written, answers, "json lines")
+    assert part["input"].tolist() == names
+    for rank in range(3):
+        assert part[f"class_{rank + 1}"].tolist() == [a["predictions"][rank]["label"] for a in answers]
+        logs = [a["predictions"][rank]["log_probability"] for a in answers]
+        np.testing.assert_allclose(part[f"log_probability_{rank + 1}"], logs, rtol=0, atol=TOLERANCE)
+
+
+HOSTILE = [",", '"', "\r", "\n", "\t", "=", "+", "-", "@", " ", "'", "a", "é", "😀", "\x00", "\u2028"]
+
+
+def test_the_columnar_csv_writer_writes_what_csv_writer_writes():
+    """Texts of hostile characters (quotes, delimiters, line breaks, formula starts), escaped or
+    raw, in cells built by columns: byte for byte what csv.writer writes for the same rows."""
+    import random
+
+    from toolkit.csv_cells import safe_cell
+    from toolkit.prediction_output import text_cells
+
+    rng = random.Random(0)
+    texts = ["".join(rng.choices(HOSTILE, k=rng.randint(1, 6))) for _ in range(3000)] + ["Smith", "a,b"]
+    for escape in (True, False):
+        cells = text_cells(texts, escape)
+        for text, cell in zip(texts, cells, strict=True):
+            buffer = io.StringIO()
+            csv.writer(buffer).writerow([safe_cell(text) if escape else text, ""])
+            assert cell == buffer.getvalue()[:-3], repr(text)
+
+
+def test_probabilities_are_written_as_python_formats_them():
+    from toolkit.prediction_output import fixed6
+
+    rng = np.random.default_rng(0)
+    edges = [0.0, 1.0, 0.5e-6, 1.5e-6, 2.5e-6, 0.1234565, 0.9999995, 1e-300]
+    values = np.concatenate([rng.random(20000), edges])
+    high, low = fixed6(values.reshape(-1, 1))
+    assert [h + lo for h, lo in zip(high[:, 0], low[:, 0], strict=True)] == [f",{v:.6f}" for v in values]

@@ -126,7 +126,10 @@ class Predictor:
         probabilities = self._probabilities(
             prepared if read.all() else [text for text in prepared if text]
         )
-        return rank(texts, self.classes, probabilities, read, top, min_confidence, threshold)
+        from toolkit.inference import torch_threads
+
+        with torch_threads(self.threads):  # torch.topk: as many threads as the forward pass
+            return rank(texts, self.classes, probabilities, read, top, min_confidence, threshold)
 
     def explain(self, texts: Sequence[str], label: str | None = None) -> list[Explanation]:
         """Why each text gets its top class (or `label`): one occlusion score per input
