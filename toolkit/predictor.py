@@ -116,6 +116,7 @@ class Predictor:
              coverage: float | None = None) -> Ranking:
         """What `predict` answers, as arrays (`toolkit.ranking`): the path every prediction
         takes, without a Python object per text or class."""
+        from toolkit.inference import torch_threads
         from toolkit.ranking import rank
 
         if top < 1:
@@ -126,9 +127,7 @@ class Predictor:
         probabilities = self._probabilities(
             prepared if read.all() else [text for text in prepared if text]
         )
-        from toolkit.inference import torch_threads
-
-        with torch_threads(self.threads):  # torch.topk: as many threads as the forward pass
+        with self._lock, torch_threads(self.threads):  # torch.topk: as the forward pass
             return rank(texts, self.classes, probabilities, read, top, min_confidence, threshold)
 
     def explain(self, texts: Sequence[str], label: str | None = None) -> list[Explanation]:
