@@ -10,8 +10,9 @@ with `min_confidence` an `abstained` column (true: the class cells are empty), w
 a `set` column (the prediction set's classes as a JSON list, most likely first).
 
 Both engines run the same function on the same partitions, so their outputs are identical
-row for row. The `dask` engine reads the input as a Dask dataframe (`dask.dataframe.from_map`,
-one partition per file), predicts partition by partition on the workers of a `LocalCluster`
+row for row; it predicts through `Predictor.rank` (`toolkit.ranking`), as every prediction
+does. The `dask` engine reads the input as a Dask dataframe (`dask.dataframe.from_map`, one
+partition per file), predicts partition by partition on the workers of a `LocalCluster`
 (or of the scheduler at `scheduler`, e.g. tcp://host:8786), and writes the partitions from the
 workers. The run folder's files (a few hundred kilobytes: JSON and safetensors) travel with the
 tasks and each worker process loads the model once, on its first partition; the workers need
