@@ -3,8 +3,8 @@
 The CSV is what Python's `csv.writer` writes (RFC 4180, CRLF, quoted only where needed), built
 column by column: a batch's cells are taken from arrays (class names and probability digits from
 small tables) and joined into one string, so there is no Python step per text or class. A text
-that needs quoting or spreadsheet escaping (`toolkit.csv_cells`) is found with one regular
-expression over the batch and written by `csv.writer` itself.
+that needs quoting or spreadsheet escaping (`toolkit.csv_cells`) is found by scanning the batch
+joined into one string, and written by `csv.writer` itself.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import re
 from collections.abc import Iterable, Sequence
 from typing import TextIO
 
@@ -22,9 +21,10 @@ from toolkit.csv_cells import safe_cell
 from toolkit.ranking import Ranking
 
 LINE_END = "\r\n"
-#: A text whose cell may differ from the text: it holds a delimiter, a quote or a CR, or starts
-#: like a formula (or with a space). A superset of what needs care: such texts go to csv.writer.
-_SPECIAL = re.compile(r'[,"\r]|^[=+\-@\t ]', re.MULTILINE)
+#: A text whose cell may differ from the text holds one of INSIDE or starts with one of STARTS
+#: (a formula's start or a space): a superset of what needs care, as such texts go to csv.writer.
+_INSIDE = (",", '"', "\r")
+_STARTS = ("=", "+", "-", "@", "\t", " ")
 #: "%.6f" of k / 1,000,000 in two table look-ups: the integer part and first three decimals (with
 #: the cell's leading comma), then the last three.
 _HIGH = np.array([f",{k // 1000}.{k % 1000:03d}" for k in range(1001)], dtype=object)
@@ -101,11 +101,22 @@ def text_cells(texts: Sequence[str], escape: bool) -> np.ndarray:
     else:
         starts = np.zeros(len(texts), dtype=np.int64)
         np.cumsum(np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))[:-1] + 1, out=starts[1:])
-        found = [match.start() for match in _SPECIAL.finditer(joined)]
+        found = _positions(joined, _INSIDE) + _positions("\n" + joined, tuple("\n" + c for c in _STARTS))
         special = np.unique(np.searchsorted(starts, found, side="right") - 1).tolist()
     for i in special:
         cells[i] = cell_text([safe_cell(texts[i]) if escape else texts[i]])
     return cells
+
+
+def _positions(text: str, needles: tuple[str, ...]) -> list[int]:
+    """Where each needle occurs in `text` (str.find: a C scan; a Python step per match only)."""
+    found = []
+    for needle in needles:
+        at = text.find(needle)
+        while at != -1:
+            found.append(at)
+            at = text.find(needle, at + 1)
+    return found
 
 
 def cell_text(cells: list[str], prefix: str = "") -> str:
