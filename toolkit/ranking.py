@@ -31,7 +31,7 @@ class Guess:
 
     @property
     def log_probability(self) -> float:
-        return math.log(max(self.probability, 1e-300))
+        return math.log(max(self.probability, SMALLEST))
 
 
 @dataclass(frozen=True)
@@ -139,7 +139,8 @@ class Ranking:
         `toolkit predict --json`'s lines."""
         labels = self.labels().tolist()
         probabilities = self.probabilities.tolist()
-        logs = self.log_probabilities.tolist()
+        # math.log, as Guess.log_probability: numpy's may differ in the last bit, and JSON shows it.
+        logs = [[math.log(max(p, SMALLEST)) for p in row] for row in probabilities]
         abstained = None if self.abstained is None else self.abstained.tolist()
         sets = None if self.set_order is None else self.sets()
         result = []
