@@ -11,8 +11,9 @@ a `set` column (the prediction set's classes as a JSON list, most likely first);
 multi-label run `labels` (the predicted set, `a|b`) and `label_probabilities` (`0.91|0.62`).
 
 Both engines run the same function on the same partitions, so their outputs are identical
-row for row. The `dask` engine reads the input as a Dask dataframe (`dask.dataframe.from_map`,
-one partition per file), predicts partition by partition on the workers of a `LocalCluster`
+row for row; it predicts through `Predictor.rank` (`toolkit.ranking`), as every prediction
+does. The `dask` engine reads the input as a Dask dataframe (`dask.dataframe.from_map`, one
+partition per file), predicts partition by partition on the workers of a `LocalCluster`
 (or of the scheduler at `scheduler`, e.g. tcp://host:8786), and writes the partitions from the
 workers. The run folder's files (a few hundred kilobytes: JSON and safetensors) travel with the
 tasks and each worker process loads the model once, on its first partition; the workers need
@@ -266,14 +267,18 @@ def predict_frame(
     sets = np.full(len(texts), "[]", dtype=object)
     options = {"min_confidence": min_confidence, "coverage": coverage}
     for start in range(0, len(texts), batch_size):
-        predictions = predictor.predict(texts[start:start + batch_size], top, **options)
-        for row, prediction in enumerate(predictions, start):
-            abstained[row] = bool(prediction.abstained)
-            sets[row] = json.dumps([g.label for g in prediction.set or ()], ensure_ascii=False)
-            cells[row] = label_set_cells(prediction.labels)
-            for rank, guess in enumerate(() if prediction.abstained else prediction.guesses):
-                labels[row, rank] = guess.label
-                logs[row, rank] = guess.log_probability
+        ranking = predictor.rank(texts[start:start + batch_size], top, **options)
+        rows = slice(start, start + len(ranking))
+        answered = ranking.answered[:, None]
+        labels[rows] = np.where(answered, ranking.labels(), None)
+        logs[rows] = np.where(answered, ranking.log_probabilities, np.nan)
+        if ranking.abstained is not None:
+            abstained[rows] = ranking.abstained
+        if ranking.set_order is not None:
+            members = ranking.sets()
+            sets[rows] = [json.dumps([label for label, _ in found], ensure_ascii=False) for found in members]
+        if ranking.label_order is not None:
+            cells[rows] = [label_set_cells(found) for found in ranking.label_sets()]
     columns: dict[str, Any] = {INPUT: np.asarray(texts, dtype=object)}
     for rank in range(top):
         columns[f"class_{rank + 1}"] = labels[:, rank]

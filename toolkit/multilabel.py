@@ -211,9 +211,9 @@ def threshold_record(
             "allow_empty": allow_empty}
 
 
-def label_set_cells(labels: Sequence[Any] | None) -> tuple[str, str]:
-    """A prediction's label set (`Prediction.labels`: guesses with `label` and `probability`) as
-    two table cells: the labels joined by SET_SEPARATOR, and their probabilities in the same order."""
+def label_set_cells(labels: Sequence[tuple[str, float]] | None) -> tuple[str, str]:
+    """A prediction's label set as (label, probability) pairs (`Ranking.label_sets`) as two table
+    cells: the labels joined by SET_SEPARATOR, and their probabilities in the same order."""
     chosen = labels or ()
-    return (SET_SEPARATOR.join(g.label for g in chosen),
-            SET_SEPARATOR.join(f"{g.probability:.6f}" for g in chosen))
+    return (SET_SEPARATOR.join(label for label, _ in chosen),
+            SET_SEPARATOR.join(f"{probability:.6f}" for _, probability in chosen))

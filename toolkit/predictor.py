@@ -10,12 +10,12 @@ model; weights that are not finite are refused.
 
 from __future__ import annotations
 
-import math
+import contextlib
+import itertools
 import re
 import shlex
 import threading
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +24,7 @@ import numpy as np
 from toolkit.errors import ToolkitError
 from toolkit.limits import MAX_TEXT_LENGTH, cpu_count
 from toolkit.params import Section, resolve
+from toolkit.ranking import Guess, Prediction, Ranking  # noqa: F401  (Guess: imported from here)
 from toolkit.registry import Registry, load_registry
 from toolkit.rundir import CALIBRATION, CONFIG, ENCODER, LABELS, WEIGHTS, open_run, read_json
 from toolkit.safe_files import shown
@@ -38,66 +39,6 @@ NEEDED = (CONFIG, WEIGHTS, ENCODER, LABELS)
 RUNTIMES = ("torch", "onnx")
 #: Read when the run has them (runs written before they existed still load).
 OPTIONAL = (CALIBRATION,)
-
-
-@dataclass(frozen=True)
-class Guess:
-    """One candidate class for a text."""
-
-    label: str
-    probability: float
-
-    @property
-    def log_probability(self) -> float:
-        return math.log(max(self.probability, 1e-300))
-
-
-@dataclass(frozen=True)
-class Prediction:
-    """The top classes for one text, most likely first; no guesses when nothing of the text is
-    left after normalisation (an emoji under the tutorial's ASCII normalisation)."""
-
-    text: str
-    guesses: tuple[Guess, ...]
-    #: Asked for a min_confidence: whether the top probability fell below it ("unknown").
-    abstained: bool | None = None
-    #: Asked for a coverage: the conformal prediction set, most likely first.
-    set: tuple[Guess, ...] | None = None
-    #: A multi-label run: the predicted label set (each class at or above its threshold), most
-    #: likely first; `guesses` then hold each class's own probability.
-    labels: tuple[Guess, ...] | None = None
-
-    @property
-    def label(self) -> str:
-        """The top class; empty when there is none or the prediction abstained."""
-        return self.guesses[0].label if self.guesses and not self.abstained else ""
-
-    @property
-    def probability(self) -> float:
-        return self.guesses[0].probability if self.guesses else math.nan
-
-    @property
-    def label_set(self) -> str:
-        """A multi-label run's predicted classes joined by `|` (else the top class)."""
-        if self.labels is None:
-            return self.label
-        return "|".join(g.label for g in self.labels)
-
-    def to_dict(self) -> dict[str, Any]:
-        result: dict[str, Any] = {
-            "input": self.text,
-            "predictions": [
-                {"label": g.label, "probability": g.probability, "log_probability": g.log_probability}
-                for g in self.guesses
-            ],
-        }
-        if self.abstained is not None:
-            result["abstained"] = self.abstained
-        if self.set is not None:
-            result["set"] = [{"label": g.label, "probability": g.probability} for g in self.set]
-        if self.labels is not None:
-            result["labels"] = [{"label": g.label, "probability": g.probability} for g in self.labels]
-        return result
 
 
 class Predictor:
@@ -188,7 +129,15 @@ class Predictor:
         the classes that hold the true one with probability at least c (docs/calibration.md).
         A multi-label run's predictions carry their label set (`labels`); `threshold` t, in
         (0, 1), replaces the run's thresholds by t for every class."""
-        from toolkit.calibration import prediction_sets
+        return self.rank(texts, top, min_confidence=min_confidence, coverage=coverage,
+                         threshold=threshold).predictions()
+
+    def rank(self, texts: Sequence[str], top: int = 3, *, min_confidence: float | None = None,
+             coverage: float | None = None, threshold: float | None = None) -> Ranking:
+        """What `predict` answers, as arrays (`toolkit.ranking`): the path every prediction
+        takes, without a Python object per text or class."""
+        from toolkit.inference import torch_threads
+        from toolkit.ranking import rank
 
         if top < 1:
             raise ToolkitError(f"top must be at least 1; got {top}.")
@@ -196,33 +145,16 @@ class Predictor:
         if decide_at is not None and coverage is not None:
             raise ToolkitError("coverage (prediction sets) is for single-label runs; a multi-label run "
                                "gives each text its label set already.")
-        threshold = self.checked_threshold(min_confidence, coverage)
+        conformal = self.checked_threshold(min_confidence, coverage)
         prepared = self.prepare(texts)
-        readable = [i for i, text in enumerate(prepared) if text]
-        probabilities = self._probabilities([prepared[i] for i in readable])
-        top = min(top, len(self.classes))
-        order = np.argsort(-probabilities, axis=1, kind="stable")[:, :top]
-        inside = prediction_sets(probabilities, threshold) if threshold is not None else None
-        abstains = min_confidence is not None
-        predictions = [Prediction(text, (), abstains or None, () if inside is not None else None)
-                       for text in texts]
-        for n, (i, row, ranks) in enumerate(zip(readable, probabilities, order, strict=True)):
-            guesses = tuple(Guess(self.classes[j], float(row[j])) for j in ranks)
-            members = None
-            if inside is not None:
-                ranked = np.argsort(-row, kind="stable")
-                members = tuple(Guess(self.classes[j], float(row[j])) for j in ranked if inside[n, j])
-            abstained = bool(row[ranks[0]] < min_confidence) if min_confidence is not None else None
-            chosen = None
-            if decide_at is not None:
-                from toolkit.multilabel import decide
-
-                allow_empty = bool(self.multi_label and self.multi_label.get("allow_empty"))
-                picked = decide(row[None, :], decide_at, allow_empty)
-                ranked = np.argsort(-row, kind="stable")
-                chosen = tuple(Guess(self.classes[j], float(row[j])) for j in ranked if picked[0, j])
-            predictions[i] = Prediction(texts[i], guesses, abstained, members, chosen)
-        return predictions
+        read = np.fromiter(map(bool, prepared), dtype=bool, count=len(prepared))
+        probabilities = self._probabilities(
+            prepared if read.all() else [text for text in prepared if text]
+        )
+        allow_empty = bool(self.multi_label and self.multi_label.get("allow_empty"))
+        with self._lock, torch_threads(self.threads):  # torch.topk: as the forward pass
+            return rank(texts, self.classes, probabilities, read, top, min_confidence, conformal,
+                        decide_at, allow_empty)
 
     def class_thresholds(self, threshold: float | None = None) -> np.ndarray | None:
         """A multi-label run's threshold for every class: the run's, or `threshold` for all of
@@ -264,14 +196,22 @@ class Predictor:
     ) -> Iterator[Prediction]:
         """Predict an iterable of any length in batches, holding one batch in memory at a time;
         `options` as `predict` takes them (min_confidence, coverage)."""
-        batch: list[str] = []
-        for text in texts:
-            batch.append(text)
-            if len(batch) == batch_size:
-                yield from self.predict(batch, top, **options)
-                batch = []
-        if batch:
-            yield from self.predict(batch, top, **options)
+        for batch in batched(texts, batch_size):
+            yield from self.rank(batch, top, **options).predictions()
+
+    def rank_stream(
+        self, batches: Iterable[Sequence[str]], top: int = 3, **options: float | None
+    ) -> Iterator[Ranking]:
+        """`rank` of each batch of texts in turn, `options` as `predict` takes them."""
+        for batch in batches:
+            yield self.rank(batch, top, **options)
+
+
+def batched(texts: Iterable[str], size: int) -> Iterator[list[str]]:
+    """`texts` in lists of `size` (the last one shorter)."""
+    iterator = iter(texts)
+    while batch := list(itertools.islice(iterator, size)):
+        yield batch
 
 
 def load_run(
@@ -329,7 +269,11 @@ def load_run(
         ) from None
 
     def build(device: str) -> Any:
-        with torch.device(device):
+        # On the CPU (torch's default) outside torch.device's mode, and on "meta" with the weights'
+        # initialisers skipped: there, and in that mode, they run torch's Python reference code,
+        # whose first use imports sympy and more (measured: 2 s of the load; the values are unused).
+        context = contextlib.nullcontext() if device == "cpu" else _shapes_only(torch, device)
+        with context:
             return model_spec.build(
                 vocab_size=encoder.vocab_size, num_classes=len(classes), params=checked["model"],
                 encoder=encoder, multi_label=isinstance(config.get("multi_label"), dict),
@@ -375,6 +319,27 @@ def _check_scorer_fits(scorer: OnnxScorer, encoder: Any, classes: Sequence[str])
             f"'{shown(scorer.name)}' gives {width} classes, the run has {len(classes)}; it was exported "
             "from another run: export this one again with `toolkit export`."
         )
+
+
+#: The in-place tensor methods nn.init's initialisers fill weights with.
+_INITIALISERS = frozenset({"normal_", "uniform_", "zero_", "fill_", "trunc_normal_", "bernoulli_"})
+
+
+@contextlib.contextmanager
+def _shapes_only(torch: Any, device: str) -> Iterator[None]:
+    """Modules built on `device` ("meta": shapes, no memory) with their initialisers skipped."""
+    from torch.overrides import TorchFunctionMode
+
+    class SkipInitialisers(TorchFunctionMode):
+        def __torch_function__(self, func, types, args=(), kwargs=None):  # noqa: ANN001, ANN204
+            kwargs = kwargs or {}
+            target = args[0] if args else kwargs.get("tensor")  # nn.init's functions pass it by name
+            if getattr(func, "__name__", "") in _INITIALISERS and getattr(target, "is_meta", False):
+                return target
+            return func(*args, **kwargs)
+
+    with torch.device(device), SkipInitialisers():
+        yield
 
 
 def _calibration(folder: Path) -> Calibration | None:

@@ -30,6 +30,7 @@ import socket
 from pathlib import Path as FilePath
 from typing import Annotated, Any
 
+import numpy as np
 from fastapi import Body, FastAPI, HTTPException, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
@@ -42,6 +43,7 @@ from toolkit.errors import ToolkitError
 from toolkit.predictor import Predictor
 from toolkit.rundir import METRICS, read_json
 
+UNREADABLE = "nothing of it is left after the model's normalisation; send letters it reads"
 #: Where the docs page's Swagger UI files are served from.
 DOCS_STATIC = "/static/docs"
 
@@ -212,14 +214,12 @@ def create_app(predictor: Predictor, max_length: int = 64, max_batch: int = 1000
             raise HTTPException(422, str(exc)) from None
         if threshold is not None:
             options["threshold"] = threshold
-        guessed = predictor.predict([names[i] for i in readable], top, **options) if readable else []
-        predictions = dict(zip(readable, guessed, strict=True))
-        for i, prediction in predictions.items():
-            if not prediction.guesses:
-                problems[i] = "nothing of it is left after the model's normalisation; send letters it reads"
-        if problems:
+        ranking = predictor.rank([names[i] for i in readable], top, **options) if readable else None
+        for i in () if ranking is None else np.flatnonzero(~ranking.read).tolist():
+            problems[readable[i]] = UNREADABLE
+        if problems or ranking is None:
             raise InvalidNames(names, problems)
-        return [predictions[i].to_dict() for i in range(len(names))]
+        return ranking.dicts()
 
     @app.get("/docs", include_in_schema=False)
     def docs(request: Request) -> HTMLResponse:

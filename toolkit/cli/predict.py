@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import functools
-import io
+import itertools
 import json
 import os
 import sys
@@ -24,7 +24,6 @@ from toolkit.cli.common import (
     sigterm_unwinds,
     writing_stdout,
 )
-from toolkit.csv_cells import safe_cell
 from toolkit.errors import ToolkitError
 from toolkit.safe_files import atomic_file, shown
 
@@ -191,21 +190,24 @@ def _predict(
                 _print(prediction)
         _say_cut(predictor.truncated, predictor.max_length)
         return
+    from toolkit.prediction_output import write_csv, write_json_lines
+
     input_path = Path(input_file)
-    texts = _with_progress(_read_texts(input_path, column), input_path)
-    predictions = predictor.predict_stream(texts, top, batch_size, **options)
+    batches = _with_progress(_read_batches(input_path, column, batch_size), input_path)
+    rankings = predictor.rank_stream(batches, top, **options)
     if as_json:
-        write = _write_json_lines
+        write = write_json_lines
     else:
         write = functools.partial(
-            _write_csv, abstain=options["min_confidence"] is not None, sets=options["coverage"] is not None,
-            escape=not raw_csv, labels=predictor.multi_label is not None,
+            write_csv, top=top, abstain=options["min_confidence"] is not None,
+            sets=options["coverage"] is not None, escape=not raw_csv,
+            labels=predictor.multi_label is not None,
         )
     if output is None:
-        write(predictions, top, sys.stdout)
+        write(rankings, out=sys.stdout)
     else:
         with atomic_file(Path(output), text=True) as out:
-            count = write(predictions, top, out)
+            count = write(rankings, out=out)
         typer.echo(f"Wrote {count:,} predictions to {output}", err=True)
     _say_cut(predictor.truncated, predictor.max_length)
 
@@ -275,8 +277,10 @@ def _predict_batch(
     )
 
 
-def _read_texts(path: Path, column: str | None) -> Iterator[str]:
-    """The texts of a file, streamed: non-blank lines, or one CSV column."""
+def _read_batches(path: Path, column: str | None, size: int) -> Iterator[list[str]]:
+    """The texts of a file in lists of up to `size`, streamed: non-blank lines, or one CSV column."""
+    from toolkit.predictor import batched
+
     _check_input_file(path, column)
     handle = path.open(encoding="utf-8-sig", newline="")  # an Excel CSV starts with a BOM
     if column is not None:
@@ -287,102 +291,63 @@ def _read_texts(path: Path, column: str | None) -> Iterator[str]:
                 f"'{shown(path)}' has no column '{shown(column)}'; its columns are "
                 f"{shown(', '.join(reader.fieldnames or []))}."
             )
-        return _close_after((row[column] for row in reader if (row[column] or "").strip()), handle)
-    return _close_after((line.rstrip("\r\n") for line in handle if line.strip()), handle)
+        texts = (row[column] for row in reader if (row[column] or "").strip())
+        return _close_after(batched(texts, size), handle)
+    return _close_after(_line_batches(handle, size), handle)
 
 
-def _close_after(items: Iterator[str], handle: TextIO) -> Iterator[str]:
+def _line_batches(handle: TextIO, size: int) -> Iterator[list[str]]:
+    """The non-blank lines of `handle`, without their ends, in lists of about `size`."""
+    while lines := list(itertools.islice(handle, size)):
+        batch = [line.rstrip("\r\n") for line in lines if line.strip()]
+        if batch:
+            yield batch
+
+
+def _close_after(batches: Iterator[list[str]], handle: TextIO) -> Iterator[list[str]]:
     try:
-        yield from items
+        yield from batches
     except UnicodeDecodeError as exc:
         raise ToolkitError(f"input file '{handle.name}' is not UTF-8 ({exc.reason}).") from None
     finally:
         handle.close()
 
 
-def _with_progress(texts: Iterator[str], path: Path) -> Iterator[str]:
+def _with_progress(batches: Iterator[list[str]], path: Path) -> Iterator[list[str]]:
     """Progress through a large file, by bytes read: a bar when stderr is a terminal, else (a
     log) a plain line at every tenth."""
     size = path.stat().st_size
     if size < PROGRESS_FROM_BYTES:
-        yield from texts
+        yield from batches
         return
     if not sys.stderr.isatty():
-        yield from _with_progress_lines(texts, path, size)
+        yield from _with_progress_lines(batches, path, size)
         return
     from rich.console import Console
     from rich.progress import Progress
 
     with Progress(transient=True, console=Console(stderr=True)) as progress:
         task = progress.add_task(f"Predicting {path.name}", total=size)
-        for text in texts:
-            progress.advance(task, len(text.encode("utf-8")) + 1)
-            yield text
+        for batch in batches:
+            progress.advance(task, _bytes(batch))
+            yield batch
 
 
-def _with_progress_lines(texts: Iterator[str], path: Path, size: int) -> Iterator[str]:
-    started, read, tenth = time.perf_counter(), 0, 1
-    for count, text in enumerate(texts, start=1):
-        read += len(text.encode("utf-8")) + 1
+def _bytes(batch: list[str]) -> int:
+    """The bytes of a batch's lines in the file (UTF-8, a line end each)."""
+    return len("\n".join(batch).encode("utf-8")) + 1
+
+
+def _with_progress_lines(batches: Iterator[list[str]], path: Path, size: int) -> Iterator[list[str]]:
+    started, read, tenth, count = time.perf_counter(), 0, 1, 0
+    for batch in batches:
+        read += _bytes(batch)
+        count += len(batch)
         while tenth < 10 and read * 10 >= size * tenth:
             typer.echo(f"Predicting {path.name}: {tenth * 10}% read ({count:,} texts, "
                        f"{time.perf_counter() - started:.0f} s)", err=True)
             tenth += 1
-        yield text
-
-
-def _write_csv(
-    predictions: Iterator[Prediction], top: int, out: TextIO | io.TextIOBase, abstain: bool = False,
-    sets: bool = False, escape: bool = True, labels: bool = False,
-) -> int:
-    """A CSV row per text; with `abstain` an `abstained` column (true: the class cells are
-    empty), with `sets` a `set` column (the set's classes as a JSON list, most likely first),
-    with `labels` (a multi-label run) `labels`, the predicted label set joined by `|`, and
-    `label_probabilities`, each of its labels' probability in the same order.
-    Texts and class names are made safe for spreadsheets unless `escape` is false
-    (`toolkit.csv_cells`)."""
-    writer = csv.writer(out)
-    cell = safe_cell if escape else _as_is
-    header = ["input", "predicted", "probability"]
-    for rank in range(1, top + 1):
-        header += [f"class_{rank}", f"probability_{rank}"]
-    extra = ["abstained"] * abstain + ["set"] * sets + ["labels", "label_probabilities"] * labels
-    writer.writerow(header + extra)
-    count = 0
-    for prediction in predictions:
-        answered = prediction.guesses and not prediction.abstained  # else nothing left to read, or unknown
-        probability = f"{prediction.probability:.6f}" if answered else ""
-        row = [cell(prediction.text), cell(prediction.label), probability]
-        for guess in prediction.guesses:
-            row += [cell(guess.label), f"{guess.probability:.6f}"] if answered else ["", ""]
-        if abstain or sets or labels:  # the extra columns stay in place
-            row += [""] * (3 + 2 * top - len(row))
-        if abstain:
-            row.append("" if prediction.abstained is None or not prediction.guesses
-                       else str(prediction.abstained).lower())
-        if sets:
-            row.append(json.dumps([g.label for g in prediction.set or ()], ensure_ascii=False))
-        if labels:
-            from toolkit.multilabel import label_set_cells
-
-            names, probabilities = label_set_cells(prediction.labels)
-            row += [cell(names), probabilities]
-        writer.writerow(row)
-        count += 1
-    return count
-
-
-def _as_is(value: str) -> str:
-    return value
-
-
-def _write_json_lines(predictions: Iterator[Prediction], top: int, out: TextIO | io.TextIOBase) -> int:
-    """One JSON object a line, as the single-name --json output holds them."""
-    count = 0
-    for prediction in predictions:
-        out.write(json.dumps(prediction.to_dict(), ensure_ascii=False) + "\n")
-        count += 1
-    return count
+        yield batch
 
 
 def interactive(ctx: typer.Context, run: RunOption, top: TopOption = 3) -> None:

@@ -46,6 +46,8 @@ from toolkit.plugins.ngram import NgramConfig
 #: every machine (Python's hash() is salted per process).
 HASH_MODULUS = 2**31 - 1
 HASH_BASE = 1_000_003
+#: Up to this many symbols (boundary markers included), a character n-gram is hashed with one modulo.
+ONE_MODULO_VOCABULARY = 2**24
 #: Added to a word n-gram's length before hashing, so a word n-gram's code never starts like a
 #: character n-gram's (whose codes start from their length, 1 to 8).
 WORD_SALT = 1_000
@@ -164,14 +166,23 @@ class NgramModel(nn.Module):
         marked.scatter_(1, (lengths + 1).unsqueeze(1), end)
         marked_lengths = (lengths + 2).unsqueeze(1)
         ids = []
+        powers = _powers(self.max_n + 1, indices.device)
         # Every n, even one longer than the batch's texts (its windows are empty): a traced graph
         # must not depend on the width of the batch it was traced with.
         for n in range(self.min_n, self.max_n + 1):
             # The windows' k-th characters, as slices (an exported graph has no unfold).
             windows = [marked[:, k:k - n + 1 if k < n - 1 else None] for k in range(n)]
-            code = torch.full_like(windows[0], n)
-            for window in windows:
-                code = (code * HASH_BASE + window) % HASH_MODULUS
+            if self.vocab_size + 2 <= ONE_MODULO_VOCABULARY:
+                # (((n * B + w0) * B + w1) ... ) mod M in one modulo: n * B^n plus each w_k * B^(n-1-k),
+                # the powers reduced mod M, is below 9 * 2^24 * 2^31 < 2^63.
+                code = torch.full_like(windows[0], n * int(powers[n]))
+                for k, window in enumerate(windows):
+                    code = code + window * int(powers[n - 1 - k])
+                code = code % HASH_MODULUS
+            else:
+                code = torch.full_like(windows[0], n)
+                for window in windows:
+                    code = (code * HASH_BASE + window) % HASH_MODULUS
             inside = torch.arange(code.shape[1], device=indices.device) + n <= marked_lengths
             ids.append(torch.where(inside, code % (self.buckets - 1) + 1, toolkit.PAD))
         return torch.cat(ids, dim=1)

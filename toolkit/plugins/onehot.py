@@ -53,10 +53,9 @@ class OneHotEncoder:
         import numpy as np
 
         index = {char: i + 2 for i, char in enumerate(self.alphabet)}
-        # The same map as sorted code points and their indices, for vectorised look-ups.
-        pairs = sorted((ord(char), i) for char, i in index.items())
-        self._points = np.array([p for p, _ in pairs], dtype=np.uint32)
-        self._codes = np.array([i for _, i in pairs], dtype=np.int64)
+        # The same map as a table by code point, for one vectorised look-up (OOV beyond its end).
+        self._table = np.full(max(map(ord, index), default=0) + 2, OOV, dtype=np.int64)
+        self._table[[ord(char) for char in index]] = list(index.values())
         return index
 
     @property
@@ -92,9 +91,7 @@ class OneHotEncoder:
         longest = int(lengths.max()) if len(texts) else 0
         joined = "".join(texts).encode("utf-32-le", errors="surrogatepass")
         points = np.frombuffer(joined, dtype=np.uint32)
-        codes = np.full(len(points), OOV, dtype=np.int64)
-        known = np.isin(points, self._points)
-        codes[known] = self._codes[np.searchsorted(self._points, points[known])]
+        codes = self._table[np.minimum(points, len(self._table) - 1)]
         codes[(np.cumsum(lengths) - lengths)[empty]] = OOV
         indices = np.full((len(texts), longest), toolkit.PAD, dtype=np.int64)
         indices[np.arange(longest) < lengths[:, None]] = codes  # row-major: text by text

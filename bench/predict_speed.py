@@ -1,0 +1,248 @@
+"""Prediction speed side by side: `toolkit predict` per built-in model, fastText and scikit-learn.
+
+One run, the same names for every system: `--names N` (default 1,000,000) surnames drawn with
+replacement from the names data with a fixed seed, top 3 classes, one thread each, every system
+in a process of its own:
+
+- `toolkit predict --run RUN --input names.txt --output out.csv` for each built-in model (a run
+  trained for one epoch on the names data: speed does not depend on how well it learned); the
+  time is the whole command: start-up, loading the run, reading, predicting, writing the CSV;
+- fastText (`fasttext-numpy2`, the `toolkit[bench]` extra) trained on the same training split,
+  each name one token of character 1-5-grams (its best setting on names in bench/accuracy.py):
+  Python's `model.predict(list, k=3)` on the names already in memory;
+- scikit-learn: TF-IDF character 1-5-grams (char_wb, sublinear tf) + LinearSVC on the same split:
+  `decision_function(vectorizer.transform(names))` and an argsort, the names in memory.
+
+Prints the table with the ratio to fastText and the load average before and after; `--write FILE`
+puts it in FILE's "Prediction speed" section. Usage:
+
+    python bench/predict_speed.py --write docs/benchmarks.md
+    python bench/predict_speed.py --names 100000 --models ngram,scratch-rnn
+
+More systems are more entries in `SYSTEMS` (a function giving a row), more tables more entries
+in `TABLES`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pickle
+import shlex
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from accuracy import FASTTEXT_SETTINGS, builtin_models, fasttext_line, fit_fasttext, the_split  # noqa: E402
+from predict_bench import names_file  # noqa: E402
+from scale_common import publish  # noqa: E402
+from train_bench import load, machine, markdown  # noqa: E402
+
+SECTION = "## Prediction speed side by side"
+BENCH = Path(__file__).resolve()
+#: Every child runs on one thread, whatever its library's default.
+ONE_THREAD = {name: "1" for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")}
+FASTTEXT = "one token, char 1-5, 50 epochs"
+FORMATS = {"names_per_s": ",.0f", "seconds": ".2f", "x_fasttext": ".2f"}
+
+
+@dataclass
+class Setup:
+    """What every system is measured on: the names file and the training split."""
+
+    folder: Path
+    names: Path
+    count: int
+    seed: int
+    repeats: int
+    epochs: int
+    split: Any = None
+    notes: list[str] = field(default_factory=list)
+
+    def training_split(self) -> Any:
+        if self.split is None:
+            self.split = the_split("names", {}, self.seed)
+        return self.split
+
+
+def timed(command: list[str], repeats: int) -> float:
+    """The median wall seconds of `command` (a child process on one thread) over `repeats`; a
+    child that prints JSON with "seconds" times itself."""
+    runs = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        done = subprocess.run(command, capture_output=True, text=True, env={**os.environ, **ONE_THREAD})
+        seconds = time.perf_counter() - started
+        if done.returncode != 0:
+            raise SystemExit(f"{shlex.join(command)} failed:\n{done.stderr[-3000:]}")
+        lines = done.stdout.strip().splitlines()
+        if lines and lines[-1].startswith("{"):
+            seconds = json.loads(lines[-1])["seconds"]
+        runs.append(seconds)
+    return statistics.median(runs)
+
+
+def row(system: str, timed_part: str, setup: Setup, seconds: float) -> dict[str, Any]:
+    return {"system": system, "timed": timed_part, "seconds": seconds, "names_per_s": setup.count / seconds}
+
+
+# -- the systems ----------------------------------------------------------------------------
+
+
+def toolkit_row(model: str) -> Callable[[Setup], dict[str, Any]]:
+    def measure(setup: Setup) -> dict[str, Any]:
+        run = setup.folder / f"run-{model}"
+        if not run.is_dir():
+            train = [sys.executable, "-m", "toolkit", "run", "-d", "names", "-m", model, "--seed",
+                     str(setup.seed), "-p", f"train.epochs={setup.epochs}", "-p", "train.threads=1",
+                     "-o", str(run)]
+            subprocess.run(train, check=True, capture_output=True, env={**os.environ, **ONE_THREAD})
+        command = [sys.executable, "-m", "toolkit", "predict", "--run", str(run), "--input", str(setup.names),
+                   "--output", str(setup.folder / "out.csv"), "--top", "3", "--threads", "1"]
+        return row(f"toolkit predict, `{model}`", "the whole command", setup, timed(command, setup.repeats))
+
+    return measure
+
+
+def fasttext_row(setup: Setup) -> dict[str, Any]:
+    options = dict(FASTTEXT_SETTINGS[FASTTEXT], epoch=5)  # a few epochs: speed does not depend on them
+    model, _ = fit_fasttext(setup.training_split(), setup.seed, options)
+    path = setup.folder / "fasttext.bin"
+    model.save_model(str(path))
+    seconds = timed(child_command("fasttext", path, setup), setup.repeats)
+    return row("fastText, Python `predict(list, k=3)`", "predict on names in memory", setup, seconds)
+
+
+def sklearn_row(setup: Setup) -> dict[str, Any]:
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.svm import LinearSVC
+
+    split = setup.training_split()
+    vectorizer = TfidfVectorizer(analyzer="char_wb", ngram_range=(1, 5), sublinear_tf=True)
+    classifier = LinearSVC(C=1.0, random_state=setup.seed).fit(vectorizer.fit_transform(split.train.texts),
+                                                                 split.train.targets)
+    path = setup.folder / "sklearn.pickle"
+    path.write_bytes(pickle.dumps((vectorizer, classifier)))
+    seconds = timed(child_command("sklearn", path, setup), setup.repeats)
+    return row("scikit-learn TF-IDF char 1-5 + LinearSVC", "transform, decision_function, argsort", setup,
+               seconds)
+
+
+def child_command(system: str, model: Path, setup: Setup) -> list[str]:
+    return [sys.executable, str(BENCH), "--child", system, str(model), str(setup.names)]
+
+
+def fasttext_missing() -> str | None:
+    try:
+        import fasttext  # noqa: F401
+    except ImportError:
+        return "fastText is not installed (pip install -e '.[bench]'): its row and the ratios are missing."
+    return None
+
+
+def systems(models: Sequence[str]) -> list[Callable[[Setup], dict[str, Any]]]:
+    """The rows of the prediction table, in order: fastText first (the ratios' reference)."""
+    return [fasttext_row, *(toolkit_row(model) for model in models), sklearn_row]
+
+
+def prediction_table(setup: Setup, models: Sequence[str]) -> str:
+    missing = fasttext_missing()
+    rows = []
+    for measure in systems(models):
+        if measure is fasttext_row and missing:
+            setup.notes.append(missing)
+            continue
+        rows.append(measure(setup))
+        print(f"  {rows[-1]['system']}: {rows[-1]['names_per_s']:,.0f} names/s ({load()})", flush=True)
+    frame = pd.DataFrame(rows)
+    reference = frame.loc[frame["system"].str.startswith("fastText"), "names_per_s"]
+    frame["x_fasttext"] = frame["names_per_s"] / reference.iloc[0] if len(reference) else float("nan")
+    return markdown(frame[["system", "timed", "names_per_s", "x_fasttext", "seconds"]], FORMATS)
+
+
+#: The tables of the section: a heading and the function that measures it.
+TABLES: list[tuple[str, Callable[[Setup, Sequence[str]], str]]] = [
+    ("Prediction, top 3, names per second", prediction_table),
+]
+
+
+# -- the children: each system's prediction timed in a process of its own -------------------
+
+
+def read_names(path: str) -> list[str]:
+    with open(path, encoding="utf-8") as lines:
+        return [line.rstrip("\n") for line in lines]
+
+
+def child(system: str, model_path: str, names_path: str) -> None:
+    names = read_names(names_path)
+    if system == "fasttext":
+        import fasttext
+
+        model = fasttext.load_model(model_path)
+        texts = [fasttext_line(name, FASTTEXT_SETTINGS[FASTTEXT]["one_token"]) for name in names]
+        started = time.perf_counter()
+        model.predict(texts, k=3)
+    else:
+        import numpy as np
+
+        vectorizer, classifier = pickle.loads(Path(model_path).read_bytes())
+        started = time.perf_counter()
+        scores = classifier.decision_function(vectorizer.transform(names))
+        np.argsort(-scores, axis=1)[:, :3]
+    print(json.dumps({"seconds": time.perf_counter() - started}))
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--names", type=int, default=1_000_000, help="How many names to predict.")
+    parser.add_argument("--models", help="Comma-separated toolkit models (default: every built-in).")
+    parser.add_argument("--seed", type=int, default=0, help="Draws the names, splits and trains.")
+    parser.add_argument("--repeats", type=int, default=1, help="Runs per system; the median is kept.")
+    parser.add_argument("--epochs", type=int, default=1, help="Training epochs of each toolkit run.")
+    parser.add_argument("--write", type=Path, metavar="FILE", help="Put the section in FILE (Markdown).")
+    parser.add_argument("--child", nargs=3, metavar=("SYSTEM", "MODEL", "NAMES"), help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        child(*args.child)
+        return
+    models = args.models.split(",") if args.models else builtin_models()
+    print(f"Machine: {machine()}")
+    before = load()
+    print(f"Before: {before}")
+    with tempfile.TemporaryDirectory(prefix="predict-speed-") as scratch:
+        folder = Path(scratch)
+        setup = Setup(folder, names_file(folder / "names.txt", args.names, args.seed), args.names, args.seed,
+                      args.repeats, args.epochs)
+        tables = [(heading, measure(setup, models)) for heading, measure in TABLES]
+    after = load()
+    print(f"After: {after}")
+    command = shlex.join(["python", "bench/predict_speed.py", *(sys.argv[1:] if argv is None else argv)])
+    text = (
+        f"{SECTION} (`bench/predict_speed.py`)\n\n"
+        f"`{command}` on {machine()}, on {time.strftime('%Y-%m-%d %H:%M')}; {before} before, {after} after "
+        "(the machine may be shared: the ratios, from one run, are what to read).\n\n"
+        f"{args.names:,} surnames drawn with replacement from the names data (seed {args.seed}), top 3, one "
+        f"thread each, each system in a process of its own, the median of {args.repeats} run(s). "
+        "toolkit's time is the whole `toolkit predict --run RUN --input names.txt --output out.csv` command "
+        "(start-up, loading, reading, predicting, writing); fastText's and scikit-learn's are their "
+        f"prediction calls on names already in memory. Runs trained {args.epochs} epoch(s) on the names "
+        "data; fastText and scikit-learn on the same training split.\n\n"
+        + "".join(f"{note}\n\n" for note in setup.notes)
+        + "".join(f"{heading}:\n\n{table}\n\n" for heading, table in tables)
+    )
+    publish(text, SECTION, args.write)
+
+
+if __name__ == "__main__":
+    main()
