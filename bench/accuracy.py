@@ -1,8 +1,9 @@
 """Side-by-side accuracy benchmark: toolkit's models against scikit-learn and fastText.
 
 The data sets are the panel (bench/panel.py: the built-in `names`, `first-names-gender` and
-`words-language`, and the several-word `manpages` and `ui-messages` that script builds from
-this machine's manual pages and translations). For each dataset and seed it splits the data
+`words-language`, and the several-word `manpages`, `ui-messages`, `ui-programs` and
+`package-summaries` that script builds from this machine's manual pages, translations and
+package lists). For each dataset and seed it splits the data
 once (the split `toolkit run` makes: the leakage-free default) and runs every system on that
 same split:
 
@@ -55,7 +56,7 @@ from toolkit.params import parse_assignments
 from toolkit.splits import Split, split_dataset
 
 SECTION = "## Accuracy side by side"
-DATASETS = (*BUILTIN, "manpages", "ui-messages")
+DATASETS = (*BUILTIN, "manpages", "ui-messages", "ui-programs", "package-summaries")
 BASELINES = ("tfidf-svm-words", "tfidf-lr-words", "tfidf-lr", "tfidf-svm", "fasttext", "tutorial")
 LABELS = {
     "tfidf-svm-words": "TF-IDF char 1-5 + word 1-2, LinearSVC (scikit-learn)",
