@@ -7,6 +7,7 @@ in a process of its own:
 - `toolkit predict --run RUN --input names.txt --output out.csv` for each built-in model (a run
   trained for one epoch on the names data: speed does not depend on how well it learned); the
   time is the whole command: start-up, loading the run, reading, predicting, writing the CSV;
+  and the same with `--runtime onnx` (the run exported by `toolkit export` first, not timed);
 - fastText (`fasttext-numpy2`, the `toolkit[bench]` extra) trained on the same training split,
   each name one token of character 1-5-grams (its best setting on names in bench/accuracy.py):
   Python's `model.predict(list, k=3)` on the names already in memory;
@@ -99,19 +100,35 @@ def row(system: str, timed_part: str, setup: Setup, seconds: float) -> dict[str,
 # -- the systems ----------------------------------------------------------------------------
 
 
-def toolkit_row(model: str) -> Callable[[Setup], dict[str, Any]]:
+def toolkit_row(model: str, runtime: str = "torch") -> Callable[[Setup], dict[str, Any]]:
     def measure(setup: Setup) -> dict[str, Any]:
         run = setup.folder / f"run-{model}"
+        env = {**os.environ, **ONE_THREAD}
         if not run.is_dir():
             train = [sys.executable, "-m", "toolkit", "run", "-d", "names", "-m", model, "--seed",
                      str(setup.seed), "-p", f"train.epochs={setup.epochs}", "-p", "train.threads=1",
                      "-o", str(run)]
-            subprocess.run(train, check=True, capture_output=True, env={**os.environ, **ONE_THREAD})
+            subprocess.run(train, check=True, capture_output=True, env=env)
+        if runtime == "onnx" and not (run / "model.onnx").is_file():
+            subprocess.run([sys.executable, "-m", "toolkit", "export", "--run", str(run)], check=True,
+                           capture_output=True, env=env)
         command = [sys.executable, "-m", "toolkit", "predict", "--run", str(run), "--input", str(setup.names),
-                   "--output", str(setup.folder / "out.csv"), "--top", "3", "--threads", "1"]
-        return row(f"toolkit predict, `{model}`", "the whole command", setup, timed(command, setup.repeats))
+                   "--output", str(setup.folder / "out.csv"), "--top", "3", "--threads", "1",
+                   "--runtime", runtime]
+        label = f"toolkit predict, `{model}`" + (", onnxruntime" if runtime == "onnx" else "")
+        return row(label, "the whole command", setup, timed(command, setup.repeats))
 
     return measure
+
+
+def onnx_missing() -> str | None:
+    try:
+        import onnx  # noqa: F401
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        return ("onnx/onnxruntime are not installed (pip install -e '.[onnx]'): the onnxruntime rows "
+                "are missing.")
+    return None
 
 
 def fasttext_row(setup: Setup) -> dict[str, Any]:
@@ -152,11 +169,15 @@ def fasttext_missing() -> str | None:
 
 def systems(models: Sequence[str]) -> list[Callable[[Setup], dict[str, Any]]]:
     """The rows of the prediction table, in order: fastText first (the ratios' reference)."""
-    return [fasttext_row, *(toolkit_row(model) for model in models), sklearn_row]
+    runtimes = ("torch",) if onnx_missing() else ("torch", "onnx")
+    toolkit_rows = [toolkit_row(model, runtime) for model in models for runtime in runtimes]
+    return [fasttext_row, *toolkit_rows, sklearn_row]
 
 
 def prediction_table(setup: Setup, models: Sequence[str]) -> str:
     missing = fasttext_missing()
+    if onnx_missing():
+        setup.notes.append(str(onnx_missing()))
     rows = []
     for measure in systems(models):
         if measure is fasttext_row and missing:
