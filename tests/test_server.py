@@ -192,3 +192,16 @@ def test_serve_on_a_busy_port_is_one_line_and_no_url(trained_run):
     assert done.stdout == ""  # no Playground URL
     message = f"Error: port {port} on 127.0.0.1 is in use; stop what holds it or choose another --port."
     assert done.stderr == message + "\n"
+
+
+def test_connections_send_answers_without_waiting_for_the_clients_ack():
+    # uvicorn writes a response's head and body in two writes; with Nagle's algorithm on, the body
+    # waited for the client's delayed ACK: 40 ms a request. Accepted sockets inherit TCP_NODELAY.
+    from toolkit.server import listening_socket
+
+    with listening_socket("127.0.0.1", 0) as server:
+        server.listen()
+        with socket.create_connection(server.getsockname()):
+            accepted, _ = server.accept()
+            with accepted:
+                assert accepted.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
