@@ -318,3 +318,35 @@ def test_an_export_of_another_run_is_refused_in_one_line(runs, tmp_path):
     line = _one_line_error(run_toolkit(["predict", "--run", str(copy), "--runtime", "onnx", "Li"]))
     assert line == (f"Error: '{copy / ONNX_FILE}' gives 2 classes, the run has 4; it was exported from "
                     "another run: export this one again with `toolkit export`.")
+
+
+def test_batch_prediction_into_a_folder_runs_through_onnxruntime_as_torch(runs, tmp_path):
+    import pandas as pd
+
+    from toolkit.batch import predict_files
+
+    result = runs("ngram")
+    toolkit.export_run(result.run_dir)
+    names = tmp_path / "names.txt"
+    texts = [*result.split.test.texts, *result.split.val.texts]
+    names.write_text("\n".join(texts) + "\n", encoding="utf-8")
+    frames = {}
+    for runtime in ("torch", "onnx"):
+        predict_files(result.run_dir, str(names), tmp_path / runtime, runtime=runtime, output_format="csv")
+        frames[runtime] = pd.read_csv(next((tmp_path / runtime).glob("*.csv")), keep_default_na=False)
+    assert len(frames["onnx"]) == len(texts) > 50
+    assert (frames["onnx"]["class_1"] == frames["torch"]["class_1"]).all()
+    assert np.allclose(frames["onnx"]["log_probability_1"], frames["torch"]["log_probability_1"], atol=1e-4)
+
+
+def test_batch_prediction_without_an_export_names_the_run_folder(runs, tmp_path):
+    copy = tmp_path / "run"
+    shutil.copytree(runs("cnn").run_dir, copy)
+    (copy / ONNX_FILE).unlink(missing_ok=True)
+    names = tmp_path / "names.txt"
+    names.write_text("Kowalski\nNakamura\n", encoding="utf-8")
+    line = _one_line_error(run_toolkit(["predict", "--run", str(copy), "--input", str(names), "--output",
+                                        str(tmp_path / "out") + "/", "--runtime", "onnx"]))
+    assert line == (f"Error: run '{copy}' has no ONNX export (model.onnx); run `toolkit export --run {copy}` "
+                    "first.")
+    assert not (tmp_path / "out").exists()

@@ -82,11 +82,13 @@ def predict_files(
     min_confidence: float | None = None,
     coverage: float | None = None,
     escape_csv: bool = True,
+    runtime: str = "torch",
 ) -> BatchResult:
     """Predict every text of the `input` files with the run folder `run`, writing one
     partition per input file into the folder `output` (see the module doc). CSV partitions
     get texts and class names made safe for spreadsheets (`toolkit.csv_cells`) unless
-    `escape_csv` is false."""
+    `escape_csv` is false. `runtime="onnx"`: through the run's ONNX export in onnxruntime
+    (`toolkit export`), on every worker."""
     if engine not in ENGINES:
         raise ToolkitError(f"unknown engine '{engine}'; use one of {', '.join(ENGINES)}.")
     if output_format not in FORMATS:
@@ -108,14 +110,14 @@ def predict_files(
     paths = input_paths(input)
     for path in paths:
         _check_column(path, column)
-    run_files = read_run_files(run)
-    predictor = _cached_predictor(run_files, tuple(plugins))  # a bad run fails here, before any work
+    run_files = read_run_files(run, runtime)
+    predictor = _cached_predictor(run_files, tuple(plugins), runtime)  # a bad run fails here, before any work
     top = min(top, len(predictor.classes))
     predictor.checked_threshold(min_confidence, coverage)  # a run without conformal scores fails here
     target = _Output(str(output))  # claimed before any work: a second prediction into it is refused now
     started = time.perf_counter()
     job = _Job(run_files, tuple(plugins), column, top, batch_size, output_format, min_confidence, coverage,
-               escape_csv, predictor.multi_label is not None)
+               escape_csv, predictor.multi_label is not None, runtime)
     try:
         if engine == "local":
             names = [target.write(i, job(path), output_format, escape_csv) for i, path in enumerate(paths)]
@@ -212,33 +214,45 @@ def read_texts(path: str, column: str | None) -> pd.DataFrame:
 # -- prediction, the same in both engines ------------------------------------------------
 
 
-def read_run_files(run: str | Path) -> dict[str, bytes]:
-    """The run folder's files a prediction needs, as bytes (checked when loaded)."""
-    from toolkit.predictor import NEEDED, OPTIONAL
+def read_run_files(run: str | Path, runtime: str = "torch") -> dict[str, bytes]:
+    """The run folder's files a prediction needs, as bytes (checked when loaded); with
+    `runtime="onnx"` its ONNX export too (refused in one line, naming the run, without one)."""
+    from toolkit.predictor import NEEDED, OPTIONAL, RUNTIMES
     from toolkit.rundir import open_run
 
+    if runtime not in RUNTIMES:
+        raise ToolkitError(f"unknown runtime '{runtime}'; use one of {', '.join(RUNTIMES)}.")
     folder, _ = open_run(run, NEEDED)
     present = [name for name in OPTIONAL if (folder / name).is_file()]
-    return {name: (folder / name).read_bytes() for name in (*NEEDED, *present)}
+    files = {name: (folder / name).read_bytes() for name in (*NEEDED, *present)}
+    if runtime == "onnx":
+        from toolkit.onnx_runtime import MAX_ONNX_BYTES, ONNX_FILE, open_scorer
+        from toolkit.safe_files import read_bounded
+
+        open_scorer(folder)  # no export, or no onnxruntime: one line, naming this run folder
+        files[ONNX_FILE] = read_bounded(folder / ONNX_FILE, MAX_ONNX_BYTES)
+    return files
 
 
-_PREDICTORS: dict[tuple[str, tuple[str, ...]], Predictor] = {}
+_PREDICTORS: dict[tuple[str, tuple[str, ...], str], Predictor] = {}
 #: How often this process loaded a run (the tests check: once per worker process).
 LOADS = {"count": 0}
 
 
-def _cached_predictor(run_files: dict[str, bytes], plugins: tuple[str, ...]) -> Predictor:
+def _cached_predictor(
+    run_files: dict[str, bytes], plugins: tuple[str, ...], runtime: str = "torch"
+) -> Predictor:
     """The run loaded once per process: from a private temporary copy of its files."""
     from toolkit.predictor import load_run
 
     digest = hashlib.sha256(b"".join(hashlib.sha256(run_files[n]).digest() for n in sorted(run_files)))
-    key = (digest.hexdigest(), plugins)
+    key = (digest.hexdigest(), plugins, runtime)
     if key not in _PREDICTORS:
         folder = Path(tempfile.mkdtemp(prefix="toolkit-run-"))
         try:
             for name, content in run_files.items():
                 (folder / name).write_bytes(content)
-            _PREDICTORS[key] = load_run(folder, plugins, threads=1)
+            _PREDICTORS[key] = load_run(folder, plugins, threads=1, runtime=runtime)
         finally:
             shutil.rmtree(folder, ignore_errors=True)
         LOADS["count"] += 1
@@ -306,12 +320,13 @@ class _Job:
     coverage: float | None = None
     escape_csv: bool = True
     label_sets: bool = False  # a multi-label run: the labels and label_probabilities columns
+    runtime: str = "torch"
 
     def __call__(self, path: str) -> pd.DataFrame:
         return self.predict(read_texts(path, self.column))
 
     def predict(self, frame: pd.DataFrame) -> pd.DataFrame:
-        predictor = _cached_predictor(self.run_files, self.plugins)
+        predictor = _cached_predictor(self.run_files, self.plugins, self.runtime)
         return predict_frame(predictor, frame, self.top, self.batch_size, self.min_confidence, self.coverage,
                              self.label_sets)
 

@@ -162,12 +162,8 @@ def _predict(
     if input_file is not None and names:
         raise ToolkitError("give either names or --input FILE, not both.")
     if engine != "local" or (output is not None and _is_folder(output)):
-        if runtime != "torch":
-            raise ToolkitError(
-                "--runtime onnx predicts names and single files; an --output folder uses torch."
-            )
         _predict_batch(ctx, run, input_file, column, output, top, as_json, batch_size, engine,
-                       scheduler, workers, output_format, not raw_csv, options)
+                       scheduler, workers, output_format, not raw_csv, options, runtime)
         return
     if scheduler is not None or workers is not None:
         raise ToolkitError("--scheduler and --workers belong to --engine dask.")
@@ -254,7 +250,7 @@ def _is_folder(output: str) -> bool:
 def _predict_batch(
     ctx: typer.Context, run: Path, input_pattern: str | None, column: str | None, output: str | None,
     top: int, as_json: bool, batch_size: int, engine: str, scheduler: str | None, workers: int | None,
-    output_format: str, escape_csv: bool, options: dict[str, float | None],
+    output_format: str, escape_csv: bool, options: dict[str, float | None], runtime: str = "torch",
 ) -> None:
     from toolkit.batch import predict_files
 
@@ -268,7 +264,7 @@ def _predict_batch(
     result = predict_files(
         run, input_pattern, output, column=column, top=top, engine=engine, scheduler=scheduler,
         workers=workers, output_format=output_format, batch_size=batch_size,
-        plugins=cli_plugins(ctx), escape_csv=escape_csv, **options,
+        plugins=cli_plugins(ctx), escape_csv=escape_csv, runtime=runtime, **options,
     )
     on = f" on {result.workers} Dask worker{'s' if result.workers != 1 else ''}" if result.workers else ""
     typer.echo(
