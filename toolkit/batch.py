@@ -226,11 +226,9 @@ def read_run_files(run: str | Path, runtime: str = "torch") -> dict[str, bytes]:
     present = [name for name in OPTIONAL if (folder / name).is_file()]
     files = {name: (folder / name).read_bytes() for name in (*NEEDED, *present)}
     if runtime == "onnx":
-        from toolkit.onnx_runtime import MAX_ONNX_BYTES, ONNX_FILE, open_scorer
-        from toolkit.safe_files import read_bounded
+        from toolkit.onnx_runtime import ONNX_FILE, read_export
 
-        open_scorer(folder)  # no export, or no onnxruntime: one line, naming this run folder
-        files[ONNX_FILE] = read_bounded(folder / ONNX_FILE, MAX_ONNX_BYTES)
+        files[ONNX_FILE] = read_export(folder)  # none, or no onnxruntime: one line naming this run
     return files
 
 

@@ -94,8 +94,9 @@ class OnnxScorer:
         return result
 
 
-def open_scorer(folder: Path, threads: int = 1) -> OnnxScorer:
-    """The run folder's ONNX export in a session; one line when the run has none."""
+def read_export(folder: Path) -> bytes:
+    """The run folder's ONNX export, read (bounded); one line when the run has none or when
+    onnxruntime, which will run it, is missing."""
     path = folder / ONNX_FILE
     if not path.is_file():
         raise ToolkitError(
@@ -103,4 +104,9 @@ def open_scorer(folder: Path, threads: int = 1) -> OnnxScorer:
             f"{shown(folder)}` first."
         )
     onnxruntime_module("--runtime onnx")  # said before reading a large file
-    return OnnxScorer(read_bounded(path, MAX_ONNX_BYTES), threads, str(path))
+    return read_bounded(path, MAX_ONNX_BYTES)
+
+
+def open_scorer(folder: Path, threads: int = 1) -> OnnxScorer:
+    """The run folder's ONNX export in a session; one line when the run has none."""
+    return OnnxScorer(read_export(folder), threads, str(folder / ONNX_FILE))
