@@ -124,10 +124,7 @@ def ui_messages(locale_dir: Path = LOCALE_DIR) -> tuple[list[tuple[str, str]], d
     for language in sorted(chosen):
         texts = set()
         for path in by_language[language]:
-            for text in catalogue_messages(path):
-                text = " ".join(text.split())
-                if 10 <= len(text) <= 160 and len(text.split()) >= 2:
-                    texts.add(text)
+            texts.update(filter(None, map(message_text, catalogue_messages(path))))
         picked = rng.sample(sorted(texts), min(PER_LANGUAGE, len(texts)))
         rows += [(text, language) for text in picked]
     return rows, {
