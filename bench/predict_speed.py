@@ -100,15 +100,19 @@ def row(system: str, timed_part: str, setup: Setup, seconds: float) -> dict[str,
 # -- the systems ----------------------------------------------------------------------------
 
 
+def train_names_run(model: str, run: Path, seed: int, epochs: int) -> None:
+    """`toolkit run` of `model` on the names data into `run`, on one thread."""
+    train = [sys.executable, "-m", "toolkit", "run", "-d", "names", "-m", model, "--seed", str(seed),
+             "-p", f"train.epochs={epochs}", "-p", "train.threads=1", "-o", str(run)]
+    subprocess.run(train, check=True, capture_output=True, env={**os.environ, **ONE_THREAD})
+
+
 def toolkit_row(model: str, runtime: str = "torch") -> Callable[[Setup], dict[str, Any]]:
     def measure(setup: Setup) -> dict[str, Any]:
         run = setup.folder / f"run-{model}"
         env = {**os.environ, **ONE_THREAD}
         if not run.is_dir():
-            train = [sys.executable, "-m", "toolkit", "run", "-d", "names", "-m", model, "--seed",
-                     str(setup.seed), "-p", f"train.epochs={setup.epochs}", "-p", "train.threads=1",
-                     "-o", str(run)]
-            subprocess.run(train, check=True, capture_output=True, env=env)
+            train_names_run(model, run, setup.seed, setup.epochs)
         if runtime == "onnx" and not (run / "model.onnx").is_file():
             subprocess.run([sys.executable, "-m", "toolkit", "export", "--run", str(run)], check=True,
                            capture_output=True, env=env)

@@ -40,6 +40,7 @@ from typing import Any
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from predict_speed import ONE_THREAD, train_names_run  # noqa: E402
 from scale_common import publish  # noqa: E402
 from train_bench import load, machine, markdown  # noqa: E402
 
@@ -49,8 +50,6 @@ SECTION = "## Server speed (`bench/server_speed.py`)"
 HOST = "127.0.0.1"
 BATCH = 1_000
 WARM_UP = 50
-#: The server runs on one thread of torch, as the prediction benchmarks do.
-ONE_THREAD = {name: "1" for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")}
 
 
 def start_server(run: Path) -> tuple[subprocess.Popen[str], int]:
@@ -132,10 +131,7 @@ def workloads(names: list[str], singles: int, batches: int, seed: int) -> dict[s
 
 def measure(model: str, folder: Path, names: list[str], args: argparse.Namespace) -> list[dict[str, Any]]:
     run = folder / f"run-{model}"
-    subprocess.run([sys.executable, "-m", "toolkit", "run", "-d", "names", "-m", model,
-                    "--seed", str(args.seed), "-p", "train.epochs=1", "-p", "train.threads=1",
-                    "-o", str(run)],
-                   check=True, capture_output=True, env={**os.environ, **ONE_THREAD})
+    train_names_run(model, run, args.seed, epochs=1)
     server, port = start_server(run)
     rows = []
     try:
