@@ -344,14 +344,14 @@ def ngram_shares(
         if model.word_order:
             groups.append((model.word_ids(indices, lengths)[0],
                            _word_ngrams(model, indices[0].tolist(), symbols), "word"))
-        weights = model.bag.weight.double()
+        weights = model.bag.weight
         total = sum(len(names) for _, names, _ in groups)
         shares: dict[tuple[str, str], float] = {}
         for ids, names, kind in groups:
             real = ids != 0
             if int(real.sum()) != len(names):
                 return ()  # the n-grams could not be named: list none rather than wrong ones
-            rows = weights[ids[real]]
+            rows = weights[ids[real]].double()  # the text's rows only: the table is large
             centred = rows[:, target] - rows.mean(dim=1)
             # As the model pools: each group over the square root of its count, or all over their count.
             scale = 1.0 / len(names) ** 0.5 if model.pooling == "sqrt" else 1.0 / total

@@ -71,16 +71,38 @@ def free_memory(device: Any) -> int | None:
     return min(found) if found else None
 
 
+#: The in-place tensor methods nn.init's initialisers fill weights with.
+_INITIALISERS = frozenset({"normal_", "uniform_", "zero_", "fill_", "trunc_normal_", "bernoulli_"})
+
+
+@contextlib.contextmanager
+def shapes_only(device: str = "meta") -> Iterator[None]:
+    """Modules built inside are made on `device` ("meta": shapes, no memory) with their weights'
+    initialisers skipped: on "meta" those run torch's Python reference code, whose first use
+    imports sympy and torch._dynamo (measured: about a second; the values would be unused)."""
+    import torch
+    from torch.overrides import TorchFunctionMode
+
+    class SkipInitialisers(TorchFunctionMode):
+        def __torch_function__(self, func, types, args=(), kwargs=None):  # noqa: ANN001, ANN204
+            kwargs = kwargs or {}
+            target = args[0] if args else kwargs.get("tensor")  # nn.init's functions pass it by name
+            if getattr(func, "__name__", "") in _INITIALISERS and getattr(target, "is_meta", False):
+                return target
+            return func(*args, **kwargs)
+
+    with torch.device(device), SkipInitialisers():
+        yield
+
+
 def check_fits(spec: ModelSpec, params: Mapping[str, Mapping[str, Any]], encoder: Any, num_classes: int,
                device: Any) -> None:
     """Refuse, in one line naming the numbers, the model `spec` with a run's `params` (by group)
     when training it on `device` cannot fit in the memory left there. `encoder` may be unfitted
     (before any data is read): a model that cannot be built from it is checked later, with the
     fitted one."""
-    import torch
-
     try:
-        with torch.device("meta"):
+        with shapes_only():
             model = spec.build(vocab_size=encoder.vocab_size, num_classes=num_classes,
                                params=params["model"], encoder=encoder)
     except Exception:  # noqa: BLE001 - an unfitted encoder the model cannot use yet

@@ -23,6 +23,7 @@ import numpy as np
 
 from toolkit.errors import ToolkitError
 from toolkit.limits import MAX_TEXT_LENGTH, cpu_count
+from toolkit.memory import shapes_only
 from toolkit.params import Section, resolve
 from toolkit.ranking import Guess, Prediction, Ranking  # noqa: F401  (Guess: imported from here)
 from toolkit.registry import Registry, load_registry
@@ -272,7 +273,7 @@ def load_run(
         # On the CPU (torch's default) outside torch.device's mode, and on "meta" with the weights'
         # initialisers skipped: there, and in that mode, they run torch's Python reference code,
         # whose first use imports sympy and more (measured: 2 s of the load; the values are unused).
-        context = contextlib.nullcontext() if device == "cpu" else _shapes_only(torch, device)
+        context = contextlib.nullcontext() if device == "cpu" else shapes_only(device)
         with context:
             return model_spec.build(
                 vocab_size=encoder.vocab_size, num_classes=len(classes), params=checked["model"],
@@ -319,27 +320,6 @@ def _check_scorer_fits(scorer: OnnxScorer, encoder: Any, classes: Sequence[str])
             f"'{shown(scorer.name)}' gives {width} classes, the run has {len(classes)}; it was exported "
             "from another run: export this one again with `toolkit export`."
         )
-
-
-#: The in-place tensor methods nn.init's initialisers fill weights with.
-_INITIALISERS = frozenset({"normal_", "uniform_", "zero_", "fill_", "trunc_normal_", "bernoulli_"})
-
-
-@contextlib.contextmanager
-def _shapes_only(torch: Any, device: str) -> Iterator[None]:
-    """Modules built on `device` ("meta": shapes, no memory) with their initialisers skipped."""
-    from torch.overrides import TorchFunctionMode
-
-    class SkipInitialisers(TorchFunctionMode):
-        def __torch_function__(self, func, types, args=(), kwargs=None):  # noqa: ANN001, ANN204
-            kwargs = kwargs or {}
-            target = args[0] if args else kwargs.get("tensor")  # nn.init's functions pass it by name
-            if getattr(func, "__name__", "") in _INITIALISERS and getattr(target, "is_meta", False):
-                return target
-            return func(*args, **kwargs)
-
-    with torch.device(device), SkipInitialisers():
-        yield
 
 
 def _calibration(folder: Path) -> Calibration | None:
