@@ -9,6 +9,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -350,3 +351,53 @@ def test_batch_prediction_without_an_export_names_the_run_folder(runs, tmp_path)
     assert line == (f"Error: run '{copy}' has no ONNX export (model.onnx); run `toolkit export --run {copy}` "
                     "first.")
     assert not (tmp_path / "out").exists()
+
+
+def test_serve_and_interactive_answer_through_the_export(runs, tmp_path):
+    """`toolkit serve --runtime onnx` (a live server on 127.0.0.1) and `toolkit interactive --runtime
+    onnx` answer from the export: a run whose export scores differently from its torch model (the
+    export of another run with the same classes) gives the export's answer, not torch's."""
+    import httpx
+    from conftest import free_port
+
+    copy = tmp_path / "run"
+    shutil.copytree(runs("ngram").run_dir, copy)
+    other = runs("cnn").run_dir  # same data and classes, another model: other probabilities
+    if not (other / ONNX_FILE).is_file():
+        toolkit.export_run(other)
+    shutil.copyfile(other / ONNX_FILE, copy / ONNX_FILE)
+    name = "Kowalski"
+    through_export = toolkit.load_run(copy, runtime="onnx").predict([name], 2)[0]
+    through_torch = toolkit.load_run(copy).predict([name], 2)[0]
+    exported = [(g.label, round(g.log_probability, 4)) for g in through_export.guesses]
+    assert exported != [(g.label, round(g.log_probability, 4)) for g in through_torch.guesses]
+
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "toolkit", "serve", "--run", str(copy), "--port", str(port),
+         "--runtime", "onnx"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    try:
+        for _ in range(300):
+            try:
+                response = httpx.get(f"http://127.0.0.1:{port}/predict/{name}", params={"top": 2}, timeout=1)
+                break
+            except httpx.TransportError:
+                assert process.poll() is None, process.stdout.read()
+                time.sleep(0.2)
+        served = [(g["label"], round(g["log_probability"], 4)) for g in response.json()["predictions"]]
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+    assert served == exported
+
+    typed = run_toolkit(["interactive", "--run", str(copy), "--runtime", "onnx", "--top", "2"],
+                        input=name + "\n")
+    assert typed.returncode == 0, typed.stderr
+    assert through_export.guesses[0].label in typed.stdout.split(name, 1)[1]
+
+    (copy / ONNX_FILE).unlink()
+    line = _one_line_error(run_toolkit(["serve", "--run", str(copy), "--port", "0", "--runtime", "onnx"]))
+    assert line == (f"Error: run '{copy}' has no ONNX export (model.onnx); run `toolkit export --run {copy}` "
+                    "first.")

@@ -267,6 +267,9 @@ def print_report(report: Report, console: Console | None = None) -> None:
 
 
 RunOption = Annotated[Path, typer.Option("--run", "-r", help="A run folder made by `toolkit run`.")]
+RuntimeOption = Annotated[
+    str, typer.Option(help="torch, or onnx: the run's ONNX export (`toolkit export`) in onnxruntime.")
+]
 
 
 def load_predictor(ctx: typer.Context, run: Path, threads: int = 1, runtime: str = "torch") -> Predictor:

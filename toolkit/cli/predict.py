@@ -17,6 +17,7 @@ import typer
 
 from toolkit.cli.common import (
     RunOption,
+    RuntimeOption,
     cli_plugins,
     load_predictor,
     refuse_unreadable,
@@ -129,9 +130,7 @@ def predict(
     ] = "parquet",
     min_confidence: MinConfidenceOption = None,
     coverage: CoverageOption = None,
-    runtime: Annotated[
-        str, typer.Option(help="torch, or onnx: the run's ONNX export (`toolkit export`) in onnxruntime.")
-    ] = "torch",
+    runtime: RuntimeOption = "torch",
     threshold: ThresholdOption = None,
     raw_csv: Annotated[
         bool,
@@ -346,9 +345,11 @@ def _with_progress_lines(batches: Iterator[list[str]], path: Path, size: int) ->
         yield batch
 
 
-def interactive(ctx: typer.Context, run: RunOption, top: TopOption = 3) -> None:
+def interactive(
+    ctx: typer.Context, run: RunOption, top: TopOption = 3, runtime: RuntimeOption = "torch"
+) -> None:
     """Type a name, see the guesses; an empty line or Ctrl-D quits."""
-    predictor = load_predictor(ctx, run)
+    predictor = load_predictor(ctx, run, runtime=runtime)
     typer.echo(f"{len(predictor.classes)} classes. Type a name (empty line or Ctrl-D to quit).")
     prompt = "> " if sys.stdin.isatty() else ""
     while True:

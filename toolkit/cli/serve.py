@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from toolkit.cli.common import RunOption, load_predictor
+from toolkit.cli.common import RunOption, RuntimeOption, load_predictor
 
 
 def serve(
@@ -19,6 +19,7 @@ def serve(
     port: Annotated[int, typer.Option(min=0, max=65535, help="TCP port.")] = 5533,
     max_length: Annotated[int, typer.Option(min=1, help="Longest name accepted.")] = 64,
     max_batch: Annotated[int, typer.Option(min=1, help="Most names in one POST.")] = 1000,
+    runtime: RuntimeOption = "torch",
 ) -> None:
     """Serve predictions as JSON (/predict/{name}, POST /predict, /labels, /health), the API
     docs at /docs and a page to try names at /."""
@@ -27,7 +28,7 @@ def serve(
 
     sock = listening_socket(host, port)  # a port in use is the one line, before the model loads
     with sock:
-        predictor = load_predictor(ctx, Path(run))
+        predictor = load_predictor(ctx, Path(run), runtime=runtime)
         port = sock.getsockname()[1]  # the free port chosen for --port 0
         base = f"http://{'[' + host + ']' if ':' in host else host}:{port}"
         typer.echo(f"Playground: {base}/   API docs: {base}/docs")
