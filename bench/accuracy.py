@@ -21,8 +21,12 @@ same split:
 - every built-in model with its defaults, through `toolkit.run` (the code path of `toolkit run`)
 
 Metrics on the test part: accuracy, macro-F1, balanced accuracy (mean per-class recall);
-`train_s` is the fitting time only (no data loading or evaluation); `texts_per_s` is
-training texts processed per second of it (texts times epochs; one pass for scikit-learn).
+`train_s` is the whole fit and nothing else (no data loading or evaluation): scikit-learn's
+vectorising and fitting, fastText's `train_supervised` (reading its training file), toolkit's
+fitting of the encoder, building the model and training it (encoding the texts, precomputing
+n-gram ids and the validation pass after each epoch included; sections written before
+2026-12-06 22:00 left toolkit's encoding and precomputing out); `texts_per_s` is training
+texts processed per second of it (texts times epochs; one pass for scikit-learn).
 Prints every run and the medians over seeds; `--write FILE` replaces this benchmark's section
 of FILE with the medians, the machine and the load average. Usage:
 
@@ -310,7 +314,9 @@ def write(
         f"{heading} (`bench/accuracy.py`)\n\n"
         f"`{command}` on {machine()}, on {time.strftime('%Y-%m-%d %H:%M')}; {before} before, {after} "
         "after (the machine was shared with other jobs, so seconds and texts/s are noisy; the "
-        f"accuracies repeat exactly for a seed).{done}\n\n"
+        f"accuracies repeat exactly for a seed).{done} `train_s` is the whole fit: scikit-learn's "
+        "vectorising and fitting, fastText's `train_supervised`, toolkit's encoder fitting, model "
+        "building and training (encoding, precomputing and validation passes included).\n\n"
         + "".join(f"{note}\n\n" for note in notes)
         + sources(runs["dataset"].unique())
         + "Every system sees the same split of each dataset for a seed (toolkit's default "

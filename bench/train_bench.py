@@ -9,11 +9,12 @@ batch order, so the same command measures the same runs. Usage:
     python bench/train_bench.py --models gru --seeds 0 1 2 3 4 --param train.epochs=12
     python bench/train_bench.py --baseline --tutorial  # add TF-IDF + logistic regression, the tutorial loop
 
-`train_seconds` is the trainer's wall time (`RunResult.train_seconds`): the training steps
-plus the validation pass after every epoch, not data loading, encoding, the test evaluation
-or writing the run folder; `names_per_sec` is the median epoch's training throughput (the
-training steps alone). For the TF-IDF baseline both cover fitting the vectorizer and the
-classifier.
+`train_seconds` is the fit's wall time (`RunResult.train_seconds`): fitting the encoder,
+building the model, encoding the texts, the training steps and the validation pass after
+every epoch (before 2026-12-06 22:00: the steps and validation passes only), not data
+loading, the test evaluation or writing the run folder; `names_per_sec` is the median
+epoch's training throughput (the training steps alone). For the TF-IDF baseline both cover
+fitting the vectorizer and the classifier.
 
 `--baseline` adds a character n-gram TF-IDF + logistic regression on the same splits;
 `--tutorial` adds the tutorial's own recipe (its linear cell, one random name at a time,

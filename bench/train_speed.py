@@ -9,8 +9,9 @@ and the medians are compared, so the machine's load weighs on both alike.
 - `texts/s (training steps)`: `ngram`'s median epoch throughput as the trainer measures it
   (`names_per_sec`: the optimisation steps, no validation pass); fastText's is epochs times
   training texts over the seconds of `train_supervised` (reading its input file included);
-- `texts/s (whole training)`: texts trained on over the trainer's wall time, which also counts
-  the validation pass after every epoch;
+- `texts/s (whole training)`: texts trained on over the fit's wall time (`RunResult.train_seconds`),
+  which also counts fitting the encoder, encoding, precomputing n-gram ids and the validation
+  pass after every epoch (before 2026-12-06 22:00 only the validation passes);
 - sizes: `ngram`'s parameters and the bytes of the run's model.safetensors
   (`toolkit.model_size`, what `toolkit report` shows), fastText's `.bin` and the `.ftz` its
   `quantize` writes (default options, and its recipe for a small model: qnorm, retrain,

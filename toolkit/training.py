@@ -75,7 +75,7 @@ class TrainResult:
 
     model: nn.Module
     history: pd.DataFrame
-    seconds: float
+    seconds: float  # the whole fit: encoding, precomputing, the steps and the validation passes
     stop_reason: str
     best_epoch: int | None
     interrupted: bool = False  # stopped by Ctrl-C (or a callback raising KeyboardInterrupt)
@@ -118,6 +118,24 @@ def train(
         for epoch_callback in epoch_callbacks:
             epoch_callback(result.history.iloc[-1].to_dict())
         return result
+    previous_threads = torch.get_num_threads()
+    torch.set_num_threads(thread_count(config.threads))
+    # The whole fit is timed, as a scikit-learn fit is: encoding and precomputing included.
+    started = time.perf_counter()
+    try:
+        return _train_one(model, encoder, train_data, val_data, config, seed, target, progress, callbacks,
+                          epoch_callbacks, started)
+    finally:
+        torch.set_num_threads(previous_threads)
+
+
+def _train_one(
+    model: nn.Module, encoder: Encoder, train_data: TextDataset, val_data: TextDataset | None,
+    config: TrainConfig, seed: int, target: torch.device, progress: bool | None,
+    callbacks: Sequence[Callable[[BatchInfo], None]],
+    epoch_callbacks: Sequence[Callable[[Mapping[str, Any]], None]], started: float,
+) -> TrainResult:
+    """`train` for one model, on the threads it set; `started` is when its clock started."""
     data = _Batches(encoder, train_data, target)
     val = _Batches(encoder, val_data, target) if val_data is not None and len(val_data) else None
     model.to(target)
@@ -144,9 +162,6 @@ def train(
     epoch = 0
     show = (sys.stderr.isatty() if progress is None else progress) and ranks.is_main
     log_epochs = _logs_epochs(progress) and ranks.is_main
-    previous_threads = torch.get_num_threads()
-    torch.set_num_threads(thread_count(config.threads))
-    started = time.perf_counter()
     try:
         with _progress_bar(show) as bar:
             task = bar.add_task("training", total=total, status="")
@@ -181,8 +196,6 @@ def train(
             f"interrupted in epoch {epoch} of {len(epoch_sizes)} ({len(rows)} completed, "
             f"{loop.seen:,} texts seen)"
         )
-    finally:
-        torch.set_num_threads(previous_threads)
     seconds = time.perf_counter() - started
     if best is not None:
         network.load_state_dict(best[2])
@@ -217,10 +230,10 @@ def _train_members(
     ends with a row for the combined model's validation loss and accuracy. A trainer value
     the run set away from the trainer's own default (threads, epochs...) applies to every
     member, over the member's defaults."""
+    started = time.perf_counter()
     device = options["device"]
     model.to(device)
     check_model_reads_encoder(model, _Batches(encoder, train_data, device), len(train_data.classes))
-    started = time.perf_counter()
     histories, reasons, seen, last_epoch = [], [], 0, 0
     interrupted, completed, planned = False, 0, 0
     defaults = TrainConfig().as_dict()
