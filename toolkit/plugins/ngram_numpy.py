@@ -1,0 +1,182 @@
+"""A linear `ngram`'s forward pass on numpy arrays, without torch (`predict --runtime numpy`,
+and `auto`'s choice for such a run).
+
+The same bucket ids as `NgramModel` (its hashes, `ngram_model.py`, in numpy int64, computed on
+the texts laid end to end instead of padded) and the same logits bit for bit: the pooled rows
+are a sparse (texts, buckets) matrix of pooling weights times the table. scipy's product adds a
+text's weighted rows in float32 one after another, in the model's order of its n-grams (the
+character n-grams by length then position, then the word n-grams likewise), which is what the
+EmbeddingBag does; a sum in another order or precision would differ in the last bits, and a
+probability printed to six decimals would then change now and then.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from functools import cache
+
+import numpy as np
+
+import toolkit
+from toolkit.plugins.ngram_hash import HASH_BASE, HASH_MODULUS, ONE_MODULO_VOCABULARY, WORD_SALT, word_tables
+
+#: The weights' names, as the torch model's state_dict has them.
+TABLE, BIAS = "bag.weight", "bias"
+
+
+@cache
+def _powers(count: int) -> np.ndarray:
+    """HASH_BASE^k mod HASH_MODULUS for k < count (int64)."""
+    values = [1]
+    for _ in range(count - 1):
+        values.append(values[-1] * HASH_BASE % HASH_MODULUS)
+    return np.asarray(values, dtype=np.int64)
+
+
+class Segments:
+    """Items laid end to end, `counts[t]` of them for text t: each item's text and offset in it."""
+
+    def __init__(self, counts: np.ndarray) -> None:
+        self.counts = counts
+        self.ends = np.cumsum(counts)
+        self.starts = self.ends - counts
+        self.text = np.repeat(np.arange(len(counts)), counts)
+        self.offset = np.arange(int(self.ends[-1]) if len(counts) else 0) - self.starts[self.text]
+        #: How many items from each one to the end of its text, itself included.
+        self.left = counts[self.text] - self.offset
+
+
+class NgramArrays:
+    """`NgramModel` with `dim=0` (the rows are the class scores) as numpy arrays."""
+
+    def __init__(self, vocab_size: int, num_classes: int, buckets: int, min_n: int, max_n: int,
+                 pooling: str, symbols: Sequence[str] | None = None, word_order: int = 0) -> None:
+        self.vocab_size, self.buckets = vocab_size, buckets
+        self.min_n, self.max_n, self.pooling, self.word_order = min_n, max_n, pooling, word_order
+        #: The weights read, by name and shape (checked against the file before `load`).
+        self.shapes: dict[str, tuple[int, ...]] = {TABLE: (buckets, num_classes), BIAS: (num_classes,)}
+        if word_order:
+            if symbols is None or len(symbols) != vocab_size:
+                raise toolkit.ToolkitError(
+                    f"model 'ngram' reads words from the encoder's symbols, one per index; got "
+                    f"{'none' if symbols is None else len(symbols)} for vocab_size={vocab_size}."
+                )
+            word, solo, fold = word_tables(symbols)
+            self.word_char, self.solo_char = np.asarray(word, dtype=bool), np.asarray(solo, dtype=bool)
+            self.folded = np.asarray(fold, dtype=np.int64)
+        self.table = np.zeros((buckets, num_classes), dtype=np.float32)
+        self.bias = np.zeros(num_classes, dtype=np.float32)
+
+    def load(self, weights: Mapping[str, np.ndarray]) -> None:
+        self.table = np.ascontiguousarray(weights[TABLE], dtype=np.float32)
+        self.bias = np.asarray(weights[BIAS], dtype=np.float32)
+
+    def logits(self, indices: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+        """(texts, classes) float32 logits of padded character indices, as `NgramModel.forward`."""
+        from scipy.sparse import csr_matrix
+
+        if not len(lengths):
+            return np.zeros((0, len(self.bias)), dtype=np.float32)
+        data, ids, indptr = self.pooling_matrix(indices, lengths)
+        pooled = csr_matrix((data, ids, indptr), shape=(len(lengths), self.buckets)) @ self.table
+        if self.pooling == "mean":  # the bag's mean: the sum divided by the count (not times 1 / count)
+            pooled /= np.maximum(np.diff(indptr), 1).astype(np.float32)[:, None]
+        return pooled + self.bias
+
+    def pooling_matrix(
+        self, indices: np.ndarray, lengths: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(data, indices, indptr) of the CSR matrix of each text's n-gram rows and their pooling
+        weights (`weights`), each row's entries in the order the model sums them."""
+        lengths = np.asarray(lengths, dtype=np.int64)
+        chars = np.asarray(indices, dtype=np.int64)[np.arange(indices.shape[1]) < lengths[:, None]]
+        groups = [self.char_ids(chars, lengths)]
+        if self.word_order:
+            groups.append(self.word_ids(chars, lengths))
+        counts = np.stack([count for _, count in groups], axis=1)  # (texts, groups)
+        per_text = counts.sum(axis=1)
+        indptr = np.zeros(len(lengths) + 1, dtype=np.int64)
+        np.cumsum(per_text, out=indptr[1:])
+        ids = np.empty(int(indptr[-1]), dtype=np.int64)
+        before = indptr[:-1].copy()
+        for (pieces, _), count in zip(groups, counts.T, strict=True):
+            for texts, offsets, values in pieces:
+                ids[before[texts] + offsets] = values
+            before += count
+        return self.weights(counts), ids, indptr
+
+    def weights(self, counts: np.ndarray) -> np.ndarray:
+        """Each entry's weight in float32: `sqrt` pooling's, as `NgramModel.pooling_weights` computes
+        it (1 over the square root of its group's count); 1 for `mean`, divided after the sum."""
+        if self.pooling == "mean":
+            return np.ones(int(counts.sum()), dtype=np.float32)
+        each = np.float32(1) / np.sqrt(np.maximum(counts, 1).astype(np.float32))
+        return np.repeat(each.ravel(), counts.ravel())
+
+    def char_ids(
+        self, chars: np.ndarray, lengths: np.ndarray
+    ) -> tuple[list[tuple[np.ndarray, np.ndarray, np.ndarray]], np.ndarray]:
+        """The character n-gram ids of the boundary-marked texts, n by n: (text, offset among its
+        n-grams, id) of each; and how many each text has."""
+        marks = Segments(lengths + 2)
+        marked = np.empty(len(marks.text), dtype=np.int64)
+        inner = np.ones(len(marked), dtype=bool)
+        inner[marks.starts], inner[marks.ends - 1] = False, False
+        marked[inner] = chars
+        marked[marks.starts], marked[marks.ends - 1] = self.vocab_size, self.vocab_size + 1
+        powers = _powers(self.max_n + 1)
+        pieces, before = [], np.zeros(len(lengths), dtype=np.int64)
+        for n in range(self.min_n, self.max_n + 1):
+            width = len(marked) - n + 1
+            if width <= 0:
+                continue
+            windows = [marked[k:k + width] for k in range(n)]
+            if self.vocab_size + 2 <= ONE_MODULO_VOCABULARY:
+                code = np.full(width, n * int(powers[n]), dtype=np.int64)
+                for k, window in enumerate(windows):
+                    code += window * int(powers[n - 1 - k])
+                code %= HASH_MODULUS
+            else:
+                code = np.full(width, n, dtype=np.int64)
+                for window in windows:
+                    code = (code * HASH_BASE + window) % HASH_MODULUS
+            inside = marks.left[:width] >= n
+            texts = marks.text[:width][inside]
+            pieces.append((texts, before[texts] + marks.offset[:width][inside],
+                           code[inside] % (self.buckets - 1) + 1))
+            before += np.maximum(marks.counts - n + 1, 0)
+        return pieces, before
+
+    def word_ids(
+        self, chars: np.ndarray, lengths: np.ndarray
+    ) -> tuple[list[tuple[np.ndarray, np.ndarray, np.ndarray]], np.ndarray]:
+        """The word 1..word_order-gram ids, as `char_ids` gives the character n-grams'."""
+        spans = Segments(lengths)
+        in_word, solo = self.word_char[chars], self.solo_char[chars]
+        first = spans.offset == 0
+        previous_in_word = np.concatenate([[False], in_word[:-1]]) & ~first
+        previous_solo = np.concatenate([[False], solo[:-1]]) & ~first
+        starts = in_word & (~previous_in_word | solo | previous_solo)
+        # Each character's word (counted over all texts) and its offset from the word's start.
+        number = np.cumsum(starts) - 1
+        inside = np.flatnonzero(in_word)
+        offsets = spans.offset[inside] - spans.offset[starts][number[inside]]
+        terms = (self.folded[chars[inside]] + 1) * _powers(max(int(lengths.max()), 1))[offsets] % HASH_MODULUS
+        firsts = np.flatnonzero(starts[inside])
+        hashes = np.add.reduceat(terms, firsts) % HASH_MODULUS if len(firsts) else terms[:0]
+        words = Segments(np.bincount(spans.text[starts], minlength=len(lengths)))
+        pieces, before = [], np.zeros(len(lengths), dtype=np.int64)
+        for n in range(1, self.word_order + 1):
+            width = len(hashes) - n + 1
+            if width <= 0:
+                break
+            code = np.full(width, WORD_SALT + n, dtype=np.int64)
+            for k in range(n):
+                code = (code * HASH_BASE + hashes[k:k + width]) % HASH_MODULUS
+            filled = words.left[:width] >= n
+            texts = words.text[:width][filled]
+            pieces.append((texts, before[texts] + words.offset[:width][filled],
+                           code[filled] % (self.buckets - 1) + 1))
+            before += np.maximum(words.counts - n + 1, 0)
+        return pieces, before
+
