@@ -4,9 +4,9 @@ and the `Prediction` objects (with their `Guess`es) a Python caller gets from it
 `Predictor.rank` gives a `Ranking`; everything that predicts reads it: `Predictor.predict`
 (`predictions()`, the Python objects a caller gets), the server and `toolkit predict --json`
 (`dicts()`), `toolkit predict --input` (`toolkit.prediction_csv`) and the batch engines
-(`toolkit.batch`). The top classes come from `torch.topk` on the probability matrix; rows whose
-top probabilities tie are ranked again by a stable sort, so equal probabilities keep the class
-order, as they always did.
+(`toolkit.batch`). The top classes come from a partition of each row of the probability matrix
+(numpy, no torch); rows whose top probabilities tie are ranked again by a stable sort, so equal
+probabilities keep the class order, as they always did.
 """
 
 from __future__ import annotations
@@ -190,13 +190,11 @@ def rank(
     """The `top` classes of the rows of `probabilities` (one per read text, in order), and with
     `min_confidence` who abstains, with a conformal `threshold` the prediction sets, with
     `class_thresholds` (a multi-label run) each text's label set (`toolkit.multilabel.decide`)."""
-    import torch
-
     count, top = len(texts), min(top, len(class_names))
     rows = np.flatnonzero(read)
     classes = np.zeros((count, top), dtype=np.int64)
     chosen = np.full((count, top), np.nan)
-    classes[rows], chosen[rows] = _top(probabilities, top, torch)
+    classes[rows], chosen[rows] = _top(probabilities, top)
     abstained = None
     if min_confidence is not None:
         abstained = np.ones(count, dtype=bool)
@@ -240,14 +238,22 @@ def _members(
                                                strict=True)]
 
 
-def _top(probabilities: np.ndarray, top: int, torch: Any) -> tuple[np.ndarray, np.ndarray]:
+def _top(probabilities: np.ndarray, top: int) -> tuple[np.ndarray, np.ndarray]:
     """The `top` largest of each row and their columns, ties in column order."""
     if not len(probabilities):
         return np.zeros((0, top), dtype=np.int64), np.zeros((0, top))
     # One more than asked, to see a tie at the cut as well as inside.
-    wide = min(top + 1, probabilities.shape[1])
-    values, columns = torch.topk(torch.from_numpy(probabilities), wide, dim=1)
-    values, columns = values.numpy(), columns.numpy()
+    width = probabilities.shape[1]
+    wide = min(top + 1, width)
+    if wide < width:
+        columns = np.argpartition(-probabilities, wide - 1, axis=1)[:, :wide]
+    else:
+        columns = np.broadcast_to(np.arange(width), probabilities.shape)
+    values = np.take_along_axis(probabilities, columns, axis=1)
+    by_value = np.argsort(-values, axis=1, kind="stable")
+    columns = np.take_along_axis(columns, by_value, axis=1)
+    values = np.take_along_axis(values, by_value, axis=1)
+    # Without a tie among them the `top` are the same whatever the order inside the partition.
     tied = np.flatnonzero((values[:, 1:] == values[:, :-1]).any(axis=1))
     if len(tied):
         stable = np.argsort(-probabilities[tied], axis=1, kind="stable")[:, :wide]

@@ -130,7 +130,9 @@ def predict(
     min_confidence: MinConfidenceOption = None,
     coverage: CoverageOption = None,
     runtime: Annotated[
-        str, typer.Option(help="torch, or onnx: the run's ONNX export (`toolkit export`) in onnxruntime.")
+        str, typer.Option(help="torch; numpy: the model's forward pass on numpy arrays, without torch "
+                          "(a linear ngram has one); auto: numpy when the model has it, else torch; onnx: "
+                          "the run's ONNX export (`toolkit export`) in onnxruntime.")
     ] = "torch",
     threshold: ThresholdOption = None,
     raw_csv: Annotated[
