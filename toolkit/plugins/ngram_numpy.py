@@ -12,6 +12,7 @@ probability printed to six decimals would then change now and then.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping, Sequence
 from functools import cache
 
@@ -75,82 +76,76 @@ class NgramArrays:
         """(texts, classes) float32 logits of padded character indices, as `NgramModel.forward`."""
         from scipy.sparse import csr_matrix
 
+        indices, lengths = np.asarray(indices, dtype=np.int64), np.asarray(lengths, dtype=np.int64)
         if not len(lengths):
             return np.zeros((0, len(self.bias)), dtype=np.float32)
-        data, ids, indptr = self.pooling_matrix(indices, lengths)
+        order = np.argsort(lengths, kind="stable")  # texts of one length side by side (`char_ids`)
+        data, ids, indptr = self.pooling_matrix(indices[order], lengths[order])
         pooled = csr_matrix((data, ids, indptr), shape=(len(lengths), self.buckets)) @ self.table
         if self.pooling == "mean":  # the bag's mean: the sum divided by the count (not times 1 / count)
             pooled /= np.maximum(np.diff(indptr), 1).astype(np.float32)[:, None]
-        return pooled + self.bias
+        result = np.empty_like(pooled)
+        result[order] = pooled + self.bias
+        return result
 
     def pooling_matrix(
         self, indices: np.ndarray, lengths: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(data, indices, indptr) of the CSR matrix of each text's n-gram rows and their pooling
-        weights (`weights`), each row's entries in the order the model sums them."""
-        lengths = np.asarray(lengths, dtype=np.int64)
-        chars = np.asarray(indices, dtype=np.int64)[np.arange(indices.shape[1]) < lengths[:, None]]
-        groups = [self.char_ids(chars, lengths)]
+        weights (`weights`), each row's entries in the order the model sums them: its character
+        n-grams', then its word n-grams'."""
+        groups = [self.char_ids(indices, lengths)]
         if self.word_order:
-            groups.append(self.word_ids(chars, lengths))
-        counts = np.stack([count for _, count in groups], axis=1)  # (texts, groups)
-        per_text = counts.sum(axis=1)
-        indptr = np.zeros(len(lengths) + 1, dtype=np.int64)
-        np.cumsum(per_text, out=indptr[1:])
-        ids = np.empty(int(indptr[-1]), dtype=np.int64)
-        before = indptr[:-1].copy()
-        for (pieces, _), count in zip(groups, counts.T, strict=True):
-            for texts, offsets, values in pieces:
-                ids[before[texts] + offsets] = values
-            before += count
-        return self.weights(counts), ids, indptr
+            groups.append(self.word_ids(indices[np.arange(indices.shape[1]) < lengths[:, None]], lengths))
+        ids, indptr = _side_by_side(groups)
+        return self.weights(np.stack([count for _, count in groups], axis=1)), ids, indptr
 
     def weights(self, counts: np.ndarray) -> np.ndarray:
-        """Each entry's weight in float32: `sqrt` pooling's, as `NgramModel.pooling_weights` computes
-        it (1 over the square root of its group's count); 1 for `mean`, divided after the sum."""
+        """Each entry's weight in float32 from each text's count in each group: `sqrt` pooling's as
+        `NgramModel.pooling_weights` computes it (1 over the square root of its group's count); 1
+        for `mean`, divided after the sum."""
         if self.pooling == "mean":
             return np.ones(int(counts.sum()), dtype=np.float32)
         each = np.float32(1) / np.sqrt(np.maximum(counts, 1).astype(np.float32))
         return np.repeat(each.ravel(), counts.ravel())
 
-    def char_ids(
-        self, chars: np.ndarray, lengths: np.ndarray
-    ) -> tuple[list[tuple[np.ndarray, np.ndarray, np.ndarray]], np.ndarray]:
-        """The character n-gram ids of the boundary-marked texts, n by n: (text, offset among its
-        n-grams, id) of each; and how many each text has."""
-        marks = Segments(lengths + 2)
-        marked = np.empty(len(marks.text), dtype=np.int64)
-        inner = np.ones(len(marked), dtype=bool)
-        inner[marks.starts], inner[marks.ends - 1] = False, False
-        marked[inner] = chars
-        marked[marks.starts], marked[marks.ends - 1] = self.vocab_size, self.vocab_size + 1
-        powers = _powers(self.max_n + 1)
-        pieces, before = [], np.zeros(len(lengths), dtype=np.int64)
-        for n in range(self.min_n, self.max_n + 1):
-            width = len(marked) - n + 1
-            if width <= 0:
-                continue
-            windows = [marked[k:k + width] for k in range(n)]
-            if self.vocab_size + 2 <= ONE_MODULO_VOCABULARY:
-                code = np.full(width, n * int(powers[n]), dtype=np.int64)
-                for k, window in enumerate(windows):
-                    code += window * int(powers[n - 1 - k])
-                code %= HASH_MODULUS
-            else:
-                code = np.full(width, n, dtype=np.int64)
-                for window in windows:
-                    code = (code * HASH_BASE + window) % HASH_MODULUS
-            inside = marks.left[:width] >= n
-            texts = marks.text[:width][inside]
-            pieces.append((texts, before[texts] + marks.offset[:width][inside],
-                           code[inside] % (self.buckets - 1) + 1))
-            before += np.maximum(marks.counts - n + 1, 0)
-        return pieces, before
+    def char_ids(self, indices: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The character n-gram ids of the boundary-marked texts, text by text, each text's by n
+        and then position; and how many each text has. Texts of one length (sorted by length, all
+        of them) have their n-grams computed at once, as a rectangle."""
+        counts = sum(np.maximum(lengths + 3 - n, 0) for n in range(self.min_n, self.max_n + 1))
+        powers = [int(power) for power in _powers(self.max_n + 1)]
+        one_modulo = self.vocab_size + 2 <= ONE_MODULO_VOCABULARY
+        bounds = [0, *(np.flatnonzero(np.diff(lengths)) + 1).tolist(), len(lengths)]
+        pieces = []
+        for first, end in itertools.pairwise(bounds):
+            length = int(lengths[first])
+            marked = np.empty((end - first, length + 2), dtype=np.int64)
+            marked[:, 0], marked[:, -1] = self.vocab_size, self.vocab_size + 1
+            marked[:, 1:-1] = indices[first:end, :length]
+            codes = []
+            for n in range(self.min_n, min(self.max_n, length + 2) + 1):
+                width = length + 3 - n
+                windows = [marked[:, k:k + width] for k in range(n)]
+                if one_modulo:  # as NgramModel.char_ids: every term's power reduced, one modulo after
+                    code = windows[0] * powers[n - 1] + n * powers[n]
+                    for k, window in enumerate(windows[1:], start=1):
+                        code += window * powers[n - 1 - k]
+                else:
+                    code = np.full_like(windows[0], n)
+                    for window in windows:
+                        code = (code * HASH_BASE + window) % HASH_MODULUS
+                codes.append(code)
+            block = np.concatenate(codes, axis=1)
+            block %= HASH_MODULUS
+            block %= self.buckets - 1
+            block += 1
+            pieces.append(block.ravel())
+        return np.concatenate(pieces), counts
 
-    def word_ids(
-        self, chars: np.ndarray, lengths: np.ndarray
-    ) -> tuple[list[tuple[np.ndarray, np.ndarray, np.ndarray]], np.ndarray]:
-        """The word 1..word_order-gram ids, as `char_ids` gives the character n-grams'."""
+    def word_ids(self, chars: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The word 1..word_order-gram ids of the texts (their characters `chars` end to end), as
+        `char_ids` gives the character n-grams'."""
         spans = Segments(lengths)
         in_word, solo = self.word_char[chars], self.solo_char[chars]
         first = spans.offset == 0
@@ -178,5 +173,26 @@ class NgramArrays:
             pieces.append((texts, before[texts] + words.offset[:width][filled],
                            code[filled] % (self.buckets - 1) + 1))
             before += np.maximum(words.counts - n + 1, 0)
-        return pieces, before
+        starts = np.cumsum(before) - before
+        ids = np.empty(int(before.sum()), dtype=np.int64)
+        for texts, offsets, values in pieces:
+            ids[starts[texts] + offsets] = values
+        return ids, before
 
+
+
+def _side_by_side(groups: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    """(ids, indptr) of rows made of each group's row in turn; a group is its ids, row by row,
+    and each row's count."""
+    counts = sum(count for _, count in groups)
+    indptr = np.zeros(len(counts) + 1, dtype=np.int64)
+    np.cumsum(counts, out=indptr[1:])
+    if len(groups) == 1:
+        return groups[0][0], indptr
+    ids = np.empty(int(indptr[-1]), dtype=np.int64)
+    before = indptr[:-1].copy()
+    for values, count in groups:
+        entries = Segments(count)
+        ids[before[entries.text] + entries.offset] = values
+        before += count
+    return ids, indptr
