@@ -4,9 +4,8 @@ and the `Prediction` objects (with their `Guess`es) a Python caller gets from it
 `Predictor.rank` gives a `Ranking`; everything that predicts reads it: `Predictor.predict`
 (`predictions()`, the Python objects a caller gets), the server and `toolkit predict --json`
 (`dicts()`), `toolkit predict --input` (`toolkit.prediction_csv`) and the batch engines
-(`toolkit.batch`). The top classes come from a partition of each row of the probability matrix
-(numpy, no torch); rows whose top probabilities tie are ranked again by a stable sort, so equal
-probabilities keep the class order, as they always did.
+(`toolkit.batch`). The top classes are those a stable sort of each row of the probability matrix
+puts first (numpy, no torch), so equal probabilities keep the class order, as they always did.
 """
 
 from __future__ import annotations
@@ -239,24 +238,19 @@ def _members(
 
 
 def _top(probabilities: np.ndarray, top: int) -> tuple[np.ndarray, np.ndarray]:
-    """The `top` largest of each row and their columns, ties in column order."""
-    if not len(probabilities):
+    """The `top` largest of each row and their columns, ties in column order: what a stable sort
+    of each row, largest first, puts first."""
+    count, width = probabilities.shape if probabilities.ndim == 2 else (0, 0)
+    if not count:
         return np.zeros((0, top), dtype=np.int64), np.zeros((0, top))
-    # One more than asked, to see a tie at the cut as well as inside.
-    width = probabilities.shape[1]
-    wide = min(top + 1, width)
-    if wide < width:
-        columns = np.argpartition(-probabilities, wide - 1, axis=1)[:, :wide]
-    else:
-        columns = np.broadcast_to(np.arange(width), probabilities.shape)
-    values = np.take_along_axis(probabilities, columns, axis=1)
-    by_value = np.argsort(-values, axis=1, kind="stable")
-    columns = np.take_along_axis(columns, by_value, axis=1)
-    values = np.take_along_axis(values, by_value, axis=1)
-    # Without a tie among them the `top` are the same whatever the order inside the partition.
-    tied = np.flatnonzero((values[:, 1:] == values[:, :-1]).any(axis=1))
-    if len(tied):
-        stable = np.argsort(-probabilities[tied], axis=1, kind="stable")[:, :wide]
-        columns[tied] = stable
-        values[tied] = np.take_along_axis(probabilities[tied], stable, axis=1)
-    return columns[:, :top], values[:, :top]
+    if 4 * top >= width:
+        columns = np.argsort(-probabilities, axis=1, kind="stable")[:, :top]
+        return columns, np.take_along_axis(probabilities, columns, axis=1)
+    # A few of many: each the largest of what is left, whose first column argmax takes (a tie's).
+    left, rows = probabilities.copy(), np.arange(count)
+    columns, values = np.empty((count, top), dtype=np.int64), np.empty((count, top))
+    for rank in range(top):
+        columns[:, rank] = column = left.argmax(axis=1)
+        values[:, rank] = left[rows, column]
+        left[rows, column] = -np.inf  # probabilities are finite (checked)
+    return columns, values
