@@ -19,7 +19,7 @@ from functools import cache
 import numpy as np
 
 import toolkit
-from toolkit.plugins.ngram_hash import HASH_BASE, HASH_MODULUS, ONE_MODULO_VOCABULARY, WORD_SALT, word_tables
+from toolkit.plugins.ngram_hash import HASH_BASE, HASH_MODULUS, WORD_SALT, word_tables
 
 #: The weights' names, as the torch model's state_dict has them.
 TABLE, BIAS = "bag.weight", "bias"
@@ -112,10 +112,15 @@ class NgramArrays:
     def char_ids(self, indices: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The character n-gram ids of the boundary-marked texts, text by text, each text's by n
         and then position; and how many each text has. Texts of one length (sorted by length, all
-        of them) have their n-grams computed at once, as a rectangle."""
-        counts = sum(np.maximum(lengths + 3 - n, 0) for n in range(self.min_n, self.max_n + 1))
-        powers = [int(power) for power in _powers(self.max_n + 1)]
-        one_modulo = self.vocab_size + 2 <= ONE_MODULO_VOCABULARY
+        of them) have their n-grams computed at once, as a rectangle.
+
+        The model's code of a window w_0..w_(n-1) is (n B^n + sum w_k B^(n-1-k)) mod M, computed
+        with one modulo or a modulo per character (the same residue); here from the window one
+        shorter, a modulo per n: code_n = (B code_(n-1) + B^n + w_(n-1)) mod M, every value below
+        2^52."""
+        widths = [np.maximum(lengths + 3 - n, 0) for n in range(self.min_n, self.max_n + 1)]
+        counts = sum(widths)
+        powers = _powers(self.max_n + 1)
         bounds = [0, *(np.flatnonzero(np.diff(lengths)) + 1).tolist(), len(lengths)]
         pieces = []
         for first, end in itertools.pairwise(bounds):
@@ -123,22 +128,20 @@ class NgramArrays:
             marked = np.empty((end - first, length + 2), dtype=np.int64)
             marked[:, 0], marked[:, -1] = self.vocab_size, self.vocab_size + 1
             marked[:, 1:-1] = indices[first:end, :length]
-            codes = []
-            for n in range(self.min_n, min(self.max_n, length + 2) + 1):
+            block = np.empty((end - first, int(counts[first])), dtype=np.int32)
+            code, column = np.zeros_like(marked), 0
+            for n in range(1, min(self.max_n, length + 2) + 1):
                 width = length + 3 - n
-                windows = [marked[:, k:k + width] for k in range(n)]
-                if one_modulo:  # as NgramModel.char_ids: every term's power reduced, one modulo after
-                    code = windows[0] * powers[n - 1] + n * powers[n]
-                    for k, window in enumerate(windows[1:], start=1):
-                        code += window * powers[n - 1 - k]
-                else:
-                    code = np.full_like(windows[0], n)
-                    for window in windows:
-                        code = (code * HASH_BASE + window) % HASH_MODULUS
-                codes.append(code)
-            block = np.concatenate(codes, axis=1)
-            block %= HASH_MODULUS
-            pieces.append(_bucket(block.ravel(), self.buckets))
+                code = code[:, :width] * np.int64(HASH_BASE)
+                code += marked[:, n - 1:n - 1 + width]
+                code += powers[n]
+                code %= HASH_MODULUS
+                if n >= self.min_n:
+                    block[:, column:column + width] = code
+                    column += width
+            block %= np.int32(self.buckets - 1)
+            block += 1
+            pieces.append(block.ravel())
         return np.concatenate(pieces), counts
 
     def word_ids(self, chars: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
