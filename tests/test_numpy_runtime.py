@@ -309,3 +309,30 @@ def test_ranking_keeps_ties_in_class_order():
             stable = np.argsort(-tied, axis=1, kind="stable")[:, :top]
             np.testing.assert_array_equal(columns, stable)
             np.testing.assert_array_equal(values, np.take_along_axis(tied, stable, axis=1))
+
+
+def test_check_model_checks_a_numpy_forward_pass_against_forward():
+    """toolkit.testing.check_model passes ngram's and names a numpy forward pass that differs."""
+    import dataclasses
+
+    import toolkit.testing
+
+    toolkit.testing.check_model("ngram", {"word_ngrams": "2"})
+    ngram = toolkit.load_registry().model("ngram")
+
+    class Off:
+        def __init__(self, model) -> None:
+            self.model, self.shapes = model, model.shapes
+
+        def load(self, weights) -> None:
+            self.model.load(weights)
+
+        def logits(self, indices, lengths):
+            return self.model.logits(indices, lengths) + np.float32(0.01)
+
+    def off_by_a_little(**kwargs):
+        return Off(build_ngram_arrays(**kwargs))
+
+    broken = dataclasses.replace(ngram, name="ngram-off", array_factory=off_by_a_little)
+    with pytest.raises(toolkit.testing.ContractError, match="array_factory's logits differ from forward's"):
+        toolkit.testing.check_model(broken)
