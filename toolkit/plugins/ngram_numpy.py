@@ -1,8 +1,9 @@
 """A linear `ngram`'s forward pass on numpy arrays, without torch (`predict --runtime numpy`,
 and `auto`'s choice for such a run).
 
-The same bucket ids as `NgramModel` (its hashes, `ngram_model.py`, in numpy int64, computed on
-the texts laid end to end instead of padded) and the same logits bit for bit: the pooled rows
+The same bucket ids as `NgramModel` (its hashes, `ngram_model.py`, in numpy int64, without
+padding: the character n-grams of the texts of each length at once, the words of all texts laid
+end to end) and the same logits bit for bit: the pooled rows
 are a sparse (texts, buckets) matrix of pooling weights times the table. scipy's product adds a
 text's weighted rows in float32 one after another, in the model's order of its n-grams (the
 character n-grams by length then position, then the word n-grams likewise), which is what the
@@ -118,8 +119,9 @@ class NgramArrays:
         with one modulo or a modulo per character (the same residue); here from the window one
         shorter, a modulo per n: code_n = (B code_(n-1) + B^n + w_(n-1)) mod M, every value below
         2^52."""
-        widths = [np.maximum(lengths + 3 - n, 0) for n in range(self.min_n, self.max_n + 1)]
-        counts = sum(widths)
+        counts = sum(np.maximum(lengths + 3 - n, 0) for n in range(self.min_n, self.max_n + 1))
+        if not len(lengths):
+            return np.zeros(0, dtype=np.int32), counts
         powers = _powers(self.max_n + 1)
         bounds = [0, *(np.flatnonzero(np.diff(lengths)) + 1).tolist(), len(lengths)]
         pieces = []
@@ -157,7 +159,8 @@ class NgramArrays:
         number = np.cumsum(starts) - 1
         inside = np.flatnonzero(in_word)
         offsets = spans.offset[inside] - spans.offset[starts][number[inside]]
-        terms = (self.folded[chars[inside]] + 1) * _powers(max(int(lengths.max()), 1))[offsets] % HASH_MODULUS
+        powers = _powers(int(lengths.max(initial=1)))
+        terms = (self.folded[chars[inside]] + 1) * powers[offsets] % HASH_MODULUS
         firsts = np.flatnonzero(starts[inside])
         hashes = np.add.reduceat(terms, firsts) % HASH_MODULUS if len(firsts) else terms[:0]
         words = Segments(np.bincount(spans.text[starts], minlength=len(lengths)))
@@ -179,7 +182,6 @@ class NgramArrays:
         for texts, offsets, values in pieces:
             ids[starts[texts] + offsets] = values
         return ids, before
-
 
 
 def _side_by_side(groups: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
