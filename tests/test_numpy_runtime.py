@@ -91,6 +91,8 @@ def test_ids_weights_and_logits_are_the_torch_models_on_names_and_hostile_texts(
     assert found.dtype == np.float32
     np.testing.assert_array_equal(found, wanted)  # to the bit: the same sum in the same order
     assert arrays.logits(indices.numpy()[:0], lengths.numpy()[:0]).shape == (0, 5)
+    empty = arrays.pooling_matrix(indices.numpy()[:0], lengths.numpy()[:0])
+    assert [len(part) for part in empty] == [0, 0, 1]
 
 
 def test_words_are_read_where_the_texts_have_them():
