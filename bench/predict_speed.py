@@ -7,7 +7,9 @@ in a process of its own:
 - `toolkit predict --run RUN --input names.txt --output out.csv` for each built-in model (a run
   trained for one epoch on the names data: speed does not depend on how well it learned); the
   time is the whole command: start-up, loading the run, reading, predicting, writing the CSV;
-  and the same with `--runtime onnx` (the run exported by `toolkit export` first, not timed);
+  and the same with `--runtime onnx` (the run exported by `toolkit export` first, not timed), and
+  with `--runtime numpy` for a model that has a forward pass on numpy arrays (a linear `ngram`:
+  no torch imported);
 - fastText (`fasttext-numpy2`, the `toolkit[bench]` extra) trained on the same training split,
   each name one token of character 1-5-grams (its best setting on names in bench/accuracy.py):
   Python's `model.predict(list, k=3)` on the names already in memory;
@@ -55,6 +57,8 @@ BENCH = Path(__file__).resolve()
 ONE_THREAD = {name: "1" for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")}
 FASTTEXT = "one token, char 1-5, 50 epochs"
 FORMATS = {"names_per_s": ",.0f", "seconds": ".2f", "x_fasttext": ".2f"}
+#: What a toolkit row's label adds for its `--runtime`.
+RUNTIME_LABELS = {"torch": "", "onnx": ", onnxruntime", "numpy": ", numpy runtime (no torch)"}
 
 
 @dataclass
@@ -119,7 +123,7 @@ def toolkit_row(model: str, runtime: str = "torch") -> Callable[[Setup], dict[st
         command = [sys.executable, "-m", "toolkit", "predict", "--run", str(run), "--input", str(setup.names),
                    "--output", str(setup.folder / "out.csv"), "--top", "3", "--threads", "1",
                    "--runtime", runtime]
-        label = f"toolkit predict, `{model}`" + (", onnxruntime" if runtime == "onnx" else "")
+        label = f"toolkit predict, `{model}`" + RUNTIME_LABELS[runtime]
         return row(label, "the whole command", setup, timed(command, setup.repeats))
 
     return measure
@@ -171,10 +175,30 @@ def fasttext_missing() -> str | None:
     return None
 
 
+def has_numpy_runtime(model: str) -> bool:
+    """Whether `model` with its default parameters has a forward pass on numpy arrays."""
+    import toolkit
+
+    spec = toolkit.load_registry().model(model)
+    if spec.array_factory is None:
+        return False
+    from toolkit.params import Section, resolve
+    from toolkit.plugins.onehot import OneHotEncoder
+
+    encoder = OneHotEncoder("auto")
+    encoder.fit(["a b"])
+    params = resolve([Section("model", f"model '{model}'", spec.params)], {})["model"]
+    return spec.build_arrays(vocab_size=encoder.vocab_size, num_classes=2, params=params,
+                             encoder=encoder) is not None
+
+
 def systems(models: Sequence[str]) -> list[Callable[[Setup], dict[str, Any]]]:
     """The rows of the prediction table, in order: fastText first (the ratios' reference)."""
     runtimes = ("torch",) if onnx_missing() else ("torch", "onnx")
-    toolkit_rows = [toolkit_row(model, runtime) for model in models for runtime in runtimes]
+    toolkit_rows = [
+        toolkit_row(model, runtime) for model in models
+        for runtime in (*runtimes, *(("numpy",) if has_numpy_runtime(model) else ()))
+    ]
     return [fasttext_row, *toolkit_rows, sklearn_row]
 
 

@@ -303,7 +303,7 @@ def test_bad_export_options_are_refused_in_one_line(runs, tmp_path):
     ):
         assert _one_line_error(run_toolkit(["export", "--run", run_dir, *args])) == message
     line = _one_line_error(run_toolkit(["predict", "--run", run_dir, "--runtime", "tf", "Li"]))
-    assert line == "Error: unknown runtime 'tf'; use one of torch, onnx."
+    assert line == "Error: unknown runtime 'tf'; use one of torch, numpy, auto, onnx."
 
 
 def test_an_export_of_another_run_is_refused_in_one_line(runs, tmp_path):

@@ -19,6 +19,7 @@ from toolkit.types import (
     CHAR_INDICES,
     PAD,
     TUTORIAL_ALPHABET,
+    ArrayModel,
     DatasetSpec,
     Encoder,
     EncoderSpec,
@@ -88,6 +89,7 @@ _LAZY = {
 }
 
 __all__ = [
+    "ArrayModel",
     "CHAR_INDICES",
     "Config",
     "DatasetSpec",

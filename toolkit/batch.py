@@ -87,8 +87,8 @@ def predict_files(
     """Predict every text of the `input` files with the run folder `run`, writing one
     partition per input file into the folder `output` (see the module doc). CSV partitions
     get texts and class names made safe for spreadsheets (`toolkit.csv_cells`) unless
-    `escape_csv` is false. `runtime="onnx"`: through the run's ONNX export in onnxruntime
-    (`toolkit export`), on every worker."""
+    `escape_csv` is false. `runtime` as `load_run` takes it: "onnx" through the run's ONNX export in
+    onnxruntime (`toolkit export`), "numpy" the model's forward pass on numpy arrays, on every worker."""
     if engine not in ENGINES:
         raise ToolkitError(f"unknown engine '{engine}'; use one of {', '.join(ENGINES)}.")
     if output_format not in FORMATS:

@@ -52,7 +52,8 @@ def spec_problem(kind: str, spec: Spec) -> str | None:
         functions = [("load", spec.load, ()), ("download", spec.download, ()),
                      ("location", spec.location, ())]
     elif isinstance(spec, ModelSpec):
-        functions = [("factory", spec.factory, MODEL_ARGUMENTS)]
+        functions = [("factory", spec.factory, MODEL_ARGUMENTS),
+                     ("array_factory", spec.array_factory, MODEL_ARGUMENTS)]
     else:
         functions = [("factory", spec.factory, ())]
     for role, function, fixed in functions:

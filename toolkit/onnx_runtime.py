@@ -85,10 +85,10 @@ class OnnxScorer:
             ))
         if not rows:
             return np.zeros((0, 0))
-        log_probs = np.concatenate(rows).astype(np.float64)
+        from toolkit.numpy_runtime import softmax
+
         # Renormalised in float64, so each row sums to 1 exactly, as the torch runtime's does.
-        probabilities = np.exp(log_probs - log_probs.max(axis=1, keepdims=True))
-        probabilities /= probabilities.sum(axis=1, keepdims=True)
+        probabilities = softmax(np.concatenate(rows).astype(np.float64))
         result = np.empty_like(probabilities)
         result[order] = probabilities
         return result

@@ -72,14 +72,15 @@ def csv_rows(
     empty = np.full(count, ",", dtype=object)
     nothing = empty if padded else np.where(read, ",", "").astype(object)
     high, low = fixed6(ranking.probabilities)
+    everyone = bool(answered.all())  # the usual batch: no cell to blank
     for rank in range(ranking.classes.shape[1] + 1):
         column = 0 if rank == 0 else rank - 1  # the predicted class and its probability repeat the first
         missing = empty if rank == 0 else nothing
-        columns += [
-            np.where(answered, labels[ranking.classes[:, column]], missing),
-            np.where(answered, high[:, column], missing),
-            np.where(answered, low[:, column], ""),
-        ]
+        cells = [labels[ranking.classes[:, column]], high[:, column], low[:, column]]
+        if not everyone:
+            cells = [np.where(answered, cells[0], missing), np.where(answered, cells[1], missing),
+                     np.where(answered, cells[2], "")]
+        columns += cells
     if abstain:
         flags = ranking.abstained if ranking.abstained is not None else np.zeros(count, dtype=bool)
         columns.append(np.where(read, np.where(flags, ",true", ",false"), ",").astype(object))

@@ -15,7 +15,7 @@ import itertools
 import re
 import shlex
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -33,11 +33,13 @@ from toolkit.safe_files import shown
 if TYPE_CHECKING:
     from toolkit.calibration import Calibration
     from toolkit.explain import Explanation
+    from toolkit.numpy_runtime import ArrayScorer
     from toolkit.onnx_runtime import OnnxScorer
 
 NEEDED = (CONFIG, WEIGHTS, ENCODER, LABELS)
-#: Where the probabilities come from: the torch model, or its ONNX export through onnxruntime.
-RUNTIMES = ("torch", "onnx")
+#: Where the probabilities come from: the torch model, the model's forward pass on numpy arrays
+#: (for a model that has one), either (numpy when there is one), or the ONNX export in onnxruntime.
+RUNTIMES = ("torch", "numpy", "auto", "onnx")
 #: Read when the run has them (runs written before they existed still load).
 OPTIONAL = (CALIBRATION,)
 
@@ -58,8 +60,9 @@ class Predictor:
     `calibration`: the run's temperature (applied to every probability) and conformal scores
     (for prediction sets); none leaves the model's probabilities as they are.
 
-    `scorer`: the run's ONNX export in onnxruntime (`load_run(..., runtime="onnx")`), which then
-    gives the probabilities instead of the torch model.
+    `scorer`: what gives the probabilities instead of the torch model: the run's ONNX export in
+    onnxruntime (`load_run(..., runtime="onnx")`) or the model's forward pass on numpy arrays
+    (`runtime="numpy"`); `model` may then be None and `load_model` build it when first used.
 
     A multi-label run (its config's `multi_label`: the thresholds chosen on validation) gives
     each class its own (sigmoid) probability, and every prediction its label set (`labels`).
@@ -67,7 +70,8 @@ class Predictor:
 
     def __init__(self, model: Any, encoder: Any, classes: Sequence[str], config: dict[str, Any],
                  path: Path | None = None, threads: int = 1, calibration: Calibration | None = None,
-                 scorer: OnnxScorer | None = None) -> None:
+                 scorer: OnnxScorer | ArrayScorer | None = None, load_model: Callable[[], Any] | None = None,
+                 ) -> None:
         if not 1 <= threads <= cpu_count():
             raise ToolkitError(
                 f"threads must be between 1 and {cpu_count()} (the CPUs this machine gives the "
@@ -78,7 +82,8 @@ class Predictor:
         length = train.get("max_length") if isinstance(train, dict) else None
         self.max_length = length if isinstance(length, int) and length >= 1 else MAX_TEXT_LENGTH
         self.truncated = 0
-        self.model = model.eval()
+        self._model = model.eval() if model is not None else None
+        self._load_model = load_model
         self.encoder = encoder
         self.classes = tuple(classes)
         self.config = config
@@ -88,6 +93,14 @@ class Predictor:
         rule = config.get("multi_label")
         self.multi_label: dict[str, Any] | None = rule if isinstance(rule, dict) else None
         self._lock = threading.Lock()  # one forward pass at a time: safe under a threaded server
+
+    @property
+    def model(self) -> Any:
+        """The torch model (built on first use when the predictor was loaded without it)."""
+        if self._model is None:
+            assert self._load_model is not None, "a Predictor needs a model or a load_model"
+            self._model = self._load_model().eval()
+        return self._model
 
     def prepare(self, texts: Sequence[str]) -> list[str]:
         """`texts` as the model sees them: normalised as the training data was, cut to
@@ -103,18 +116,17 @@ class Predictor:
         return self._probabilities(self.prepare(texts))
 
     def _probabilities(self, prepared: list[str]) -> np.ndarray:
-        from toolkit.inference import predict_proba
-
         if not prepared:
             return np.zeros((0, len(self.classes)))
-        from toolkit.inference import torch_threads
+        with self._lock:
+            if self.scorer is not None:
+                probabilities = self.scorer.predict_proba(self.encoder, prepared)
+            else:
+                from toolkit.inference import predict_proba, torch_threads
 
-        with self._lock, torch_threads(self.threads):
-            multi = self.multi_label is not None
-            probabilities = (
-                self.scorer.predict_proba(self.encoder, prepared) if self.scorer is not None
-                else predict_proba(self.model, self.encoder, prepared, "cpu", multi)
-            )
+                with torch_threads(self.threads):
+                    probabilities = predict_proba(self.model, self.encoder, prepared, "cpu",
+                                                  self.multi_label is not None)
         if not np.isfinite(probabilities).all():
             model = f"the model of '{shown(self.path)}'" if self.path is not None else "the model"
             raise ToolkitError(f"{model} gives non-finite probabilities; its weights are damaged.")
@@ -137,7 +149,6 @@ class Predictor:
              coverage: float | None = None, threshold: float | None = None) -> Ranking:
         """What `predict` answers, as arrays (`toolkit.ranking`): the path every prediction
         takes, without a Python object per text or class."""
-        from toolkit.inference import torch_threads
         from toolkit.ranking import rank
 
         if top < 1:
@@ -153,9 +164,8 @@ class Predictor:
             prepared if read.all() else [text for text in prepared if text]
         )
         allow_empty = bool(self.multi_label and self.multi_label.get("allow_empty"))
-        with self._lock, torch_threads(self.threads):  # torch.topk: as the forward pass
-            return rank(texts, self.classes, probabilities, read, top, min_confidence, conformal,
-                        decide_at, allow_empty)
+        return rank(texts, self.classes, probabilities, read, top, min_confidence, conformal, decide_at,
+                    allow_empty)
 
     def class_thresholds(self, threshold: float | None = None) -> np.ndarray | None:
         """A multi-label run's threshold for every class: the run's, or `threshold` for all of
@@ -219,9 +229,12 @@ def load_run(
     path: str | Path, plugins: Sequence[str] = (), threads: int = 1, runtime: str = "torch"
 ) -> Predictor:
     """Load a run folder made by `toolkit run` (checked; nothing in it is executed).
-    `threads`: CPU threads per forward pass (see `Predictor`). `runtime="onnx"`: predict through
-    the run's ONNX export (`toolkit export`) in onnxruntime, with the same encoder, classes and
-    calibration."""
+    `threads`: CPU threads per forward pass (see `Predictor`). `runtime`: where the probabilities
+    come from (`RUNTIMES`): "torch"; "numpy", the model's forward pass on numpy arrays without
+    torch (`ModelSpec.array_factory`: a linear `ngram` has one), refused in one line for a model
+    without; "auto", numpy when the model has it, else torch; "onnx", the run's ONNX export
+    (`toolkit export`) in onnxruntime. Each with the same encoder, classes and calibration; the
+    torch model of a numpy runtime's predictor is built when first used (`Predictor.model`)."""
     if runtime not in RUNTIMES:
         raise ToolkitError(f"unknown runtime '{shown(runtime)}'; use one of {', '.join(RUNTIMES)}.")
     folder, config = open_run(path, NEEDED)
@@ -246,11 +259,6 @@ def load_run(
             f"run folder '{shown(folder)}': labels.json does not match the classes in config.json."
         )
 
-    # Only now, so a wrong path or a broken folder is said at once, not after seconds of loading torch.
-    import torch
-    from safetensors import SafetensorError, safe_open
-    from safetensors.torch import load_file
-
     registry = load_registry(plugins)
     model_spec = _spec(registry, "model", model_name, config.get("model"), folder)
     encoder_spec = _spec(registry, "encoder", encoder_name, config.get("encoder"), folder)
@@ -268,6 +276,45 @@ def load_run(
         raise ToolkitError(
             f"run folder '{shown(folder)}' has a malformed encoder state ({shown(exc)})."
         ) from None
+    shape = {"vocab_size": encoder.vocab_size, "num_classes": len(classes), "params": checked["model"],
+             "encoder": encoder, "multi_label": isinstance(config.get("multi_label"), dict)}
+    if runtime in ("numpy", "auto"):
+        from toolkit.numpy_runtime import ArrayScorer
+
+        try:
+            array_model = model_spec.build_arrays(**shape)
+        except ToolkitError as exc:
+            raise ToolkitError(
+                f"run folder '{shown(folder)}' does not fit this toolkit: {shown(exc)}"
+            ) from None
+        if array_model is None and runtime == "numpy":
+            raise ToolkitError(
+                f"model '{shown(model_name)}' of run '{shown(folder)}' has no numpy forward pass for its "
+                "parameters (a linear `ngram`, dim=0, has one); predict with --runtime torch or auto."
+            )
+        if array_model is not None:
+            weights = _array_weights(folder, array_model.shapes)
+            array_model.load(weights)
+            return Predictor(
+                None, encoder, classes, config, folder, threads, _calibration(folder),
+                ArrayScorer(array_model, shape["multi_label"]),
+                load_model=lambda: _torch_model(folder, model_spec, shape, weights),
+            )
+    model = _torch_model(folder, model_spec, shape)
+    if scorer is not None:
+        _check_scorer_fits(scorer, encoder, classes)
+    return Predictor(model, encoder, classes, config, folder, threads, _calibration(folder), scorer)
+
+
+def _torch_model(
+    folder: Path, model_spec: Any, shape: dict[str, Any], arrays: dict[str, np.ndarray] | None = None
+) -> Any:
+    """The run's torch model with its weights: read from the folder (checked), or `arrays`, the
+    weights the numpy runtime read and checked already."""
+    # Only now, so a wrong path or a broken folder is said at once, not after seconds of loading torch.
+    import torch
+    from safetensors import SafetensorError, safe_open
+    from safetensors.torch import load_file
 
     def build(device: str) -> Any:
         # On the CPU (torch's default) outside torch.device's mode, and on "meta" with the weights'
@@ -275,15 +322,18 @@ def load_run(
         # whose first use imports sympy and more (measured: 2 s of the load; the values are unused).
         context = contextlib.nullcontext() if device == "cpu" else shapes_only(device)
         with context:
-            return model_spec.build(
-                vocab_size=encoder.vocab_size, num_classes=len(classes), params=checked["model"],
-                encoder=encoder, multi_label=isinstance(config.get("multi_label"), dict),
-            )
+            return model_spec.build(**shape)
 
     try:
         skeleton = build("meta")  # shapes only, no memory
     except ToolkitError as exc:
         raise ToolkitError(f"run folder '{shown(folder)}' does not fit this toolkit: {shown(exc)}") from None
+    expected = {k: tuple(v.shape) for k, v in skeleton.state_dict().items()}
+    if arrays is not None:
+        _check_weights_fit(folder, expected, {k: tuple(v.shape) for k, v in arrays.items()})
+        model = build("cpu")
+        model.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in arrays.items()})
+        return model
     try:
         with safe_open(folder / WEIGHTS, "pt") as header:
             shapes = {key: tuple(header.get_slice(key).get_shape()) for key in header.keys()}  # noqa: SIM118
@@ -291,7 +341,7 @@ def load_run(
         raise ToolkitError(
             f"'{shown(folder / WEIGHTS)}' is not a valid safetensors file ({shown(exc)})."
         ) from None
-    _check_weights_fit(folder, {k: tuple(v.shape) for k, v in skeleton.state_dict().items()}, shapes)
+    _check_weights_fit(folder, expected, shapes)
     model = build("cpu")
     try:
         weights = load_file(folder / WEIGHTS)
@@ -306,9 +356,30 @@ def load_run(
             f"({shown(', '.join(damaged[:3]))}); the run is damaged."
         )
     model.load_state_dict(weights)
-    if scorer is not None:
-        _check_scorer_fits(scorer, encoder, classes)
-    return Predictor(model, encoder, classes, config, folder, threads, _calibration(folder), scorer)
+    return model
+
+
+def _array_weights(folder: Path, expected: Mapping[str, tuple[int, ...]]) -> dict[str, np.ndarray]:
+    """The run's weights as numpy arrays, without torch: checked as the torch runtime checks them
+    (the shapes in the file's header against `expected` first, then finite values)."""
+    from safetensors import SafetensorError, safe_open
+    from safetensors.numpy import load_file
+
+    path = folder / WEIGHTS
+    try:
+        with safe_open(path, "numpy") as header:
+            shapes = {key: tuple(header.get_slice(key).get_shape()) for key in header.keys()}  # noqa: SIM118
+        _check_weights_fit(folder, dict(expected), shapes)
+        weights = load_file(path)
+    except (SafetensorError, OSError, ValueError, TypeError) as exc:
+        raise ToolkitError(f"'{shown(path)}' is not a valid safetensors file ({shown(exc)}).") from None
+    damaged = [k for k, v in weights.items() if v.dtype.kind == "f" and not np.isfinite(v).all()]
+    if damaged:
+        raise ToolkitError(
+            f"the weights in '{shown(path)}' hold NaN or infinite values ({shown(', '.join(damaged[:3]))}); "
+            "the run is damaged."
+        )
+    return weights
 
 
 def _check_scorer_fits(scorer: OnnxScorer, encoder: Any, classes: Sequence[str]) -> None:

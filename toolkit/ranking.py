@@ -4,9 +4,8 @@ and the `Prediction` objects (with their `Guess`es) a Python caller gets from it
 `Predictor.rank` gives a `Ranking`; everything that predicts reads it: `Predictor.predict`
 (`predictions()`, the Python objects a caller gets), the server and `toolkit predict --json`
 (`dicts()`), `toolkit predict --input` (`toolkit.prediction_csv`) and the batch engines
-(`toolkit.batch`). The top classes come from `torch.topk` on the probability matrix; rows whose
-top probabilities tie are ranked again by a stable sort, so equal probabilities keep the class
-order, as they always did.
+(`toolkit.batch`). The top classes are those a stable sort of each row of the probability matrix
+puts first (numpy, no torch), so equal probabilities keep the class order, as they always did.
 """
 
 from __future__ import annotations
@@ -190,13 +189,11 @@ def rank(
     """The `top` classes of the rows of `probabilities` (one per read text, in order), and with
     `min_confidence` who abstains, with a conformal `threshold` the prediction sets, with
     `class_thresholds` (a multi-label run) each text's label set (`toolkit.multilabel.decide`)."""
-    import torch
-
     count, top = len(texts), min(top, len(class_names))
     rows = np.flatnonzero(read)
     classes = np.zeros((count, top), dtype=np.int64)
     chosen = np.full((count, top), np.nan)
-    classes[rows], chosen[rows] = _top(probabilities, top, torch)
+    classes[rows], chosen[rows] = _top(probabilities, top)
     abstained = None
     if min_confidence is not None:
         abstained = np.ones(count, dtype=bool)
@@ -240,17 +237,20 @@ def _members(
                                                strict=True)]
 
 
-def _top(probabilities: np.ndarray, top: int, torch: Any) -> tuple[np.ndarray, np.ndarray]:
-    """The `top` largest of each row and their columns, ties in column order."""
-    if not len(probabilities):
+def _top(probabilities: np.ndarray, top: int) -> tuple[np.ndarray, np.ndarray]:
+    """The `top` largest of each row and their columns, ties in column order: what a stable sort
+    of each row, largest first, puts first."""
+    count, width = probabilities.shape if probabilities.ndim == 2 else (0, 0)
+    if not count:
         return np.zeros((0, top), dtype=np.int64), np.zeros((0, top))
-    # One more than asked, to see a tie at the cut as well as inside.
-    wide = min(top + 1, probabilities.shape[1])
-    values, columns = torch.topk(torch.from_numpy(probabilities), wide, dim=1)
-    values, columns = values.numpy(), columns.numpy()
-    tied = np.flatnonzero((values[:, 1:] == values[:, :-1]).any(axis=1))
-    if len(tied):
-        stable = np.argsort(-probabilities[tied], axis=1, kind="stable")[:, :wide]
-        columns[tied] = stable
-        values[tied] = np.take_along_axis(probabilities[tied], stable, axis=1)
-    return columns[:, :top], values[:, :top]
+    if 4 * top >= width:
+        columns = np.argsort(-probabilities, axis=1, kind="stable")[:, :top]
+        return columns, np.take_along_axis(probabilities, columns, axis=1)
+    # A few of many: each the largest of what is left, whose first column argmax takes (a tie's).
+    left, rows = probabilities.copy(), np.arange(count)
+    columns, values = np.empty((count, top), dtype=np.int64), np.empty((count, top))
+    for rank in range(top):
+        columns[:, rank] = column = left.argmax(axis=1)
+        values[:, rank] = left[rows, column]
+        left[rows, column] = -np.inf  # probabilities are finite (checked)
+    return columns, values

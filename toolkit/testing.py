@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -41,6 +42,8 @@ SAMPLE_TEXTS = (
 )
 #: How close the same text's logits must be alone, in a batch, and with more padding.
 PADDING_RTOL, PADDING_ATOL = 1e-4, 1e-5
+#: How close a numpy forward pass's logits must come to forward's (`ModelSpec.array_factory`).
+ARRAYS_RTOL, ARRAYS_ATOL = 1e-5, 1e-5
 ENCODER_MEMBERS = ("produces", "vocab_size", "fit", "encode", "state", "load_state")
 
 
@@ -159,7 +162,8 @@ def check_model(
     weights and training; and the weights surviving a safetensors save and rebuild.
     `multi_label=True` checks it as a multi-label run uses it: built with `multi_label=True`
     (for a factory that takes it), texts with one or two classes each, trained with binary
-    cross-entropy on every class's logit."""
+    cross-entropy on every class's logit. A model with an `array_factory` also has its numpy
+    forward pass checked: the trained weights' names and shapes, and the same logits as forward."""
     spec = _spec("model", spec, plugins)
     label = f"model '{spec.name}'"
     values = _values("model", spec, params)
@@ -224,9 +228,44 @@ def check_model(
             "random generator (toolkit seeds it), no other randomness.",
         )
         _check_reload(label, trained, build, indices, lengths, trained_logits)
+        arrays = spec.build_arrays(vocab_size=encoder.vocab_size, num_classes=num_classes, params=values,
+                                   encoder=encoder, multi_label=multi_label)
+        if arrays is not None:
+            _check_arrays(label, arrays, trained, indices, lengths, trained_logits)
 
 
 # -- the checks ------------------------------------------------------------------------
+
+
+def _check_arrays(
+    label: str, arrays: Any, model: nn.Module, indices: torch.Tensor, lengths: torch.Tensor,
+    logits: torch.Tensor,
+) -> None:
+    """The model's numpy forward pass (`ModelSpec.array_factory`) reads the torch model's weights
+    by their names and shapes and gives its logits, also with more padding."""
+    weights = {name: value.detach().numpy() for name, value in model.state_dict().items()}
+    shapes = {name: tuple(value.shape) for name, value in weights.items()}
+    _require(
+        {name: tuple(shape) for name, shape in dict(arrays.shapes).items()} == shapes,
+        f"{label}: array_factory's model reads the weights {dict(arrays.shapes)}; the torch model has "
+        f"{shapes}: the same names and shapes are needed.",
+    )
+    arrays.load(weights)
+    padded = np.concatenate([indices.numpy(), np.full((len(indices), 5), PAD, dtype=np.int64)], axis=1)
+    for name, batch in (("", indices.numpy()), (" with 5 more padding positions", padded)):
+        found = np.asarray(arrays.logits(batch, lengths.numpy()))
+        _require(
+            found.shape == tuple(logits.shape)
+            and np.allclose(found, logits.numpy(), rtol=ARRAYS_RTOL, atol=ARRAYS_ATOL),
+            f"{label}: array_factory's logits{name} differ from forward's (largest difference "
+            f"{_largest_difference(found, logits.numpy())}); they must be the same.",
+        )
+
+
+def _largest_difference(found: np.ndarray, wanted: np.ndarray) -> str:
+    if found.shape != wanted.shape:
+        return f"shape {found.shape} for {wanted.shape}"
+    return f"{float(np.abs(found - wanted).max()):.3g}"
 
 
 def _check_logits(label: str, logits: Any, shape: tuple[int, int]) -> None:

@@ -18,6 +18,7 @@ from toolkit.errors import ToolkitError
 from toolkit.params import Config, Param, Space, params_of
 
 if TYPE_CHECKING:
+    import numpy as np
     import torch
 
 #: What the built-in one-hot encoder produces and the built-in models consume: a padded
@@ -159,7 +160,9 @@ class Encoder(Protocol):
     def fit(self, texts: Sequence[str]) -> None: ...
 
     def encode(self, texts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Return (indices, lengths): a padded LongTensor (batch, time) and (batch,)."""
+        """Return (indices, lengths): a padded LongTensor (batch, time) and (batch,).
+        An encoder may also have `encode_arrays(texts)`, the same as int64 numpy arrays without
+        importing torch, which the numpy runtime then uses."""
         ...
 
     def state(self) -> dict[str, Any]:
@@ -230,6 +233,9 @@ class ModelSpec:
     `config`, instead of `params`, is a `toolkit.Config` dataclass declaring the parameters
     (`params` is then derived from it, and `plan_run` builds it before any data is read, so
     its rules across parameters are checked early too).
+    `array_factory`, optional, takes what `factory` takes and returns the model's forward pass
+    on numpy arrays, without torch (an `ArrayModel`), or None for parameters it cannot compute;
+    `predict --runtime numpy` (and `auto`, the default) predicts with it.
     """
 
     name: str
@@ -240,6 +246,7 @@ class ModelSpec:
     train_defaults: Mapping[str, Any] = field(default_factory=dict)
     config: type[Config] | None = None
     train_search: Mapping[str, Space | None] = field(default_factory=dict)
+    array_factory: Callable[..., ArrayModel | None] | None = None
 
     def __post_init__(self) -> None:
         _derive_params(self)
@@ -257,6 +264,37 @@ class ModelSpec:
         if multi_label and takes_encoder(self.factory, "multi_label"):
             extra["multi_label"] = True
         return self.factory(vocab_size=vocab_size, num_classes=num_classes, **params, **extra)
+
+    def build_arrays(
+        self, *, vocab_size: int, num_classes: int, params: Mapping[str, Any], encoder: Encoder | None = None,
+        multi_label: bool = False,
+    ) -> ArrayModel | None:
+        """The model's forward pass on numpy arrays (`array_factory`, called as `build` calls
+        `factory`); None when the model offers none for these parameters."""
+        if self.array_factory is None:
+            return None
+        extra: dict[str, Any] = {}
+        if encoder is not None and takes_encoder(self.array_factory):
+            extra["encoder"] = encoder
+        if multi_label and takes_encoder(self.array_factory, "multi_label"):
+            extra["multi_label"] = True
+        return self.array_factory(vocab_size=vocab_size, num_classes=num_classes, **params, **extra)
+
+
+class ArrayModel(Protocol):
+    """A model's forward pass on numpy arrays, without torch (`ModelSpec.array_factory`)."""
+
+    #: The weights it reads, by the names and shapes of the torch model's `state_dict`.
+    shapes: Mapping[str, tuple[int, ...]]
+
+    def load(self, weights: Mapping[str, np.ndarray]) -> None:
+        """Take the run's weights (numpy arrays, checked against `shapes`)."""
+        ...
+
+    def logits(self, indices: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+        """(batch, classes) logits of int64 padded indices (batch, time) and lengths (batch,),
+        the same as the torch model's `forward` gives."""
+        ...
 
 
 def takes_encoder(factory: Callable[..., Any], argument: str = "encoder") -> bool:

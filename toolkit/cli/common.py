@@ -268,7 +268,9 @@ def print_report(report: Report, console: Console | None = None) -> None:
 
 RunOption = Annotated[Path, typer.Option("--run", "-r", help="A run folder made by `toolkit run`.")]
 RuntimeOption = Annotated[
-    str, typer.Option(help="torch, or onnx: the run's ONNX export (`toolkit export`) in onnxruntime.")
+    str, typer.Option(help="torch; numpy: the model's forward pass on numpy arrays, without torch (a linear "
+                      "ngram has one); auto: numpy when the model has it, else torch; onnx: the run's ONNX "
+                      "export (`toolkit export`) in onnxruntime.")
 ]
 
 

@@ -81,6 +81,26 @@ def build_ngram(vocab_size: int, num_classes: int, encoder: Any = None, **params
     from toolkit.plugins.ngram_model import NgramModel
 
     config = NgramConfig(**params)
+    order, symbols = _words(config, encoder)
+    return NgramModel(vocab_size, num_classes, config, symbols=symbols, word_order=order)
+
+
+def build_ngram_arrays(vocab_size: int, num_classes: int, encoder: Any = None, **params: Any) -> Any:
+    """The model's forward pass on numpy arrays (`toolkit.plugins.ngram_numpy`), for a linear
+    `ngram` (dim=0); None for one with an embedding, whose Linear layers only torch computes."""
+    config = NgramConfig(**params)
+    if config.dim:
+        return None
+    from toolkit.plugins.ngram_numpy import NgramArrays
+
+    order, symbols = _words(config, encoder)
+    return NgramArrays(vocab_size, num_classes, config.buckets, config.min_n, config.max_n, config.pooling,
+                       symbols, order)
+
+
+def _words(config: NgramConfig, encoder: Any) -> tuple[int, Any]:
+    """The longest word n-gram and the encoder's symbols words are read from (one line for word
+    n-grams asked of an encoder without symbols)."""
     order = word_order(config.word_ngrams, encoder)
     symbols = getattr(encoder, "symbols", None)
     if order and symbols is None:
@@ -91,7 +111,7 @@ def build_ngram(vocab_size: int, num_classes: int, encoder: Any = None, **params
                 "encoder or word_ngrams=0."
             )
         order = 0
-    return NgramModel(vocab_size, num_classes, config, symbols=symbols, word_order=order)
+    return order, symbols
 
 
 @toolkit.hookimpl
@@ -101,6 +121,7 @@ def register_models(register) -> None:
             name="ngram",
             help="Hashed character n-grams (boundary-marked) and word n-grams, averaged (fastText-style).",
             factory=build_ngram,
+            array_factory=build_ngram_arrays,
             config=NgramConfig,
             train_search={"lr": toolkit.Space.range(0.03, 1.0, log=True)},
             train_defaults={

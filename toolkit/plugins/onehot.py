@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import toolkit
 
 if TYPE_CHECKING:  # torch loads when texts are encoded, so the command line starts fast
+    import numpy as np
     import torch
 
 OOV = 1
@@ -80,8 +81,14 @@ class OneHotEncoder:
     def encode(self, texts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
         """Padded indices (batch, longest) and lengths; an empty text is one unknown character,
         so every sequence has at least one step."""
-        import numpy as np
         import torch
+
+        indices, lengths = self.encode_arrays(texts)
+        return torch.from_numpy(indices), torch.from_numpy(lengths)
+
+    def encode_arrays(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """`encode`'s indices and lengths as int64 numpy arrays, without torch."""
+        import numpy as np
 
         # Vectorised over all characters at once: no Python object per character or per text.
         texts = list(texts)
@@ -95,7 +102,7 @@ class OneHotEncoder:
         codes[(np.cumsum(lengths) - lengths)[empty]] = OOV
         indices = np.full((len(texts), longest), toolkit.PAD, dtype=np.int64)
         indices[np.arange(longest) < lengths[:, None]] = codes  # row-major: text by text
-        return torch.from_numpy(indices), torch.from_numpy(lengths)
+        return indices, lengths
 
     def decode(self, indices: Sequence[int]) -> str:
         """The text for a row of indices (padding dropped, unknown characters as `_`)."""
