@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 from toolkit.csv_cells import safe_cell
 from toolkit.errors import ToolkitError
 from toolkit.limits import check_processes
+from toolkit.runtimes import DEFAULT_RUNTIME, RUNTIMES
 from toolkit.safe_files import file_mode, shown
 
 if TYPE_CHECKING:
@@ -82,7 +83,7 @@ def predict_files(
     min_confidence: float | None = None,
     coverage: float | None = None,
     escape_csv: bool = True,
-    runtime: str = "torch",
+    runtime: str = DEFAULT_RUNTIME,
 ) -> BatchResult:
     """Predict every text of the `input` files with the run folder `run`, writing one
     partition per input file into the folder `output` (see the module doc). CSV partitions
@@ -214,10 +215,10 @@ def read_texts(path: str, column: str | None) -> pd.DataFrame:
 # -- prediction, the same in both engines ------------------------------------------------
 
 
-def read_run_files(run: str | Path, runtime: str = "torch") -> dict[str, bytes]:
+def read_run_files(run: str | Path, runtime: str = DEFAULT_RUNTIME) -> dict[str, bytes]:
     """The run folder's files a prediction needs, as bytes (checked when loaded); with
     `runtime="onnx"` its ONNX export too (refused in one line, naming the run, without one)."""
-    from toolkit.predictor import NEEDED, OPTIONAL, RUNTIMES
+    from toolkit.predictor import NEEDED, OPTIONAL
     from toolkit.rundir import open_run
 
     if runtime not in RUNTIMES:
@@ -238,7 +239,7 @@ LOADS = {"count": 0}
 
 
 def _cached_predictor(
-    run_files: dict[str, bytes], plugins: tuple[str, ...], runtime: str = "torch"
+    run_files: dict[str, bytes], plugins: tuple[str, ...], runtime: str = DEFAULT_RUNTIME
 ) -> Predictor:
     """The run loaded once per process: from a private temporary copy of its files."""
     from toolkit.predictor import load_run
@@ -318,7 +319,7 @@ class _Job:
     coverage: float | None = None
     escape_csv: bool = True
     label_sets: bool = False  # a multi-label run: the labels and label_probabilities columns
-    runtime: str = "torch"
+    runtime: str = DEFAULT_RUNTIME
 
     def __call__(self, path: str) -> pd.DataFrame:
         return self.predict(read_texts(path, self.column))

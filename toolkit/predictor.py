@@ -28,6 +28,7 @@ from toolkit.params import Section, resolve
 from toolkit.ranking import Guess, Prediction, Ranking  # noqa: F401  (Guess: imported from here)
 from toolkit.registry import Registry, load_registry
 from toolkit.rundir import CALIBRATION, CONFIG, ENCODER, LABELS, WEIGHTS, open_run, read_json
+from toolkit.runtimes import DEFAULT_RUNTIME, RUNTIMES
 from toolkit.safe_files import shown
 
 if TYPE_CHECKING:
@@ -37,9 +38,6 @@ if TYPE_CHECKING:
     from toolkit.onnx_runtime import OnnxScorer
 
 NEEDED = (CONFIG, WEIGHTS, ENCODER, LABELS)
-#: Where the probabilities come from: the torch model, the model's forward pass on numpy arrays
-#: (for a model that has one), either (numpy when there is one), or the ONNX export in onnxruntime.
-RUNTIMES = ("torch", "numpy", "auto", "onnx")
 #: Read when the run has them (runs written before they existed still load).
 OPTIONAL = (CALIBRATION,)
 
@@ -226,15 +224,16 @@ def batched(texts: Iterable[str], size: int) -> Iterator[list[str]]:
 
 
 def load_run(
-    path: str | Path, plugins: Sequence[str] = (), threads: int = 1, runtime: str = "torch"
+    path: str | Path, plugins: Sequence[str] = (), threads: int = 1, runtime: str = DEFAULT_RUNTIME
 ) -> Predictor:
     """Load a run folder made by `toolkit run` (checked; nothing in it is executed).
     `threads`: CPU threads per forward pass (see `Predictor`). `runtime`: where the probabilities
-    come from (`RUNTIMES`): "torch"; "numpy", the model's forward pass on numpy arrays without
-    torch (`ModelSpec.array_factory`: a linear `ngram` has one), refused in one line for a model
-    without; "auto", numpy when the model has it, else torch; "onnx", the run's ONNX export
-    (`toolkit export`) in onnxruntime. Each with the same encoder, classes and calibration; the
-    torch model of a numpy runtime's predictor is built when first used (`Predictor.model`)."""
+    come from (`RUNTIMES`): "auto" (the default), numpy when the model has it, else torch;
+    "torch"; "numpy", the model's forward pass on numpy arrays without torch
+    (`ModelSpec.array_factory`: a linear `ngram` has one), refused in one line for a model
+    without; "onnx", the run's ONNX export (`toolkit export`) in onnxruntime. Each with the same
+    encoder, classes and calibration; the torch model of a numpy runtime's predictor is built
+    when first used (`Predictor.model`)."""
     if runtime not in RUNTIMES:
         raise ToolkitError(f"unknown runtime '{shown(runtime)}'; use one of {', '.join(RUNTIMES)}.")
     folder, config = open_run(path, NEEDED)

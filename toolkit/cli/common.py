@@ -26,6 +26,7 @@ from typer.core import TyperGroup
 from toolkit.errors import ToolkitError
 from toolkit.params import Param
 from toolkit.registry import DISABLE_PREFIX, Registry, load_registry
+from toolkit.runtimes import DEFAULT_RUNTIME
 from toolkit.safe_files import shown
 from toolkit.types import ModelSpec
 
@@ -274,7 +275,9 @@ RuntimeOption = Annotated[
 ]
 
 
-def load_predictor(ctx: typer.Context, run: Path, threads: int = 1, runtime: str = "torch") -> Predictor:
+def load_predictor(
+    ctx: typer.Context, run: Path, threads: int = 1, runtime: str = DEFAULT_RUNTIME
+) -> Predictor:
     """The run folder `run` loaded for predicting, with the plugins of this invocation."""
     from toolkit.predictor import load_run
 

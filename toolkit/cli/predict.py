@@ -26,6 +26,7 @@ from toolkit.cli.common import (
     writing_stdout,
 )
 from toolkit.errors import ToolkitError
+from toolkit.runtimes import DEFAULT_RUNTIME
 from toolkit.safe_files import atomic_file, shown
 
 if TYPE_CHECKING:  # torch and friends load only when a command needs them
@@ -130,7 +131,7 @@ def predict(
     ] = "parquet",
     min_confidence: MinConfidenceOption = None,
     coverage: CoverageOption = None,
-    runtime: RuntimeOption = "torch",
+    runtime: RuntimeOption = DEFAULT_RUNTIME,
     threshold: ThresholdOption = None,
     raw_csv: Annotated[
         bool,
@@ -154,7 +155,7 @@ def _predict(
     ctx: typer.Context, run: Path, names: list[str] | None, top: int, as_json: bool,
     input_file: str | None, column: str | None, output: str | None, batch_size: int, threads: int,
     engine: str, scheduler: str | None, workers: int | None, output_format: str, raw_csv: bool,
-    options: dict[str, float | None], runtime: str = "torch",
+    options: dict[str, float | None], runtime: str = DEFAULT_RUNTIME,
 ) -> None:
     if input_file is None and not names:
         raise ToolkitError("give names to classify, or --input FILE; see `toolkit predict --help`.")
@@ -249,7 +250,7 @@ def _is_folder(output: str) -> bool:
 def _predict_batch(
     ctx: typer.Context, run: Path, input_pattern: str | None, column: str | None, output: str | None,
     top: int, as_json: bool, batch_size: int, engine: str, scheduler: str | None, workers: int | None,
-    output_format: str, escape_csv: bool, options: dict[str, float | None], runtime: str = "torch",
+    output_format: str, escape_csv: bool, options: dict[str, float | None], runtime: str = DEFAULT_RUNTIME,
 ) -> None:
     from toolkit.batch import predict_files
 
@@ -346,7 +347,7 @@ def _with_progress_lines(batches: Iterator[list[str]], path: Path, size: int) ->
 
 
 def interactive(
-    ctx: typer.Context, run: RunOption, top: TopOption = 3, runtime: RuntimeOption = "torch"
+    ctx: typer.Context, run: RunOption, top: TopOption = 3, runtime: RuntimeOption = DEFAULT_RUNTIME
 ) -> None:
     """Type a name, see the guesses; an empty line or Ctrl-D quits."""
     predictor = load_predictor(ctx, run, runtime=runtime)

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from toolkit.cli.common import RunOption, RuntimeOption, load_predictor
+from toolkit.runtimes import DEFAULT_RUNTIME
 
 
 def serve(
@@ -19,7 +20,7 @@ def serve(
     port: Annotated[int, typer.Option(min=0, max=65535, help="TCP port.")] = 5533,
     max_length: Annotated[int, typer.Option(min=1, help="Longest name accepted.")] = 64,
     max_batch: Annotated[int, typer.Option(min=1, help="Most names in one POST.")] = 1000,
-    runtime: RuntimeOption = "torch",
+    runtime: RuntimeOption = DEFAULT_RUNTIME,
 ) -> None:
     """Serve predictions as JSON (/predict/{name}, POST /predict, /labels, /health), the API
     docs at /docs and a page to try names at /."""

@@ -1,0 +1,8 @@
+"""Where a predictor's probabilities come from (`load_run(..., runtime=...)`, `--runtime`)."""
+
+#: The torch model; the model's forward pass on numpy arrays (for a model that has one,
+#: `ModelSpec.array_factory`); either (numpy when there is one); or the ONNX export in onnxruntime.
+RUNTIMES = ("torch", "numpy", "auto", "onnx")
+#: The runtime unless one is asked for: the fastest there is for the model without an export
+#: (the same classes as torch, probabilities equal to about 1e-16).
+DEFAULT_RUNTIME = "auto"
