@@ -70,7 +70,7 @@ def test_every_builtin_model_exports_and_onnxruntime_answers_as_torch(cli, runs,
     path = result.run_dir / ONNX_FILE
     assert f"Wrote {path} ({path.stat().st_size:,} bytes, model '{model}')." in exported.stdout
     texts = list(result.split.test.texts)
-    torch_side = toolkit.load_run(result.run_dir)
+    torch_side = toolkit.load_run(result.run_dir, runtime="torch")
     onnx_side = toolkit.load_run(result.run_dir, runtime="onnx")
     assert onnx_side.scorer is not None and torch_side.scorer is None
     expected, found = torch_side.predict_proba(texts), onnx_side.predict_proba(texts)
@@ -101,7 +101,8 @@ def test_word_ngrams_are_hashed_inside_the_graph_as_torch_hashes_them(runs):
         toolkit.export_run(run_dir)
     texts = ["state-of-the-art", "Li Na", "Don't stop", "C++ and C#", "AT&T 3.5 e-mail", "東京 大阪 x",
              "a b c d e f g h", "MacLeod  O'Neill", "  spaced  out  "]
-    torch_side, onnx_side = toolkit.load_run(run_dir), toolkit.load_run(run_dir, runtime="onnx")
+    torch_side = toolkit.load_run(run_dir, runtime="torch")
+    onnx_side = toolkit.load_run(run_dir, runtime="onnx")
     model = torch_side.model
     assert model.word_order == 2
     indices, lengths = torch_side.encoder.encode(texts)
@@ -368,7 +369,7 @@ def test_serve_and_interactive_answer_through_the_export(runs, tmp_path):
     shutil.copyfile(other / ONNX_FILE, copy / ONNX_FILE)
     name = "Kowalski"
     through_export = toolkit.load_run(copy, runtime="onnx").predict([name], 2)[0]
-    through_torch = toolkit.load_run(copy).predict([name], 2)[0]
+    through_torch = toolkit.load_run(copy, runtime="torch").predict([name], 2)[0]
     exported = [(g.label, round(g.log_probability, 4)) for g in through_export.guesses]
     assert exported != [(g.label, round(g.log_probability, 4)) for g in through_torch.guesses]
 
