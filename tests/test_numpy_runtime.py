@@ -188,7 +188,7 @@ def test_predicting_with_the_numpy_runtime_never_imports_torch(tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     assert heavy_imports(result.stderr) == set()
     assert target.read_bytes() == expected("out.csv")
-    shown = importtime("-m", "toolkit", "predict", "--run", str(FIXTURE / "ngram"), "--runtime", "auto",
+    shown = importtime("-m", "toolkit", "predict", "--run", str(FIXTURE / "ngram"),  # runtime: auto
                        "Hinton", "--json")
     assert shown.returncode == 0, shown.stderr[-2000:]
     assert heavy_imports(shown.stderr) == set()
