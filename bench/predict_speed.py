@@ -9,7 +9,8 @@ in a process of its own:
   time is the whole command: start-up, loading the run, reading, predicting, writing the CSV;
   and the same with `--runtime onnx` (the run exported by `toolkit export` first, not timed), and
   with `--runtime numpy` for a model that has a forward pass on numpy arrays (a linear `ngram`:
-  no torch imported);
+  no torch imported; what `toolkit predict`'s default runtime, auto, picks for it);
+  the other rows ask for `--runtime torch`;
 - fastText (`fasttext-numpy2`, the `toolkit[bench]` extra) trained on the same training split,
   each name one token of character 1-5-grams (its best setting on names in bench/accuracy.py):
   Python's `model.predict(list, k=3)` on the names already in memory;
@@ -58,7 +59,9 @@ ONE_THREAD = {name: "1" for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPEN
 FASTTEXT = "one token, char 1-5, 50 epochs"
 FORMATS = {"names_per_s": ",.0f", "seconds": ".2f", "x_fasttext": ".2f"}
 #: What a toolkit row's label adds for its `--runtime`.
-RUNTIME_LABELS = {"torch": "", "onnx": ", onnxruntime", "numpy": ", numpy runtime (no torch)"}
+RUNTIME_LABELS = {
+    "torch": "", "onnx": ", onnxruntime", "numpy": ", numpy runtime (no torch: what the default, auto, uses)",
+}
 
 
 @dataclass
