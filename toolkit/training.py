@@ -182,6 +182,7 @@ def train(
             f"{loop.seen:,} texts seen)"
         )
     finally:
+        loop.settle()  # an interrupted epoch ends with weights up to date too
         torch.set_num_threads(previous_threads)
     seconds = time.perf_counter() - started
     if best is not None:
@@ -314,6 +315,7 @@ class _Loop:
         local_count = count
         loss_sum, correct, count, scored = distributed.sum_over_ranks(loss_sum, correct, count, scored)
         self.seen += int(count) - local_count  # every rank counts the texts of all ranks
+        self.settle()
         report(advance=unreported * distributed.current().world_size,
                status=self._status(epoch, loss_sum, correct, count, scored, started))
         seconds = time.perf_counter() - started
@@ -323,6 +325,13 @@ class _Loop:
             "seconds": seconds, "names_per_sec": count / max(seconds, 1e-9),
             "lr": self.optimizers[0].param_groups[0]["lr"],
         }
+
+    def settle(self) -> None:
+        """Bring the weights up to date where an optimiser defers work (LazyAdam's lazy weight
+        decay of rows no batch touched lately), before they are evaluated or kept."""
+        for optimizer in self.optimizers:
+            if isinstance(optimizer, LazyAdam):
+                optimizer.settle()
 
     def _loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Cross-entropy for class indices; binary cross-entropy per class for multi-hot targets."""
@@ -536,8 +545,8 @@ def _optimizers(
 ) -> list[torch.optim.Optimizer]:
     """The configured optimiser for dense parameters; for embeddings marked sparse, which
     update only the rows a batch used (a large n-gram table stays fast), plain SGD when the
-    optimiser is sgd and Adam's sparse update otherwise (toolkit.sparse_adam; neither with
-    weight decay)."""
+    optimiser is sgd (without weight decay) and Adam's sparse update otherwise
+    (toolkit.sparse_adam, with weight_decay as AdamW's decoupled decay, applied lazily)."""
     optimizers: list[torch.optim.Optimizer] = []
     kinds = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
     if dense:
@@ -545,7 +554,7 @@ def _optimizers(
     if sparse and config.optimizer == "sgd":
         optimizers.append(torch.optim.SGD(sparse, lr=config.lr))  # sparse steps, no decay
     elif sparse:
-        optimizers.append(LazyAdam(sparse, lr=config.lr))  # SparseAdam's update, faster
+        optimizers.append(LazyAdam(sparse, lr=config.lr, weight_decay=config.weight_decay))
     if not optimizers:
         raise ToolkitError("the model has no trainable parameters.")
     return optimizers
