@@ -61,6 +61,13 @@ class TrainConfig(Config):
         "the rows a batch touches, catching up on the steps they missed; none with sgd.",
         min=0, search=Space.choice(0.0, 1e-5, 1e-4, 1e-3), zero="off",
     )
+    average: float = param_field(
+        0.0, "Validate and keep a moving average of the weights at the ends of the epochs instead of "
+        "the weights themselves (Polyak averaging; training goes on from its own weights): each "
+        "epoch's end moves the average towards the weights by this share (at least 1/epoch), so "
+        "0.5 halves each older epoch's part; 0 off, 1 the same as off.",
+        min=0, max=1, zero="off",
+    )
     schedule: str = param_field(
         "cosine", "Learning-rate schedule: constant, or cosine decay to zero over the whole run.",
         choices=("constant", "cosine"),

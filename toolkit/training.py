@@ -17,6 +17,7 @@ after training, on validation: toolkit.multilabel).
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import functools
@@ -44,6 +45,7 @@ from toolkit.precomputed import Precomputed, offers_precompute, precompute
 from toolkit.sparse_adam import LazyAdam
 from toolkit.train_config import TrainConfig
 from toolkit.types import Encoder, TextDataset
+from toolkit.weight_average import EpochAverage
 
 #: Bucketing sorts this many batches' worth of names by length at a time, then shuffles batches.
 BUCKET_WINDOW = 50
@@ -137,6 +139,7 @@ def train(
     epoch_sizes = list(_epoch_sizes(total, len(train_data)))
     steps = sum(math.ceil(size / batching.batch_size) for size in epoch_sizes)
     loop = _Loop(model, config, data, train_data, steps, callbacks)
+    average = EpochAverage(network, config.average) if config.average else None
     rows: list[dict[str, Any]] = []
     best: tuple[float, int, dict[str, torch.Tensor]] | None = None
     stop_reason = "completed"
@@ -154,13 +157,17 @@ def train(
                 epoch_start = time.perf_counter()
                 batches = distributed.shard(_epoch_batches(train_data, data.lengths, size, batching, rng))
                 row = loop.run_epoch(epoch, batches, functools.partial(bar.update, task))
-                if val is not None and ranks.is_main:
-                    row["val_loss"], row["val_acc"] = _evaluate(network, val)
-                    if not math.isfinite(row["val_loss"]):
-                        raise _diverged(row["val_loss"], epoch, loop.step, config, "validation ")
-                    score = row["val_loss"] if config.select == "loss" else -row["val_acc"]
-                    if best is None or score < best[0]:
-                        best = (score, epoch, copy.deepcopy(network.state_dict()))
+                if average is not None:
+                    average.update()
+                validated = average.applied() if average is not None else contextlib.nullcontext()
+                with validated:
+                    if val is not None and ranks.is_main:
+                        row["val_loss"], row["val_acc"] = _evaluate(network, val)
+                        if not math.isfinite(row["val_loss"]):
+                            raise _diverged(row["val_loss"], epoch, loop.step, config, "validation ")
+                        score = row["val_loss"] if config.select == "loss" else -row["val_acc"]
+                        if best is None or score < best[0]:
+                            best = (score, epoch, copy.deepcopy(network.state_dict()))
                 row["seconds"] = time.perf_counter() - epoch_start
                 rows.append(row)
                 if log_epochs:  # no bar in a log: a plain line per epoch, as pip and git write there
@@ -187,6 +194,8 @@ def train(
     seconds = time.perf_counter() - started
     if best is not None:
         network.load_state_dict(best[2])
+    elif average is not None and average.epochs:  # no validation: the last average is the result
+        average.apply()
     network.eval()
     history = pd.DataFrame(rows, columns=HISTORY_COLUMNS)
     return TrainResult(
