@@ -17,7 +17,7 @@ from toolkit.plugins.ngram_model import NgramModel
 from toolkit.plugins.onehot import OneHotEncoder
 from toolkit.precomputed import precompute
 from toolkit.sparse_adam import LazyAdam, touched_rows
-from toolkit.training import train
+from toolkit.training import _Batches, _evaluate, train
 
 
 def sparse_grad(rows: list[int], values: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -51,6 +51,77 @@ def test_lazy_adam_makes_sparse_adams_updates():
     assert not moved[20:].any()
     # and the untouched rows kept their initial values, moments included
     assert torch.equal(optimizers[0].state[ours]["moments"][20:], torch.zeros(30, 2, 4))
+
+
+def dense_decay_then_lazy_adam(param: nn.Parameter, optimizer: LazyAdam, weight_decay: float) -> None:
+    """The exact decoupled decay: every row of the table decays at every step (AdamW's order:
+    decay first, then the Adam step), here before a LazyAdam step without decay."""
+    with torch.no_grad():
+        param.mul_(1 - optimizer.param_groups[0]["lr"] * weight_decay)
+    optimizer.step()
+
+
+def test_lazy_weight_decay_equals_decaying_every_row_at_every_step():
+    torch.manual_seed(0)
+    size, weight_decay = (40, 3), 0.5
+    lazy = nn.Parameter(torch.randn(size))
+    dense = nn.Parameter(lazy.detach().clone())
+    ours, reference = LazyAdam([lazy], lr=0.1, weight_decay=weight_decay), LazyAdam([dense], lr=0.1)
+    schedules = [torch.optim.lr_scheduler.CosineAnnealingLR(o, T_max=12) for o in (ours, reference)]
+    generator = torch.Generator().manual_seed(1)
+    for step in range(12):
+        # rows 30-39 are never touched, rows 0-9 only now and then: they owe several steps' decay
+        low = 0 if step % 4 == 0 else 10
+        rows = torch.randint(low, 30, (15,), generator=generator).tolist()
+        values = torch.randn(15, 3, generator=generator)
+        lazy.grad, dense.grad = sparse_grad(rows, values, size), sparse_grad(rows, values, size)
+        ours.step()
+        dense_decay_then_lazy_adam(dense, reference, weight_decay)
+        for scheduler in schedules:
+            scheduler.step()
+    assert not torch.allclose(lazy, dense, rtol=1e-3, atol=1e-3)  # until the rows owing decay get it
+    ours.settle()
+    torch.testing.assert_close(lazy, dense, rtol=1e-5, atol=1e-6)
+    settled = lazy.detach().clone()
+    ours.settle()
+    assert torch.equal(lazy, settled)
+
+
+def test_no_weight_decay_is_exactly_the_update_without_it():
+    torch.manual_seed(0)
+    size = (30, 2)
+    default = nn.Parameter(torch.randn(size))
+    zero = nn.Parameter(default.detach().clone())
+    optimizers = LazyAdam([default], lr=0.1), LazyAdam([zero], lr=0.1, weight_decay=0.0)
+    generator = torch.Generator().manual_seed(1)
+    for _ in range(5):
+        rows = torch.randint(0, 20, (12,), generator=generator).tolist()
+        values = torch.randn(12, 2, generator=generator)
+        for param, optimizer in zip((default, zero), optimizers, strict=True):
+            param.grad = sparse_grad(rows, values, size)
+            optimizer.step()
+        optimizers[1].settle()
+    assert torch.equal(default, zero)
+    assert "decayed_at" not in optimizers[1].state[zero]  # no per-row bookkeeping either
+
+
+def test_the_trainer_decays_ngrams_table_with_train_weight_decay(texts):
+    """train.weight_decay reaches the sparse table (it ends smaller), and the weights validated
+    are the weights kept: the rows no batch touched lately have had their decay applied."""
+    data = toolkit.TextDataset.from_pairs(texts, ["abc"[i % 3] for i in range(len(texts))])
+    encoder = OneHotEncoder("auto")
+    encoder.fit(data.texts)
+    norms = {}
+    for weight_decay in (0.0, 1.0):
+        torch.manual_seed(0)
+        model = NgramModel(encoder.vocab_size, 3, NgramConfig(buckets=2048))
+        params = {"epochs": 3, "batch_size": 16, "lr": 0.1, "weight_decay": weight_decay,
+                  "select": "loss", "patience": 0}
+        result = train(model, encoder, data, data, params, progress=False)
+        norms[weight_decay] = model.bag.weight.detach().norm().item()
+        kept = result.history.loc[result.history["epoch"] == result.best_epoch, "val_loss"].iloc[0]
+        assert _evaluate(result.model, _Batches(encoder, data, torch.device("cpu")))[0] == pytest.approx(kept)
+    assert norms[1.0] < 0.9 * norms[0.0]
 
 
 def test_lazy_adam_refuses_a_dense_gradient():

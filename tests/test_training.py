@@ -21,6 +21,7 @@ from toolkit.plugins.torch_rnn import TorchRNNConfig
 from toolkit.plugins.torch_rnn_model import TorchRNN
 from toolkit.train_config import TRAIN_PARAMS, TrainConfig
 from toolkit.training import _class_weights, _epoch_batches, train
+from toolkit.weight_average import EpochAverage
 
 LANGUAGES = ("Greek", "Japanese", "Polish", "Italian")
 # One thread: on a busy machine two torch threads made these small trainings 20-60x slower.
@@ -140,6 +141,38 @@ def test_early_stopping_keeps_the_best_validation_weights(parts):
     probabilities = predict_proba(result.model, encoder, misleading.texts)
     kept_loss = -np.log(probabilities[np.arange(len(misleading)), misleading.targets]).mean()
     assert math.isclose(kept_loss, history["val_loss"].min(), rel_tol=1e-4)
+
+
+def test_epoch_average_moves_towards_each_epochs_weights_by_its_share():
+    model = nn.Linear(2, 1, bias=False)
+    average = EpochAverage(model, share=0.25)
+    for value in (4.0, 8.0, 0.0):  # the weights at the ends of three epochs
+        with torch.no_grad():
+            model.weight.fill_(value)
+        average.update()
+    # epoch 1 starts it (4); epoch 2 moves it by 1/2 (6); epoch 3 by max(0.25, 1/3) (4)
+    with average.applied():
+        torch.testing.assert_close(model.weight, torch.full((1, 2), 4.0))
+    assert torch.equal(model.weight, torch.zeros(1, 2))  # its own weights again after the block
+
+
+def test_averaging_validates_and_keeps_the_average_while_training_goes_on_from_the_weights(parts):
+    train_data, held_out = parts
+    encoder = fitted_encoder(train_data)
+    params = {**FAST, "epochs": 5, "select": "loss"}
+    results = {share: train(new_model(encoder), encoder, train_data, held_out,
+                            {**params, "average": share}, progress=False) for share in (0.0, 0.5, 1.0)}
+    plain, averaged, whole_share = (results[share].history for share in (0.0, 0.5, 1.0))
+    timing = ["seconds", "names_per_sec"]
+    pd.testing.assert_frame_equal(plain.drop(columns=timing), whole_share.drop(columns=timing))
+    np.testing.assert_array_equal(plain["train_loss"], averaged["train_loss"])  # the same training
+    assert plain["val_loss"].iloc[0] == averaged["val_loss"].iloc[0]  # epoch 1: the weights themselves
+    assert not np.allclose(plain["val_loss"].iloc[1:], averaged["val_loss"].iloc[1:])
+    result = results[0.5]
+    probabilities = predict_proba(result.model, encoder, held_out.texts)
+    kept_loss = -np.log(probabilities[np.arange(len(held_out)), held_out.targets]).mean()
+    best = averaged.loc[averaged["epoch"] == result.best_epoch, "val_loss"].iloc[0]
+    assert math.isclose(kept_loss, best, rel_tol=1e-4)
 
 
 def test_patience_running_out_on_the_last_epoch_is_no_early_stop(parts):
@@ -346,6 +379,8 @@ def test_predict_proba_keeps_the_order_of_the_texts(parts):
     ({"clip": "nan"}, "parameter 'clip' must be a finite number, at least 0; got nan."),
     ({"optimizer": "lbfgs"}, "must be one of adam, adamw, sgd"),
     ({"epoch": 3}, "Did you mean 'epochs'"),
+    ({"lr": 0.5, "weight_decay": 2}, "needs lr \\* weight_decay below 1"),
+    ({"average": 1.5}, "parameter 'average' must be at least 0 and at most 1"),
 ])
 def test_bad_trainer_parameters_are_user_errors(params, message):
     with pytest.raises(toolkit.ToolkitError, match=message):

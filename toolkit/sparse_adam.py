@@ -7,6 +7,14 @@ batch and updates the moments through sparse-tensor operations, which made it ab
 an `ngram` training step (profiled with py-spy). Here the touched rows are found without
 sorting: each occurrence writes its position into a table with one slot per row, and an
 occurrence is its row's representative when it reads its own position back.
+
+Weight decay is decoupled (AdamW's: a row is multiplied by 1 - lr * weight_decay before its
+Adam step) and lazy, so a step still touches only the batch's rows: the optimiser keeps the
+running log of every step's decay factor, and each row the log at which it was last brought up
+to date. A touched row first catches up on every step's decay since then (the product of the
+factors of the steps it missed, at their own learning rates), which is exactly the decay a
+dense AdamW would have applied to it step by step; `settle()` brings the rows no batch touched
+lately up to date too (the trainer calls it before it evaluates or keeps the weights).
 """
 
 from __future__ import annotations
@@ -30,13 +38,45 @@ def touched_rows(rows: torch.Tensor, slots: torch.Tensor) -> tuple[torch.Tensor,
 
 
 class LazyAdam(torch.optim.Optimizer):
-    """`torch.optim.SparseAdam`'s update, faster: for parameters with sparse gradients."""
+    """`torch.optim.SparseAdam`'s update, faster: for parameters with sparse gradients; with
+    `weight_decay`, AdamW's decoupled decay applied lazily (see the module's docstring)."""
 
     def __init__(
         self, params: Iterable[torch.nn.Parameter], lr: float = 1e-3,
-        betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+        betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8, weight_decay: float = 0.0,
     ) -> None:
-        super().__init__(params, {"lr": lr, "betas": betas, "eps": eps})
+        if weight_decay < 0:
+            raise ValueError(f"weight_decay must be 0 or more; got {weight_decay}")
+        super().__init__(params, {"lr": lr, "betas": betas, "eps": eps, "weight_decay": weight_decay})
+
+    @torch.no_grad()
+    def settle(self) -> None:
+        """Apply the decay every row still owes (rows no batch touched since their last step), so
+        the weights are those of dense decoupled decay. Calling it again changes nothing."""
+        for param in (param for group in self.param_groups for param in group["params"]):
+            state = self.state.get(param, {})
+            if "decayed_at" in state:
+                owed = torch.exp(state["decay_log"] - state["decayed_at"]).to(param.dtype)
+                param.mul_(owed.view(-1, *[1] * (param.dim() - 1)))
+                state["decayed_at"].fill_(state["decay_log"])
+
+    @staticmethod
+    def _decay(state: dict, param: torch.Tensor, decay: float) -> None:
+        """Add this step's decay factor (1 - decay) to the running log of `param`'s decay."""
+        if decay >= 1:
+            raise ValueError(f"lr * weight_decay must be below 1; got {decay}")
+        if "decayed_at" not in state:
+            state["decay_log"] = 0.0
+            state["decayed_at"] = torch.zeros(len(param), dtype=torch.float64, device=param.device)
+        state["decay_log"] += math.log1p(-decay)
+
+    @staticmethod
+    def _catch_up(state: dict, updated: torch.Tensor, rows: torch.Tensor) -> None:
+        """Multiply the touched rows (`updated`, gathered) by the decay they owe, this step's
+        included, and mark them up to date."""
+        owed = torch.exp(state["decay_log"] - state["decayed_at"].index_select(0, rows))
+        updated.mul_(owed.to(updated.dtype).view(-1, *[1] * (updated.dim() - 1)))
+        state["decayed_at"].index_fill_(0, rows, state["decay_log"])
 
     @torch.no_grad()
     def step(self, closure=None):  # noqa: ANN001, ANN201 - torch's signature
@@ -55,6 +95,9 @@ class LazyAdam(torch.optim.Optimizer):
                     # both moments of a row side by side: one gather and one scatter per step
                     state["moments"] = param.new_zeros((len(param), 2, *param.shape[1:]))
                     state["slots"] = torch.empty(len(param), dtype=torch.int32, device=param.device)
+                decay = group["lr"] * group["weight_decay"]
+                if decay:
+                    self._decay(state, param, decay)
                 occurrences, values = grad._indices()[0], grad._values()
                 if not len(occurrences):
                     continue
@@ -70,6 +113,9 @@ class LazyAdam(torch.optim.Optimizer):
                 step_size = group["lr"] * math.sqrt(1 - beta2**step) / (1 - beta1**step)
                 denominator = exp_avg_sq.sqrt().add_(group["eps"])
                 # a gather and a copy: index_add_ adds row by row, several times slower here
-                updated = param.index_select(0, rows).addcdiv_(exp_avg, denominator, value=-step_size)
+                updated = param.index_select(0, rows)
+                if "decayed_at" in state:  # decoupled decay: rows owing some catch up before the step
+                    self._catch_up(state, updated, rows)
+                updated.addcdiv_(exp_avg, denominator, value=-step_size)
                 param.index_copy_(0, rows, updated)
         return loss

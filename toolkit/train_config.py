@@ -56,7 +56,17 @@ class TrainConfig(Config):
         above=0, search=Space.range(1e-4, 0.05, log=True),
     )
     weight_decay: float = param_field(
-        0.0, "L2 penalty on the weights.", min=0, search=Space.choice(0.0, 1e-5, 1e-4, 1e-3), zero="off",
+        0.0, "Weight decay: an L2 penalty on the weights (decoupled with adamw). Embeddings a model "
+        "marks sparse (ngram's table) get AdamW's decoupled decay with adam and adamw, applied to "
+        "the rows a batch touches, catching up on the steps they missed; none with sgd.",
+        min=0, search=Space.choice(0.0, 1e-5, 1e-4, 1e-3), zero="off",
+    )
+    average: float = param_field(
+        0.0, "Validate and keep a moving average of the weights at the ends of the epochs instead of "
+        "the weights themselves (Polyak averaging; training goes on from its own weights): each "
+        "epoch's end moves the average towards the weights by this share (at least 1/epoch), so "
+        "0.5 halves each older epoch's part; 0 off, 1 the same as off.",
+        min=0, max=1, zero="off",
     )
     schedule: str = param_field(
         "cosine", "Learning-rate schedule: constant, or cosine decay to zero over the whole run.",
@@ -128,6 +138,9 @@ class TrainConfig(Config):
     )
 
     def check(self) -> str | None:
+        if self.lr * self.weight_decay >= 1:
+            return (f"needs lr * weight_decay below 1 (each step multiplies the weights by 1 - lr * "
+                    f"weight_decay); got lr={self.lr}, weight_decay={self.weight_decay}")
         return threshold_problem(self.threshold)
 
     @classmethod

@@ -17,6 +17,7 @@ after training, on validation: toolkit.multilabel).
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import functools
@@ -44,6 +45,7 @@ from toolkit.precomputed import Precomputed, offers_precompute, precompute
 from toolkit.sparse_adam import LazyAdam
 from toolkit.train_config import TrainConfig
 from toolkit.types import Encoder, TextDataset
+from toolkit.weight_average import EpochAverage
 
 #: Bucketing sorts this many batches' worth of names by length at a time, then shuffles batches.
 BUCKET_WINDOW = 50
@@ -155,6 +157,7 @@ def _train_one(
     epoch_sizes = list(_epoch_sizes(total, len(train_data)))
     steps = sum(math.ceil(size / batching.batch_size) for size in epoch_sizes)
     loop = _Loop(model, config, data, train_data, steps, callbacks)
+    average = EpochAverage(network, config.average) if config.average else None
     rows: list[dict[str, Any]] = []
     best: tuple[float, int, dict[str, torch.Tensor]] | None = None
     stop_reason = "completed"
@@ -169,13 +172,17 @@ def _train_one(
                 epoch_start = time.perf_counter()
                 batches = distributed.shard(_epoch_batches(train_data, data.lengths, size, batching, rng))
                 row = loop.run_epoch(epoch, batches, functools.partial(bar.update, task))
-                if val is not None and ranks.is_main:
-                    row["val_loss"], row["val_acc"] = _evaluate(network, val)
-                    if not math.isfinite(row["val_loss"]):
-                        raise _diverged(row["val_loss"], epoch, loop.step, config, "validation ")
-                    score = row["val_loss"] if config.select == "loss" else -row["val_acc"]
-                    if best is None or score < best[0]:
-                        best = (score, epoch, copy.deepcopy(network.state_dict()))
+                if average is not None:
+                    average.update()
+                validated = average.applied() if average is not None else contextlib.nullcontext()
+                with validated:
+                    if val is not None and ranks.is_main:
+                        row["val_loss"], row["val_acc"] = _evaluate(network, val)
+                        if not math.isfinite(row["val_loss"]):
+                            raise _diverged(row["val_loss"], epoch, loop.step, config, "validation ")
+                        score = row["val_loss"] if config.select == "loss" else -row["val_acc"]
+                        if best is None or score < best[0]:
+                            best = (score, epoch, copy.deepcopy(network.state_dict()))
                 row["seconds"] = time.perf_counter() - epoch_start
                 rows.append(row)
                 if log_epochs:  # no bar in a log: a plain line per epoch, as pip and git write there
@@ -196,9 +203,13 @@ def _train_one(
             f"interrupted in epoch {epoch} of {len(epoch_sizes)} ({len(rows)} completed, "
             f"{loop.seen:,} texts seen)"
         )
+    finally:
+        loop.settle()  # an interrupted epoch ends with weights up to date too
     seconds = time.perf_counter() - started
     if best is not None:
         network.load_state_dict(best[2])
+    elif average is not None and average.epochs:  # no validation: the last average is the result
+        average.apply()
     network.eval()
     history = pd.DataFrame(rows, columns=HISTORY_COLUMNS)
     return TrainResult(
@@ -327,6 +338,7 @@ class _Loop:
         local_count = count
         loss_sum, correct, count, scored = distributed.sum_over_ranks(loss_sum, correct, count, scored)
         self.seen += int(count) - local_count  # every rank counts the texts of all ranks
+        self.settle()
         report(advance=unreported * distributed.current().world_size,
                status=self._status(epoch, loss_sum, correct, count, scored, started))
         seconds = time.perf_counter() - started
@@ -336,6 +348,13 @@ class _Loop:
             "seconds": seconds, "names_per_sec": count / max(seconds, 1e-9),
             "lr": self.optimizers[0].param_groups[0]["lr"],
         }
+
+    def settle(self) -> None:
+        """Bring the weights up to date where an optimiser defers work (LazyAdam's lazy weight
+        decay of rows no batch touched lately), before they are evaluated or kept."""
+        for optimizer in self.optimizers:
+            if isinstance(optimizer, LazyAdam):
+                optimizer.settle()
 
     def _loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Cross-entropy for class indices; binary cross-entropy per class for multi-hot targets."""
@@ -549,8 +568,8 @@ def _optimizers(
 ) -> list[torch.optim.Optimizer]:
     """The configured optimiser for dense parameters; for embeddings marked sparse, which
     update only the rows a batch used (a large n-gram table stays fast), plain SGD when the
-    optimiser is sgd and Adam's sparse update otherwise (toolkit.sparse_adam; neither with
-    weight decay)."""
+    optimiser is sgd (without weight decay) and Adam's sparse update otherwise
+    (toolkit.sparse_adam, with weight_decay as AdamW's decoupled decay, applied lazily)."""
     optimizers: list[torch.optim.Optimizer] = []
     kinds = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
     if dense:
@@ -558,7 +577,7 @@ def _optimizers(
     if sparse and config.optimizer == "sgd":
         optimizers.append(torch.optim.SGD(sparse, lr=config.lr))  # sparse steps, no decay
     elif sparse:
-        optimizers.append(LazyAdam(sparse, lr=config.lr))  # SparseAdam's update, faster
+        optimizers.append(LazyAdam(sparse, lr=config.lr, weight_decay=config.weight_decay))
     if not optimizers:
         raise ToolkitError("the model has no trainable parameters.")
     return optimizers

@@ -126,7 +126,7 @@ def register_models(register) -> None:
             train_search={"lr": toolkit.Space.range(0.03, 1.0, log=True)},
             train_defaults={
                 "epochs": 10, "batch_size": 256, "lr": 0.1, "label_smoothing": 0.0,
-                "select": "accuracy", "patience": 3,
+                "select": "accuracy", "patience": 3, "average": 0.5,
             },
         )
     )
