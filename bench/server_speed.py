@@ -1,7 +1,8 @@
 """The server's speed: requests per second and latency of `toolkit serve` under a bounded load.
 
 For each model (default `ngram` and `scratch-rnn`, each trained one epoch on the names data, seed
-0) it starts `toolkit serve --run RUN --port 0` on 127.0.0.1 in a process of its own and drives it
+0) it starts `toolkit serve --run RUN --port 0` on 127.0.0.1 in a process of its own (the default
+runtime, auto: numpy for the linear `ngram`, torch for the others) and drives it
 from this process with a bounded load generator: `--clients` threads (default 4), each with its
 own keep-alive HTTP connection, sending requests one after another until the fixed number of
 requests is spent (nothing is queued beyond one request per client). Two workloads:
