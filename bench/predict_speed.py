@@ -126,7 +126,9 @@ def toolkit_row(model: str, runtime: str = "torch") -> Callable[[Setup], dict[st
         command = [sys.executable, "-m", "toolkit", "predict", "--run", str(run), "--input", str(setup.names),
                    "--output", str(setup.folder / "out.csv"), "--top", "3", "--threads", "1",
                    "--runtime", runtime]
-        label = f"toolkit predict, `{model}`" + RUNTIME_LABELS[runtime]
+        torch_asked = runtime == "torch" and has_numpy_runtime(model)  # not what its default uses
+        label = f"toolkit predict, `{model}`"
+        label += ", `--runtime torch`" if torch_asked else RUNTIME_LABELS[runtime]
         return row(label, "the whole command", setup, timed(command, setup.repeats))
 
     return measure
