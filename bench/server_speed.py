@@ -177,7 +177,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         SECTION, "",
         f"`{command}` on {machine()}; {before} before, {after} after.",
         "",
-        "`toolkit serve` (one process, torch on one thread) on 127.0.0.1, runs trained one epoch on the "
+        "`toolkit serve` (one process, one thread, its default runtime: numpy for `ngram`, torch for the "
+        "others) on 127.0.0.1, runs trained one epoch on the "
         f"names data; {args.clients} client threads on keep-alive connections, one request in flight each, "
         f"names drawn from the names data; after {WARM_UP} uncounted warm-up requests. Latency is "
         "the client's,"
@@ -185,6 +186,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         "",
         markdown(pd.DataFrame(rows), {"requests_per_s": ",.1f", "names_per_s": ",.0f", "p50_ms": ".1f",
                                       "p99_ms": ".1f", "count": ",d"}),
+        "", "",  # a blank line before the next section's heading
     ])
     publish(text, SECTION, args.write)
 
