@@ -258,12 +258,7 @@ class ModelSpec:
         """The model: `factory(vocab_size=, num_classes=, **params)`, plus `encoder=` when the
         factory names that argument and an encoder is given, and `multi_label=True` when the
         run is multi-label and the factory names that argument."""
-        extra: dict[str, Any] = {}
-        if encoder is not None and takes_encoder(self.factory):
-            extra["encoder"] = encoder
-        if multi_label and takes_encoder(self.factory, "multi_label"):
-            extra["multi_label"] = True
-        return self.factory(vocab_size=vocab_size, num_classes=num_classes, **params, **extra)
+        return _call(self.factory, vocab_size, num_classes, params, encoder, multi_label)
 
     def build_arrays(
         self, *, vocab_size: int, num_classes: int, params: Mapping[str, Any], encoder: Encoder | None = None,
@@ -273,12 +268,21 @@ class ModelSpec:
         `factory`); None when the model offers none for these parameters."""
         if self.array_factory is None:
             return None
-        extra: dict[str, Any] = {}
-        if encoder is not None and takes_encoder(self.array_factory):
-            extra["encoder"] = encoder
-        if multi_label and takes_encoder(self.array_factory, "multi_label"):
-            extra["multi_label"] = True
-        return self.array_factory(vocab_size=vocab_size, num_classes=num_classes, **params, **extra)
+        return _call(self.array_factory, vocab_size, num_classes, params, encoder, multi_label)
+
+
+def _call(
+    factory: Callable[..., Any], vocab_size: int, num_classes: int, params: Mapping[str, Any],
+    encoder: Encoder | None, multi_label: bool,
+) -> Any:
+    """`factory(vocab_size=, num_classes=, **params)`, plus `encoder=` when it names that argument
+    and an encoder is given, and `multi_label=True` when the run is and it names that argument."""
+    extra: dict[str, Any] = {}
+    if encoder is not None and takes_encoder(factory):
+        extra["encoder"] = encoder
+    if multi_label and takes_encoder(factory, "multi_label"):
+        extra["multi_label"] = True
+    return factory(vocab_size=vocab_size, num_classes=num_classes, **params, **extra)
 
 
 class ArrayModel(Protocol):

@@ -39,3 +39,15 @@ def word_tables(symbols: Sequence[str]) -> tuple[list[bool], list[bool], list[in
     solo = [char != "" and is_solo(char) for char in symbols]
     fold = [index.get(char.lower(), i) if char else i for i, char in enumerate(symbols)]
     return word, solo, fold
+
+
+def checked_word_tables(
+    symbols: Sequence[str] | None, vocab_size: int
+) -> tuple[list[bool], list[bool], list[int]]:
+    """`word_tables` of the encoder's `symbols`, refused in one line unless there is one per index."""
+    if symbols is None or len(symbols) != vocab_size:
+        raise toolkit.ToolkitError(
+            f"model 'ngram' reads words from the encoder's symbols, one per index; got "
+            f"{'none' if symbols is None else len(symbols)} for vocab_size={vocab_size}."
+        )
+    return word_tables(symbols)

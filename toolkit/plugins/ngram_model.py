@@ -47,6 +47,7 @@ from toolkit.plugins.ngram_hash import (  # noqa: F401  (JOINERS, SOLO_RANGES, i
     ONE_MODULO_VOCABULARY,
     SOLO_RANGES,
     WORD_SALT,
+    checked_word_tables,
     is_solo,
     word_tables,
 )
@@ -109,12 +110,7 @@ class NgramModel(nn.Module):
         self.head = nn.Sequential(*layers)
         self.word_order = word_order
         if word_order:
-            if symbols is None or len(symbols) != vocab_size:
-                raise toolkit.ToolkitError(
-                    f"model 'ngram' reads words from the encoder's symbols, one per index; got "
-                    f"{'none' if symbols is None else len(symbols)} for vocab_size={vocab_size}."
-                )
-            word, solo, fold = word_tables(symbols)
+            word, solo, fold = checked_word_tables(symbols, vocab_size)
             # Derived from the encoder's alphabet, which the run saves: not saved with the weights.
             self.register_buffer("word_char", torch.tensor(word), persistent=False)
             self.register_buffer("solo_char", torch.tensor(solo), persistent=False)

@@ -19,8 +19,7 @@ from functools import cache
 
 import numpy as np
 
-import toolkit
-from toolkit.plugins.ngram_hash import HASH_BASE, HASH_MODULUS, WORD_SALT, word_tables
+from toolkit.plugins.ngram_hash import HASH_BASE, HASH_MODULUS, WORD_SALT, checked_word_tables
 
 #: The weights' names, as the torch model's state_dict has them.
 TABLE, BIAS = "bag.weight", "bias"
@@ -58,12 +57,7 @@ class NgramArrays:
         #: The weights read, by name and shape (checked against the file before `load`).
         self.shapes: dict[str, tuple[int, ...]] = {TABLE: (buckets, num_classes), BIAS: (num_classes,)}
         if word_order:
-            if symbols is None or len(symbols) != vocab_size:
-                raise toolkit.ToolkitError(
-                    f"model 'ngram' reads words from the encoder's symbols, one per index; got "
-                    f"{'none' if symbols is None else len(symbols)} for vocab_size={vocab_size}."
-                )
-            word, solo, fold = word_tables(symbols)
+            word, solo, fold = checked_word_tables(symbols, vocab_size)
             self.word_char, self.solo_char = np.asarray(word, dtype=bool), np.asarray(solo, dtype=bool)
             self.folded = np.asarray(fold, dtype=np.int64)
         self.table = np.zeros((buckets, num_classes), dtype=np.float32)
