@@ -188,7 +188,7 @@ def test_builtin_plugins_use_only_the_public_api(module):
     source = Path(REPO, *module.split(".")).with_suffix(".py").read_text(encoding="utf-8")
     own = {m for m in BUILTIN_MODULES if plugin_of(m) == plugin_of(module)}
     imports = re.findall(r"^\s*(?:from|import) (toolkit[\w.]*)", source, re.MULTILINE)
-    assert set(imports) - own == {"toolkit"}, f"{module} imports toolkit internals: {imports}"
+    assert set(imports) - own <= {"toolkit"}, f"{module} imports toolkit internals: {imports}"
     for name in sorted(own, key=len, reverse=True):
         source = source.replace(name, "")
     used = set(re.findall(r"\btoolkit\.(\w+)", source))
