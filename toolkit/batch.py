@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 from toolkit.csv_cells import safe_cell
 from toolkit.errors import ToolkitError
 from toolkit.limits import check_processes
-from toolkit.runtimes import DEFAULT_RUNTIME, RUNTIMES
+from toolkit.runtimes import DEFAULT_RUNTIME, check_runtime
 from toolkit.safe_files import file_mode, shown
 
 if TYPE_CHECKING:
@@ -221,8 +221,7 @@ def read_run_files(run: str | Path, runtime: str = DEFAULT_RUNTIME) -> dict[str,
     from toolkit.predictor import NEEDED, OPTIONAL
     from toolkit.rundir import open_run
 
-    if runtime not in RUNTIMES:
-        raise ToolkitError(f"unknown runtime '{runtime}'; use one of {', '.join(RUNTIMES)}.")
+    check_runtime(runtime)
     folder, _ = open_run(run, NEEDED)
     present = [name for name in OPTIONAL if (folder / name).is_file()]
     files = {name: (folder / name).read_bytes() for name in (*NEEDED, *present)}

@@ -28,7 +28,7 @@ from toolkit.params import Section, resolve
 from toolkit.ranking import Guess, Prediction, Ranking  # noqa: F401  (Guess: imported from here)
 from toolkit.registry import Registry, load_registry
 from toolkit.rundir import CALIBRATION, CONFIG, ENCODER, LABELS, WEIGHTS, open_run, read_json
-from toolkit.runtimes import DEFAULT_RUNTIME, RUNTIMES
+from toolkit.runtimes import DEFAULT_RUNTIME, check_runtime
 from toolkit.safe_files import shown
 
 if TYPE_CHECKING:
@@ -234,8 +234,7 @@ def load_run(
     without; "onnx", the run's ONNX export (`toolkit export`) in onnxruntime. Each with the same
     encoder, classes and calibration; the torch model of a numpy runtime's predictor is built
     when first used (`Predictor.model`)."""
-    if runtime not in RUNTIMES:
-        raise ToolkitError(f"unknown runtime '{shown(runtime)}'; use one of {', '.join(RUNTIMES)}.")
+    check_runtime(runtime)
     folder, config = open_run(path, NEEDED)
     scorer = None
     if runtime == "onnx":

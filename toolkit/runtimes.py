@@ -6,3 +6,12 @@ RUNTIMES = ("torch", "numpy", "auto", "onnx")
 #: The runtime unless one is asked for: the fastest there is for the model without an export
 #: (the same classes as torch, probabilities equal to about 1e-16).
 DEFAULT_RUNTIME = "auto"
+
+
+def check_runtime(runtime: str) -> None:
+    """Refuse, in one line, a runtime that is not one of `RUNTIMES`."""
+    if runtime not in RUNTIMES:
+        from toolkit.errors import ToolkitError
+        from toolkit.safe_files import shown
+
+        raise ToolkitError(f"unknown runtime '{shown(runtime)}'; use one of {', '.join(RUNTIMES)}.")
