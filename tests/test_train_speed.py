@@ -193,7 +193,7 @@ def test_training_on_precomputed_ids_trains_the_same_model(texts):
     calls = []
     original = fast.forward_precomputed
     fast.forward_precomputed = lambda *groups: calls.append(len(groups)) or original(*groups)
-    params = {"epochs": 3, "batch_size": 16, "lr": 0.1, "patience": 0}
+    params = {"epochs": 3, "batch_size": 16, "lr": 0.1, "patience": 0, "engine": "torch"}
     results = [train(model, encoder, data, data, params, progress=False) for model in (fast, slow)]
     steps, validation_batches = 3 * -(-len(texts) // 16), 3
     assert calls == [2] * (steps + validation_batches)  # every step and validation pass precomputed

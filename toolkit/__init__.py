@@ -24,6 +24,7 @@ from toolkit.types import (
     Encoder,
     EncoderSpec,
     ModelSpec,
+    RowBag,
     TextDataset,
 )
 
@@ -98,6 +99,7 @@ __all__ = [
     "ModelSpec",
     "PAD",
     "Param",
+    "RowBag",
     "Space",
     "TUTORIAL_ALPHABET",
     "TextDataset",

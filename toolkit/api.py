@@ -458,7 +458,7 @@ def _train_and_evaluate(
         truth_sets = multi_hot(split.test.label_sets or (), len(classes))
     model = trained.model.cpu().eval()
     status = {
-        "seconds": round(fit_seconds, 3), "stop_reason": trained.stop_reason,
+        "seconds": round(fit_seconds, 3), "stop_reason": trained.stop_reason, "engine": trained.engine,
         "best_epoch": trained.best_epoch, "interrupted": trained.interrupted,
         "epochs_completed": trained.epochs_completed, "epochs_planned": trained.epochs_planned,
         "truncated_texts": truncated, "world_size": ranks.world_size,

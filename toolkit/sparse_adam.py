@@ -22,7 +22,11 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 
+import numpy as np
 import torch
+
+#: `lazy_adam_rows`'s decay log when there is no weight decay (never read).
+_NO_DECAY = np.zeros(0)
 
 
 def touched_rows(rows: torch.Tensor, slots: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -77,6 +81,46 @@ class LazyAdam(torch.optim.Optimizer):
         owed = torch.exp(state["decay_log"] - state["decayed_at"].index_select(0, rows))
         updated.mul_(owed.to(updated.dtype).view(-1, *[1] * (updated.dim() - 1)))
         state["decayed_at"].index_fill_(0, rows, state["decay_log"])
+
+    def _group_of(self, param: torch.Tensor) -> dict:
+        for group in self.param_groups:
+            if any(p is param for p in group["params"]):
+                return group
+        raise ValueError("the parameter is not one this optimiser updates")
+
+    @torch.no_grad()
+    def step_rows(
+        self, param: torch.nn.Parameter, texts: np.ndarray, offsets: np.ndarray, ids: np.ndarray,
+        weights: np.ndarray, grads: np.ndarray,
+    ) -> None:
+        """`step` for `param`, a bag's table, with its gradient given in the bag's form: text
+        `texts[b]` read the rows `ids[offsets[t]:offsets[t+1]]` times `weights[...]`, and
+        `grads[b]` is the gradient of its features (toolkit.compiled_step). The same update,
+        computed by the compiled loop of toolkit.bag_kernels (numba)."""
+        from toolkit.bag_kernels import lazy_adam_rows
+
+        group = self._group_of(param)
+        beta1, beta2 = group["betas"]
+        state = self.state[param]
+        if not state:
+            state["step"] = 0
+            state["moments"] = param.new_zeros((len(param), 2, *param.shape[1:]))
+        if "stamps" not in state:  # the step that last touched each row
+            state["stamps"] = torch.full((len(param),), -1, dtype=torch.long)
+        decay = group["lr"] * group["weight_decay"]
+        if decay:
+            self._decay(state, param, decay)
+        if offsets[texts + 1].sum() == offsets[texts].sum():  # no row read: as `step` with no occurrence
+            return
+        state["step"] += 1
+        step = state["step"]
+        step_size = group["lr"] * math.sqrt(1 - beta2**step) / (1 - beta1**step)
+        decaying = "decayed_at" in state
+        lazy_adam_rows(
+            texts, offsets, ids, weights, grads, param.detach().numpy(), state["moments"].numpy(),
+            state["stamps"].numpy(), step, step_size, beta1, beta2, group["eps"], decaying,
+            float(state.get("decay_log", 0.0)), state["decayed_at"].numpy() if decaying else _NO_DECAY,
+        )
 
     @torch.no_grad()
     def step(self, closure=None):  # noqa: ANN001, ANN201 - torch's signature

@@ -228,6 +228,7 @@ def check_model(
             "random generator (toolkit seeds it), no other randomness.",
         )
         _check_reload(label, trained, build, indices, lengths, trained_logits)
+        _check_row_bag(label, trained, indices, lengths, trained_logits)
         arrays = spec.build_arrays(vocab_size=encoder.vocab_size, num_classes=num_classes, params=values,
                                    encoder=encoder, multi_label=multi_label)
         if arrays is not None:
@@ -235,6 +236,32 @@ def check_model(
 
 
 # -- the checks ------------------------------------------------------------------------
+
+
+def _check_row_bag(
+    label: str, model: nn.Module, indices: torch.Tensor, lengths: torch.Tensor, logits: torch.Tensor,
+) -> None:
+    """A model offering `row_bag()` (for the compiled training step) gives its logits as the head
+    of the weighted sums of its table's rows, and the table is a sparse embedding's weight."""
+    if not callable(getattr(model, "row_bag", None)):
+        return
+    from toolkit.training import _split_parameters
+
+    _require(callable(getattr(model, "precompute", None)),
+             f"{label}: row_bag() needs precompute() too: the bags are read from precomputed tensors.")
+    form = model.row_bag()
+    _require(any(form.table is p for p in _split_parameters(model)[1]),
+             f"{label}: row_bag()'s table is not the weight of an embedding marked sparse=True.")
+    with torch.no_grad():
+        ids, weights = form.bags(*model.precompute(indices, lengths))
+        ids = ids.long()
+        rows = form.table[ids] * (weights * (ids != PAD)).unsqueeze(2)
+        found = form.head(rows.sum(1))
+    _require(
+        torch.allclose(found, logits, rtol=1e-5, atol=1e-5),
+        f"{label}: row_bag()'s head of the weighted row sums differs from forward's logits (largest "
+        f"difference {float((found - logits).abs().max()):.3g}).",
+    )
 
 
 def _check_arrays(

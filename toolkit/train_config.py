@@ -28,6 +28,10 @@ def threshold_problem(value: str) -> str | None:
     return None
 
 
+#: `train.engine` values (toolkit.compiled_step).
+ENGINES = ("auto", "torch", "compiled")
+
+
 @dataclass(frozen=True)
 class TrainConfig(Config):
     """The trainer's parameters (`train.*`): each declared once, here."""
@@ -109,6 +113,13 @@ class TrainConfig(Config):
         0, "CPU threads for torch; 0 chooses one, which never collapses on a busy machine "
         "(2 is about 1.3x faster on a quiet one); at most the CPUs this machine gives the process.",
         min=0, max=limits.cpu_count(), zero="auto: one thread",
+    )
+    engine: str = param_field(
+        "auto", "How the steps of a model that offers a row bag (ngram's table) are computed: "
+        "compiled (numba loops read and update the table; pip install 'toolkit[fast]'), torch, or "
+        "auto (compiled where it applies, torch otherwise). The same arithmetic in another order: "
+        "results agree to float32 rounding, and the run records the engine that trained it.",
+        choices=ENGINES,
     )
     max_length: int = param_field(
         limits.MAX_TEXT_LENGTH,

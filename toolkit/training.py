@@ -37,6 +37,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from toolkit import distributed
+from toolkit.compiled_step import CompiledStep, compiled_step
 from toolkit.encoded import encode_compact
 from toolkit.errors import ToolkitError
 from toolkit.inference import PREDICT_BATCH, resolve_device
@@ -83,6 +84,7 @@ class TrainResult:
     interrupted: bool = False  # stopped by Ctrl-C (or a callback raising KeyboardInterrupt)
     epochs_completed: int = 0
     epochs_planned: int = 0
+    engine: str = "torch"  # what computed the steps: torch, or compiled (train.engine)
 
 
 def train(
@@ -157,6 +159,8 @@ def _train_one(
     epoch_sizes = list(_epoch_sizes(total, len(train_data)))
     steps = sum(math.ceil(size / batching.batch_size) for size in epoch_sizes)
     loop = _Loop(model, config, data, train_data, steps, callbacks)
+    loop.compiled = compiled_step(config.engine, network, data.precomputed, loop.optimizers, target,
+                                  ranks.world_size)
     average = EpochAverage(network, config.average) if config.average else None
     rows: list[dict[str, Any]] = []
     best: tuple[float, int, dict[str, torch.Tensor]] | None = None
@@ -214,7 +218,7 @@ def _train_one(
     history = pd.DataFrame(rows, columns=HISTORY_COLUMNS)
     return TrainResult(
         network, history, seconds, stop_reason, best[1] if best else None, interrupted, len(rows),
-        len(epoch_sizes),
+        len(epoch_sizes), "compiled" if loop.compiled is not None else "torch",
     )
 
 
@@ -245,7 +249,7 @@ def _train_members(
     device = options["device"]
     model.to(device)
     check_model_reads_encoder(model, _Batches(encoder, train_data, device), len(train_data.classes))
-    histories, reasons, seen, last_epoch = [], [], 0, 0
+    histories, reasons, engines, seen, last_epoch = [], [], [], 0, 0
     interrupted, completed, planned = False, 0, 0
     defaults = TrainConfig().as_dict()
     changed = {k: v for k, v in config.as_dict().items() if v != defaults[k]}
@@ -258,6 +262,7 @@ def _train_members(
         histories.append(history)
         seen += int(history["examples"].iloc[-1]) if len(history) else 0
         reasons.append(f"{name}: {result.stop_reason}")
+        engines.append(f"{name}: {result.engine}")
         completed, planned = completed + result.epochs_completed, planned + result.epochs_planned
         if result.interrupted:
             interrupted = True
@@ -272,7 +277,7 @@ def _train_members(
         model.eval()
     history = pd.concat([*histories, pd.DataFrame([row])], ignore_index=True)[list(HISTORY_COLUMNS)]
     return TrainResult(model, history, time.perf_counter() - started, "; ".join(reasons),
-                       last_epoch + 1, interrupted, completed, planned)
+                       last_epoch + 1, interrupted, completed, planned, "; ".join(engines))
 
 
 class _Loop:
@@ -296,6 +301,7 @@ class _Loop:
             if config.logit_adjust else None
         )
         self.step = self.seen = 0
+        self.compiled: CompiledStep | None = None  # the table's part of each step, compiled
 
     def run_epoch(
         self, epoch: int, batches: list[np.ndarray], report: Callable[..., None]
@@ -306,8 +312,13 @@ class _Loop:
         loss_sum, correct, count, unreported, last_report = 0.0, 0, 0, 0, started
         scored = 0  # the denominator of train_acc: texts, or for multi-label 2tp + fp + fn
         for rows in batches:
-            inputs, y = self.data.inputs(rows)
-            logits = self.data.forward(self.model, inputs)
+            if self.compiled is not None:
+                y = self.data.targets_of(rows)
+                features = self.compiled.features(rows)
+                logits = self.compiled.form.head(features)
+            else:
+                inputs, y = self.data.inputs(rows)
+                logits = self.data.forward(self.model, inputs)
             trained_logits = logits if self.logit_shift is None else logits + self.logit_shift
             loss = self._loss(trained_logits, y)
             loss_value = loss.item()
@@ -318,6 +329,8 @@ class _Loop:
             loss.backward()
             if self.config.clip and self.dense:  # norms of sparse gradients are not defined
                 nn.utils.clip_grad_norm_(self.dense, self.config.clip)
+            if self.compiled is not None:  # the table's update; its optimiser's step() then skips it
+                self.compiled.update(rows, features)
             for optimizer, scheduler in zip(self.optimizers, self.schedulers, strict=True):
                 optimizer.step()
                 scheduler.step()
@@ -434,6 +447,9 @@ class _Batches:
             return (x, lengths), y
         rows_t = torch.from_numpy(np.asarray(rows, dtype=np.int64))
         return self.precomputed.take(rows_t, self.device), self.targets[rows_t].to(self.device)
+
+    def targets_of(self, rows: np.ndarray) -> torch.Tensor:
+        return self.targets[torch.from_numpy(np.asarray(rows, dtype=np.int64))].to(self.device)
 
     def forward(self, model: nn.Module, inputs: tuple[torch.Tensor, ...]) -> torch.Tensor:
         """`model`'s logits for `inputs(rows)`."""

@@ -301,6 +301,23 @@ class ArrayModel(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class RowBag:
+    """A model's first stage as a weighted bag of table rows (`model.row_bag()`): each text's
+    features are the sum of `table`'s rows for its ids, each times its weight, and `head` turns
+    the features into logits. A model that precomputes its inputs (`precompute`) and offers this
+    trains with the compiled step (`train.engine`, toolkit.compiled_step): the table's rows are
+    read and updated by compiled loops instead of torch operations."""
+
+    #: The (rows, width) nn.Parameter of an embedding the model marks sparse; row PAD is never read.
+    table: Any
+    #: The model's precomputed tensors for some texts -> (ids, weights), both (texts, slots); a
+    #: slot whose id is PAD is empty. The weights must not depend on learned parameters.
+    bags: Callable[..., tuple[Any, Any]]
+    #: (texts, width) features -> (texts, classes) logits, in torch (the rest of the model).
+    head: Callable[[Any], Any]
+
+
 def takes_encoder(factory: Callable[..., Any], argument: str = "encoder") -> bool:
     """Whether a model factory names an `encoder` (or another) argument (not only **kwargs)."""
     try:

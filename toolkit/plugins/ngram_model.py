@@ -228,6 +228,15 @@ class NgramModel(nn.Module):
     def forward(self, indices: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         return self._scores(self._id_groups(indices, lengths))
 
+    def row_bag(self) -> toolkit.RowBag:
+        """The bag's table, its ids and weights for `precompute`'s tensors, and the rest of the
+        model (`scores`): what the trainer's compiled step reads (toolkit.compiled_step)."""
+        return toolkit.RowBag(table=self.bag.weight, bags=self._weighted_ids, head=self.scores)
+
+    def _weighted_ids(self, *groups: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        ids = [group.long() for group in groups]
+        return torch.cat(ids, dim=1), self.pooling_weights(ids)
+
     def _scores(self, groups: list[torch.Tensor]) -> torch.Tensor:
         if self.pooling == "mean":
             features = self.bag(torch.cat(groups, dim=1))
