@@ -109,7 +109,8 @@ def test_auto_trains_ngram_compiled_and_other_models_with_torch(tmp_path):
                         params={"train.epochs": 1})
     scratch = toolkit.run(dataset="names", model="scratch-rnn", output=tmp_path / "rnn", progress=False,
                           params={"train.epochs": 1, "train.examples": 2000})
-    configs = [json.loads((tmp_path / name / "config.json").read_text(encoding="utf-8")) for name in ("ngram", "rnn")]
+    configs = [json.loads((tmp_path / name / "config.json").read_text(encoding="utf-8"))
+               for name in ("ngram", "rnn")]
     engines = [config["training"]["engine"] for config in configs]
     assert engines == ["compiled", "torch"]
     assert ngram.test_accuracy() > 0.6 and scratch.history is not None
@@ -136,7 +137,9 @@ def test_check_model_checks_the_row_bag():
             form = super().row_bag()
             return toolkit.RowBag(form.table, form.bags, lambda features: form.head(features) + 1)
 
-    spec = toolkit.ModelSpec(name="skewed", help="ngram whose row bag is off by one", factory=lambda vocab_size, num_classes: Skewed(
-        vocab_size, num_classes, NgramConfig(buckets=1024)))
+    def build(vocab_size: int, num_classes: int) -> Skewed:
+        return Skewed(vocab_size, num_classes, NgramConfig(buckets=1024))
+
+    spec = toolkit.ModelSpec(name="skewed", help="ngram whose row bag is off by one", factory=build)
     with pytest.raises(AssertionError, match="row_bag"):
         check_model(spec)

@@ -107,7 +107,7 @@ def compiled_step(
     elif len(tables) != 1 or [id(p) for g in tables[0].param_groups for p in g["params"]] != [id(form.table)]:
         reason = "the table gets no Adam update (train.optimizer=sgd; the compiled step is Adam's)"
     elif not numba_installed():
-        reason = "numba is not installed; pip install 'toolkit[fast]'"
+        reason = "numba is not installed (pip install -e '.[fast]' in toolkit's folder)"
     if reason is None:
         return CompiledStep(form, precomputed, tables[0])
     if engine == "compiled":

@@ -116,7 +116,7 @@ class TrainConfig(Config):
     )
     engine: str = param_field(
         "auto", "How the steps of a model that offers a row bag (ngram's table) are computed: "
-        "compiled (numba loops read and update the table; pip install 'toolkit[fast]'), torch, or "
+        "compiled (numba loops read and update the table: the extra toolkit[fast]), torch, or "
         "auto (compiled where it applies, torch otherwise). The same arithmetic in another order: "
         "results agree to float32 rounding, and the run records the engine that trained it.",
         choices=ENGINES,

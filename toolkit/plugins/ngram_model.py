@@ -230,7 +230,7 @@ class NgramModel(nn.Module):
 
     def row_bag(self) -> toolkit.RowBag:
         """The bag's table, its ids and weights for `precompute`'s tensors, and the rest of the
-        model (`scores`): what the trainer's compiled step reads (toolkit.compiled_step)."""
+        model (`scores`): what the trainer's compiled step reads (`train.engine`)."""
         return toolkit.RowBag(table=self.bag.weight, bags=self._weighted_ids, head=self.scores)
 
     def _weighted_ids(self, *groups: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
