@@ -1,7 +1,9 @@
 """Training speed and model size: `ngram` against fastText on the names training split.
 
 One process, one thread each, the same texts: `ngram` trained by `toolkit.run` (the code path
-of `toolkit run --dataset names --model ngram`, its defaults, seed 0) and fastText supervised
+of `toolkit run --dataset names --model ngram`, its defaults, seed 0), once with each training
+engine (`train.engine=compiled`, what the default `auto` uses when numba is installed, and
+`train.engine=torch`, the torch step: the change's baseline in the same run), and fastText supervised
 on that run's training split, with the setting bench/accuracy.py chose for names on validation
 (each name one token of character 1-5-grams, 50 epochs). The two alternate, `--repeats` times,
 and the medians are compared, so the machine's load weighs on both alike.
@@ -46,6 +48,10 @@ FASTTEXT_SETTING = "one token, char 1-5, 50 epochs"
 #: fastText's own recipe for a small model (its docs' `quantize -qnorm -retrain -cutoff 100000`).
 SMALL_QUANTIZE = {"qnorm": True, "retrain": True, "cutoff": 100_000}
 SMALL_OPTIONS = "qnorm, retrain, cutoff 100,000"
+
+
+#: `ngram`'s systems: their label and `train.engine`.
+ENGINES = {"ngram (compiled step)": "compiled", "ngram (torch step)": "torch"}
 
 
 def run_ngram(params: dict[str, Any], folder: Path) -> tuple[toolkit.RunResult, dict[str, Any]]:
@@ -133,16 +139,22 @@ def main(argv: Sequence[str] | None = None) -> None:
         folder = Path(scratch)
         train_file = None
         for repeat in range(args.repeats):
-            result, ngram = run_ngram(params, folder / f"run-{repeat}")
+            measured = []
+            for system, engine in ENGINES.items():
+                run_folder = folder / f"run-{repeat}-{engine}"
+                result, ngram = run_ngram({**params, "train.engine": engine}, run_folder)
+                measured.append((system, ngram))
+                if engine == "compiled":
+                    compiled = result
             if train_file is None:
                 train_file = fasttext_file(result.split, folder / "train.txt")
             fasttext_model, fast = run_fasttext(result.split, train_file, args.fasttext_epochs)
-            for system, row in (("ngram", ngram), ("fastText", fast)):
+            for system, row in (*measured, ("fastText", fast)):
                 rows.append({"system": system, "repeat": repeat + 1, **row, "load": load()})
                 print(f"  {system} {repeat + 1}: {row['steps_texts_per_s']:,.0f} texts/s, "
                       f"test accuracy {row['test_accuracy']:.4f} ({rows[-1]['load']})", flush=True)
             if not size_rows:
-                size_rows = sizes(result, fasttext_model, result.split, train_file, folder)
+                size_rows = sizes(compiled, fasttext_model, result.split, train_file, folder)
         train_size = len(result.split.train)
     after = load()
     print(f"After: {after}")
@@ -162,7 +174,7 @@ def report(rows: list[dict[str, Any]], size_rows: list[dict[str, Any]], train_si
         ["steps_texts_per_s", "whole_texts_per_s", "train_s", "val_accuracy", "test_accuracy"]
     ].median().reset_index()
     steps = dict(zip(medians["system"], medians["steps_texts_per_s"], strict=True))
-    ratio = steps["ngram"] / steps["fastText"]
+    compiled, torch_step = (steps[system] for system in ENGINES)
     formats = {"steps_texts_per_s": ",.0f", "whole_texts_per_s": ",.0f", "train_s": ".2f",
                "val_accuracy": ".4f", "test_accuracy": ".4f", "parameters": ",.0f", "bytes": ",.0f"}
     command = " ".join(["python bench/train_speed.py", *_argv(args)])
@@ -171,7 +183,10 @@ def report(rows: list[dict[str, Any]], size_rows: list[dict[str, Any]], train_si
         f"`{command}`: {train_size:,} training texts (the names training split of seed 0), one thread "
         f"each, {args.repeats} alternating repeats, medians. {machine()}. Before: {before}; after: {after}.",
         "", markdown(medians, formats), "",
-        f"`ngram`'s training steps run at **{ratio:.2f}x** fastText's texts/s here.", "",
+        f"`ngram`'s training steps run at **{compiled / steps['fastText']:.2f}x** fastText's texts/s "
+        f"here with the compiled step (the default with numba installed) and "
+        f"{torch_step / steps['fastText']:.2f}x with the torch step: the compiled step is "
+        f"{compiled / torch_step:.2f}x the torch step's rate.", "",
         "Every repeat:", "", markdown(runs, formats), "",
         "Model size on the same data (`ngram`: the first repeat's run, as `toolkit report` shows it; "
         "fastText: the first repeat's model, saved, then `quantize`d):", "",
