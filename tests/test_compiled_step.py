@@ -10,6 +10,7 @@ import pytest
 import torch
 
 import toolkit
+import toolkit.compiled_step
 from toolkit.plugins.ngram import NgramConfig
 from toolkit.plugins.ngram_model import NgramModel
 from toolkit.plugins.onehot import OneHotEncoder
@@ -43,14 +44,26 @@ def train_both(texts: list[tuple[str, str]], config: NgramConfig, params: dict, 
     return results
 
 
-@pytest.mark.parametrize(("config", "params", "word_order"), [
-    (NgramConfig(buckets=4096), {}, 0),
-    (NgramConfig(buckets=4096, word_ngrams="2"), {"weight_decay": 0.5, "average": 0.5}, 2),
-    (NgramConfig(buckets=2048, pooling="mean"), {"label_smoothing": 0.1, "class_weights": 1.0}, 0),
-    (NgramConfig(buckets=2048, dim=8, hidden=6, dropout=0.2), {"optimizer": "adamw", "weight_decay": 0.1}, 0),
-], ids=["linear", "words-decay-average", "mean-smoothing-weights", "embedding-head-dropout"])
-def test_the_compiled_step_trains_the_model_torchs_step_trains(texts, config, params, word_order):
+@pytest.mark.parametrize(("config", "params", "word_order", "whole"), [
+    (NgramConfig(buckets=4096), {}, 0, True),
+    (NgramConfig(buckets=4096, word_ngrams="2"), {"weight_decay": 0.5, "average": 0.5}, 2, True),
+    (NgramConfig(buckets=4096), {"optimizer": "adamw", "weight_decay": 0.3, "label_smoothing": 0.1,
+                                 "logit_adjust": 1.0, "clip": 0.05}, 0, True),
+    (NgramConfig(buckets=2048, pooling="mean"), {"label_smoothing": 0.1, "class_weights": 1.0}, 0, False),
+    (NgramConfig(buckets=2048, dim=8, hidden=6, dropout=0.2), {"optimizer": "adamw", "weight_decay": 0.1}, 0,
+     False),
+], ids=["linear", "words-decay-average", "adamw-smoothing-adjust-clip", "mean-class-weights",
+        "embedding-head-dropout"])
+def test_the_compiled_step_trains_the_model_torchs_step_trains(texts, config, params, word_order, whole,
+                                                                monkeypatch):
+    """The whole step compiled (a linear bag, single-label, no class weights) or the table's part
+    only (class weights, an embedding with layers after it): torch's model either way."""
+    whole_steps = []
+    update = toolkit.compiled_step.LinearStep.update
+    monkeypatch.setattr(toolkit.compiled_step.LinearStep, "update",
+                        lambda self, *args: whole_steps.append(1) or update(self, *args))
     results = train_both(texts, config, {"epochs": 3, "batch_size": 16, "lr": 0.1, **params}, word_order)
+    assert bool(whole_steps) == whole
     assert results["torch"].engine == "torch" and results["compiled"].engine == "compiled"
     trained = {engine: result.model.state_dict() for engine, result in results.items()}
     for name, weight in trained["torch"].items():

@@ -94,3 +94,30 @@ def lazy_adam_rows(
             second[c] = v
             weights_of_row[c] = weights_of_row[c] * factor - size * (m / (np.sqrt(v) + epsilon))
     return count
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def cross_entropy_grads(logits: np.ndarray, targets: np.ndarray, smoothing: float) -> float:
+    """Mean cross-entropy of (texts, classes) `logits` against class indices, the targets moved
+    towards uniform by `smoothing` (torch's label_smoothing); `logits` is overwritten with the
+    loss's gradient (softmax minus the smoothed target, over the number of texts)."""
+    texts, classes = logits.shape
+    total = 0.0
+    for b in range(texts):
+        row = logits[b]
+        top = row[0]
+        for c in range(1, classes):
+            top = max(top, row[c])
+        norm = 0.0
+        for c in range(classes):
+            norm += math.exp(row[c] - top)
+        log_norm = top + math.log(norm)
+        target = targets[b]
+        spread = 0.0
+        for c in range(classes):
+            spread += row[c] - log_norm
+        total += -(1.0 - smoothing) * (row[target] - log_norm) - smoothing / classes * spread
+        for c in range(classes):
+            wanted = smoothing / classes + (1.0 - smoothing if c == target else 0.0)
+            row[c] = (math.exp(row[c] - log_norm) - wanted) / texts
+    return total / texts

@@ -21,6 +21,7 @@ offers a row bag and precomputes; adam or adamw; one process on the CPU) and tor
 from __future__ import annotations
 
 import importlib.util
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -82,6 +83,87 @@ class CompiledStep:
         flat = self.flat
         self.optimizer.step_rows(self.form.table, np.ascontiguousarray(rows, dtype=np.int64), flat.offsets,
                                  flat.ids, flat.weights, np.ascontiguousarray(grads))
+
+
+class LinearStep:
+    """The whole step of a linear bag (`RowBag.bias`: the head adds a bias) on single-label data,
+    compiled: the features plus the bias (plus `logit_shift`), the cross-entropy and its gradient
+    (toolkit.bag_kernels.cross_entropy_grads), the bias's gradient clipped as `clip_grad_norm_`
+    clips it, the dense optimiser's Adam or AdamW update of the bias (its learning rate, betas,
+    eps and weight decay), and LazyAdam's update of the table. The optimisers' own `step()` then
+    find no gradient and change nothing, and the schedulers advance their learning rates as usual."""
+
+    def __init__(
+        self, compiled: CompiledStep, dense: torch.optim.Optimizer, targets: torch.Tensor, clip: float,
+        smoothing: float, logit_shift: torch.Tensor | None,
+    ) -> None:
+        self.compiled, self.dense = compiled, dense
+        self.bias = compiled.form.bias
+        self.targets = targets.numpy().astype(np.int64)
+        self.clip, self.smoothing = clip, smoothing
+        self.shift = None if logit_shift is None else logit_shift.numpy().astype(np.float32)
+        self.moments = np.zeros((2, len(self.bias)), dtype=np.float32)
+        self.steps = 0
+
+    def loss(self, rows: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+        """The batch's mean loss, its gradient of the logits, and the logits (without the shift)."""
+        texts = np.ascontiguousarray(rows, dtype=np.int64)
+        flat, kernels = self.compiled.flat, self.compiled.kernels
+        table = self.compiled.form.table.detach().numpy()
+        logits = kernels.bag_sums(texts, flat.offsets, flat.ids, flat.weights, table)
+        logits += self.bias.detach().numpy()
+        trained = logits + self.shift if self.shift is not None else logits.copy()
+        loss = kernels.cross_entropy_grads(trained, self.targets[texts], self.smoothing)
+        return loss, trained, logits
+
+    def update(self, rows: np.ndarray, grads: np.ndarray) -> None:
+        """Update the bias and the table from the gradient of the logits."""
+        bias_grad = grads.sum(0)
+        if self.clip:  # clip_grad_norm_ over the dense parameters: the bias alone
+            norm = float(np.linalg.norm(bias_grad.astype(np.float64)))
+            bias_grad *= np.float32(min(1.0, self.clip / (norm + 1e-6)))
+        self._adam(bias_grad)
+        self.compiled.optimizer.step_rows(
+            self.compiled.form.table, np.ascontiguousarray(rows, dtype=np.int64), self.compiled.flat.offsets,
+            self.compiled.flat.ids, self.compiled.flat.weights, grads,
+        )
+
+    def _adam(self, grad: np.ndarray) -> None:
+        """torch's Adam (AdamW: decoupled weight decay) step of the bias, on numpy arrays."""
+        group = self.dense.param_groups[0]
+        lr, (beta1, beta2), eps, decay = group["lr"], group["betas"], group["eps"], group["weight_decay"]
+        decoupled = group.get("decoupled_weight_decay", isinstance(self.dense, torch.optim.AdamW))
+        bias = self.bias.detach().numpy()
+        if decay and decoupled:
+            bias *= np.float32(1 - lr * decay)
+        elif decay:
+            grad = grad + np.float32(decay) * bias
+        self.steps += 1
+        first, second = self.moments
+        first += np.float32(1 - beta1) * (grad - first)
+        second *= np.float32(beta2)
+        second += np.float32(1 - beta2) * grad * grad
+        step_size = lr / (1 - beta1**self.steps)
+        denominator = np.sqrt(second) / np.float32(math.sqrt(1 - beta2**self.steps)) + np.float32(eps)
+        bias -= np.float32(step_size) * (first / denominator)
+
+
+def linear_step(
+    compiled: CompiledStep | None, dense: Sequence[nn.Parameter], optimizers: Sequence[torch.optim.Optimizer],
+    targets: torch.Tensor, clip: float, smoothing: float, class_weights: float,
+    logit_shift: torch.Tensor | None,
+) -> LinearStep | None:
+    """The whole compiled step where it applies: a row bag naming its bias, the bias the only dense
+    parameter, an Adam or AdamW optimiser for it, class indices as targets, no class weights."""
+    if compiled is None or compiled.form.bias is None or targets.dim() != 1 or class_weights:
+        return None
+    optimizer = next((o for o in optimizers if o is not compiled.optimizer), None)
+    if [id(p) for p in dense] != [id(compiled.form.bias)] or not isinstance(optimizer, torch.optim.Adam):
+        return None
+    group = optimizer.param_groups[0]
+    if group.get("amsgrad") or group.get("maximize") or len(optimizer.param_groups) != 1:
+        return None
+    return LinearStep(compiled, optimizer, targets, clip, smoothing, logit_shift)
 
 
 def compiled_step(

@@ -37,7 +37,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from toolkit import distributed
-from toolkit.compiled_step import CompiledStep, compiled_step
+from toolkit.compiled_step import CompiledStep, LinearStep, compiled_step, linear_step
 from toolkit.encoded import encode_compact
 from toolkit.errors import ToolkitError
 from toolkit.inference import PREDICT_BATCH, resolve_device
@@ -161,6 +161,8 @@ def _train_one(
     loop = _Loop(model, config, data, train_data, steps, callbacks)
     loop.compiled = compiled_step(config.engine, network, data.precomputed, loop.optimizers, target,
                                   ranks.world_size)
+    loop.linear = linear_step(loop.compiled, loop.dense, loop.optimizers, data.targets, config.clip,
+                              config.label_smoothing, config.class_weights, loop.logit_shift)
     average = EpochAverage(network, config.average) if config.average else None
     rows: list[dict[str, Any]] = []
     best: tuple[float, int, dict[str, torch.Tensor]] | None = None
@@ -302,6 +304,7 @@ class _Loop:
         )
         self.step = self.seen = 0
         self.compiled: CompiledStep | None = None  # the table's part of each step, compiled
+        self.linear: LinearStep | None = None  # or the whole step, for a linear bag
 
     def run_epoch(
         self, epoch: int, batches: list[np.ndarray], report: Callable[..., None]
@@ -312,33 +315,15 @@ class _Loop:
         loss_sum, correct, count, unreported, last_report = 0.0, 0, 0, 0, started
         scored = 0  # the denominator of train_acc: texts, or for multi-label 2tp + fp + fn
         for rows in batches:
-            if self.compiled is not None:
-                y = self.data.targets_of(rows)
-                features = self.compiled.features(rows)
-                logits = self.compiled.form.head(features)
+            if self.linear is not None:
+                loss_value, logits, y = self._linear_step(rows, epoch)
             else:
-                inputs, y = self.data.inputs(rows)
-                logits = self.data.forward(self.model, inputs)
-            trained_logits = logits if self.logit_shift is None else logits + self.logit_shift
-            loss = self._loss(trained_logits, y)
-            loss_value = loss.item()
-            if not math.isfinite(loss_value):
-                raise _diverged(loss_value, epoch, self.step + 1, self.config)
-            for optimizer in self.optimizers:
-                optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if self.config.clip and self.dense:  # norms of sparse gradients are not defined
-                nn.utils.clip_grad_norm_(self.dense, self.config.clip)
-            if self.compiled is not None:  # the table's update; its optimiser's step() then skips it
-                self.compiled.update(rows, features)
-            for optimizer, scheduler in zip(self.optimizers, self.schedulers, strict=True):
-                optimizer.step()
-                scheduler.step()
+                loss_value, logits, y = self._torch_step(rows, epoch)
             self.step += 1
             self.seen += len(y)
             count += len(y)
             loss_sum += loss_value * len(y)
-            hits, out_of = _hits(logits.detach(), y)
+            hits, out_of = _hits(logits, y)
             correct, scored = correct + hits, scored + out_of
             unreported += len(y)
             if time.perf_counter() - last_report > REPORT_EVERY:  # redrawing per step costs time
@@ -361,6 +346,45 @@ class _Loop:
             "seconds": seconds, "names_per_sec": count / max(seconds, 1e-9),
             "lr": self.optimizers[0].param_groups[0]["lr"],
         }
+
+    def _torch_step(self, rows: np.ndarray, epoch: int) -> tuple[float, torch.Tensor, torch.Tensor]:
+        """One optimisation step in torch (the table's part compiled with `self.compiled`); the
+        loss, the logits (detached) and the targets."""
+        if self.compiled is not None:
+            y = self.data.targets_of(rows)
+            features = self.compiled.features(rows)
+            logits = self.compiled.form.head(features)
+        else:
+            inputs, y = self.data.inputs(rows)
+            logits = self.data.forward(self.model, inputs)
+        trained_logits = logits if self.logit_shift is None else logits + self.logit_shift
+        loss = self._loss(trained_logits, y)
+        loss_value = loss.item()
+        if not math.isfinite(loss_value):
+            raise _diverged(loss_value, epoch, self.step + 1, self.config)
+        for optimizer in self.optimizers:
+            optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.config.clip and self.dense:  # norms of sparse gradients are not defined
+            nn.utils.clip_grad_norm_(self.dense, self.config.clip)
+        if self.compiled is not None:  # the table's update; its optimiser's step() then skips it
+            self.compiled.update(rows, features)
+        self._step_optimizers()
+        return loss_value, logits.detach(), y
+
+    def _linear_step(self, rows: np.ndarray, epoch: int) -> tuple[float, torch.Tensor, torch.Tensor]:
+        """One optimisation step, compiled whole (toolkit.compiled_step.LinearStep)."""
+        loss_value, grads, logits = self.linear.loss(rows)
+        if not math.isfinite(loss_value):
+            raise _diverged(loss_value, epoch, self.step + 1, self.config)
+        self.linear.update(rows, grads)
+        self._step_optimizers()  # no gradients: they change nothing, and the schedules advance
+        return loss_value, torch.from_numpy(logits), self.data.targets_of(rows)
+
+    def _step_optimizers(self) -> None:
+        for optimizer, scheduler in zip(self.optimizers, self.schedulers, strict=True):
+            optimizer.step()
+            scheduler.step()
 
     def settle(self) -> None:
         """Bring the weights up to date where an optimiser defers work (LazyAdam's lazy weight

@@ -316,6 +316,9 @@ class RowBag:
     bags: Callable[..., tuple[Any, Any]]
     #: (texts, width) features -> (texts, classes) logits, in torch (the rest of the model).
     head: Callable[[Any], Any]
+    #: When `head` only adds a bias (a linear model: `ngram` with dim=0), that (classes,)
+    #: nn.Parameter: the whole step of a single-label run is then compiled, loss included.
+    bias: Any = None
 
 
 def takes_encoder(factory: Callable[..., Any], argument: str = "encoder") -> bool:

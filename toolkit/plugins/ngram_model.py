@@ -231,7 +231,9 @@ class NgramModel(nn.Module):
     def row_bag(self) -> toolkit.RowBag:
         """The bag's table, its ids and weights for `precompute`'s tensors, and the rest of the
         model (`scores`): what the trainer's compiled step reads (`train.engine`)."""
-        return toolkit.RowBag(table=self.bag.weight, bags=self._weighted_ids, head=self.scores)
+        return toolkit.RowBag(
+            table=self.bag.weight, bags=self._weighted_ids, head=self.scores, bias=self.bias,
+        )
 
     def _weighted_ids(self, *groups: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         ids = [group.long() for group in groups]
