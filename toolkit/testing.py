@@ -262,6 +262,11 @@ def _check_row_bag(
         f"{label}: row_bag()'s head of the weighted row sums differs from forward's logits (largest "
         f"difference {float((found - logits).abs().max()):.3g}).",
     )
+    if form.bias is not None:
+        features = torch.randn(3, form.table.shape[1], generator=torch.Generator().manual_seed(0))
+        with torch.no_grad():
+            _require(torch.allclose(form.head(features), features + form.bias),
+                     f"{label}: row_bag() names a bias, but its head does more than add it.")
 
 
 def _check_arrays(
