@@ -156,3 +156,21 @@ def test_check_model_checks_the_row_bag():
     spec = toolkit.ModelSpec(name="skewed", help="ngram whose row bag is off by one", factory=build)
     with pytest.raises(AssertionError, match="row_bag"):
         check_model(spec)
+
+
+def test_a_rerun_says_when_another_engine_trained_it(cli, tmp_path):
+    """A run trained by torch, rerun where auto chooses the compiled step: the metrics may differ
+    in the last digits, and the rerun says why, as it does for library versions."""
+    toolkit.run(dataset="names", model="ngram", output=tmp_path / "run", progress=False,
+                params={"train.epochs": 1, "train.engine": "torch"})
+    config_path = tmp_path / "run" / "config.json"
+    config = json.loads(config_path.read_text(encoding="utf-8"))
+    config["train"]["engine"] = "auto"  # as a run from before train.engine records it
+    del config["training"]["engine"]
+    config_path.write_text(json.dumps(config), encoding="utf-8")
+
+    rerun = cli(["rerun", str(tmp_path / "run"), "--output", str(tmp_path / "again")])
+
+    assert rerun.exit_code == 0, rerun.output
+    note = "Note: the original ran with train.engine torch, this with compiled; results may differ."
+    assert note in rerun.stdout.splitlines()

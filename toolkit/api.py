@@ -233,6 +233,7 @@ class RunResult:
     #: and the test texts' true classes as a 0/1 matrix (test texts, classes). None otherwise.
     multi_label: dict[str, Any] | None = None
     test_label_sets: np.ndarray | None = None
+    engine: str = "torch"  # what computed the training steps (train.engine): torch or compiled
 
     def predictor(self, threads: int | None = None) -> Predictor:
         """The trained model as a `Predictor`, as `load_run` would give it from the run folder:
@@ -500,7 +501,7 @@ def _train_and_evaluate(
         device=target.type, report=report, run_dir=run_dir, interrupted=trained.interrupted,
         epochs_completed=trained.epochs_completed, epochs_planned=trained.epochs_planned,
         truncated_texts=truncated, world_size=ranks.world_size, warm_start=started_from,
-        calibration=calibration, multi_label=rule, test_label_sets=truth_sets,
+        calibration=calibration, multi_label=rule, test_label_sets=truth_sets, engine=trained.engine,
     )
 
 
@@ -620,10 +621,16 @@ def _run_config(
 
 
 def library_versions() -> dict[str, str]:
-    """The versions that decide whether a run repeats exactly: Python, torch, numpy."""
+    """The versions that decide whether a run repeats exactly: Python, torch, numpy, and numba
+    when it is installed (train.engine's compiled step)."""
+    import contextlib
+    import importlib.metadata
     import platform
 
     import numpy as np
     import torch
 
-    return {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__}
+    versions = {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__}
+    with contextlib.suppress(importlib.metadata.PackageNotFoundError):
+        versions["numba"] = importlib.metadata.version("numba")
+    return versions

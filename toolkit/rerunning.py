@@ -86,6 +86,9 @@ def rerun(
         name: (before.get(name), value) for name, value in after.items() if before.get(name) != value
     }
     then, now = config.get("versions") or {}, library_versions()
+    # Which engine trained it (train.engine=auto may choose another here): runs before it, torch.
+    then["train.engine"] = (config.get("training") or {}).get("engine", "torch")
+    now["train.engine"] = result.engine
     versions = {name: (then[name], now[name]) for name in now if name in then and then[name] != now[name]}
     return RerunResult(folder, result, differences, _same_weights(folder, result.run_dir), tuple(changed),
                        versions)
