@@ -195,9 +195,10 @@ def test_predicting_with_the_numpy_runtime_never_imports_torch(tmp_path):
     assert json.loads(shown.stdout)[0]["input"] == "Hinton"
 
 
-def test_auto_picks_numpy_for_a_linear_ngram_and_torch_for_the_others():
+def test_auto_picks_numpy_for_a_linear_ngram_and_the_scratch_cells_and_torch_for_the_others(trained_run):
     assert isinstance(toolkit.load_run(FIXTURE / "ngram", runtime="auto").scorer, ArrayScorer)
-    assert toolkit.load_run(FIXTURE / "scratch-rnn", runtime="auto").scorer is None
+    assert isinstance(toolkit.load_run(FIXTURE / "scratch-rnn", runtime="auto").scorer, ArrayScorer)
+    assert toolkit.load_run(trained_run.run_dir, runtime="auto").scorer is None  # a torch GRU
 
 
 def test_the_torch_model_of_a_numpy_predictor_is_built_when_first_used():
@@ -219,12 +220,12 @@ def one_line_error(result) -> str:
     return lines[0]
 
 
-def test_a_model_without_a_numpy_forward_pass_is_refused_in_one_line(tmp_path):
-    line = one_line_error(run_toolkit(["predict", "--run", str(FIXTURE / "scratch-rnn"), "--runtime", "numpy",
+def test_a_model_without_a_numpy_forward_pass_is_refused_in_one_line(tmp_path, trained_run):
+    line = one_line_error(run_toolkit(["predict", "--run", str(trained_run.run_dir), "--runtime", "numpy",
                                        "Hinton"]))
-    assert line == (f"Error: model 'scratch-rnn' of run '{FIXTURE / 'scratch-rnn'}' has no numpy forward "
-                    "pass for its parameters (a linear `ngram`, dim=0, has one); predict with --runtime "
-                    "torch or auto.")
+    assert line == (f"Error: model 'gru' of run '{trained_run.run_dir}' has no numpy forward pass for its "
+                    "parameters (a linear `ngram`, dim=0, `scratch-rnn` and `scratch-gru` have one); predict "
+                    "with --runtime torch or auto.")
     # an ngram with an embedding (dim > 0) has Linear layers: torch only
     copy = tmp_path / "embedded"
     shutil.copytree(FIXTURE / "ngram", copy)

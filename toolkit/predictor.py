@@ -51,9 +51,9 @@ class Predictor:
     Texts longer than the run's `train.max_length` are cut to it, as at training; `truncated`
     counts the texts cut so far.
 
-    `threads`: the torch CPU threads a forward pass uses (1 by default: these small recurrent
-    models gain little from more, and on a busy machine two threads measured 30-100x slower);
-    at most the CPU count.
+    `threads`: the CPU threads a forward pass uses (torch's, or numpy's BLAS; 1 by default: these
+    small recurrent models gain little from more, and on a busy machine two threads measured
+    30-100x slower); at most the CPU count.
 
     `calibration`: the run's temperature (applied to every probability) and conformal scores
     (for prediction sets); none leaves the model's probabilities as they are.
@@ -230,10 +230,10 @@ def load_run(
     `threads`: CPU threads per forward pass (see `Predictor`). `runtime`: where the probabilities
     come from (`RUNTIMES`): "auto" (the default), numpy when the model has it, else torch;
     "torch"; "numpy", the model's forward pass on numpy arrays without torch
-    (`ModelSpec.array_factory`: a linear `ngram` has one), refused in one line for a model
-    without; "onnx", the run's ONNX export (`toolkit export`) in onnxruntime. Each with the same
-    encoder, classes and calibration; the torch model of a numpy runtime's predictor is built
-    when first used (`Predictor.model`)."""
+    (`ModelSpec.array_factory`: a linear `ngram`, `scratch-rnn` and `scratch-gru` have one),
+    refused in one line for a model without; "onnx", the run's ONNX export (`toolkit export`) in
+    onnxruntime. Each with the same encoder, classes and calibration; the torch model of a numpy
+    runtime's predictor is built when first used (`Predictor.model`)."""
     check_runtime(runtime)
     folder, config = open_run(path, NEEDED)
     scorer = None
@@ -288,14 +288,15 @@ def load_run(
         if array_model is None and runtime == "numpy":
             raise ToolkitError(
                 f"model '{shown(model_name)}' of run '{shown(folder)}' has no numpy forward pass for its "
-                "parameters (a linear `ngram`, dim=0, has one); predict with --runtime torch or auto."
+                "parameters (a linear `ngram`, dim=0, `scratch-rnn` and `scratch-gru` have one); predict "
+                "with --runtime torch or auto."
             )
         if array_model is not None:
             weights = _array_weights(folder, array_model.shapes)
             array_model.load(weights)
             return Predictor(
                 None, encoder, classes, config, folder, threads, _calibration(folder),
-                ArrayScorer(array_model, shape["multi_label"]),
+                ArrayScorer(array_model, shape["multi_label"], threads),
                 load_model=lambda: _torch_model(folder, model_spec, shape, weights),
             )
     model = _torch_model(folder, model_spec, shape)

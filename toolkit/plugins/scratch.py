@@ -34,6 +34,14 @@ class ScratchRNNConfig(ScratchGRUConfig):
     )
 
 
+def check_sizes(model: str, vocab_size: int, num_classes: int) -> None:
+    if vocab_size < 2 or num_classes < 2:
+        raise toolkit.ToolkitError(
+            f"model '{model}' needs a vocabulary and at least two classes; "
+            f"got vocab_size={vocab_size}, num_classes={num_classes}."
+        )
+
+
 def build_scratch_rnn(vocab_size: int, num_classes: int, **params: Any) -> Any:
     from toolkit.plugins.scratch_model import ScratchRNN
 
@@ -46,6 +54,23 @@ def build_scratch_gru(vocab_size: int, num_classes: int, **params: Any) -> Any:
     return ScratchGRU(vocab_size, num_classes, ScratchGRUConfig(**params))
 
 
+def build_scratch_rnn_arrays(vocab_size: int, num_classes: int, **params: Any) -> Any:
+    """scratch-rnn's forward pass on numpy arrays (`toolkit.plugins.scratch_numpy`)."""
+    from toolkit.plugins.scratch_numpy import ScratchRNNArrays
+
+    config = ScratchRNNConfig(**params)
+    check_sizes("scratch-rnn", vocab_size, num_classes)
+    return ScratchRNNArrays(vocab_size, num_classes, config.hidden_size, config.nonlinearity)
+
+
+def build_scratch_gru_arrays(vocab_size: int, num_classes: int, **params: Any) -> Any:
+    """scratch-gru's forward pass on numpy arrays (`toolkit.plugins.scratch_numpy`)."""
+    from toolkit.plugins.scratch_numpy import ScratchGRUArrays
+
+    check_sizes("scratch-gru", vocab_size, num_classes)
+    return ScratchGRUArrays(vocab_size, num_classes, ScratchGRUConfig(**params).hidden_size)
+
+
 @toolkit.hookimpl
 def register_models(register) -> None:
     register(
@@ -53,6 +78,7 @@ def register_models(register) -> None:
             name="scratch-rnn",
             help="The tutorial's RNN cell (i2h, i2o on input+hidden), batched with a padding mask.",
             factory=build_scratch_rnn,
+            array_factory=build_scratch_rnn_arrays,
             config=ScratchRNNConfig,
             # chosen by validation accuracy (docs/benchmarks.md): +0.9 points median test accuracy
             train_defaults={"epochs": 12, "label_smoothing": 0.1, "select": "accuracy"},
@@ -63,6 +89,7 @@ def register_models(register) -> None:
             name="scratch-gru",
             help="A GRU cell built from Linear layers (update gate, reset gate, candidate).",
             factory=build_scratch_gru,
+            array_factory=build_scratch_gru_arrays,
             config=ScratchGRUConfig,
         )
     )

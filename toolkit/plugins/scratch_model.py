@@ -16,8 +16,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-import toolkit
-from toolkit.plugins.scratch import ScratchGRUConfig, ScratchRNNConfig
+from toolkit.plugins.scratch import ScratchGRUConfig, ScratchRNNConfig, check_sizes
 
 #: The `nonlinearity` choices of scratch-rnn.
 NONLINEARITIES = {"none": nn.Identity, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid}
@@ -31,7 +30,7 @@ class ScratchRNN(nn.Module):
     ) -> None:
         super().__init__()
         config = config or ScratchRNNConfig()
-        _check_sizes("scratch-rnn", vocab_size, num_classes)
+        check_sizes("scratch-rnn", vocab_size, num_classes)
         hidden_size = config.hidden_size
         self.vocab_size = vocab_size
         self.hidden_size = hidden_size
@@ -65,7 +64,7 @@ class ScratchGRU(nn.Module):
     def __init__(self, vocab_size: int, num_classes: int, config: ScratchGRUConfig | None = None) -> None:
         super().__init__()
         config = config or ScratchGRUConfig()
-        _check_sizes("scratch-gru", vocab_size, num_classes)
+        check_sizes("scratch-gru", vocab_size, num_classes)
         hidden_size = config.hidden_size
         self.vocab_size = vocab_size
         self.hidden_size = hidden_size
@@ -92,11 +91,3 @@ class ScratchGRU(nn.Module):
         """The model as `toolkit export` traces it: scripted, so the graph keeps the loop over
         the characters (a trace would unroll it for the width of one batch)."""
         return torch.jit.script(self)
-
-
-def _check_sizes(model: str, vocab_size: int, num_classes: int) -> None:
-    if vocab_size < 2 or num_classes < 2:
-        raise toolkit.ToolkitError(
-            f"model '{model}' needs a vocabulary and at least two classes; "
-            f"got vocab_size={vocab_size}, num_classes={num_classes}."
-        )

@@ -1,0 +1,181 @@
+"""`scratch-rnn`'s and `scratch-gru`'s forward pass on numpy arrays, without torch (`predict
+--runtime numpy`, and `auto`'s choice for them).
+
+The same cells as `scratch_model.py`, computed without what is not the model's arithmetic:
+
+- a one-hot character times a Linear layer's weights is one column of them: each layer's
+  character columns (with its bias added) are a table, read by the character's index, and only
+  the hidden state is multiplied;
+- the texts are sorted longest first, so the texts still reading at step t are the first rows:
+  each step computes those rows only, instead of every row and a mask (what packed sequences do);
+- `scratch-rnn`'s i2o reads the input of each text's last step: the hidden state before it, and
+  the last character's column; the hidden state after the last step is never computed.
+
+The logits equal the torch model's within float32 rounding (the sums run in another order: a
+table row plus the hidden state's product, where torch multiplies the one-hot too), which
+the plugin test kit's `check_model` checks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+
+#: Texts computed together: large enough that each step is a few big matrix products, small
+#: enough that a step's arrays stay in the CPU's cache.
+CHUNK = 1024
+
+
+def _sigmoid(values: np.ndarray, out: np.ndarray) -> None:
+    """The logistic sigmoid of `values` (float32) into `out`."""
+    with np.errstate(over="ignore"):  # exp(100) is inf in float32, and 1 / (1 + inf) the 0 it should be
+        np.negative(values, out=out)
+        np.exp(out, out=out)
+    out += np.float32(1)
+    np.reciprocal(out, out=out)
+
+
+def _tanh(values: np.ndarray, out: np.ndarray) -> None:
+    np.tanh(values, out=out)
+
+
+def _identity(values: np.ndarray, out: np.ndarray) -> None:
+    out[...] = values
+
+
+#: `scratch-rnn`'s nonlinearities, each writing f(values) into `out`.
+NONLINEARITIES = {"none": _identity, "tanh": _tanh, "sigmoid": _sigmoid}
+
+
+def _input_table(weight: np.ndarray, bias: np.ndarray, vocab_size: int) -> np.ndarray:
+    """(vocab, out) what a Linear layer on concat(one-hot character, hidden) adds for each
+    character, its bias included."""
+    return np.ascontiguousarray(weight[:, :vocab_size].T + bias, dtype=np.float32)
+
+
+def _hidden_matrix(weights: list[np.ndarray], vocab_size: int) -> np.ndarray:
+    """(hidden, out) the hidden state's columns of one or more Linear layers, side by side."""
+    return np.ascontiguousarray(np.concatenate([w[:, vocab_size:] for w in weights]).T, dtype=np.float32)
+
+
+class _Recurrent:
+    """What both cells share: their weights' shapes, and texts sorted longest first and walked
+    in chunks."""
+
+    shapes: dict[str, tuple[int, ...]]
+
+    def __init__(self, vocab_size: int, num_classes: int, hidden_size: int) -> None:
+        self.vocab_size, self.num_classes, self.hidden_size = vocab_size, num_classes, hidden_size
+
+    def logits(self, indices: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+        """(texts, classes) float32 logits of padded character indices, as the torch model's forward."""
+        indices, lengths = np.asarray(indices, dtype=np.int64), np.asarray(lengths, dtype=np.int64)
+        result = np.empty((len(lengths), self.num_classes), dtype=np.float32)
+        order = np.argsort(-lengths, kind="stable")  # longest first: the texts still reading are a prefix
+        for start in range(0, len(order), CHUNK):
+            rows = order[start:start + CHUNK]
+            chunk_lengths = lengths[rows]
+            longest = int(chunk_lengths[0]) if len(rows) else 0
+            # Column t of `steps`: the characters at step t; row t of `reading`: how many texts have one.
+            steps = np.ascontiguousarray(indices[rows, :longest].T)
+            reading = np.count_nonzero(chunk_lengths[None, :] > np.arange(longest)[:, None], axis=1)
+            result[rows] = self.chunk_logits(steps, reading, chunk_lengths)
+        return result
+
+    def chunk_logits(self, steps: np.ndarray, reading: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+
+class ScratchRNNArrays(_Recurrent):
+    """`ScratchRNN` on numpy arrays: hidden = f(i2h(concat(character, hidden))) at every step but
+    the last, and the logits i2o(concat(last character, hidden))."""
+
+    def __init__(self, vocab_size: int, num_classes: int, hidden_size: int, nonlinearity: str) -> None:
+        super().__init__(vocab_size, num_classes, hidden_size)
+        width = vocab_size + hidden_size
+        self.shapes = {"i2h.weight": (hidden_size, width), "i2h.bias": (hidden_size,),
+                       "i2o.weight": (num_classes, width), "i2o.bias": (num_classes,)}
+        self.activation = NONLINEARITIES[nonlinearity]
+        self.load({name: np.zeros(shape, dtype=np.float32) for name, shape in self.shapes.items()})
+
+    def load(self, weights: Mapping[str, np.ndarray]) -> None:
+        vocab = self.vocab_size
+        self.i2h_characters = _input_table(weights["i2h.weight"], weights["i2h.bias"], vocab)
+        self.i2h_hidden = _hidden_matrix([weights["i2h.weight"]], vocab)
+        self.i2o_characters = _input_table(weights["i2o.weight"], weights["i2o.bias"], vocab)
+        self.i2o_hidden = _hidden_matrix([weights["i2o.weight"]], vocab)
+        self.i2o_bias = np.asarray(weights["i2o.bias"], dtype=np.float32)
+
+    def chunk_logits(self, steps: np.ndarray, reading: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+        hidden = np.zeros((len(lengths), self.hidden_size), dtype=np.float32)
+        product = np.empty_like(hidden)
+        for t in range(len(steps) - 1):
+            count = int(reading[t + 1])  # the texts with a step after this one
+            if not count:
+                break
+            state, new = hidden[:count], product[:count]
+            np.matmul(state, self.i2h_hidden, out=new)
+            new += self.i2h_characters[steps[t, :count]]
+            self.activation(new, state)
+        # Each text's hidden state is now the one before its last step; a text of no characters
+        # (none reach here from an encoder) keeps the zero state and reads no character, as in torch.
+        logits = hidden @ self.i2o_hidden
+        last = (steps[np.maximum(lengths - 1, 0), np.arange(len(lengths))] if len(steps)
+                else np.zeros(len(lengths), dtype=np.int64))
+        logits += np.where((lengths > 0)[:, None], self.i2o_characters[last], self.i2o_bias)
+        return logits
+
+
+class ScratchGRUArrays(_Recurrent):
+    """`ScratchGRU` on numpy arrays: the update and reset gates in one product of the hidden
+    state, the candidate in another, each plus its character's table row."""
+
+    def __init__(self, vocab_size: int, num_classes: int, hidden_size: int) -> None:
+        super().__init__(vocab_size, num_classes, hidden_size)
+        width = vocab_size + hidden_size
+        self.shapes = {f"{gate}.{kind}": (hidden_size, width) if kind == "weight" else (hidden_size,)
+                       for gate in ("update_gate", "reset_gate", "candidate") for kind in ("weight", "bias")}
+        self.shapes |= {"h2o.weight": (num_classes, hidden_size), "h2o.bias": (num_classes,)}
+        self.load({name: np.zeros(shape, dtype=np.float32) for name, shape in self.shapes.items()})
+
+    def load(self, weights: Mapping[str, np.ndarray]) -> None:
+        vocab, gates = self.vocab_size, ("update_gate", "reset_gate")
+        # Halved (exactly: a power of two), as the gates are computed as sigmoid(x) = (1 + tanh(x / 2)) / 2.
+        half = np.float32(0.5)
+        self.gate_characters = half * np.concatenate(
+            [_input_table(weights[f"{gate}.weight"], weights[f"{gate}.bias"], vocab) for gate in gates],
+            axis=1)
+        self.gate_hidden = half * _hidden_matrix([weights[f"{gate}.weight"] for gate in gates], vocab)
+        candidate_weight, candidate_bias = weights["candidate.weight"], weights["candidate.bias"]
+        self.candidate_characters = _input_table(candidate_weight, candidate_bias, vocab)
+        self.candidate_hidden = _hidden_matrix([candidate_weight], vocab)
+        self.h2o_weight = np.ascontiguousarray(np.asarray(weights["h2o.weight"], dtype=np.float32).T)
+        self.h2o_bias = np.asarray(weights["h2o.bias"], dtype=np.float32)
+
+    def chunk_logits(self, steps: np.ndarray, reading: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+        size = self.hidden_size
+        hidden = np.zeros((len(lengths), size), dtype=np.float32)
+        gates = np.empty((len(lengths), 2 * size), dtype=np.float32)
+        candidate = np.empty_like(hidden)
+        for t in range(len(steps)):
+            count = int(reading[t])
+            state, both, new = hidden[:count], gates[:count], candidate[:count]
+            characters = steps[t, :count]
+            np.matmul(state, self.gate_hidden, out=both)
+            both += self.gate_characters[characters]
+            np.tanh(both, out=both)  # the sigmoid of twice these: both gates, in three passes
+            both *= np.float32(0.5)
+            both += np.float32(0.5)
+            update, reset = both[:, :size], both[:, size:]
+            reset *= state  # what of the old state the candidate sees
+            np.matmul(reset, self.candidate_hidden, out=new)
+            new += self.candidate_characters[characters]
+            np.tanh(new, out=new)
+            # (1 - update) * hidden + update * candidate, in three passes
+            new -= state
+            new *= update
+            state += new
+        logits = hidden @ self.h2o_weight
+        logits += self.h2o_bias
+        return logits
