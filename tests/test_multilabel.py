@@ -303,7 +303,8 @@ def test_ensemble_mixes_per_class_probabilities(tmp_path):
 
     path = write_tagged_csv(tmp_path / "tags.csv", count=600)
     result = toolkit.run("csv", model="ensemble", params={
-        "dataset.path": str(path), **TAGGED_PARAMS, "model.members": "ngram,cnn", "train.epochs": 3,
+        "dataset.path": str(path), **TAGGED_PARAMS, "model.members": "ngram,cnn",
+        "model.combine": "probability", "train.epochs": 3,
     }, output=tmp_path / "run", progress=False)
     ensemble = result.model
     assert ensemble.multi_label and result.report.summary["value"]["micro_f1"] > 0.9

@@ -169,6 +169,21 @@ def test_ensemble_probabilities_are_the_mean_or_normalised_geometric_mean(names)
         torch.testing.assert_close(torch.softmax(geometric(*x), 1), product / product.sum(1, keepdim=True))
 
 
+def test_the_default_ensemble_predicts_the_normalised_weighted_geometric_mean(names):
+    """Chosen on the panel's validation split (bench/ensemble_choices.py): the members'
+    log-probabilities averaged with the member weights, not their probabilities."""
+    encoder = OneHotEncoder(TUTORIAL_ALPHABET)
+    model = build("ensemble", encoder)  # every parameter at its default
+    torch.nn.init.normal_(model.members[0].bag.weight)  # zero-initialised otherwise
+    weights = torch.tensor([0.8, 0.2])
+    model.member_weights.copy_(weights)
+    x = encoder.encode(names)
+    with torch.no_grad():
+        member_log_probs = torch.stack([torch.log_softmax(m(*x), 1) for m in model.members])
+        geometric = torch.softmax((member_log_probs * weights.view(-1, 1, 1)).sum(0), 1)
+        torch.testing.assert_close(torch.softmax(model(*x), 1), geometric)
+
+
 @pytest.mark.parametrize("model", ["ngram", "cnn"])
 def test_new_models_save_and_load_through_a_run_folder(model, small_names, tmp_path):
     result = run_small(model, small_names, tmp_path / "run", **{"train.epochs": 2})

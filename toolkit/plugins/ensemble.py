@@ -30,7 +30,8 @@ class EnsembleConfig(toolkit.Config):
         search=toolkit.Space.choice("ngram,cnn", "ngram,lstm", "ngram,cnn,lstm"),
     )
     combine: str = toolkit.param_field(
-        "probability", "Average the members' probabilities or their log-probabilities.",
+        "log-probability", "Average the members' log-probabilities (a weighted geometric mean, chosen on "
+        "the panel's validation split by bench/ensemble_choices.py) or their probabilities.",
         choices=COMBINE, search=toolkit.Space.choice(),
     )
     weighting: str = toolkit.param_field(
@@ -67,7 +68,7 @@ def register_models(register) -> None:
     register(
         toolkit.ModelSpec(
             name="ensemble",
-            help="Several models on the same characters, trained separately, probabilities averaged.",
+            help="Several models on the same characters, trained separately, log-probabilities averaged.",
             factory=build_ensemble,
             config=EnsembleConfig,
             # the members train with their own trainer defaults: tune searches the members

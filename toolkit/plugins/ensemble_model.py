@@ -4,12 +4,12 @@ Each member is built by its own plugin's factory with that plugin's default para
 By default (`training=separate`) the trainer trains the members one after another, each
 with its own trainer defaults (`ModelSpec.train_defaults`) and its own early stopping (a
 `train.*` value the run sets away from the trainer's default applies to every member),
-then the ensemble predicts with the weighted mean of the members' probabilities
-(`combine=probability`) or of their log-probabilities (`combine=log-probability`, a geometric
-mean). With `weighting=validation` (the default) the weights are the mixture of the members'
-probabilities most likely on the validation split, fitted by expectation-maximisation after
-the members are trained, so a member that is weak on this data counts for little; with
-`weighting=equal`, or no validation split, they are equal.
+then the ensemble predicts with the weighted mean of the members' log-probabilities
+(`combine=log-probability`, the default: a weighted geometric mean, normalised) or of their
+probabilities (`combine=probability`). With `weighting=validation` (the default) the weights
+are the mixture of the members' probabilities most likely on the validation split, fitted by
+expectation-maximisation after the members are trained, so a member that is weak on this data
+counts for little; with `weighting=equal`, or no validation split, they are equal.
 In a multi-label run every class is its own yes/no question: the ensemble mixes the members'
 per-class (sigmoid) probabilities the same ways, and fits its weights to every (text, class)
 decision of the validation split.

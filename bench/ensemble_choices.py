@@ -1,0 +1,283 @@
+"""How `ensemble` should combine its members: measured on the validation split of the panel only.
+
+For each panel data set (bench/panel.py) and seed it trains the default `ensemble` once
+(`toolkit.run`, members trained separately as the ensemble does), keeps each member's class
+log-probabilities for the validation texts, and scores several combination rules on them
+without retraining. Beside them: each member alone, any extra candidate member (`--extra`,
+trained on its own by `toolkit.run` on the same split and added to the members), and TF-IDF
+character + word n-grams with LinearSVC fitted on the same training part (word_defaults.svm_val).
+The test split is never looked at.
+
+Rules (members' log-probabilities combined, the class with the highest score predicted):
+
+- probability / log-probability: the weighted mean of the members' probabilities, or of their
+  log-probabilities (a weighted geometric mean), with weights
+  - equal: nothing fitted;
+  - mixture: the mixture of the members' probabilities most likely on held-out texts, fitted by
+    expectation-maximisation, as `weighting=validation` does (for both combines, as the plugin does);
+  - pooled: (log-probability only) the weights, not summing to one, that make the normalised
+    weighted geometric mean most likely (a log-linear pool fitted by maximum likelihood);
+  - accuracy: the weights on a grid of the simplex with the most correct held-out texts (ties: the
+    one nearest equal weights).
+
+A rule that fits weights on validation texts and is scored on the same texts is optimistic, so
+each fitted rule is scored by cross-fitting: the validation split is cut in two stratified halves
+(seeded), weights fitted on one half score the other, and the accuracy counts every validation
+text once. The ensemble's own figure (weights fitted on all of validation and scored there, what
+its history reports) is listed too, marked "in-sample". Usage:
+
+    python bench/ensemble_choices.py --datasets manpages,names --seeds 0 1 2
+    python bench/ensemble_choices.py --extra "ngram:train.weight_decay=0.1" --cache /tmp/ens-cache
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import tempfile
+from collections.abc import Callable, Sequence
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from panel import panel_params
+from scipy.optimize import minimize
+from scipy.special import log_softmax, logsumexp
+from sklearn.model_selection import StratifiedKFold
+from train_bench import load, machine
+from word_defaults import svm_val
+
+import toolkit
+from toolkit.params import parse_assignments
+
+DATASETS = "manpages,names,first-names-gender,words-language,package-summaries,ui-messages,ui-programs"
+#: Expectation-maximisation as `Ensemble.weigh_members`: most steps and the stopping tolerance.
+EM_STEPS, EM_TOLERANCE = 500, 1e-6
+#: Grid step of the accuracy-chosen weights, by member count (a finer grid for two members).
+GRID_STEP = {2: 0.05, 3: 0.1}
+#: The rule `ensemble` used before this script chose one: the paired comparisons are against it.
+DEFAULT_RULE = "probability, mixture (cross-fitted)"
+
+Weigher = Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+
+def mixture_weights(log_probs: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """The mixture of the members' probabilities most likely on these texts (members, texts,
+    classes), by expectation-maximisation from equal weights: what `weighting=validation` fits."""
+    truth = np.take_along_axis(log_probs, targets[None, :, None], axis=2)[:, :, 0]  # (members, texts)
+    weights = np.full(len(log_probs), 1 / len(log_probs))
+    for _ in range(EM_STEPS):
+        joint = truth + np.log(weights)[:, None]
+        updated = np.exp(joint - logsumexp(joint, axis=0)).mean(axis=1)
+        done = np.abs(updated - weights).max() < EM_TOLERANCE
+        weights = updated
+        if done:
+            break
+    return weights
+
+
+def pooled_weights(log_probs: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """Non-negative weights whose normalised weighted geometric mean is most likely on these texts."""
+    rows = np.arange(len(targets))
+
+    def loss(weights: np.ndarray) -> tuple[float, np.ndarray]:
+        pooled = log_softmax(np.tensordot(weights, log_probs, axes=1), axis=1)
+        gradient = np.exp(pooled)
+        gradient[rows, targets] -= 1
+        return -pooled[rows, targets].mean(), np.einsum("mnc,nc->m", log_probs, gradient) / len(targets)
+
+    start = np.full(len(log_probs), 1 / len(log_probs))
+    return minimize(loss, start, jac=True, method="L-BFGS-B", bounds=[(0, None)] * len(log_probs)).x
+
+
+def combined(log_probs: np.ndarray, weights: np.ndarray, combine: str) -> np.ndarray:
+    """Scores (texts, classes): log of the weighted mean probability, or weighted mean log-probability."""
+    if combine == "log-probability":
+        return np.tensordot(weights, log_probs, axes=1)
+    with np.errstate(divide="ignore"):
+        return logsumexp(log_probs + np.log(weights)[:, None, None], axis=0)
+
+
+def accuracy_weights(combine: str) -> Weigher:
+    def weigh(log_probs: np.ndarray, targets: np.ndarray) -> np.ndarray:
+        count = len(log_probs)
+        steps = round(1 / GRID_STEP.get(count, 0.1))
+        grid = [np.array(c) / steps for c in itertools.product(range(steps + 1), repeat=count)
+                if sum(c) == steps]
+        equal = np.full(count, 1 / count)
+        return max(grid, key=lambda w: (accuracy(combined(log_probs, w, combine), targets),
+                                        -np.abs(w - equal).sum()))
+    return weigh
+
+
+def equal_weights(log_probs: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    return np.full(len(log_probs), 1 / len(log_probs))
+
+
+def accuracy(scores: np.ndarray, targets: np.ndarray) -> float:
+    return float((scores.argmax(axis=1) == targets).mean())
+
+
+def cross_fitted(
+    log_probs: np.ndarray, targets: np.ndarray, weigh: Weigher, combine: str, seed: int
+) -> float:
+    """Accuracy over all texts, each scored with weights fitted on the other stratified half."""
+    hits = 0
+    halves = StratifiedKFold(n_splits=2, shuffle=True, random_state=seed)
+    for fit, score in halves.split(np.zeros(len(targets)), targets):
+        weights = weigh(log_probs[:, fit], targets[fit])
+        hits += int((combined(log_probs[:, score], weights, combine).argmax(axis=1) == targets[score]).sum())
+    return hits / len(targets)
+
+
+RULES: dict[str, tuple[str, Weigher]] = {
+    "probability, equal": ("probability", equal_weights),
+    "probability, mixture": ("probability", mixture_weights),
+    "probability, accuracy": ("probability", accuracy_weights("probability")),
+    "log-probability, equal": ("log-probability", equal_weights),
+    "log-probability, mixture": ("log-probability", mixture_weights),
+    "log-probability, pooled": ("log-probability", pooled_weights),
+    "log-probability, accuracy": ("log-probability", accuracy_weights("log-probability")),
+}
+
+
+def val_log_probs(model: Any, result: toolkit.RunResult) -> np.ndarray:
+    probabilities = toolkit.predict_proba(model, result.encoder, result.split.val.texts)
+    return np.log(np.clip(probabilities, 1e-300, 1))
+
+
+def ensemble_members(dataset: str, params: dict[str, Any], seed: int) -> dict[str, Any]:
+    """The default ensemble trained once: its members' validation log-probabilities, the validation
+    targets and texts, and what the ensemble itself reported (in-sample)."""
+    with tempfile.TemporaryDirectory() as scratch:
+        result = toolkit.run(dataset=dataset, model="ensemble", params=params, seed=seed, progress=False,
+                             output=Path(scratch) / "run")
+    model = result.model
+    return {
+        "names": list(model.names), "log_probs": np.stack([val_log_probs(m, result) for m in model.members]),
+        "targets": np.asarray(result.split.val.targets), "texts": list(result.split.val.texts),
+        "reported": float(result.history["val_acc"].iloc[-1]),
+        "weights": model.member_weights.double().numpy(), "combine": model.combine,
+        "train_s": result.train_seconds,
+    }
+
+
+def extra_member(dataset: str, params: dict[str, Any], seed: int, spec: str) -> dict[str, Any]:
+    """A candidate member `MODEL[:KEY=VALUE,...]` trained on its own on the same split."""
+    model, _, settings = spec.partition(":")
+    extra = params | parse_assignments([p for p in settings.split(",") if p])
+    with tempfile.TemporaryDirectory() as scratch:
+        result = toolkit.run(dataset=dataset, model=model, params=extra, seed=seed, progress=False,
+                             output=Path(scratch) / "run")
+    return {"log_probs": val_log_probs(result.model, result), "texts": list(result.split.val.texts),
+            "train_s": result.train_seconds}
+
+
+def cached(cache: Path | None, key: str, compute: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """`compute()`, kept in `cache` (one .npz per key) so another run of rules does not retrain."""
+    path = cache / f"{key}.npz" if cache else None
+    if path and path.is_file():
+        stored = np.load(path, allow_pickle=False)
+        return json.loads(str(stored["meta"])) | {k: stored[k] for k in stored.files if k != "meta"}
+    value = compute()
+    if path:
+        arrays = {k: v for k, v in value.items() if isinstance(v, np.ndarray)}
+        meta = {k: v for k, v in value.items() if k not in arrays}
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_suffix(".partial.npz")
+        np.savez(partial, meta=json.dumps(meta), **arrays)
+        partial.replace(path)
+    return value
+
+
+def rule_rows(
+    name: str, seed: int, log_probs: np.ndarray, targets: np.ndarray, label: str
+) -> list[dict[str, Any]]:
+    rows = []
+    for rule, (combine, weigh) in RULES.items():
+        value = cross_fitted(log_probs, targets, weigh, combine, seed)
+        honest = " (cross-fitted)" if weigh is not equal_weights else ""
+        rows.append({"dataset": name, "seed": seed, "system": f"{label}{rule}{honest}",
+                     "val_accuracy": value})
+    return rows
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--datasets", default=DATASETS)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--extra", default="",
+                        help="Candidate members separated by ';', each MODEL[:KEY=VALUE,...].")
+    parser.add_argument("--params", default="", help="KEY=VALUE,... for every run (e.g. train.threads=1).")
+    parser.add_argument("--cache", type=Path, help="Folder keeping members' validation log-probabilities.")
+    parser.add_argument("--rows", type=Path, help="Also write every row to this JSON file.")
+    args = parser.parse_args(argv)
+    print(f"Machine: {machine()}\nBefore: {load()}", flush=True)
+    common = parse_assignments([p for p in args.params.split(",") if p])
+    extras = [e for e in args.extra.split(";") if e]
+    rows: list[dict[str, Any]] = []
+
+    def add(**row: Any) -> None:
+        rows.append(row)
+        print(row, flush=True)
+
+    for name in args.datasets.split(","):
+        dataset, base = panel_params(name)
+        base = base | common
+        for seed in args.seeds:
+            svm, svm_seconds = svm_val(dataset, base, seed)
+            add(dataset=name, seed=seed, system="tfidf char+word LinearSVC", val_accuracy=svm,
+                train_s=svm_seconds)
+            key = f"{name}-{seed}-ensemble"
+            found = cached(args.cache, key, partial(ensemble_members, dataset, base, seed))
+            log_probs, targets = found["log_probs"], found["targets"]
+            weights = mixture_weights(log_probs, targets)
+            in_sample = accuracy(combined(log_probs, weights, str(found["combine"])), targets)
+            add(dataset=name, seed=seed, system="ensemble as reported (probability, mixture, in-sample)",
+                val_accuracy=found["reported"], train_s=found["train_s"],
+                recomputed=in_sample, weights=np.round(weights, 3).tolist(),
+                its_weights=np.round(found["weights"], 3).tolist())
+            for member, part in zip(found["names"], log_probs, strict=True):
+                add(dataset=name, seed=seed, system=f"{member} alone", val_accuracy=accuracy(part, targets))
+            for rule_row in rule_rows(name, seed, log_probs, targets, ""):
+                add(**rule_row)
+            for spec in extras:
+                key = f"{name}-{seed}-{spec.replace(':', '_').replace('=', '').replace(',', '_')}"
+                extra = cached(args.cache, key, partial(extra_member, dataset, base, seed, spec))
+                if list(extra["texts"]) != list(found["texts"]):
+                    raise SystemExit(f"{spec}: its validation split differs from the ensemble's")
+                add(dataset=name, seed=seed, system=f"{spec} alone",
+                    val_accuracy=accuracy(extra["log_probs"], targets), train_s=extra["train_s"])
+                three = np.concatenate([log_probs, extra["log_probs"][None]])
+                for rule_row in rule_rows(name, seed, three, targets, f"+ {spec}: "):
+                    add(**rule_row)
+    runs = pd.DataFrame(rows)
+    if args.rows:
+        args.rows.write_text(runs.to_json(orient="records", indent=1), encoding="utf-8")
+    table = runs.pivot_table(index="system", columns="dataset", values="val_accuracy", aggfunc="median",
+                             sort=False)
+    table = table[[n for n in args.datasets.split(",") if n in table.columns]]
+    svm = table.loc["tfidf char+word LinearSVC"]
+    with pd.option_context("display.width", 250, "display.max_columns", 20, "display.max_colwidth", 80):
+        print(f"\nAfter: {load()}\n\nMedian validation accuracy (%) over seeds {args.seeds}:\n")
+        print((100 * table).round(2).to_string())
+        print("\nPoints above the LinearSVC (medians):\n")
+        print((100 * (table - svm)).round(2).to_string())
+        print(f"\nPoints above {DEFAULT_RULE!r} on the same seed, mean over the seeds:\n")
+        print(paired_change(runs, DEFAULT_RULE).round(2).to_string())
+
+
+def paired_change(runs: pd.DataFrame, baseline: str) -> pd.DataFrame:
+    """Each system's accuracy minus `baseline`'s on the same data set and seed (points), averaged."""
+    base = runs[runs["system"] == baseline].set_index(["dataset", "seed"])["val_accuracy"]
+    change = runs.join(base.rename("baseline"), on=["dataset", "seed"])
+    change["points"] = 100 * (change["val_accuracy"] - change["baseline"])
+    table = change.pivot_table(index="system", columns="dataset", values="points", aggfunc="mean", sort=False)
+    return table[[c for c in runs["dataset"].unique() if c in table.columns]]
+
+
+if __name__ == "__main__":
+    main()
