@@ -116,6 +116,10 @@ class LinearStep:
         loss = kernels.cross_entropy_grads(trained, self.targets[texts], self.smoothing)
         return loss, trained, logits
 
+    def right_answers(self, rows: np.ndarray, logits: np.ndarray) -> int:
+        """How many of the texts `rows` have their class as the logits' top one."""
+        return int((logits.argmax(1) == self.targets[rows]).sum())
+
     def update(self, rows: np.ndarray, grads: np.ndarray) -> None:
         """Update the bias and the table from the gradient of the logits."""
         bias_grad = grads.sum(0)

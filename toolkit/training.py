@@ -315,17 +315,14 @@ class _Loop:
         loss_sum, correct, count, unreported, last_report = 0.0, 0, 0, 0, started
         scored = 0  # the denominator of train_acc: texts, or for multi-label 2tp + fp + fn
         for rows in batches:
-            if self.linear is not None:
-                loss_value, logits, y = self._linear_step(rows, epoch)
-            else:
-                loss_value, logits, y = self._torch_step(rows, epoch)
+            step = self._linear_step if self.linear is not None else self._torch_step
+            loss_value, hits, out_of = step(rows, epoch)
             self.step += 1
-            self.seen += len(y)
-            count += len(y)
-            loss_sum += loss_value * len(y)
-            hits, out_of = _hits(logits, y)
+            self.seen += len(rows)
+            count += len(rows)
+            loss_sum += loss_value * len(rows)
             correct, scored = correct + hits, scored + out_of
-            unreported += len(y)
+            unreported += len(rows)
             if time.perf_counter() - last_report > REPORT_EVERY:  # redrawing per step costs time
                 unreported *= distributed.current().world_size  # the bar counts all ranks' texts
                 status = self._status(epoch, loss_sum, correct, count, scored, started)
@@ -347,9 +344,9 @@ class _Loop:
             "lr": self.optimizers[0].param_groups[0]["lr"],
         }
 
-    def _torch_step(self, rows: np.ndarray, epoch: int) -> tuple[float, torch.Tensor, torch.Tensor]:
+    def _torch_step(self, rows: np.ndarray, epoch: int) -> tuple[float, int, int]:
         """One optimisation step in torch (the table's part compiled with `self.compiled`); the
-        loss, the logits (detached) and the targets."""
+        loss and the batch's right answers out of how many (`_hits`)."""
         if self.compiled is not None:
             y = self.data.targets_of(rows)
             features = self.compiled.features(rows)
@@ -370,20 +367,23 @@ class _Loop:
         if self.compiled is not None:  # the table's update; its optimiser's step() then skips it
             self.compiled.update(rows, features)
         self._step_optimizers()
-        return loss_value, logits.detach(), y
+        return (loss_value, *_hits(logits.detach(), y))
 
-    def _linear_step(self, rows: np.ndarray, epoch: int) -> tuple[float, torch.Tensor, torch.Tensor]:
+    def _linear_step(self, rows: np.ndarray, epoch: int) -> tuple[float, int, int]:
         """One optimisation step, compiled whole (toolkit.compiled_step.LinearStep)."""
         loss_value, grads, logits = self.linear.loss(rows)
         if not math.isfinite(loss_value):
             raise _diverged(loss_value, epoch, self.step + 1, self.config)
         self.linear.update(rows, grads)
-        self._step_optimizers()  # no gradients: they change nothing, and the schedules advance
-        return loss_value, torch.from_numpy(logits), self.data.targets_of(rows)
+        # The optimisers have no gradient to apply. Their step() is called once, so that the
+        # schedulers know they ran (torch warns otherwise); after that the schedules advance alone.
+        self._step_optimizers(optimizers=self.step == 0)
+        return loss_value, self.linear.right_answers(rows, logits), len(rows)
 
-    def _step_optimizers(self) -> None:
+    def _step_optimizers(self, optimizers: bool = True) -> None:
         for optimizer, scheduler in zip(self.optimizers, self.schedulers, strict=True):
-            optimizer.step()
+            if optimizers:
+                optimizer.step()
             scheduler.step()
 
     def settle(self) -> None:
