@@ -69,20 +69,26 @@ class CompiledStep:
         self.form, self.optimizer = form, optimizer
         self.flat = FlatBags(precomputed, form)
 
+    def sums(self, rows: np.ndarray) -> np.ndarray:
+        """(texts, width) float32: each of the training texts `rows`' weighted sum of its rows."""
+        flat = self.flat
+        return self.kernels.bag_sums(np.ascontiguousarray(rows, dtype=np.int64), flat.offsets, flat.ids,
+                                     flat.weights, self.form.table.detach().numpy())
+
+    def step_table(self, rows: np.ndarray, grads: np.ndarray) -> None:
+        """LazyAdam's step of the table, given the gradient of each text's sum (`sums(rows)`)."""
+        flat = self.flat
+        self.optimizer.step_rows(self.form.table, np.ascontiguousarray(rows, dtype=np.int64), flat.offsets,
+                                 flat.ids, flat.weights, np.ascontiguousarray(grads, dtype=np.float32))
+
     def features(self, rows: np.ndarray) -> torch.Tensor:
         """The (texts, width) features of the training texts `rows`, a leaf that gets a gradient."""
-        texts = np.ascontiguousarray(rows, dtype=np.int64)
-        flat = self.flat
-        table = self.form.table.detach().numpy()
-        sums = self.kernels.bag_sums(texts, flat.offsets, flat.ids, flat.weights, table)
-        return torch.from_numpy(sums).requires_grad_()
+        return torch.from_numpy(self.sums(rows)).requires_grad_()
 
     def update(self, rows: np.ndarray, features: torch.Tensor) -> None:
         """LazyAdam's step of the table, from the gradient backward left on `features`."""
         grads = features.grad.numpy() if features.grad is not None else np.zeros(features.shape, np.float32)
-        flat = self.flat
-        self.optimizer.step_rows(self.form.table, np.ascontiguousarray(rows, dtype=np.int64), flat.offsets,
-                                 flat.ids, flat.weights, np.ascontiguousarray(grads))
+        self.step_table(rows, grads)
 
 
 class LinearStep:
@@ -107,13 +113,10 @@ class LinearStep:
 
     def loss(self, rows: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
         """The batch's mean loss, its gradient of the logits, and the logits (without the shift)."""
-        texts = np.ascontiguousarray(rows, dtype=np.int64)
-        flat, kernels = self.compiled.flat, self.compiled.kernels
-        table = self.compiled.form.table.detach().numpy()
-        logits = kernels.bag_sums(texts, flat.offsets, flat.ids, flat.weights, table)
+        logits = self.compiled.sums(rows)
         logits += self.bias.detach().numpy()
         trained = logits + self.shift if self.shift is not None else logits.copy()
-        loss = kernels.cross_entropy_grads(trained, self.targets[texts], self.smoothing)
+        loss = self.compiled.kernels.cross_entropy_grads(trained, self.targets[rows], self.smoothing)
         return loss, trained, logits
 
     def right_answers(self, rows: np.ndarray, logits: np.ndarray) -> int:
@@ -127,10 +130,7 @@ class LinearStep:
             norm = float(np.linalg.norm(bias_grad.astype(np.float64)))
             bias_grad *= np.float32(min(1.0, self.clip / (norm + 1e-6)))
         self._adam(bias_grad)
-        self.compiled.optimizer.step_rows(
-            self.compiled.form.table, np.ascontiguousarray(rows, dtype=np.int64), self.compiled.flat.offsets,
-            self.compiled.flat.ids, self.compiled.flat.weights, grads,
-        )
+        self.compiled.step_table(rows, grads)
 
     def _adam(self, grad: np.ndarray) -> None:
         """torch's Adam (AdamW: decoupled weight decay) step of the bias, on numpy arrays."""

@@ -85,7 +85,7 @@ def rerun(
     differences = {
         name: (before.get(name), value) for name, value in after.items() if before.get(name) != value
     }
-    then, now = config.get("versions") or {}, library_versions()
+    then, now = dict(config.get("versions") or {}), library_versions()
     # Which engine trained it (train.engine=auto may choose another here): runs before it, torch.
     then["train.engine"] = (config.get("training") or {}).get("engine", "torch")
     now["train.engine"] = result.engine

@@ -82,6 +82,21 @@ class LazyAdam(torch.optim.Optimizer):
         updated.mul_(owed.to(updated.dtype).view(-1, *[1] * (updated.dim() - 1)))
         state["decayed_at"].index_fill_(0, rows, state["decay_log"])
 
+    def _state_of(self, param: torch.Tensor) -> dict:
+        """`param`'s state, started at its first step: the step count, and both moments of a row
+        side by side (one gather and one scatter per step)."""
+        state = self.state[param]
+        if not state:
+            state["step"] = 0
+            state["moments"] = param.new_zeros((len(param), 2, *param.shape[1:]))
+        return state
+
+    @staticmethod
+    def _step_size(group: dict, step: int) -> float:
+        """The learning rate with Adam's bias correction at `step`."""
+        beta1, beta2 = group["betas"]
+        return group["lr"] * math.sqrt(1 - beta2**step) / (1 - beta1**step)
+
     def _group_of(self, param: torch.Tensor) -> dict:
         for group in self.param_groups:
             if any(p is param for p in group["params"]):
@@ -101,10 +116,7 @@ class LazyAdam(torch.optim.Optimizer):
 
         group = self._group_of(param)
         beta1, beta2 = group["betas"]
-        state = self.state[param]
-        if not state:
-            state["step"] = 0
-            state["moments"] = param.new_zeros((len(param), 2, *param.shape[1:]))
+        state = self._state_of(param)
         if "stamps" not in state:  # the step that last touched each row
             state["stamps"] = torch.full((len(param),), -1, dtype=torch.long)
         decay = group["lr"] * group["weight_decay"]
@@ -113,12 +125,11 @@ class LazyAdam(torch.optim.Optimizer):
         if offsets[texts + 1].sum() == offsets[texts].sum():  # no row read: as `step` with no occurrence
             return
         state["step"] += 1
-        step = state["step"]
-        step_size = group["lr"] * math.sqrt(1 - beta2**step) / (1 - beta1**step)
         decaying = "decayed_at" in state
         lazy_adam_rows(
             texts, offsets, ids, weights, grads, param.detach().numpy(), state["moments"].numpy(),
-            state["stamps"].numpy(), step, step_size, beta1, beta2, group["eps"], decaying,
+            state["stamps"].numpy(), state["step"], self._step_size(group, state["step"]), beta1, beta2,
+            group["eps"], decaying,
             float(state.get("decay_log", 0.0)), state["decayed_at"].numpy() if decaying else _NO_DECAY,
         )
 
@@ -133,11 +144,8 @@ class LazyAdam(torch.optim.Optimizer):
                 grad = param.grad
                 if not grad.is_sparse:
                     raise RuntimeError("LazyAdam is for sparse gradients; use Adam for dense ones.")
-                state = self.state[param]
-                if not state:
-                    state["step"] = 0
-                    # both moments of a row side by side: one gather and one scatter per step
-                    state["moments"] = param.new_zeros((len(param), 2, *param.shape[1:]))
+                state = self._state_of(param)
+                if "slots" not in state:
                     state["slots"] = torch.empty(len(param), dtype=torch.int32, device=param.device)
                 decay = group["lr"] * group["weight_decay"]
                 if decay:
@@ -153,8 +161,7 @@ class LazyAdam(torch.optim.Optimizer):
                 exp_avg.lerp_(summed, 1 - beta1)
                 exp_avg_sq.mul_(beta2).addcmul_(summed, summed, value=1 - beta2)
                 state["moments"].index_copy_(0, rows, moments)
-                step = state["step"]
-                step_size = group["lr"] * math.sqrt(1 - beta2**step) / (1 - beta1**step)
+                step_size = self._step_size(group, state["step"])
                 denominator = exp_avg_sq.sqrt().add_(group["eps"])
                 # a gather and a copy: index_add_ adds row by row, several times slower here
                 updated = param.index_select(0, rows)

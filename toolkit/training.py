@@ -470,7 +470,7 @@ class _Batches:
             x, lengths, y = self.take(rows)
             return (x, lengths), y
         rows_t = torch.from_numpy(np.asarray(rows, dtype=np.int64))
-        return self.precomputed.take(rows_t, self.device), self.targets[rows_t].to(self.device)
+        return self.precomputed.take(rows_t, self.device), self.targets_of(rows)
 
     def targets_of(self, rows: np.ndarray) -> torch.Tensor:
         return self.targets[torch.from_numpy(np.asarray(rows, dtype=np.int64))].to(self.device)
