@@ -19,7 +19,7 @@ from conftest import REPO
 
 from toolkit.scaffold import new_plugin
 
-HEAVY = {"torch", "pandas", "matplotlib", "onnx", "onnxruntime"}
+HEAVY = {"torch", "pandas", "matplotlib", "onnx", "onnxruntime", "numba"}
 
 TRIPWIRE_DATASET = '''
 from pathlib import Path
