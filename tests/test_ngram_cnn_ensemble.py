@@ -86,6 +86,12 @@ def test_ngram_embedding_is_sparse_and_trains_with_lazy_adam():
     ("ensemble", {"members": "ngram,ensemble"}, "other than 'ensemble'"),
     ("ensemble", {"members": ""}, "1 to 8"),
     ("ensemble", {"members": "ngram,cnnn"}, "Did you mean 'cnn'"),
+    ("ensemble", {"members": "ngram:train.weight_decay"}, "GROUP.NAME=VALUE after a colon"),
+    ("ensemble", {"members": "ngram:weight_decay=0.1"}, "model or train: write train.weight_decay"),
+    ("ensemble", {"members": "ngram:model.maxn=5"}, "'ngram:model.maxn=5' has no parameter 'maxn'. Did"),
+    ("ensemble", {"members": "ngram:model.max_n=99"}, "'max_n' must be at least 1 and at most"),
+    ("ensemble", {"members": "cnn,ngram:train.lr=fast"}, "'ngram:train.lr=fast' parameter 'lr' expects"),
+    ("ensemble", {"members": "ngram:train.lr=0.1", "training": "joint"}, "need training=separate"),
 ])
 def test_bad_model_parameters_are_one_line_errors(name, params, message):
     with pytest.raises(toolkit.ToolkitError, match=message) as caught:
@@ -153,6 +159,27 @@ def test_ensemble_saved_and_loaded_gives_the_same_probabilities(ensemble_run):
     loaded = toolkit.load_run(ensemble_run.run_dir)
     expected = ensemble_run.predict_proba(texts)
     np.testing.assert_allclose(loaded.predict_proba(texts), expected, rtol=1e-6, atol=1e-9)
+
+
+def test_a_members_own_settings_reach_that_member_alone_over_the_runs(small_names, tmp_path):
+    members = "ngram,ngram:model.max_n=2:train.patience=1:train.epochs=30,cnn:train.epochs=2"
+    result = run_small("ensemble", small_names, tmp_path / "run",
+                       **{"model.members": members, "train.patience": 5})
+    plain, short, cnn = result.model.members
+    ids = lambda member: member.ngram_ids(*OneHotEncoder(TUTORIAL_ALPHABET).encode(["Nakamura"]))  # noqa: E731
+    assert plain.max_n == 4 and short.max_n == 2
+    assert ids(short).shape[1] < ids(plain).shape[1]  # fewer n-grams per text
+    reasons = dict(reason.split(": ", 1) for reason in result.stop_reason.split("; "))
+    short_label = "ngram:model.max_n=2:train.patience=1:train.epochs=30"
+    assert list(reasons) == ["ngram", short_label, "cnn:train.epochs=2"]
+    assert reasons["ngram"] == "early stop: no better validation accuracy for 5 epochs"  # the run's patience
+    assert reasons[short_label].endswith("for 1 epochs")
+    assert "early stop" not in reasons["cnn:train.epochs=2"]
+    assert len(result.history) == result.best_epoch  # every member epoch, then the combined row
+    loaded = toolkit.load_run(result.run_dir)
+    assert [m.max_n for m in loaded.model.members[:2]] == [4, 2]
+    texts = ["Hinton", "Nakamura", "Dvořák"]
+    np.testing.assert_allclose(loaded.predict_proba(texts), result.predict_proba(texts), rtol=1e-6, atol=1e-9)
 
 
 def test_ensemble_probabilities_are_the_mean_or_normalised_geometric_mean(names):

@@ -34,6 +34,7 @@ __version__ = "0.1.0"
 _LAZY = {
     "run": "toolkit.api",
     "plan_run": "toolkit.api",
+    "model_settings": "toolkit.api",
     "rerun": "toolkit.rerunning",
     "RerunResult": "toolkit.rerunning",
     "RunFile": "toolkit.runconfig",

@@ -176,6 +176,30 @@ def run_sections(dataset: DatasetSpec, encoder: EncoderSpec, model: ModelSpec) -
     ]
 
 
+def model_settings(
+    model: ModelSpec, settings: Mapping[str, Any], owner: str
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Checked `model.NAME` and `train.NAME` settings for `model` as one part of a larger model
+    (an ensemble's member, named `owner` in messages): the model's parameters with its defaults
+    filled in, and the trainer values the settings set (over the model's train defaults)."""
+    sections = {"model": Section("model", owner, model.params),
+                "train": Section("train", owner, train_params(model))}
+    groups: dict[str, dict[str, Any]] = {"model": {}, "train": {}}
+    for key, value in settings.items():
+        group, dot, name = key.partition(".")
+        if not dot or group not in groups:
+            name = name or key
+            owners = [f"{s.name}.{name}" for s in sections.values() if any(p.name == name for p in s.params)]
+            raise ToolkitError(
+                f"{owner}: setting '{key}' needs its group, model or train"
+                + (f": write {' or '.join(owners)}." if owners else f" (e.g. model.{name}).")
+            )
+        groups[group][name] = value
+    model_params = resolve([sections["model"]], groups["model"])["model"]
+    trainer = resolve([sections["train"]], groups["train"])["train"]
+    return model_params, {name: trainer[name] for name in groups["train"]}
+
+
 def train_params(model: ModelSpec) -> tuple[Param, ...]:
     """The trainer's parameters with the model's own defaults (`ModelSpec.train_defaults`)
     and search spaces (`ModelSpec.train_search`)."""

@@ -242,11 +242,11 @@ def _train_members(
     model: nn.Module, encoder: Encoder, train_data: TextDataset, val_data: TextDataset | None,
     config: TrainConfig, **options: Any,
 ) -> TrainResult:
-    """Train each of `model.separate_members` (name, module, trainer parameters) on its own,
-    each with its own early stopping; the history lists their epochs one after another and
-    ends with a row for the combined model's validation loss and accuracy. A trainer value
-    the run set away from the trainer's own default (threads, epochs...) applies to every
-    member, over the member's defaults."""
+    """Train each of `model.separate_members` (name, module, trainer defaults, own trainer
+    settings) on its own, each with its own early stopping; the history lists their epochs one
+    after another and ends with a row for the combined model's validation loss and accuracy.
+    A trainer value the run set away from the trainer's own default (threads, epochs...)
+    applies to every member, over the member's defaults; a member's own settings over both."""
     started = time.perf_counter()
     device = options["device"]
     model.to(device)
@@ -255,10 +255,11 @@ def _train_members(
     interrupted, completed, planned = False, 0, 0
     defaults = TrainConfig().as_dict()
     changed = {k: v for k, v in config.as_dict().items() if v != defaults[k]}
-    for name, member, member_params in model.separate_members:
+    for name, member, member_defaults, member_settings in model.separate_members:
         if _logs_epochs(options["progress"]) and distributed.current().is_main:
             print(f"training member {name}", file=sys.stderr, flush=True)
-        result = train(member, encoder, train_data, val_data, {**member_params, **changed}, **options)
+        params = {**member_defaults, **changed, **member_settings}
+        result = train(member, encoder, train_data, val_data, params, **options)
         history = result.history.assign(epoch=result.history["epoch"] + last_epoch)
         last_epoch += len(history)
         histories.append(history)
@@ -555,7 +556,7 @@ def thread_count(threads: int) -> int:
 def _member_log_probs(model: nn.Module, data: _Batches) -> tuple[torch.Tensor, torch.Tensor]:
     """Each separately trained member's log-probabilities (members, texts, classes) on `data`
     (of each class on its own, log-sigmoid, for multi-label data), and the texts' targets."""
-    members = [member for _, member, _ in model.separate_members]
+    members = [member for _, member, _, _ in model.separate_members]
     parts, targets = [], []
     with torch.inference_mode():
         for rows in data.in_batches(PREDICT_BATCH):

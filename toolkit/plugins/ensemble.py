@@ -26,7 +26,8 @@ class EnsembleConfig(toolkit.Config):
 
     owner = "model 'ensemble'"
     members: str = toolkit.param_field(
-        "ngram,cnn", "Member models, comma-separated.",
+        "ngram,cnn", "Member models, comma-separated; a member's own settings follow its name after "
+        "colons, e.g. ngram:train.weight_decay=0.1:model.max_n=5.",
         search=toolkit.Space.choice("ngram,cnn", "ngram,lstm", "ngram,cnn,lstm"),
     )
     combine: str = toolkit.param_field(
@@ -43,14 +44,35 @@ class EnsembleConfig(toolkit.Config):
         "stopping, or all at once.", choices=TRAINING,
     )
 
-    def member_names(self) -> list[str]:
-        return [name.strip() for name in self.members.split(",") if name.strip()]
+    def member_entries(self) -> list[tuple[str, dict[str, str]]]:
+        """Each member's model name and its own settings: `MODEL[:GROUP.NAME=VALUE...]`."""
+        entries = []
+        for entry in self.members.split(","):
+            name, *settings = (part.strip() for part in entry.split(":"))
+            if name or settings:
+                entries.append((name, dict(setting.partition("=")[::2] for setting in settings)))
+        return entries
+
+    def member_labels(self) -> list[str]:
+        """How a member is named in logs: as written in `members`, without spaces."""
+        return [":".join([name, *(f"{k}={v}" for k, v in settings.items())])
+                for name, settings in self.member_entries()]
 
     def check(self) -> str | None:
-        names = self.member_names()
-        if not 1 <= len(names) <= MAX_MEMBERS or "ensemble" in names:
+        entries = self.member_entries()
+        names = [name for name, _ in entries]
+        if not 1 <= len(names) <= MAX_MEMBERS or "ensemble" in names or "" in names:
             return (f"needs 1 to {MAX_MEMBERS} comma-separated member models other than 'ensemble' "
                     f"(e.g. ngram,cnn,lstm); got {self.members!r}")
+        for entry in self.members.split(","):
+            _, *settings = entry.split(":")
+            if any("=" not in setting or not setting.partition("=")[0].strip() for setting in settings):
+                return (f"member settings are GROUP.NAME=VALUE after a colon "
+                        f"(e.g. ngram:train.weight_decay=0.1:model.max_n=5); got {entry.strip()!r}")
+        if self.training == "joint" and any(
+            key.startswith("train.") for _, settings in entries for key in settings
+        ):
+            return "a member's train.* settings need training=separate: joint training has one trainer"
         return None
 
 

@@ -1,9 +1,11 @@
 """`ensemble`: several registered models reading the same character indices, averaged.
 
-Each member is built by its own plugin's factory with that plugin's default parameters.
-By default (`training=separate`) the trainer trains the members one after another, each
-with its own trainer defaults (`ModelSpec.train_defaults`) and its own early stopping (a
-`train.*` value the run sets away from the trainer's default applies to every member),
+Each member is built by its own plugin's factory with that plugin's default parameters, and
+the member's own settings (`ngram:model.max_n=5`). By default (`training=separate`) the
+trainer trains the members one after another, each with its own trainer defaults
+(`ModelSpec.train_defaults`) and its own early stopping; a `train.*` value the run sets away
+from the trainer's default applies to every member, and a member's own `train.*` settings
+(`ngram:train.weight_decay=0.1`) to it alone, over both;
 then the ensemble predicts with the weighted mean of the members' log-probabilities
 (`combine=log-probability`, the default: a weighted geometric mean, normalised) or of their
 probabilities (`combine=probability`). With `weighting=validation` (the default) the weights
@@ -47,30 +49,32 @@ class Ensemble(nn.Module):
         super().__init__()
         self.multi_label = multi_label
         config = config or EnsembleConfig()
-        names, combine, training = config.member_names(), config.combine, config.training
+        entries, combine, training = config.member_entries(), config.combine, config.training
         registry = toolkit.load_registry()
-        self.names = names
+        self.names = config.member_labels()
         self.combine = combine
         self.weighting = config.weighting
         self.members = nn.ModuleList()
-        #: (name, member, trainer parameters) for each member the trainer trains on its own.
-        self.separate_members: list[tuple[str, nn.Module, dict[str, Any]]] = []
-        for name in names:
+        #: (label, member, its trainer defaults, its own trainer settings) for each member the
+        #: trainer trains on its own.
+        self.separate_members: list[tuple[str, nn.Module, dict[str, Any], dict[str, Any]]] = []
+        for (name, settings), label in zip(entries, self.names, strict=True):
             spec = registry.model(name)  # an unknown name: one line with did-you-mean
             if toolkit.CHAR_INDICES not in spec.consumes:
                 raise toolkit.ToolkitError(
                     f"model 'ensemble' reads {toolkit.CHAR_INDICES}, but member '{name}' consumes "
                     f"{' or '.join(spec.consumes)}; choose members that read character indices."
                 )
+            params, trainer = toolkit.model_settings(spec, settings, f"ensemble member '{label}'")
             member = spec.build(
-                vocab_size=vocab_size, num_classes=num_classes,
-                params={p.name: p.default for p in spec.params}, encoder=encoder, multi_label=multi_label,
+                vocab_size=vocab_size, num_classes=num_classes, params=params, encoder=encoder,
+                multi_label=multi_label,
             )
             self.members.append(member)
             if training == "separate":
-                self.separate_members.append((name, member, dict(spec.train_defaults)))
+                self.separate_members.append((label, member, dict(spec.train_defaults), trainer))
         # Saved with the members' weights, so a loaded ensemble mixes them as the trained one did.
-        self.register_buffer("member_weights", torch.full((len(names),), 1 / len(names)))
+        self.register_buffer("member_weights", torch.full((len(entries),), 1 / len(entries)))
 
     def weigh_members(self, log_probs: torch.Tensor, targets: torch.Tensor) -> None:
         """Set the member weights to the mixture of the members' probabilities most likely on
