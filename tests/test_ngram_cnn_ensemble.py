@@ -201,8 +201,10 @@ def test_the_default_ensemble_predicts_the_normalised_weighted_geometric_mean(na
     log-probabilities averaged with the member weights, not their probabilities."""
     encoder = OneHotEncoder(TUTORIAL_ALPHABET)
     model = build("ensemble", encoder)  # every parameter at its default
-    torch.nn.init.normal_(model.members[0].bag.weight)  # zero-initialised otherwise
-    weights = torch.tensor([0.8, 0.2])
+    assert [type(m).__name__ for m in model.members] == ["NgramModel", "CharCNN", "NgramModel"]
+    for ngram in (model.members[0], model.members[2]):
+        torch.nn.init.normal_(ngram.bag.weight)  # zero-initialised otherwise
+    weights = torch.tensor([0.6, 0.3, 0.1])
     model.member_weights.copy_(weights)
     x = encoder.encode(names)
     with torch.no_grad():

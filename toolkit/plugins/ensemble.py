@@ -16,6 +16,10 @@ TRAINING = ("separate", "joint")
 WEIGHTING = ("validation", "equal")
 
 
+#: The default members: ngram, cnn, and an ngram whose weights decay (train.weight_decay=0.1), which
+#: errs on other texts than the plain one.
+DEFAULT_MEMBERS = "ngram,cnn,ngram:train.weight_decay=0.1"
+
 #: Most member models in one ensemble.
 MAX_MEMBERS = 8
 
@@ -26,9 +30,10 @@ class EnsembleConfig(toolkit.Config):
 
     owner = "model 'ensemble'"
     members: str = toolkit.param_field(
-        "ngram,cnn", "Member models, comma-separated; a member's own settings follow its name after "
-        "colons, e.g. ngram:train.weight_decay=0.1:model.max_n=5.",
-        search=toolkit.Space.choice("ngram,cnn", "ngram,lstm", "ngram,cnn,lstm"),
+        DEFAULT_MEMBERS, "Member models, comma-separated; a member's own settings follow its name after "
+        "colons, e.g. ngram:train.weight_decay=0.1:model.max_n=5. The default's third member, an ngram "
+        "with weight decay, was chosen on the panel's validation split (bench/ensemble_choices.py).",
+        search=toolkit.Space.choice(DEFAULT_MEMBERS, "ngram,cnn", "ngram,cnn,lstm"),
     )
     combine: str = toolkit.param_field(
         "log-probability", "Average the members' log-probabilities (a weighted geometric mean, chosen on "
