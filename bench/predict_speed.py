@@ -18,6 +18,9 @@ in a process of its own:
 - scikit-learn: TF-IDF character 1-5-grams (char_wb, sublinear tf) + LinearSVC on the same split:
   `decision_function(vectorizer.transform(names))` and an argsort, the names in memory.
 
+A second table is the arithmetic floor of `rnn`, `gru` and `lstm`: the hidden state's matrix
+products per name at the float32 rate numpy reaches here on one thread for their shapes.
+
 Prints the table with the ratio to fastText and the load average before and after; `--write FILE`
 puts it in FILE's "Prediction speed" section. Usage:
 
@@ -225,9 +228,55 @@ def prediction_table(setup: Setup, models: Sequence[str]) -> str:
     return markdown(frame[["system", "timed", "names_per_s", "x_fasttext", "seconds"]], FORMATS)
 
 
+#: Products of the hidden state per step and direction: (hidden, gates x hidden).
+RECURRENT_GATES = {"rnn": 1, "gru": 3, "lstm": 4}
+
+
+def floor_table(setup: Setup, models: Sequence[str]) -> str:
+    """What the recurrent models' arithmetic alone costs here: at every character and direction
+    the hidden state times a (hidden, gates x hidden) matrix, which no table lookup removes (the
+    input's product can be a table; this cannot, as the state depends on the text so far), at
+    the float32 matrix-product rate numpy reaches here on one thread for the model's shapes."""
+    import numpy as np
+    from threadpoolctl import threadpool_limits
+
+    from toolkit.plugins.torch_rnn import TorchRNNConfig
+
+    config = TorchRNNConfig()
+    size, directions = config.hidden_size, 2 if config.bidirectional else 1
+    characters = float(np.mean([len(name) for name in read_names(str(setup.names))]))
+    rows = []
+    for model in [m for m in models if m in RECURRENT_GATES]:
+        width = RECURRENT_GATES[model] * size
+        state = np.random.default_rng(0).random((1024, size), dtype=np.float32)
+        weights = np.random.default_rng(1).random((size, width), dtype=np.float32)
+        out = np.empty((1024, width), dtype=np.float32)
+        with threadpool_limits(1):
+            times = []
+            for _ in range(5):
+                started = time.perf_counter()
+                for _ in range(200):
+                    np.matmul(state, weights, out=out)
+                times.append((time.perf_counter() - started) / 200)
+        rate = 1024 * size * width / statistics.median(times)
+        per_name = characters * config.num_layers * directions * size * width
+        rows.append({"model": f"`{model}` (defaults: hidden {size}, {directions} direction(s), "
+                     f"{config.num_layers} layer(s))", "multiply_adds_per_name": per_name,
+                     "float32_gmac_per_s": rate / 1e9, "floor_names_per_s": rate / per_name})
+    if not rows:
+        return "(no recurrent model asked for)"
+    print(f"  arithmetic floor: {rows} ({load()})", flush=True)
+    return (f"Mean characters per drawn name: {characters:.2f}. A model cannot predict faster than "
+            "`floor_names_per_s` on one thread here in float32, before reading, encoding, the "
+            "gates' functions or writing:\n\n"
+            + markdown(pd.DataFrame(rows), {"multiply_adds_per_name": ",.0f", "float32_gmac_per_s": ".1f",
+                                           "floor_names_per_s": ",.0f"}))
+
+
 #: The tables of the section: a heading and the function that measures it.
 TABLES: list[tuple[str, Callable[[Setup, Sequence[str]], str]]] = [
     ("Prediction, top 3, names per second", prediction_table),
+    ("The recurrent models' hidden-state products alone (their arithmetic floor)", floor_table),
 ]
 
 
