@@ -59,9 +59,9 @@ def _hidden_matrix(weights: list[np.ndarray], vocab_size: int) -> np.ndarray:
     return np.ascontiguousarray(np.concatenate([w[:, vocab_size:] for w in weights]).T, dtype=np.float32)
 
 
-class _Recurrent:
-    """What both cells share: their weights' shapes, and texts sorted longest first and walked
-    in chunks."""
+class LongestFirst:
+    """What the recurrent models share (these and `torch_rnn_numpy.py`'s): their weights' shapes,
+    and texts sorted longest first and walked in chunks of `CHUNK`."""
 
     shapes: dict[str, tuple[int, ...]]
 
@@ -87,7 +87,7 @@ class _Recurrent:
         raise NotImplementedError
 
 
-class ScratchRNNArrays(_Recurrent):
+class ScratchRNNArrays(LongestFirst):
     """`ScratchRNN` on numpy arrays: hidden = f(i2h(concat(character, hidden))) at every step but
     the last, and the logits i2o(concat(last character, hidden))."""
 
@@ -127,7 +127,7 @@ class ScratchRNNArrays(_Recurrent):
         return logits
 
 
-class ScratchGRUArrays(_Recurrent):
+class ScratchGRUArrays(LongestFirst):
     """`ScratchGRU` on numpy arrays: the update and reset gates in one product of the hidden
     state, the candidate in another, each plus its character's table row."""
 

@@ -54,7 +54,26 @@ def _factory(cell: str):
     return build
 
 
+def _array_factory(cell: str):
+    def build_arrays(vocab_size: int, num_classes: int, **params: Any) -> Any:
+        """The model's forward pass on numpy arrays (`toolkit.plugins.torch_rnn_numpy`)."""
+        from toolkit.plugins.scratch import check_sizes
+        from toolkit.plugins.torch_rnn_numpy import TorchRNNArrays
+
+        config = TorchRNNConfig(**params)
+        check_sizes(cell, vocab_size, num_classes)
+        return TorchRNNArrays(
+            cell, vocab_size, num_classes, config.embedding_dim, config.hidden_size, config.num_layers,
+            config.bidirectional, config.pooling,
+        )
+
+    return build_arrays
+
+
 @toolkit.hookimpl
 def register_models(register) -> None:
     for cell, help_text in HELPS.items():
-        register(toolkit.ModelSpec(name=cell, help=help_text, factory=_factory(cell), config=TorchRNNConfig))
+        register(toolkit.ModelSpec(
+            name=cell, help=help_text, factory=_factory(cell), array_factory=_array_factory(cell),
+            config=TorchRNNConfig,
+        ))

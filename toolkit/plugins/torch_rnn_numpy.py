@@ -1,0 +1,202 @@
+"""`gru`, `lstm` and `rnn`'s forward pass on numpy arrays, without torch (`predict --runtime
+numpy`, and `auto`'s choice for them): torch's cells, every layer and direction, "last" and
+"last+max" pooling.
+
+Computed as `scratch_numpy.py` computes its cells, without what is not the model's arithmetic:
+
+- the first layer's input is an embedding row, so its product with the input weights (plus the
+  biases that are plain sums) is a table with a row per character, per direction: each step
+  reads a row and multiplies only the hidden state (a later layer's input products, of the
+  layer below's outputs, are one matrix product for the whole chunk);
+- the texts are sorted longest first, so the texts still reading at step t are the first rows:
+  a step computes those rows only. The backward direction reads each text reversed within its
+  own length: its step s reads position length - 1 - s, so the texts reading at step s are the
+  same first rows, and both directions advance together; a row's state stops changing after its
+  last step, so the final states are what is left when the chunk's longest text ends;
+- the sigmoid gates are computed as (1 + tanh(x / 2)) / 2 with their weights halved (exactly:
+  a power of two), in place on one array per step.
+
+The logits equal the torch model's within float32 rounding (the sums run in another order),
+which the plugin test kit's `check_model` checks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+
+from toolkit.plugins.scratch_numpy import LongestFirst
+
+#: Gates per cell, each `hidden_size` wide, in torch's order.
+GATES = {"rnn": 1, "gru": 3, "lstm": 4}
+#: The sigmoid gates, first in the order the arrays keep them (torch's LSTM order is i, f, g, o;
+#: here i, f, o, g, so one slice holds the sigmoids), and the tanh ones after them.
+SIGMOID_GATES = {"rnn": 0, "gru": 2, "lstm": 3}
+HALF = np.float32(0.5)
+
+
+def _gate_order(cell: str, size: int) -> np.ndarray:
+    """The rows of a torch weight in this module's gate order."""
+    rows = np.arange(GATES[cell] * size)
+    if cell == "lstm":  # i, f, g, o -> i, f, o, g
+        return np.concatenate([rows[:2 * size], rows[3 * size:], rows[2 * size:3 * size]])
+    return rows
+
+
+class TorchRNNArrays(LongestFirst):
+    """`TorchRNN` (torch_rnn_model.py) in eval mode on numpy arrays."""
+
+    def __init__(
+        self, cell: str, vocab_size: int, num_classes: int, embedding_dim: int, hidden_size: int,
+        num_layers: int, bidirectional: bool, pooling: str,
+    ) -> None:
+        super().__init__(vocab_size, num_classes, hidden_size)
+        self.cell, self.num_layers, self.pooling = cell, num_layers, pooling
+        self.directions = 2 if bidirectional else 1
+        width = GATES[cell] * hidden_size
+        self.shapes = {"embedding.weight": (vocab_size, embedding_dim)}
+        for layer in range(num_layers):
+            inputs = embedding_dim if layer == 0 else hidden_size * self.directions
+            for suffix in self._suffixes():
+                self.shapes |= {
+                    f"rnn.weight_ih_l{layer}{suffix}": (width, inputs),
+                    f"rnn.weight_hh_l{layer}{suffix}": (width, hidden_size),
+                    f"rnn.bias_ih_l{layer}{suffix}": (width,),
+                    f"rnn.bias_hh_l{layer}{suffix}": (width,),
+                }
+        features = hidden_size * self.directions * (2 if pooling == "last+max" else 1)
+        self.shapes |= {"classifier.weight": (num_classes, features), "classifier.bias": (num_classes,)}
+        self.load({name: np.zeros(shape, dtype=np.float32) for name, shape in self.shapes.items()})
+
+    def _suffixes(self) -> tuple[str, ...]:
+        return ("", "_reverse")[: self.directions]
+
+    def load(self, weights: Mapping[str, np.ndarray]) -> None:
+        size, cell = self.hidden_size, self.cell
+        order = _gate_order(cell, size)
+        # The sigmoid gates' rows halved: sigmoid(x) = (1 + tanh(x / 2)) / 2.
+        scale = np.ones(GATES[cell] * size, dtype=np.float32)
+        scale[: SIGMOID_GATES[cell] * size] = HALF
+        embedding = np.asarray(weights["embedding.weight"], dtype=np.float32)
+        #: Per layer, per direction: the input weights (transposed) and the hidden state's.
+        self.input_weights: list[np.ndarray] = []  # layers > 0: (directions, inputs, width)
+        self.hidden_weights: list[np.ndarray] = []  # (directions, hidden, width)
+        self.input_biases: list[np.ndarray] = []  # (directions, 1, width): both biases but GRU's b_hn
+        self.candidate_biases: list[np.ndarray] = []  # GRU: (directions, 1, hidden) b_hn, inside r * (...)
+        for layer in range(self.num_layers):
+            named = [{kind: np.asarray(weights[f"rnn.{kind}_l{layer}{suffix}"], dtype=np.float32)[order] * (
+                scale if kind.startswith("bias") else scale[:, None])
+                for kind in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")} for suffix in self._suffixes()]
+            biases = []
+            for one in named:
+                bias = one["bias_ih"] + one["bias_hh"]
+                if cell == "gru":  # b_hn is multiplied by the reset gate: added to the hidden product
+                    bias[2 * size:] = one["bias_ih"][2 * size:]
+                biases.append(bias)
+            self.input_biases.append(np.stack(biases)[:, None, :])
+            self.hidden_weights.append(np.ascontiguousarray(np.stack([one["weight_hh"].T for one in named])))
+            self.input_weights.append(np.ascontiguousarray(np.stack([one["weight_ih"].T for one in named])))
+            self.candidate_biases.append(np.stack([one["bias_hh"][2 * size:] for one in named])[:, None, :])
+        # The first layer's input products: a row per character, per direction, stacked so one
+        # index (character + direction * vocabulary) reads both directions' rows.
+        self.table = np.ascontiguousarray(
+            (embedding @ self.input_weights[0] + self.input_biases[0]).reshape(-1, GATES[cell] * size))
+        self.classifier_weight = np.ascontiguousarray(np.asarray(weights["classifier.weight"], np.float32).T)
+        self.classifier_bias = np.asarray(weights["classifier.bias"], dtype=np.float32)
+
+    def chunk_logits(self, steps: np.ndarray, reading: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+        positions = np.arange(len(steps))[:, None]
+        # Row s of a text read backward: its position length - 1 - s; padding stays where it is.
+        backward = np.where(positions < lengths[None, :], lengths[None, :] - 1 - positions, positions)
+        characters = [steps, np.take_along_axis(steps, backward, axis=0)][: self.directions]
+        table_rows = np.stack(characters) + (np.arange(self.directions) * self.vocab_size)[:, None, None]
+        top = self.num_layers - 1
+        outputs = None
+        for layer in range(self.num_layers):
+            if layer == 0:
+                inputs = None
+            else:  # the layer below's outputs at each position, read forward and backward
+                below = [outputs[0]] if self.directions == 1 else [
+                    np.concatenate([outputs[0], _reversed(outputs[1], backward)], axis=2),
+                    np.concatenate([_reversed(outputs[0], backward), outputs[1]], axis=2)]
+                inputs = np.stack([x @ w for x, w in zip(below, self.input_weights[layer], strict=True)])
+                inputs += self.input_biases[layer][:, None]
+            hidden, outputs, highest = self._layer(
+                layer, steps.shape, reading, table_rows if layer == 0 else None, inputs,
+                keep_outputs=layer < top, keep_max=layer == top and self.pooling == "last+max")
+        features = [hidden[d] for d in range(self.directions)]
+        if highest is not None:
+            features += [highest[d] for d in range(self.directions)]
+        logits = np.concatenate(features, axis=1) @ self.classifier_weight
+        logits += self.classifier_bias
+        return logits
+
+    def _layer(
+        self, layer: int, shape: tuple[int, int], reading: np.ndarray, table_rows: np.ndarray | None,
+        inputs: np.ndarray | None, keep_outputs: bool, keep_max: bool,
+    ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+        """One layer, every direction at once: the final hidden states (directions, texts, hidden),
+        the outputs at each direction's steps (directions, steps, texts, hidden) when kept, and
+        the max over each text's steps when kept. The input of step t is a table row (first
+        layer) or `inputs[:, t]`."""
+        longest, count = shape
+        size, cell, directions = self.hidden_size, self.cell, self.directions
+        hidden = np.zeros((directions, count, size), dtype=np.float32)
+        product = np.empty((directions, count, GATES[cell] * size), dtype=np.float32)
+        cells = np.zeros_like(hidden) if cell == "lstm" else None
+        outputs = np.zeros((directions, longest, count, size), dtype=np.float32) if keep_outputs else None
+        highest = np.full((directions, count, size), -np.inf, dtype=np.float32) if keep_max else None
+        weights, candidate_bias = self.hidden_weights[layer], self.candidate_biases[layer]
+        for t in range(longest):
+            n = int(reading[t])
+            state, new = hidden[:, :n], product[:, :n]
+            for d in range(directions):
+                np.matmul(hidden[d, :n], weights[d], out=product[d, :n])
+            step_input = self.table[table_rows[:, t, :n]] if inputs is None else inputs[:, t, :n]
+            if cell == "rnn":
+                new += step_input
+                np.tanh(new, out=state)
+            elif cell == "gru":
+                gates = new[..., :2 * size]
+                gates += step_input[..., :2 * size]
+                _halved_sigmoid(gates)
+                reset, update = gates[..., :size], gates[..., size:]
+                candidate = new[..., 2 * size:]
+                candidate += candidate_bias
+                candidate *= reset
+                candidate += step_input[..., 2 * size:]
+                np.tanh(candidate, out=candidate)
+                # (1 - update) * candidate + update * hidden, in three passes
+                state -= candidate
+                state *= update
+                state += candidate
+            else:
+                new += step_input
+                np.tanh(new, out=new)
+                _halved_sigmoid(new[..., :3 * size], tanh_done=True)
+                into, forget, out, candidate = (new[..., i * size:(i + 1) * size] for i in range(4))
+                memory = cells[:, :n]
+                memory *= forget
+                into *= candidate
+                memory += into
+                np.tanh(memory, out=candidate)
+                np.multiply(out, candidate, out=state)
+            if outputs is not None:
+                outputs[:, t, :n] = state
+            if highest is not None:
+                np.maximum(highest[:, :n], state, out=highest[:, :n])
+        return hidden, outputs, highest
+
+
+def _halved_sigmoid(values: np.ndarray, tanh_done: bool = False) -> None:
+    """sigmoid(2x) of `values` in place, as (1 + tanh(x)) / 2 (`tanh_done`: already tanh(x))."""
+    if not tanh_done:
+        np.tanh(values, out=values)
+    values *= HALF
+    values += HALF
+
+
+def _reversed(outputs: np.ndarray, backward: np.ndarray) -> np.ndarray:
+    """(steps, texts, hidden) outputs with each text's steps reversed within its own length."""
+    return np.take_along_axis(outputs, backward[:, :, None], axis=0)
