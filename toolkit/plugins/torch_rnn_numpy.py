@@ -73,35 +73,43 @@ class TorchRNNArrays(LongestFirst):
         return ("", "_reverse")[: self.directions]
 
     def load(self, weights: Mapping[str, np.ndarray]) -> None:
-        size, cell = self.hidden_size, self.cell
+        size, cell, gates = self.hidden_size, self.cell, GATES[self.cell]
         order = _gate_order(cell, size)
         # The sigmoid gates' rows halved: sigmoid(x) = (1 + tanh(x / 2)) / 2.
-        scale = np.ones(GATES[cell] * size, dtype=np.float32)
+        scale = np.ones(gates * size, dtype=np.float32)
         scale[: SIGMOID_GATES[cell] * size] = HALF
-        embedding = np.asarray(weights["embedding.weight"], dtype=np.float32)
-        #: Per layer, per direction: the input weights (transposed) and the hidden state's.
-        self.input_weights: list[np.ndarray] = []  # layers > 0: (directions, inputs, width)
-        self.hidden_weights: list[np.ndarray] = []  # (directions, hidden, width)
-        self.input_biases: list[np.ndarray] = []  # (directions, 1, width): both biases but GRU's b_hn
+
+        def by_gate(name: str) -> np.ndarray:
+            """(gates, directions, inputs, hidden) a weight, or (gates, directions, 1, hidden) a
+            bias, in this module's gate order: each gate's array is its own, contiguous, so the
+            steps' arithmetic on a gate runs on contiguous arrays."""
+            parts = []
+            for suffix in self._suffixes():
+                value = np.asarray(weights[f"rnn.{name}{suffix}"], dtype=np.float32)[order]
+                value = value * (scale if value.ndim == 1 else scale[:, None])
+                parts.append(value.reshape(gates, size, -1).transpose(0, 2, 1))
+            return np.ascontiguousarray(np.stack(parts, axis=1))
+
+        #: Per layer: the input and hidden weights, transposed, by gate and direction.
+        self.input_weights: list[np.ndarray] = []  # (gates, directions, inputs, hidden)
+        self.hidden_weights: list[np.ndarray] = []  # (gates, directions, hidden, hidden)
+        self.input_biases: list[np.ndarray] = []  # (gates, directions, 1, hidden): both biases but GRU's b_hn
         self.candidate_biases: list[np.ndarray] = []  # GRU: (directions, 1, hidden) b_hn, inside r * (...)
         for layer in range(self.num_layers):
-            named = [{kind: np.asarray(weights[f"rnn.{kind}_l{layer}{suffix}"], dtype=np.float32)[order] * (
-                scale if kind.startswith("bias") else scale[:, None])
-                for kind in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")} for suffix in self._suffixes()]
-            biases = []
-            for one in named:
-                bias = one["bias_ih"] + one["bias_hh"]
-                if cell == "gru":  # b_hn is multiplied by the reset gate: added to the hidden product
-                    bias[2 * size:] = one["bias_ih"][2 * size:]
-                biases.append(bias)
-            self.input_biases.append(np.stack(biases)[:, None, :])
-            self.hidden_weights.append(np.ascontiguousarray(np.stack([one["weight_hh"].T for one in named])))
-            self.input_weights.append(np.ascontiguousarray(np.stack([one["weight_ih"].T for one in named])))
-            self.candidate_biases.append(np.stack([one["bias_hh"][2 * size:] for one in named])[:, None, :])
-        # The first layer's input products: a row per character, per direction, stacked so one
-        # index (character + direction * vocabulary) reads both directions' rows.
+            bias_ih, bias_hh = by_gate(f"bias_ih_l{layer}"), by_gate(f"bias_hh_l{layer}")
+            biases = bias_ih + bias_hh
+            if cell == "gru":  # b_hn is multiplied by the reset gate: added to the hidden product
+                biases[2] = bias_ih[2]
+            self.input_biases.append(biases)
+            self.candidate_biases.append(bias_hh[-1])
+            self.input_weights.append(by_gate(f"weight_ih_l{layer}"))
+            self.hidden_weights.append(by_gate(f"weight_hh_l{layer}"))
+        # The first layer's input products: a row per character, per gate and direction, each
+        # gate's rows stacked so one index (character + direction * vocabulary) reads both
+        # directions' rows.
+        embedding = np.asarray(weights["embedding.weight"], dtype=np.float32)
         self.table = np.ascontiguousarray(
-            (embedding @ self.input_weights[0] + self.input_biases[0]).reshape(-1, GATES[cell] * size))
+            (embedding @ self.input_weights[0] + self.input_biases[0]).reshape(gates, -1, size))
         self.classifier_weight = np.ascontiguousarray(np.asarray(weights["classifier.weight"], np.float32).T)
         self.classifier_bias = np.asarray(weights["classifier.bias"], dtype=np.float32)
 
@@ -120,8 +128,9 @@ class TorchRNNArrays(LongestFirst):
                 below = [outputs[0]] if self.directions == 1 else [
                     np.concatenate([outputs[0], _reversed(outputs[1], backward)], axis=2),
                     np.concatenate([_reversed(outputs[0], backward), outputs[1]], axis=2)]
-                inputs = np.stack([x @ w for x, w in zip(below, self.input_weights[layer], strict=True)])
-                inputs += self.input_biases[layer][:, None]
+                # (gates, directions, steps, texts, hidden)
+                inputs = np.matmul(np.stack(below)[None], self.input_weights[layer][:, :, None])
+                inputs += self.input_biases[layer][:, :, None]
             hidden, outputs, highest = self._layer(
                 layer, steps.shape, reading, table_rows if layer == 0 else None, inputs,
                 keep_outputs=layer < top, keep_max=layer == top and self.pooling == "last+max")
@@ -139,33 +148,33 @@ class TorchRNNArrays(LongestFirst):
         """One layer, every direction at once: the final hidden states (directions, texts, hidden),
         the outputs at each direction's steps (directions, steps, texts, hidden) when kept, and
         the max over each text's steps when kept. The input of step t is a table row (first
-        layer) or `inputs[:, t]`."""
+        layer) or `inputs[:, :, t]`."""
         longest, count = shape
-        size, cell, directions = self.hidden_size, self.cell, self.directions
+        size, cell, directions, gates = self.hidden_size, self.cell, self.directions, GATES[self.cell]
         hidden = np.zeros((directions, count, size), dtype=np.float32)
-        product = np.empty((directions, count, GATES[cell] * size), dtype=np.float32)
+        product = np.empty((gates, directions, count, size), dtype=np.float32)
         cells = np.zeros_like(hidden) if cell == "lstm" else None
         outputs = np.zeros((directions, longest, count, size), dtype=np.float32) if keep_outputs else None
         highest = np.full((directions, count, size), -np.inf, dtype=np.float32) if keep_max else None
         weights, candidate_bias = self.hidden_weights[layer], self.candidate_biases[layer]
         for t in range(longest):
             n = int(reading[t])
-            state, new = hidden[:, :n], product[:, :n]
-            for d in range(directions):
-                np.matmul(hidden[d, :n], weights[d], out=product[d, :n])
-            step_input = self.table[table_rows[:, t, :n]] if inputs is None else inputs[:, t, :n]
+            state, new = hidden[:, :n], product[:, :, :n]
+            for gate in range(gates):
+                for d in range(directions):
+                    np.matmul(hidden[d, :n], weights[gate, d], out=product[gate, d, :n])
+            step_input = self.table[:, table_rows[:, t, :n]] if inputs is None else inputs[:, :, t, :n]
             if cell == "rnn":
                 new += step_input
-                np.tanh(new, out=state)
+                np.tanh(new[0], out=state)
             elif cell == "gru":
-                gates = new[..., :2 * size]
-                gates += step_input[..., :2 * size]
-                _halved_sigmoid(gates)
-                reset, update = gates[..., :size], gates[..., size:]
-                candidate = new[..., 2 * size:]
+                both = new[:2]
+                both += step_input[:2]
+                _halved_sigmoid(both)
+                reset, update, candidate = new
                 candidate += candidate_bias
                 candidate *= reset
-                candidate += step_input[..., 2 * size:]
+                candidate += step_input[2]
                 np.tanh(candidate, out=candidate)
                 # (1 - update) * candidate + update * hidden, in three passes
                 state -= candidate
@@ -174,8 +183,8 @@ class TorchRNNArrays(LongestFirst):
             else:
                 new += step_input
                 np.tanh(new, out=new)
-                _halved_sigmoid(new[..., :3 * size], tanh_done=True)
-                into, forget, out, candidate = (new[..., i * size:(i + 1) * size] for i in range(4))
+                _halved_sigmoid(new[:3], tanh_done=True)
+                into, forget, out, candidate = new
                 memory = cells[:, :n]
                 memory *= forget
                 into *= candidate
