@@ -1,6 +1,7 @@
 """`gru`, `lstm` and `rnn`: PyTorch's recurrent layers over learned character embeddings.
 
-The model is in `torch_rnn_model.py`; this module registers it and imports that one (and
+The model is in `torch_rnn_model.py`, its forward pass on numpy arrays (what `toolkit predict`
+uses by default) in `torch_rnn_numpy.py`; this module registers them and imports each (and
 torch) only when a model is built, so the command line starts fast.
 """
 
