@@ -19,6 +19,7 @@ from test_startup import heavy_imports, importtime
 
 import toolkit
 import toolkit.plugins.scratch_numpy as scratch_numpy
+import toolkit.plugins.torch_rnn_numpy as torch_rnn_numpy
 from toolkit.numpy_runtime import ArrayScorer
 from toolkit.plugins.onehot import OneHotEncoder
 from toolkit.testing import ARRAYS_ATOL, ARRAYS_RTOL
@@ -53,17 +54,23 @@ def both_models(cell: str, classes: int = 7, **params):
 
 @pytest.mark.parametrize("params", SHAPES, ids=shape_id)
 @pytest.mark.parametrize("cell", CELLS)
-@pytest.mark.parametrize("chunk", [scratch_numpy.CHUNK, 37])
+@pytest.mark.parametrize("chunk", ["default", "one", 37])
 def test_logits_are_the_torch_models_on_names_and_hostile_texts(monkeypatch, cell, params, chunk):
-    """In one chunk and in many (37 texts: lengths differ within and between chunks; the
-    300-character text alone in the first), rows in the order given, as torch's packed forward."""
-    monkeypatch.setattr(scratch_numpy, "CHUNK", chunk)
+    """In the default chunks, in one, and in many (37 texts: lengths differ within and between
+    chunks; the 300-character text alone in the first), rows in the order given, as torch's
+    packed forward."""
+    if chunk == "one":
+        monkeypatch.setattr(torch_rnn_numpy, "STEP_BYTES", 1 << 40)
+    elif chunk != "default":
+        monkeypatch.setattr(scratch_numpy, "CHUNK", chunk)
     torch_model, arrays, encoder = both_models(cell, **params)
     texts = real_names(1000) + HOSTILE
     indices, lengths = encoder.encode(texts)
     assert int(lengths.min()) == 1 and int(lengths.max()) == 300  # the empty text: one unknown character
     with torch.inference_mode():
         wanted = torch_model(indices, lengths).numpy()
+    if chunk == "one":
+        assert arrays.chunk_size() >= len(texts)
     found = arrays.logits(indices.numpy(), lengths.numpy())
     assert found.dtype == np.float32 and found.shape == wanted.shape
     np.testing.assert_allclose(found, wanted, rtol=ARRAYS_RTOL, atol=ARRAYS_ATOL)

@@ -73,8 +73,9 @@ class LongestFirst:
         indices, lengths = np.asarray(indices, dtype=np.int64), np.asarray(lengths, dtype=np.int64)
         result = np.empty((len(lengths), self.num_classes), dtype=np.float32)
         order = np.argsort(-lengths, kind="stable")  # longest first: the texts still reading are a prefix
-        for start in range(0, len(order), CHUNK):
-            rows = order[start:start + CHUNK]
+        chunk = self.chunk_size()
+        for start in range(0, len(order), chunk):
+            rows = order[start:start + chunk]
             chunk_lengths = lengths[rows]
             longest = int(chunk_lengths[0]) if len(rows) else 0
             # Column t of `steps`: the characters at step t; row t of `reading`: how many texts have one.
@@ -82,6 +83,10 @@ class LongestFirst:
             reading = np.count_nonzero(chunk_lengths[None, :] > np.arange(longest)[:, None], axis=1)
             result[rows] = self.chunk_logits(steps, reading, chunk_lengths)
         return result
+
+    def chunk_size(self) -> int:
+        """Texts computed together."""
+        return CHUNK
 
     def chunk_logits(self, steps: np.ndarray, reading: np.ndarray, lengths: np.ndarray) -> np.ndarray:
         raise NotImplementedError

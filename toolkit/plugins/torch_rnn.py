@@ -1,8 +1,8 @@
 """`gru`, `lstm` and `rnn`: PyTorch's recurrent layers over learned character embeddings.
 
 The model is in `torch_rnn_model.py`, its forward pass on numpy arrays (what `toolkit predict`
-uses by default) in `torch_rnn_numpy.py`; this module registers them and imports each (and
-torch) only when a model is built, so the command line starts fast.
+uses by default) in `torch_rnn_numpy.py`; this module registers them and imports each only
+when one is built (torch with the torch model), so the command line starts fast.
 """
 
 from __future__ import annotations

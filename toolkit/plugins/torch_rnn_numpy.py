@@ -34,6 +34,9 @@ GATES = {"rnn": 1, "gru": 3, "lstm": 4}
 #: here i, f, o, g, so one slice holds the sigmoids), and the tanh ones after them.
 SIGMOID_GATES = {"rnn": 0, "gru": 2, "lstm": 3}
 HALF = np.float32(0.5)
+#: What a chunk's step arrays (every gate and direction) may fill: wider ones left the CPU's
+#: cache, and the elementwise arithmetic measured slower (an LSTM's gates: a quarter of `CHUNK`).
+STEP_BYTES = 1 << 20
 
 
 def _gate_order(cell: str, size: int) -> np.ndarray:
@@ -68,6 +71,12 @@ class TorchRNNArrays(LongestFirst):
         features = hidden_size * self.directions * (2 if pooling == "last+max" else 1)
         self.shapes |= {"classifier.weight": (num_classes, features), "classifier.bias": (num_classes,)}
         self.load({name: np.zeros(shape, dtype=np.float32) for name, shape in self.shapes.items()})
+
+    def chunk_size(self) -> int:
+        """`CHUNK` texts, or fewer when their step arrays would be wider than `STEP_BYTES`."""
+        per_text = GATES[self.cell] * self.directions * self.hidden_size * 4
+        fitting = 1 << max(STEP_BYTES // per_text, 1).bit_length() - 1  # a power of two
+        return min(super().chunk_size(), fitting)
 
     def _suffixes(self) -> tuple[str, ...]:
         return ("", "_reverse")[: self.directions]
@@ -160,9 +169,12 @@ class TorchRNNArrays(LongestFirst):
         for t in range(longest):
             n = int(reading[t])
             state, new = hidden[:, :n], product[:, :, :n]
-            for gate in range(gates):
-                for d in range(directions):
-                    np.matmul(hidden[d, :n], weights[gate, d], out=product[gate, d, :n])
+            if t == 0:  # the state starts at zero: so do its products
+                new.fill(0)
+            else:
+                for gate in range(gates):
+                    for d in range(directions):
+                        np.matmul(hidden[d, :n], weights[gate, d], out=product[gate, d, :n])
             step_input = self.table[:, table_rows[:, t, :n]] if inputs is None else inputs[:, :, t, :n]
             if cell == "rnn":
                 new += step_input
