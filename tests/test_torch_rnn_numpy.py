@@ -9,12 +9,15 @@ from __future__ import annotations
 import csv
 import io
 import itertools
+import json
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 import torch
 from conftest import names_csv
-from test_scratch_numpy import HOSTILE, NAMES, ONE_UNIT, real_names
+from test_scratch_numpy import FIXTURE, HOSTILE, NAMES, ONE_UNIT, real_names
 from test_startup import heavy_imports, importtime
 
 import toolkit
@@ -138,3 +141,61 @@ def test_toolkit_predict_uses_numpy_without_torch_and_gives_the_torch_runtimes_c
                 assert abs(float(cell_found) - float(cell_wanted)) <= ONE_UNIT, (got, want)
             else:
                 assert cell_found == cell_wanted, (got, want)
+
+
+#: In a fresh process: a numpy-runtime prediction before scipy's BLAS is loaded, then the
+#: threads of numpy's and scipy's BLAS libraries while a recurrent run's logits are computed.
+WATCH_THREADS = """
+import json, sys
+from pathlib import Path
+from threadpoolctl import threadpool_info
+import toolkit
+
+def blas_threads():
+    pools = {Path(pool["filepath"]).parent.name: pool["num_threads"] for pool in threadpool_info()
+             if pool["user_api"] == "blas"}
+    return {name: threads for name, threads in pools.items() if name in ("numpy.libs", "scipy.libs")}
+
+toolkit.load_run(sys.argv[1]).predict(["Hinton"], 1)
+predictor = toolkit.load_run(sys.argv[2], threads=1)
+model, seen = predictor.scorer.model, []
+
+class Watched:
+    shapes = model.shapes
+
+    def logits(self, indices, lengths):
+        seen.append(blas_threads())
+        return model.logits(indices, lengths)
+
+before = blas_threads()
+predictor.scorer.model = Watched()
+predictor.predict(["Hinton", "Papadopoulos"], 1)
+print(json.dumps({"before": before, "seen": seen, "after": blas_threads()}))
+"""
+
+
+def test_scipys_blas_runs_on_the_predictors_threads_during_the_forward_pass(tiny_runs):
+    """The steps' accumulating products are scipy's BLAS, a library of its own beside numpy's:
+    held to the predictor's `threads` as numpy's is, and put back, also in a process whose
+    first numpy-runtime prediction came before scipy's BLAS was loaded."""
+    result = subprocess.run([sys.executable, "-c", WATCH_THREADS, str(FIXTURE / "scratch-rnn"),
+                             str(tiny_runs["gru"])], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    found = json.loads(result.stdout.strip().splitlines()[-1])
+    if set(found["before"]) != {"numpy.libs", "scipy.libs"}:
+        pytest.skip("numpy's and scipy's BLAS are not libraries of their own here")
+    assert found["seen"] == [{"numpy.libs": 1, "scipy.libs": 1}]
+    assert found["after"] == found["before"]
+
+
+def test_a_product_is_added_into_its_array_in_place_or_by_numpy():
+    """The step's input products receive the hidden state's product in place (BLAS's accumulating
+    form), also into an array BLAS cannot write where it is (numpy adds it there)."""
+    generator = np.random.default_rng(0)
+    state = generator.standard_normal((5, 4), dtype=np.float32)
+    weight = generator.standard_normal((4, 3), dtype=np.float32)
+    for into in (generator.standard_normal((5, 3), dtype=np.float32),
+                 generator.standard_normal((3, 5), dtype=np.float32).T):
+        wanted = into + state @ weight
+        torch_rnn_numpy._add_product(state, weight, into)
+        np.testing.assert_allclose(into, wanted, rtol=1e-6, atol=1e-6)
