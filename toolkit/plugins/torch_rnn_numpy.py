@@ -6,15 +6,19 @@ Computed as `scratch_numpy.py` computes its cells, without what is not the model
 
 - the first layer's input is an embedding row, so its product with the input weights (plus the
   biases that are plain sums) is a table with a row per character, per direction: each step
-  reads a row and multiplies only the hidden state (a later layer's input products, of the
-  layer below's outputs, are one matrix product for the whole chunk);
+  reads a row and multiplies only the hidden state, its product added into the row by BLAS
+  (a later layer's input products, of the layer below's outputs, are one matrix product for
+  the whole chunk);
+- each gate is an array of its own (a product per gate and direction), so the elementwise
+  arithmetic runs on contiguous arrays, in chunks whose step arrays stay in the CPU's cache;
 - the texts are sorted longest first, so the texts still reading at step t are the first rows:
   a step computes those rows only. The backward direction reads each text reversed within its
   own length: its step s reads position length - 1 - s, so the texts reading at step s are the
   same first rows, and both directions advance together; a row's state stops changing after its
-  last step, so the final states are what is left when the chunk's longest text ends;
+  last step, so the final states are what is left when the chunk's longest text ends; the
+  first step's hidden products, of the zero state, are not computed;
 - the sigmoid gates are computed as (1 + tanh(x / 2)) / 2 with their weights halved (exactly:
-  a power of two), in place on one array per step.
+  a power of two), in place.
 
 The logits equal the torch model's within float32 rounding (the sums run in another order),
 which the plugin test kit's `check_model` checks.
