@@ -40,8 +40,9 @@ GATES = {"rnn": 1, "gru": 3, "lstm": 4}
 SIGMOID_GATES = {"rnn": 0, "gru": 2, "lstm": 3}
 HALF = np.float32(0.5)
 #: What a chunk's step arrays (every gate and direction) may fill: wider ones left the CPU's
-#: cache, and the elementwise arithmetic measured slower (an LSTM's gates: a quarter of `CHUNK`).
-STEP_BYTES = 1 << 20
+#: cache, and the elementwise arithmetic measured slower (the default GRU's and LSTM's gates:
+#: half of `CHUNK`).
+STEP_BYTES = 2 << 20
 
 
 def _gate_order(cell: str, size: int) -> np.ndarray:
