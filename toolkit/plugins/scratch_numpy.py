@@ -61,7 +61,7 @@ def _hidden_matrix(weights: list[np.ndarray], vocab_size: int) -> np.ndarray:
 
 class LongestFirst:
     """What the recurrent models share (these and `torch_rnn_numpy.py`'s): their weights' shapes,
-    and texts sorted longest first and walked in chunks of `CHUNK`."""
+    and texts sorted longest first and walked in chunks (`chunk_size`)."""
 
     shapes: dict[str, tuple[int, ...]]
 
@@ -85,7 +85,7 @@ class LongestFirst:
         return result
 
     def chunk_size(self) -> int:
-        """Texts computed together."""
+        """Texts computed together: `CHUNK`."""
         return CHUNK
 
     def chunk_logits(self, steps: np.ndarray, reading: np.ndarray, lengths: np.ndarray) -> np.ndarray:
