@@ -2,7 +2,7 @@
 
 For each model (default `ngram` and `scratch-rnn`, each trained one epoch on the names data, seed
 0) it starts `toolkit serve --run RUN --port 0` on 127.0.0.1 in a process of its own (the default
-runtime, auto: numpy for the linear `ngram`, torch for the others) and drives it
+runtime, auto: numpy for a model with a numpy forward pass, torch for the others) and drives it
 from this process with a bounded load generator: `--clients` threads (default 4), each with its
 own keep-alive HTTP connection, sending requests one after another until the fixed number of
 requests is spent (nothing is queued beyond one request per client). Two workloads:
@@ -177,8 +177,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         SECTION, "",
         f"`{command}` on {machine()}; {before} before, {after} after.",
         "",
-        "`toolkit serve` (one process, one thread, its default runtime: numpy for `ngram`, torch for the "
-        "others) on 127.0.0.1, runs trained one epoch on the "
+        "`toolkit serve` (one process, one thread, its default runtime: numpy for a model with a numpy "
+        "forward pass, torch for the others) on 127.0.0.1, runs trained one epoch on the "
         f"names data; {args.clients} client threads on keep-alive connections, one request in flight each, "
         f"names drawn from the names data; after {WARM_UP} uncounted warm-up requests. Latency is "
         "the client's,"

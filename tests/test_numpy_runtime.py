@@ -195,10 +195,26 @@ def test_predicting_with_the_numpy_runtime_never_imports_torch(tmp_path):
     assert json.loads(shown.stdout)[0]["input"] == "Hinton"
 
 
-def test_auto_picks_numpy_for_a_linear_ngram_and_the_scratch_cells_and_torch_for_the_others(trained_run):
+def test_auto_picks_numpy_for_a_linear_ngram_and_the_recurrent_models_and_torch_for_the_others(
+    tmp_path, trained_run
+):
     assert isinstance(toolkit.load_run(FIXTURE / "ngram", runtime="auto").scorer, ArrayScorer)
     assert isinstance(toolkit.load_run(FIXTURE / "scratch-rnn", runtime="auto").scorer, ArrayScorer)
-    assert toolkit.load_run(trained_run.run_dir, runtime="auto").scorer is None  # a torch GRU
+    assert isinstance(toolkit.load_run(trained_run.run_dir, runtime="auto").scorer, ArrayScorer)  # `gru`
+    cnn = toolkit.run(dataset="csv", model="cnn", params={
+        "dataset.path": str(names_csv(tmp_path)), "train.epochs": 1, "train.threads": 1, "model.filters": 8,
+    }, progress=False, output=tmp_path / "cnn")
+    assert toolkit.load_run(cnn.run_dir, runtime="auto").scorer is None
+
+
+def embedded_ngram(tmp_path: Path) -> Path:
+    """The ngram fixture run as an ngram with an embedding (dim > 0): Linear layers, torch only."""
+    copy = tmp_path / "embedded"
+    shutil.copytree(FIXTURE / "ngram", copy)
+    config = json.loads((copy / "config.json").read_text(encoding="utf-8"))
+    config["model"]["params"]["dim"] = 8
+    (copy / "config.json").write_text(json.dumps(config), encoding="utf-8")
+    return copy
 
 
 def test_the_torch_model_of_a_numpy_predictor_is_built_when_first_used():
@@ -220,20 +236,12 @@ def one_line_error(result) -> str:
     return lines[0]
 
 
-def test_a_model_without_a_numpy_forward_pass_is_refused_in_one_line(tmp_path, trained_run):
-    line = one_line_error(run_toolkit(["predict", "--run", str(trained_run.run_dir), "--runtime", "numpy",
-                                       "Hinton"]))
-    assert line == (f"Error: model 'gru' of run '{trained_run.run_dir}' has no numpy forward pass for its "
-                    "parameters (a linear `ngram`, dim=0, `scratch-rnn` and `scratch-gru` have one); predict "
-                    "with --runtime torch or auto.")
-    # an ngram with an embedding (dim > 0) has Linear layers: torch only
-    copy = tmp_path / "embedded"
-    shutil.copytree(FIXTURE / "ngram", copy)
-    config = json.loads((copy / "config.json").read_text(encoding="utf-8"))
-    config["model"]["params"]["dim"] = 8
-    (copy / "config.json").write_text(json.dumps(config), encoding="utf-8")
+def test_a_model_without_a_numpy_forward_pass_is_refused_in_one_line(tmp_path):
+    copy = embedded_ngram(tmp_path)
     line = one_line_error(run_toolkit(["predict", "--run", str(copy), "--runtime", "numpy", "Hinton"]))
-    assert "model 'ngram' of run" in line and "has no numpy forward pass" in line
+    assert line == (f"Error: model 'ngram' of run '{copy}' has no numpy forward pass for its parameters "
+                    "(a linear `ngram`, dim=0, and the recurrent `rnn`, `gru`, `lstm`, `scratch-rnn` and "
+                    "`scratch-gru` have one); predict with --runtime torch or auto.")
     with pytest.raises(toolkit.ToolkitError, match="has no numpy forward pass"):
         toolkit.load_run(copy, runtime="numpy")
 

@@ -11,6 +11,7 @@ does (the linear `ngram` does); the softmax here may differ from torch's in the 
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from functools import cache
@@ -40,8 +41,9 @@ class ArrayScorer:
 
 
 @cache
-def _blas() -> Any:
-    """The BLAS libraries loaded with numpy (threadpoolctl, which scikit-learn depends on)."""
+def _blas(with_scipy: bool) -> Any:
+    """The BLAS libraries loaded (threadpoolctl, which scikit-learn depends on): numpy's, and
+    scipy's when `with_scipy` (threadpoolctl sees the libraries loaded when it is asked)."""
     from threadpoolctl import ThreadpoolController
 
     return ThreadpoolController().select(user_api="blas")
@@ -50,8 +52,10 @@ def _blas() -> Any:
 @contextmanager
 def blas_threads(count: int) -> Iterator[None]:
     """numpy's BLAS on `count` threads inside the block, put back after it: left to itself it
-    starts one per CPU for a large product, which on a busy machine measured 5x slower."""
-    with _blas().limit(limits=count):
+    starts one per CPU for a large product, which on a busy machine measured 5x slower. Also
+    scipy's, a library of its own, once a model has imported `scipy.linalg.blas` (the recurrent
+    models' products, `torch_rnn_numpy.py`)."""
+    with _blas("scipy.linalg.blas" in sys.modules).limit(limits=count):
         yield
 
 

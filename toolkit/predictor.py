@@ -230,10 +230,11 @@ def load_run(
     `threads`: CPU threads per forward pass (see `Predictor`). `runtime`: where the probabilities
     come from (`RUNTIMES`): "auto" (the default), numpy when the model has it, else torch;
     "torch"; "numpy", the model's forward pass on numpy arrays without torch
-    (`ModelSpec.array_factory`: a linear `ngram`, `scratch-rnn` and `scratch-gru` have one),
-    refused in one line for a model without; "onnx", the run's ONNX export (`toolkit export`) in
-    onnxruntime. Each with the same encoder, classes and calibration; the torch model of a numpy
-    runtime's predictor is built when first used (`Predictor.model`)."""
+    (`ModelSpec.array_factory`: a linear `ngram` and the recurrent `rnn`, `gru`, `lstm`,
+    `scratch-rnn` and `scratch-gru` have one), refused in one line for a model without; "onnx",
+    the run's ONNX export (`toolkit export`) in onnxruntime. Each with the same encoder, classes
+    and calibration; the torch model of a numpy runtime's predictor is built when first used
+    (`Predictor.model`)."""
     check_runtime(runtime)
     folder, config = open_run(path, NEEDED)
     scorer = None
@@ -288,8 +289,8 @@ def load_run(
         if array_model is None and runtime == "numpy":
             raise ToolkitError(
                 f"model '{shown(model_name)}' of run '{shown(folder)}' has no numpy forward pass for its "
-                "parameters (a linear `ngram`, dim=0, `scratch-rnn` and `scratch-gru` have one); predict "
-                "with --runtime torch or auto."
+                "parameters (a linear `ngram`, dim=0, and the recurrent `rnn`, `gru`, `lstm`, "
+                "`scratch-rnn` and `scratch-gru` have one); predict with --runtime torch or auto."
             )
         if array_model is not None:
             weights = _array_weights(folder, array_model.shapes)

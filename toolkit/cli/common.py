@@ -270,8 +270,9 @@ def print_report(report: Report, console: Console | None = None) -> None:
 RunOption = Annotated[Path, typer.Option("--run", "-r", help="A run folder made by `toolkit run`.")]
 RuntimeOption = Annotated[
     str, typer.Option(help="torch; numpy: the model's forward pass on numpy arrays, without torch (a linear "
-                      "ngram has one); auto: numpy when the model has it, else torch; onnx: the run's ONNX "
-                      "export (`toolkit export`) in onnxruntime.")
+                      "ngram and the recurrent rnn, gru, lstm, scratch-rnn, scratch-gru have one); auto: "
+                      "numpy when the model has it, else torch; onnx: the run's ONNX export (`toolkit "
+                      "export`) in onnxruntime.")
 ]
 
 

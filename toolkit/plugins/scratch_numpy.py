@@ -59,9 +59,9 @@ def _hidden_matrix(weights: list[np.ndarray], vocab_size: int) -> np.ndarray:
     return np.ascontiguousarray(np.concatenate([w[:, vocab_size:] for w in weights]).T, dtype=np.float32)
 
 
-class _Recurrent:
-    """What both cells share: their weights' shapes, and texts sorted longest first and walked
-    in chunks."""
+class LongestFirst:
+    """What the recurrent models share (these and `torch_rnn_numpy.py`'s): their weights' shapes,
+    and texts sorted longest first and walked in chunks (`chunk_size`)."""
 
     shapes: dict[str, tuple[int, ...]]
 
@@ -73,8 +73,9 @@ class _Recurrent:
         indices, lengths = np.asarray(indices, dtype=np.int64), np.asarray(lengths, dtype=np.int64)
         result = np.empty((len(lengths), self.num_classes), dtype=np.float32)
         order = np.argsort(-lengths, kind="stable")  # longest first: the texts still reading are a prefix
-        for start in range(0, len(order), CHUNK):
-            rows = order[start:start + CHUNK]
+        chunk = self.chunk_size()
+        for start in range(0, len(order), chunk):
+            rows = order[start:start + chunk]
             chunk_lengths = lengths[rows]
             longest = int(chunk_lengths[0]) if len(rows) else 0
             # Column t of `steps`: the characters at step t; row t of `reading`: how many texts have one.
@@ -83,11 +84,15 @@ class _Recurrent:
             result[rows] = self.chunk_logits(steps, reading, chunk_lengths)
         return result
 
+    def chunk_size(self) -> int:
+        """Texts computed together: `CHUNK`."""
+        return CHUNK
+
     def chunk_logits(self, steps: np.ndarray, reading: np.ndarray, lengths: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
 
-class ScratchRNNArrays(_Recurrent):
+class ScratchRNNArrays(LongestFirst):
     """`ScratchRNN` on numpy arrays: hidden = f(i2h(concat(character, hidden))) at every step but
     the last, and the logits i2o(concat(last character, hidden))."""
 
@@ -127,7 +132,7 @@ class ScratchRNNArrays(_Recurrent):
         return logits
 
 
-class ScratchGRUArrays(_Recurrent):
+class ScratchGRUArrays(LongestFirst):
     """`ScratchGRU` on numpy arrays: the update and reset gates in one product of the hidden
     state, the candidate in another, each plus its character's table row."""
 

@@ -1,7 +1,8 @@
 """`gru`, `lstm` and `rnn`: PyTorch's recurrent layers over learned character embeddings.
 
-The model is in `torch_rnn_model.py`; this module registers it and imports that one (and
-torch) only when a model is built, so the command line starts fast.
+The model is in `torch_rnn_model.py`, its forward pass on numpy arrays (what `toolkit predict`
+uses by default) in `torch_rnn_numpy.py`; this module registers them and imports each only
+when one is built (torch with the torch model), so the command line starts fast.
 """
 
 from __future__ import annotations
@@ -54,7 +55,26 @@ def _factory(cell: str):
     return build
 
 
+def _array_factory(cell: str):
+    def build_arrays(vocab_size: int, num_classes: int, **params: Any) -> Any:
+        """The model's forward pass on numpy arrays (`toolkit.plugins.torch_rnn_numpy`)."""
+        from toolkit.plugins.scratch import check_sizes
+        from toolkit.plugins.torch_rnn_numpy import TorchRNNArrays
+
+        config = TorchRNNConfig(**params)
+        check_sizes(cell, vocab_size, num_classes)
+        return TorchRNNArrays(
+            cell, vocab_size, num_classes, config.embedding_dim, config.hidden_size, config.num_layers,
+            config.bidirectional, config.pooling,
+        )
+
+    return build_arrays
+
+
 @toolkit.hookimpl
 def register_models(register) -> None:
     for cell, help_text in HELPS.items():
-        register(toolkit.ModelSpec(name=cell, help=help_text, factory=_factory(cell), config=TorchRNNConfig))
+        register(toolkit.ModelSpec(
+            name=cell, help=help_text, factory=_factory(cell), array_factory=_array_factory(cell),
+            config=TorchRNNConfig,
+        ))
