@@ -57,6 +57,16 @@ def build_cnn(vocab_size: int, num_classes: int, **params: Any) -> Any:
     return CharCNN(vocab_size, num_classes, CNNConfig(**params))
 
 
+def build_cnn_arrays(vocab_size: int, num_classes: int, **params: Any) -> Any:
+    """cnn's forward pass on numpy arrays (`toolkit.plugins.cnn_numpy`)."""
+    from toolkit.plugins.cnn_numpy import CNNArrays
+    from toolkit.plugins.scratch import check_sizes
+
+    check_sizes("cnn", vocab_size, num_classes)  # as CharCNN does
+    config = CNNConfig(**params)
+    return CNNArrays(vocab_size, num_classes, config.embedding_dim, config.filters, config.widths())
+
+
 @toolkit.hookimpl
 def register_models(register) -> None:
     register(
@@ -64,6 +74,7 @@ def register_models(register) -> None:
             name="cnn",
             help="Character CNN: convolutions of several widths, max over time.",
             factory=build_cnn,
+            array_factory=build_cnn_arrays,
             config=CNNConfig,
             train_search={"lr": toolkit.Space.range(3e-4, 0.01, log=True)},
             train_defaults={
