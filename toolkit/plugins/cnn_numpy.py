@@ -98,23 +98,23 @@ class CNNArrays:
         """(texts, features) each filter's ReLU'd maximum over the windows of texts of one
         `length`, `characters` (texts, length)."""
         texts, features = len(characters), len(self.conv_bias)
+        if not length:  # no encoder gives one: each width's windows read only padding, their bias
+            pooled = np.tile(np.maximum(self.conv_bias, 0), (texts, 1))
+            # but width 1 has no window, and torch's max over none is -inf (the widest are first)
+            pooled[:, features - self.filters * self.sorted_widths.count(1):] = -np.inf
+            return pooled
         # values[:, p]: the windows ending at position p (the widths too narrow to reach back from
         # a position past the text's end have no window there; their columns are not read there).
         values = np.empty((texts, length + self.sorted_widths[0] - 1, features), dtype=np.float32)
-        if length:
-            np.take(self.first, characters, axis=0, out=values[:, :length])
+        values[:, :length] = self.first[characters]
         values[:, length:] = self.conv_bias
         for k, table in enumerate(self.tables[1:], start=1):
-            if length:
-                values[:, k:k + length, :table.shape[1]] += np.take(table, characters, axis=0)
-        pooled = np.empty((texts, features), dtype=np.float32)
-        filters = self.filters
-        for column, width in enumerate(self.sorted_widths):
-            block = slice(column * filters, (column + 1) * filters)
-            windows = length + width - 1
-            if windows:
-                np.max(values[:, :windows, block], axis=1, out=pooled[:, block])
-                np.maximum(pooled[:, block], 0, out=pooled[:, block])
-            else:  # no window (a text of no characters, width 1): torch's max of none is -inf
-                pooled[:, block] = -np.inf
+            values[:, k:k + length, :table.shape[1]] += np.take(table, characters, axis=0)
+        # The max over each width's windows, position by position: the widths with a window
+        # ending at p are the first ones (every width has one ending at 0).
+        pooled = values[:, 0].copy()
+        for end in range(1, values.shape[1]):
+            columns = self.filters * sum(length + width - 1 > end for width in self.sorted_widths)
+            np.maximum(pooled[:, :columns], values[:, end, :columns], out=pooled[:, :columns])
+        np.maximum(pooled, 0, out=pooled)
         return pooled
