@@ -224,8 +224,8 @@ def test_a_model_without_a_numpy_forward_pass_is_refused_in_one_line(tmp_path, t
     line = one_line_error(run_toolkit(["predict", "--run", str(trained_run.run_dir), "--runtime", "numpy",
                                        "Hinton"]))
     assert line == (f"Error: model 'gru' of run '{trained_run.run_dir}' has no numpy forward pass for its "
-                    "parameters (a linear `ngram`, dim=0, `scratch-rnn` and `scratch-gru` have one); predict "
-                    "with --runtime torch or auto.")
+                    "parameters (a linear `ngram`, dim=0, `scratch-rnn`, `scratch-gru`, `cnn` and an "
+                    "`ensemble` of these have one); predict with --runtime torch or auto.")
     # an ngram with an embedding (dim > 0) has Linear layers: torch only
     copy = tmp_path / "embedded"
     shutil.copytree(FIXTURE / "ngram", copy)

@@ -21,6 +21,7 @@ which the plugin test kit's `check_model` checks.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -80,8 +81,9 @@ class CNNArrays:
         pooled = np.empty((len(lengths), features), dtype=np.float32)
         order = np.argsort(lengths, kind="stable")
         sorted_lengths = lengths[order]
-        bounds = np.flatnonzero(np.diff(sorted_lengths)) + 1
-        for first, end in zip([0, *bounds.tolist()], [*bounds.tolist(), len(order)], strict=True):
+        changes = (np.flatnonzero(np.diff(sorted_lengths)) + 1).tolist()
+        bounds = [0, *changes, len(order)] if len(order) else []  # texts of one length: [first, end)
+        for first, end in itertools.pairwise(bounds):
             length = int(sorted_lengths[first])
             windows = length + self.sorted_widths[0] - 1
             step = max(1, CHUNK_VALUES // max(1, windows * features))
