@@ -11,7 +11,8 @@ The same arithmetic as `CharCNN` (cnn_model.py), without what is not the model's
   position: the character k positions before that end adds a row of the table of offset
   `w - 1 - k` to the filters of every width above k, the first columns, in one gather per k;
 - the texts are sorted by length and computed a chunk of one length at a time: no window of a
-  chunk reaches into another text's padding, so none is masked;
+  chunk reaches into another text's padding, so none is masked; a chunk's values are laid out
+  position by position, so a gather writes them whole, into buffers reused chunk after chunk;
 - ReLU after the max over the windows (the same value: ReLU never lowers the order), on the
   pooled filters only.
 
@@ -83,40 +84,50 @@ class CNNArrays:
         sorted_lengths = lengths[order]
         changes = (np.flatnonzero(np.diff(sorted_lengths)) + 1).tolist()
         bounds = [0, *changes, len(order)] if len(order) else []  # texts of one length: [first, end)
+        widest = self.sorted_widths[0]
+        longest = int(sorted_lengths[-1]) if len(order) else 0
+        # Two buffers for every chunk: the windows' values, and a table's rows gathered.
+        size = max(CHUNK_VALUES, (longest + widest - 1) * features)
+        scratch = np.empty((2, size), dtype=np.float32)
         for first, end in itertools.pairwise(bounds):
             length = int(sorted_lengths[first])
-            windows = length + self.sorted_widths[0] - 1
-            step = max(1, CHUNK_VALUES // max(1, windows * features))
+            step = max(1, CHUNK_VALUES // ((length + widest - 1) * features))
             for start in range(first, end, step):
                 rows = order[start:min(start + step, end)]
-                characters = indices[rows, :length].astype(np.intp)
-                pooled[rows] = self.pooled(characters, length)
+                characters = np.ascontiguousarray(indices[rows, :length].T, dtype=np.intp)
+                pooled[rows] = self.pooled(characters, scratch)
         with np.errstate(invalid="ignore"):  # -inf features (see `pooled`) give NaN, as in torch
             logits = pooled @ self.classifier
             logits += self.classifier_bias
         return logits
 
-    def pooled(self, characters: np.ndarray, length: int) -> np.ndarray:
+    def pooled(self, characters: np.ndarray, scratch: np.ndarray) -> np.ndarray:
         """(texts, features) each filter's ReLU'd maximum over the windows of texts of one
-        `length`, `characters` (texts, length)."""
-        texts, features = len(characters), len(self.conv_bias)
+        length, `characters` (length, texts), computed in `scratch` (two flat buffers)."""
+        length, texts = characters.shape
+        features = len(self.conv_bias)
         if not length:  # no encoder gives one: each width's windows read only padding, their bias
             pooled = np.tile(np.maximum(self.conv_bias, 0), (texts, 1))
             # but width 1 has no window, and torch's max over none is -inf (the widest are first)
             pooled[:, features - self.filters * self.sorted_widths.count(1):] = -np.inf
             return pooled
-        # values[:, p]: the windows ending at position p (the widths too narrow to reach back from
-        # a position past the text's end have no window there; their columns are not read there).
-        values = np.empty((texts, length + self.sorted_widths[0] - 1, features), dtype=np.float32)
-        values[:, :length] = self.first[characters]
-        values[:, length:] = self.conv_bias
+        # values[p]: the windows ending at position p (the widths too narrow to reach back from a
+        # position past the text's end have no window there; their columns are not read there).
+        positions = length + self.sorted_widths[0] - 1
+        values = scratch[0, :positions * texts * features].reshape(positions, texts, features)
+        # mode="clip" (the indices are the vocabulary's): with "raise", numpy gathers into a copy first
+        np.take(self.first, characters, axis=0, out=values[:length], mode="clip")
+        values[length:] = self.conv_bias
         for k, table in enumerate(self.tables[1:], start=1):
-            values[:, k:k + length, :table.shape[1]] += np.take(table, characters, axis=0)
+            columns = table.shape[1]
+            rows = scratch[1, :length * texts * columns].reshape(length, texts, columns)
+            np.take(table, characters, axis=0, out=rows, mode="clip")
+            values[k:k + length, :, :columns] += rows
         # The max over each width's windows, position by position: the widths with a window
         # ending at p are the first ones (every width has one ending at 0).
-        pooled = values[:, 0].copy()
-        for end in range(1, values.shape[1]):
+        pooled = values[0].copy()
+        for end in range(1, positions):
             columns = self.filters * sum(length + width - 1 > end for width in self.sorted_widths)
-            np.maximum(pooled[:, :columns], values[:, end, :columns], out=pooled[:, :columns])
+            np.maximum(pooled[:, :columns], values[end, :, :columns], out=pooled[:, :columns])
         np.maximum(pooled, 0, out=pooled)
         return pooled
