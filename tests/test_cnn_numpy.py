@@ -144,6 +144,20 @@ def test_an_ensemble_with_a_member_without_a_numpy_pass_is_left_to_torch(members
     assert arrays is None
 
 
+def test_a_vocabulary_whose_tables_would_be_too_large_is_left_to_torch():
+    """The tables hold a row of filters per character, kernel width and offset: past
+    MAX_TABLE_BYTES the cnn (and an ensemble with it) predicts with torch."""
+    from toolkit.plugins.cnn import MAX_TABLE_BYTES
+
+    registry = toolkit.load_registry()
+    too_many = MAX_TABLE_BYTES // (4 * 128 * (2 + 3 + 4 + 5)) + 1  # the default filters and widths
+    for model in ("cnn", "ensemble"):
+        assert registry.model(model).build_arrays(vocab_size=too_many, num_classes=3, params={}) is None
+    narrow = registry.model("cnn").build_arrays(vocab_size=too_many, num_classes=3,
+                                                params={"filters": 8, "kernels": "2"})
+    assert isinstance(narrow, CNNArrays)
+
+
 def test_the_builtin_contract_checks_the_cnn_and_ensemble_numpy_passes():
     """toolkit.testing.check_model trains each and compares array_factory's logits with forward's."""
     toolkit.testing.check_model("cnn", {"filters": 8, "embedding_dim": 8, "kernels": "1,2,4"})
