@@ -123,10 +123,11 @@ class CNNArrays:
             rows = scratch[1, :length * texts * columns].reshape(length, texts, columns)
             np.take(table, characters, axis=0, out=rows, mode="clip")
             values[k:k + length, :, :columns] += rows
-        # The max over each width's windows, position by position: the widths with a window
-        # ending at p are the first ones (every width has one ending at 0).
-        pooled = values[0].copy()
-        for end in range(1, positions):
+        # The max over each width's windows: over the positions where every width ends one, then
+        # position by position, where the widths with a window ending there are the first ones.
+        shared = length + self.sorted_widths[-1] - 1
+        pooled = values[:shared].max(axis=0)
+        for end in range(shared, positions):
             columns = self.filters * sum(length + width - 1 > end for width in self.sorted_widths)
             np.maximum(pooled[:, :columns], values[end, :, :columns], out=pooled[:, :columns])
         np.maximum(pooled, 0, out=pooled)
