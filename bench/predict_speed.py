@@ -9,8 +9,8 @@ in a process of its own:
   time is the whole command: start-up, loading the run, reading, predicting, writing the CSV;
   and the same with `--runtime onnx` (the run exported by `toolkit export` first, not timed), and
   with `--runtime numpy` for a model that has a forward pass on numpy arrays (a linear `ngram`,
-  the recurrent `rnn`, `gru`, `lstm`, `scratch-rnn`, `scratch-gru`: no torch imported; what
-  `toolkit predict`'s default runtime, auto, picks for it);
+  the recurrent `rnn`, `gru`, `lstm`, `scratch-rnn`, `scratch-gru`, `cnn`, the default `ensemble`:
+  no torch imported; what `toolkit predict`'s default runtime, auto, picks for it);
   the other rows ask for `--runtime torch`;
 - fastText (`fasttext-numpy2`, the `toolkit[bench]` extra) trained on the same training split,
   each name one token of character 1-5-grams (its best setting on names in bench/accuracy.py):

@@ -195,16 +195,19 @@ def test_predicting_with_the_numpy_runtime_never_imports_torch(tmp_path):
     assert json.loads(shown.stdout)[0]["input"] == "Hinton"
 
 
-def test_auto_picks_numpy_for_a_linear_ngram_and_the_recurrent_models_and_torch_for_the_others(
+def test_auto_picks_numpy_for_every_builtin_model_that_has_it_and_torch_for_the_others(
     tmp_path, trained_run
 ):
     assert isinstance(toolkit.load_run(FIXTURE / "ngram", runtime="auto").scorer, ArrayScorer)
     assert isinstance(toolkit.load_run(FIXTURE / "scratch-rnn", runtime="auto").scorer, ArrayScorer)
     assert isinstance(toolkit.load_run(trained_run.run_dir, runtime="auto").scorer, ArrayScorer)  # `gru`
-    cnn = toolkit.run(dataset="csv", model="cnn", params={
-        "dataset.path": str(names_csv(tmp_path)), "train.epochs": 1, "train.threads": 1, "model.filters": 8,
-    }, progress=False, output=tmp_path / "cnn")
-    assert toolkit.load_run(cnn.run_dir, runtime="auto").scorer is None
+    tiny = {"dataset.path": str(names_csv(tmp_path)), "train.epochs": 1, "train.threads": 1}
+    cnn = toolkit.run(dataset="csv", model="cnn", params={**tiny, "model.filters": 8}, progress=False,
+                      output=tmp_path / "cnn")
+    assert isinstance(toolkit.load_run(cnn.run_dir, runtime="auto").scorer, ArrayScorer)
+    embedded = toolkit.run(dataset="csv", model="ngram", params={**tiny, "model.dim": 8}, progress=False,
+                           output=tmp_path / "embedded")
+    assert toolkit.load_run(embedded.run_dir, runtime="auto").scorer is None  # Linear layers: torch
 
 
 def embedded_ngram(tmp_path: Path) -> Path:
@@ -240,8 +243,8 @@ def test_a_model_without_a_numpy_forward_pass_is_refused_in_one_line(tmp_path):
     copy = embedded_ngram(tmp_path)
     line = one_line_error(run_toolkit(["predict", "--run", str(copy), "--runtime", "numpy", "Hinton"]))
     assert line == (f"Error: model 'ngram' of run '{copy}' has no numpy forward pass for its parameters "
-                    "(a linear `ngram`, dim=0, and the recurrent `rnn`, `gru`, `lstm`, `scratch-rnn` and "
-                    "`scratch-gru` have one); predict with --runtime torch or auto.")
+                    "(a linear `ngram`, dim=0, the recurrent models, `cnn` and an `ensemble` of these have "
+                    "one); predict with --runtime torch or auto.")
     with pytest.raises(toolkit.ToolkitError, match="has no numpy forward pass"):
         toolkit.load_run(copy, runtime="numpy")
 

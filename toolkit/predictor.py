@@ -289,8 +289,8 @@ def load_run(
         if array_model is None and runtime == "numpy":
             raise ToolkitError(
                 f"model '{shown(model_name)}' of run '{shown(folder)}' has no numpy forward pass for its "
-                "parameters (a linear `ngram`, dim=0, and the recurrent `rnn`, `gru`, `lstm`, "
-                "`scratch-rnn` and `scratch-gru` have one); predict with --runtime torch or auto."
+                "parameters (a linear `ngram`, dim=0, the recurrent models, `cnn` and an `ensemble` of "
+                "these have one); predict with --runtime torch or auto."
             )
         if array_model is not None:
             weights = _array_weights(folder, array_model.shapes)

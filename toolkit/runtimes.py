@@ -5,7 +5,7 @@
 RUNTIMES = ("torch", "numpy", "auto", "onnx")
 #: The runtime unless one is asked for: the fastest there is for the model without an export
 #: (the same classes as torch; probabilities equal to about 1e-16 for a linear ngram, within
-#: float32 rounding, about 1e-7, for the recurrent models).
+#: float32 rounding, about 1e-7 to 1e-6, for the recurrent models, cnn and an ensemble of these).
 DEFAULT_RUNTIME = "auto"
 
 

@@ -57,6 +57,25 @@ def build_cnn(vocab_size: int, num_classes: int, **params: Any) -> Any:
     return CharCNN(vocab_size, num_classes, CNNConfig(**params))
 
 
+#: Largest lookup tables the numpy forward pass builds (a float32 row of filters per character,
+#: kernel width and offset); a larger vocabulary predicts with torch.
+MAX_TABLE_BYTES = 256 << 20
+
+
+def build_cnn_arrays(vocab_size: int, num_classes: int, **params: Any) -> Any:
+    """cnn's forward pass on numpy arrays (`toolkit.plugins.cnn_numpy`); None when its tables
+    would take more than MAX_TABLE_BYTES."""
+    from toolkit.plugins.scratch import check_sizes
+
+    check_sizes("cnn", vocab_size, num_classes)  # as CharCNN does
+    config = CNNConfig(**params)
+    if 4 * vocab_size * config.filters * sum(config.widths()) > MAX_TABLE_BYTES:
+        return None
+    from toolkit.plugins.cnn_numpy import CNNArrays
+
+    return CNNArrays(vocab_size, num_classes, config.embedding_dim, config.filters, config.widths())
+
+
 @toolkit.hookimpl
 def register_models(register) -> None:
     register(
@@ -64,6 +83,7 @@ def register_models(register) -> None:
             name="cnn",
             help="Character CNN: convolutions of several widths, max over time.",
             factory=build_cnn,
+            array_factory=build_cnn_arrays,
             config=CNNConfig,
             train_search={"lr": toolkit.Space.range(3e-4, 0.01, log=True)},
             train_defaults={

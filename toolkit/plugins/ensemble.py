@@ -90,6 +90,29 @@ def build_ensemble(
     return Ensemble(vocab_size, num_classes, config, encoder=encoder, multi_label=multi_label)
 
 
+def build_ensemble_arrays(
+    vocab_size: int, num_classes: int, encoder: Any = None, multi_label: bool = False, **params: Any
+) -> Any:
+    """The ensemble's forward pass on numpy arrays (`toolkit.plugins.ensemble_numpy`) from its
+    members' own, with their own settings; None when a member has none (torch computes it)."""
+    from toolkit.plugins.ensemble_numpy import EnsembleArrays
+
+    config = EnsembleConfig(**params)
+    registry = toolkit.load_registry()
+    members = []
+    for (name, settings), label in zip(config.member_entries(), config.member_labels(), strict=True):
+        spec = registry.model(name)
+        if toolkit.CHAR_INDICES not in spec.consumes:
+            return None  # the torch model refuses it in one line
+        member_params, _ = toolkit.model_settings(spec, settings, f"ensemble member '{label}'")
+        member = spec.build_arrays(vocab_size=vocab_size, num_classes=num_classes, params=member_params,
+                                   encoder=encoder, multi_label=multi_label)
+        if member is None:
+            return None
+        members.append(member)
+    return EnsembleArrays(members, config.combine, multi_label)
+
+
 @toolkit.hookimpl
 def register_models(register) -> None:
     register(
@@ -97,6 +120,7 @@ def register_models(register) -> None:
             name="ensemble",
             help="Several models on the same characters, trained separately, log-probabilities averaged.",
             factory=build_ensemble,
+            array_factory=build_ensemble_arrays,
             config=EnsembleConfig,
             # the members train with their own trainer defaults: tune searches the members
             train_search=dict.fromkeys(
