@@ -17,7 +17,7 @@ import torch
 from test_startup import heavy_imports, importtime
 
 import toolkit
-import toolkit.plugins.scratch_numpy as scratch_numpy
+import toolkit.longest_first as longest_first
 from toolkit.numpy_runtime import ArrayScorer
 from toolkit.plugins.onehot import OneHotEncoder
 from toolkit.testing import ARRAYS_ATOL, ARRAYS_RTOL
@@ -58,11 +58,11 @@ def both_models(model: str, classes: int = 7, **params):
     ("scratch-rnn", {}), ("scratch-rnn", {"nonlinearity": "sigmoid"}),
     ("scratch-rnn", {"nonlinearity": "none"}), ("scratch-gru", {}),
 ], ids=["rnn-tanh", "rnn-sigmoid", "rnn-none", "gru"])
-@pytest.mark.parametrize("chunk", [scratch_numpy.CHUNK, 37])
+@pytest.mark.parametrize("chunk", [longest_first.CHUNK, 37])
 def test_logits_are_the_torch_models_on_names_and_hostile_texts(monkeypatch, model, params, chunk):
     """In one chunk and in many (37 texts: lengths differ within and between chunks), rows in the
     order given, as torch's forward on the whole padded batch."""
-    monkeypatch.setattr(scratch_numpy, "CHUNK", chunk)
+    monkeypatch.setattr(longest_first, "CHUNK", chunk)
     torch_model, arrays, encoder = both_models(model, **params)
     texts = real_names(1000) + HOSTILE
     indices, lengths = encoder.encode(texts)

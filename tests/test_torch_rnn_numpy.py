@@ -21,7 +21,7 @@ from test_scratch_numpy import FIXTURE, HOSTILE, NAMES, ONE_UNIT, real_names
 from test_startup import heavy_imports, importtime
 
 import toolkit
-import toolkit.plugins.scratch_numpy as scratch_numpy
+import toolkit.longest_first as longest_first
 import toolkit.plugins.torch_rnn_numpy as torch_rnn_numpy
 from toolkit.numpy_runtime import ArrayScorer
 from toolkit.plugins.onehot import OneHotEncoder
@@ -65,7 +65,7 @@ def test_logits_are_the_torch_models_on_names_and_hostile_texts(monkeypatch, cel
     if chunk == "one":
         monkeypatch.setattr(torch_rnn_numpy, "STEP_BYTES", 1 << 40)
     elif chunk != "default":
-        monkeypatch.setattr(scratch_numpy, "CHUNK", chunk)
+        monkeypatch.setattr(longest_first, "CHUNK", chunk)
     torch_model, arrays, encoder = both_models(cell, **params)
     texts = real_names(1000) + HOSTILE
     indices, lengths = encoder.encode(texts)

@@ -86,6 +86,7 @@ _LAZY = {
     "list_datasets": "toolkit.catalog",
     "list_encoders": "toolkit.catalog",
     "list_models": "toolkit.catalog",
+    "LongestFirst": "toolkit.longest_first",
     "MAX_MODEL_WIDTH": "toolkit.limits",
     "MAX_MODEL_LAYERS": "toolkit.limits",
 }

@@ -51,6 +51,15 @@ class CNNConfig(toolkit.Config):
         return None
 
 
+def check_sizes(vocab_size: int, num_classes: int) -> None:
+    """What the model and its numpy forward pass refuse alike, in one line."""
+    if vocab_size < 2 or num_classes < 2:
+        raise toolkit.ToolkitError(
+            "model 'cnn' needs a vocabulary and at least two classes; "
+            f"got vocab_size={vocab_size}, num_classes={num_classes}."
+        )
+
+
 def build_cnn(vocab_size: int, num_classes: int, **params: Any) -> Any:
     from toolkit.plugins.cnn_model import CharCNN
 
@@ -65,9 +74,7 @@ MAX_TABLE_BYTES = 256 << 20
 def build_cnn_arrays(vocab_size: int, num_classes: int, **params: Any) -> Any:
     """cnn's forward pass on numpy arrays (`toolkit.plugins.cnn_numpy`); None when its tables
     would take more than MAX_TABLE_BYTES."""
-    from toolkit.plugins.scratch import check_sizes
-
-    check_sizes("cnn", vocab_size, num_classes)  # as CharCNN does
+    check_sizes(vocab_size, num_classes)
     config = CNNConfig(**params)
     if 4 * vocab_size * config.filters * sum(config.widths()) > MAX_TABLE_BYTES:
         return None

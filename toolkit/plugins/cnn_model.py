@@ -14,7 +14,7 @@ from torch import nn
 from torch.nn import functional as F
 
 import toolkit
-from toolkit.plugins.cnn import CNNConfig
+from toolkit.plugins.cnn import CNNConfig, check_sizes
 
 
 class CharCNN(nn.Module):
@@ -28,11 +28,7 @@ class CharCNN(nn.Module):
     ) -> None:
         super().__init__()
         config = config or CNNConfig()
-        if vocab_size < 2 or num_classes < 2:
-            raise toolkit.ToolkitError(
-                "model 'cnn' needs a vocabulary and at least two classes; "
-                f"got vocab_size={vocab_size}, num_classes={num_classes}."
-            )
+        check_sizes(vocab_size, num_classes)
         widths, width, filters = config.widths(), config.embedding_dim, config.filters
         self.embedding = nn.Embedding(vocab_size, width, padding_idx=toolkit.PAD)
         self.convs = nn.ModuleList(nn.Conv1d(width, filters, w, padding=w - 1) for w in widths)

@@ -27,7 +27,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from toolkit.types import PAD
+import toolkit
 
 #: Most window values (texts x windows x filters) computed at once: large enough that each
 #: gather is one big numpy operation, small enough to stay in the CPU's cache (1 MiB).
@@ -56,7 +56,7 @@ class CNNArrays:
 
     def load(self, weights: Mapping[str, np.ndarray]) -> None:
         embedding = np.array(weights["embedding.weight"], dtype=np.float64)
-        embedding[PAD] = 0  # what padding_idx keeps it: a padding position adds nothing
+        embedding[toolkit.PAD] = 0  # what padding_idx keeps it: a padding position adds nothing
         widest, filters = self.sorted_widths[0], self.filters
         #: tables[k]: (vocab, the filters of the widths above k) what a character k positions
         #: before a window's end adds to it.

@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from toolkit.types import ArrayModel
+import toolkit
 
 #: The saved mixture weights' name in the torch model's state_dict.
 MEMBER_WEIGHTS = "member_weights"
@@ -39,7 +39,9 @@ class EnsembleArrays:
     """`Ensemble` on numpy arrays: each member's `ArrayModel` reads the weights under its prefix
     (`members.0.`), and `member_weights` mixes them."""
 
-    def __init__(self, members: Sequence[ArrayModel], combine: str, multi_label: bool = False) -> None:
+    def __init__(
+        self, members: Sequence[toolkit.ArrayModel], combine: str, multi_label: bool = False
+    ) -> None:
         self.members, self.combine, self.multi_label = list(members), combine, multi_label
         self.shapes: dict[str, tuple[int, ...]] = {
             f"members.{i}.{name}": tuple(shape)

@@ -22,9 +22,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-#: Texts computed together: large enough that each step is a few big matrix products, small
-#: enough that a step's arrays stay in the CPU's cache.
-CHUNK = 1024
+import toolkit
 
 
 def _sigmoid(values: np.ndarray, out: np.ndarray) -> None:
@@ -59,40 +57,7 @@ def _hidden_matrix(weights: list[np.ndarray], vocab_size: int) -> np.ndarray:
     return np.ascontiguousarray(np.concatenate([w[:, vocab_size:] for w in weights]).T, dtype=np.float32)
 
 
-class LongestFirst:
-    """What the recurrent models share (these and `torch_rnn_numpy.py`'s): their weights' shapes,
-    and texts sorted longest first and walked in chunks (`chunk_size`)."""
-
-    shapes: dict[str, tuple[int, ...]]
-
-    def __init__(self, vocab_size: int, num_classes: int, hidden_size: int) -> None:
-        self.vocab_size, self.num_classes, self.hidden_size = vocab_size, num_classes, hidden_size
-
-    def logits(self, indices: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-        """(texts, classes) float32 logits of padded character indices, as the torch model's forward."""
-        indices, lengths = np.asarray(indices, dtype=np.int64), np.asarray(lengths, dtype=np.int64)
-        result = np.empty((len(lengths), self.num_classes), dtype=np.float32)
-        order = np.argsort(-lengths, kind="stable")  # longest first: the texts still reading are a prefix
-        chunk = self.chunk_size()
-        for start in range(0, len(order), chunk):
-            rows = order[start:start + chunk]
-            chunk_lengths = lengths[rows]
-            longest = int(chunk_lengths[0]) if len(rows) else 0
-            # Column t of `steps`: the characters at step t; row t of `reading`: how many texts have one.
-            steps = np.ascontiguousarray(indices[rows, :longest].T)
-            reading = np.count_nonzero(chunk_lengths[None, :] > np.arange(longest)[:, None], axis=1)
-            result[rows] = self.chunk_logits(steps, reading, chunk_lengths)
-        return result
-
-    def chunk_size(self) -> int:
-        """Texts computed together: `CHUNK`."""
-        return CHUNK
-
-    def chunk_logits(self, steps: np.ndarray, reading: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-        raise NotImplementedError
-
-
-class ScratchRNNArrays(LongestFirst):
+class ScratchRNNArrays(toolkit.LongestFirst):
     """`ScratchRNN` on numpy arrays: hidden = f(i2h(concat(character, hidden))) at every step but
     the last, and the logits i2o(concat(last character, hidden))."""
 
@@ -132,7 +97,7 @@ class ScratchRNNArrays(LongestFirst):
         return logits
 
 
-class ScratchGRUArrays(LongestFirst):
+class ScratchGRUArrays(toolkit.LongestFirst):
     """`ScratchGRU` on numpy arrays: the update and reset gates in one product of the hidden
     state, the candidate in another, each plus its character's table row."""
 

@@ -46,6 +46,17 @@ class TorchRNNConfig(toolkit.Config):
     )
 
 
+def check_sizes(cell: str, vocab_size: int, num_classes: int) -> None:
+    """What the model and its numpy forward pass refuse alike, in one line."""
+    if cell not in HELPS:
+        raise toolkit.ToolkitError(f"unknown recurrent cell '{cell}'; use one of {', '.join(HELPS)}.")
+    if vocab_size < 2 or num_classes < 2:
+        raise toolkit.ToolkitError(
+            f"model '{cell}' needs a vocabulary and at least two classes; "
+            f"got vocab_size={vocab_size}, num_classes={num_classes}."
+        )
+
+
 def _factory(cell: str):
     def build(vocab_size: int, num_classes: int, **params: Any) -> Any:
         from toolkit.plugins.torch_rnn_model import TorchRNN
@@ -58,7 +69,6 @@ def _factory(cell: str):
 def _array_factory(cell: str):
     def build_arrays(vocab_size: int, num_classes: int, **params: Any) -> Any:
         """The model's forward pass on numpy arrays (`toolkit.plugins.torch_rnn_numpy`)."""
-        from toolkit.plugins.scratch import check_sizes
         from toolkit.plugins.torch_rnn_numpy import TorchRNNArrays
 
         config = TorchRNNConfig(**params)

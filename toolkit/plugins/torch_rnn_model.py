@@ -12,7 +12,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 import toolkit
-from toolkit.plugins.torch_rnn import TorchRNNConfig
+from toolkit.plugins.torch_rnn import TorchRNNConfig, check_sizes
 
 LAYERS = {"gru": nn.GRU, "lstm": nn.LSTM, "rnn": nn.RNN}
 
@@ -29,7 +29,7 @@ class TorchRNN(nn.Module):
     ) -> None:
         super().__init__()
         config = config or TorchRNNConfig()
-        _check(cell, vocab_size, num_classes)
+        check_sizes(cell, vocab_size, num_classes)
         self.pooling = config.pooling
         self.embedding = nn.Embedding(vocab_size, config.embedding_dim, padding_idx=toolkit.PAD)
         self.rnn = LAYERS[cell](
@@ -104,13 +104,3 @@ class TorchRNNGraph(nn.Module):
             highest = x.masked_fill(~real.unsqueeze(2), float("-inf")).max(dim=1).values
             features = torch.cat((features, highest), dim=1)
         return self.model.classifier(self.model.dropout(features))
-
-
-def _check(cell: str, vocab_size: int, num_classes: int) -> None:
-    if cell not in LAYERS:
-        raise toolkit.ToolkitError(f"unknown recurrent cell '{cell}'; use one of {', '.join(LAYERS)}.")
-    if vocab_size < 2 or num_classes < 2:
-        raise toolkit.ToolkitError(
-            f"model '{cell}' needs a vocabulary and at least two classes; "
-            f"got vocab_size={vocab_size}, num_classes={num_classes}."
-        )

@@ -31,7 +31,7 @@ from collections.abc import Mapping
 import numpy as np
 from scipy.linalg.blas import sgemm
 
-from toolkit.plugins.scratch_numpy import LongestFirst
+import toolkit
 
 #: Gates per cell, each `hidden_size` wide, in torch's order.
 GATES = {"rnn": 1, "gru": 3, "lstm": 4}
@@ -53,7 +53,7 @@ def _gate_order(cell: str, size: int) -> np.ndarray:
     return rows
 
 
-class TorchRNNArrays(LongestFirst):
+class TorchRNNArrays(toolkit.LongestFirst):
     """`TorchRNN` (torch_rnn_model.py) in eval mode on numpy arrays."""
 
     def __init__(

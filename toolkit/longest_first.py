@@ -1,0 +1,46 @@
+"""`LongestFirst`: the walk a recurrent model's numpy forward pass shares (the built-in
+`scratch-rnn`, `scratch-gru`, `rnn`, `gru` and `lstm` use it): texts sorted longest first and
+computed in chunks, so the texts still reading at a step are a prefix of the chunk."""
+
+from __future__ import annotations
+
+import numpy as np
+
+#: Texts computed together: large enough that each step is a few big matrix products, small
+#: enough that a step's arrays stay in the CPU's cache.
+CHUNK = 1024
+
+
+class LongestFirst:
+    """A recurrent model's numpy forward pass (`toolkit.ArrayModel`) walking its texts longest
+    first, in chunks: a subclass computes `chunk_logits` of a chunk whose texts still reading at
+    step t are its first `reading[t]` rows, so a step computes those rows only, with no mask.
+    It declares `shapes` (the torch model's weights it reads) and `load`s them."""
+
+    shapes: dict[str, tuple[int, ...]]
+
+    def __init__(self, vocab_size: int, num_classes: int, hidden_size: int) -> None:
+        self.vocab_size, self.num_classes, self.hidden_size = vocab_size, num_classes, hidden_size
+
+    def logits(self, indices: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+        """(texts, classes) float32 logits of padded character indices, as the torch model's forward."""
+        indices, lengths = np.asarray(indices, dtype=np.int64), np.asarray(lengths, dtype=np.int64)
+        result = np.empty((len(lengths), self.num_classes), dtype=np.float32)
+        order = np.argsort(-lengths, kind="stable")  # longest first: the texts still reading are a prefix
+        chunk = self.chunk_size()
+        for start in range(0, len(order), chunk):
+            rows = order[start:start + chunk]
+            chunk_lengths = lengths[rows]
+            longest = int(chunk_lengths[0]) if len(rows) else 0
+            # Column t of `steps`: the characters at step t; row t of `reading`: how many texts have one.
+            steps = np.ascontiguousarray(indices[rows, :longest].T)
+            reading = np.count_nonzero(chunk_lengths[None, :] > np.arange(longest)[:, None], axis=1)
+            result[rows] = self.chunk_logits(steps, reading, chunk_lengths)
+        return result
+
+    def chunk_size(self) -> int:
+        """Texts computed together: `CHUNK`."""
+        return CHUNK
+
+    def chunk_logits(self, steps: np.ndarray, reading: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
