@@ -286,7 +286,9 @@ def _call(
 
 
 class ArrayModel(Protocol):
-    """A model's forward pass on numpy arrays, without torch (`ModelSpec.array_factory`)."""
+    """A model's forward pass on numpy arrays, without torch (`ModelSpec.array_factory`). Built
+    from the sizes alone, it allocates no weights until `load`: the run's weights are checked
+    against `shapes` first, so a config with tampered sizes is refused before any memory is taken."""
 
     #: The weights it reads, by the names and shapes of the torch model's `state_dict`.
     shapes: Mapping[str, tuple[int, ...]]

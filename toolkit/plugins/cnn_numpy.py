@@ -52,7 +52,6 @@ class CNNArrays:
                             f"convs.{i}.bias": (filters,)}
         self.shapes |= {"classifier.weight": (num_classes, filters * len(self.widths)),
                         "classifier.bias": (num_classes,)}
-        self.load({name: np.zeros(shape, dtype=np.float32) for name, shape in self.shapes.items()})
 
     def load(self, weights: Mapping[str, np.ndarray]) -> None:
         embedding = np.array(weights["embedding.weight"], dtype=np.float64)

@@ -60,8 +60,6 @@ class NgramArrays:
             word, solo, fold = checked_word_tables(symbols, vocab_size)
             self.word_char, self.solo_char = np.asarray(word, dtype=bool), np.asarray(solo, dtype=bool)
             self.folded = np.asarray(fold, dtype=np.int64)
-        self.table = np.zeros((buckets, num_classes), dtype=np.float32)
-        self.bias = np.zeros(num_classes, dtype=np.float32)
 
     def load(self, weights: Mapping[str, np.ndarray]) -> None:
         self.table = np.ascontiguousarray(weights[TABLE], dtype=np.float32)

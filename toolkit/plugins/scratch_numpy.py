@@ -67,7 +67,6 @@ class ScratchRNNArrays(toolkit.LongestFirst):
         self.shapes = {"i2h.weight": (hidden_size, width), "i2h.bias": (hidden_size,),
                        "i2o.weight": (num_classes, width), "i2o.bias": (num_classes,)}
         self.activation = NONLINEARITIES[nonlinearity]
-        self.load({name: np.zeros(shape, dtype=np.float32) for name, shape in self.shapes.items()})
 
     def load(self, weights: Mapping[str, np.ndarray]) -> None:
         vocab = self.vocab_size
@@ -107,7 +106,6 @@ class ScratchGRUArrays(toolkit.LongestFirst):
         self.shapes = {f"{gate}.{kind}": (hidden_size, width) if kind == "weight" else (hidden_size,)
                        for gate in ("update_gate", "reset_gate", "candidate") for kind in ("weight", "bias")}
         self.shapes |= {"h2o.weight": (num_classes, hidden_size), "h2o.bias": (num_classes,)}
-        self.load({name: np.zeros(shape, dtype=np.float32) for name, shape in self.shapes.items()})
 
     def load(self, weights: Mapping[str, np.ndarray]) -> None:
         vocab, gates = self.vocab_size, ("update_gate", "reset_gate")

@@ -76,7 +76,6 @@ class TorchRNNArrays(toolkit.LongestFirst):
                 }
         features = hidden_size * self.directions * (2 if pooling == "last+max" else 1)
         self.shapes |= {"classifier.weight": (num_classes, features), "classifier.bias": (num_classes,)}
-        self.load({name: np.zeros(shape, dtype=np.float32) for name, shape in self.shapes.items()})
 
     def chunk_size(self) -> int:
         """`CHUNK` texts, or fewer when their step arrays would be wider than `STEP_BYTES`."""
