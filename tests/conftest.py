@@ -108,6 +108,16 @@ def names_csv(folder, languages=("Greek", "Polish", "Scottish"), per_class=100):
     return path
 
 
+def names_folder(folder: Path, per_language: int,
+                 languages=("Japanese", "Greek", "Polish", "Italian")) -> Path:
+    """A small real `folder` dataset: the first distinct names (sorted) of a few languages."""
+    for language in languages:
+        lines = (NAMES_DIR / f"{language}.txt").read_text(encoding="utf-8").split("\n")
+        kept = sorted({n for n in lines if n})[:per_language]
+        (folder / f"{language}.txt").write_text("\n".join(kept), encoding="utf-8")
+    return folder
+
+
 def same_weights(first, second) -> bool:
     """Two run folders hold the same weights, tensor by tensor."""
     from safetensors.torch import load_file

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import run_toolkit
+from conftest import names_folder, run_toolkit
 from test_startup import heavy_imports, importtime
 
 import toolkit
@@ -169,13 +169,10 @@ def test_the_builtin_contract_checks_the_cnn_and_ensemble_numpy_passes():
 
 
 @pytest.fixture(scope="module")
-def small_names(names_dir, tmp_path_factory) -> Path:
+def small_names(tmp_path_factory) -> Path:
     """Four real languages, 60 distinct names each (plumbing, not accuracy)."""
     folder = tmp_path_factory.mktemp("cnn-numpy-names")
-    for language in ("Japanese", "Greek", "Polish", "Italian"):
-        lines = (names_dir / f"{language}.txt").read_text(encoding="utf-8").split("\n")
-        kept = sorted({n for n in lines if n})[:60]
-        (folder / f"{language}.txt").write_text("\n".join(kept), encoding="utf-8")
+    names_folder(folder, 60)
     return folder
 
 

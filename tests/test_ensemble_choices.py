@@ -7,7 +7,7 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import REPO
+from conftest import REPO, names_folder
 
 
 @pytest.fixture(scope="module")
@@ -21,14 +21,11 @@ def choices():
 
 
 @pytest.fixture(scope="module")
-def trained(choices, names_dir, tmp_path_factory):
+def trained(choices, tmp_path_factory):
     """The bench's ensemble (ngram,cnn) trained on four real languages (150 names each), as the bench
     trains it."""
     folder = tmp_path_factory.mktemp("four-languages")
-    for language in ("Japanese", "Greek", "Polish", "Italian"):
-        lines = (names_dir / f"{language}.txt").read_text(encoding="utf-8").split("\n")
-        kept = sorted({n for n in lines if n})[:150]
-        (folder / f"{language}.txt").write_text("\n".join(kept), encoding="utf-8")
+    names_folder(folder, 150)
     params = {"dataset.data_dir": str(folder), "train.threads": 1, "train.epochs": 3,
               "model.members": "ngram,cnn"}
     return choices.ensemble_members("folder", params, seed=0)

@@ -8,6 +8,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from conftest import names_folder
 from test_models import NUM_CLASSES, build  # the same factory call with the defaults
 
 import toolkit
@@ -115,13 +116,10 @@ def test_a_bad_train_default_in_a_model_plugin_is_reported():
 
 
 @pytest.fixture(scope="module")
-def small_names(names_dir, tmp_path_factory) -> str:
+def small_names(tmp_path_factory) -> str:
     """A folder of four real languages, 150 distinct names each (plumbing, not accuracy)."""
     folder = tmp_path_factory.mktemp("small-names")
-    for language in ("Japanese", "Greek", "Polish", "Italian"):
-        lines = (names_dir / f"{language}.txt").read_text(encoding="utf-8").split("\n")
-        kept = sorted({n for n in lines if n})[:150]
-        (folder / f"{language}.txt").write_text("\n".join(kept), encoding="utf-8")
+    names_folder(folder, 150)
     return str(folder)
 
 

@@ -139,32 +139,3 @@ def test_toolkit_predict_writes_the_fixtures_classes_without_importing_torch(tmp
             assert a["log_probability"] == pytest.approx(b["log_probability"], abs=1e-5)
 
 
-def test_numpys_blas_runs_on_the_predictors_threads_during_the_forward_pass():
-    """Left alone, OpenBLAS starts a thread per CPU for the hidden state's products (5x slower on a
-    busy machine): the numpy runtime holds it to `threads`, as torch's are, and puts it back."""
-    from threadpoolctl import threadpool_info
-
-    def blas_threads() -> set[int]:  # numpy's own BLAS (scipy's, loaded beside it, computes nothing here)
-        return {pool["num_threads"] for pool in threadpool_info()
-                if pool["user_api"] == "blas" and "numpy" in Path(pool["filepath"]).parent.name}
-
-    if not blas_threads():
-        pytest.skip("numpy's BLAS is not a library of its own here (threadpoolctl finds none beside numpy)")
-
-    threads = 1
-    predictor = toolkit.load_run(FIXTURE / "scratch-rnn", threads=threads)
-    model, seen = predictor.scorer.model, []
-
-    class Watched:
-        shapes = model.shapes
-
-        def logits(self, indices, lengths):
-            seen.append(blas_threads())
-            return model.logits(indices, lengths)
-
-    before = blas_threads()
-    predictor.scorer.model = Watched()
-    answers = predictor.predict(real_names(50), 3)
-    assert seen == [{threads}] and blas_threads() == before
-    assert [p.label for p in answers] == [p.label for p in toolkit.load_run(FIXTURE / "scratch-rnn").predict(
-        real_names(50), 3)]

@@ -18,13 +18,13 @@ import pytest
 import torch
 from conftest import names_csv
 from test_scratch_numpy import FIXTURE, HOSTILE, NAMES, ONE_UNIT, real_names
+from test_scratch_numpy import both_models as scratch_models
 from test_startup import heavy_imports, importtime
 
 import toolkit
 import toolkit.longest_first as longest_first
 import toolkit.plugins.torch_rnn_numpy as torch_rnn_numpy
 from toolkit.numpy_runtime import ArrayScorer
-from toolkit.plugins.onehot import OneHotEncoder
 from toolkit.testing import ARRAYS_ATOL, ARRAYS_RTOL
 
 CELLS = ("rnn", "gru", "lstm")
@@ -38,21 +38,9 @@ def shape_id(params: dict) -> str:
 
 
 def both_models(cell: str, classes: int = 7, **params):
-    """The torch model with random weights (scaled as a trained one's: each row's products of
-    order one), its numpy forward pass loaded with the same, and the encoder of the names."""
-    encoder = OneHotEncoder("auto")
-    encoder.fit(real_names())
-    spec = toolkit.load_registry().model(cell)
-    values = {"hidden_size": 32, "embedding_dim": 16, **params}
-    torch_model = spec.build(vocab_size=encoder.vocab_size, num_classes=classes, params=values)
-    generator = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        for weight in torch_model.parameters():
-            scale = 1.5 / weight.shape[-1] ** 0.5
-            weight.copy_(scale * torch.randn(weight.shape, generator=generator))
-    arrays = spec.build_arrays(vocab_size=encoder.vocab_size, num_classes=classes, params=values)
-    arrays.load({name: value.numpy() for name, value in torch_model.state_dict().items()})
-    return torch_model.eval(), arrays, encoder
+    """The torch model with random weights scaled as a trained one's, its numpy forward pass
+    loaded with the same, and the encoder of the names (test_scratch_numpy's, with embeddings)."""
+    return scratch_models(cell, classes, **{"embedding_dim": 16, **params})
 
 
 @pytest.mark.parametrize("params", SHAPES, ids=shape_id)
