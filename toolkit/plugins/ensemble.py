@@ -81,6 +81,25 @@ class EnsembleConfig(toolkit.Config):
         return None
 
 
+def member_parts(
+    config: EnsembleConfig,
+) -> list[tuple[str, toolkit.ModelSpec, dict[str, Any], dict[str, Any]]]:
+    """Each member's label, spec, model parameters (its own settings over its defaults) and own
+    trainer settings; a member that cannot be one is refused in one line."""
+    registry = toolkit.load_registry()
+    parts = []
+    for (name, settings), label in zip(config.member_entries(), config.member_labels(), strict=True):
+        spec = registry.model(name)  # an unknown name: one line with did-you-mean
+        if toolkit.CHAR_INDICES not in spec.consumes:
+            raise toolkit.ToolkitError(
+                f"model 'ensemble' reads {toolkit.CHAR_INDICES}, but member '{name}' consumes "
+                f"{' or '.join(spec.consumes)}; choose members that read character indices."
+            )
+        params, trainer = toolkit.model_settings(spec, settings, f"ensemble member '{label}'")
+        parts.append((label, spec, params, trainer))
+    return parts
+
+
 def build_ensemble(
     vocab_size: int, num_classes: int, encoder: Any = None, multi_label: bool = False, **params: Any
 ) -> Any:
@@ -98,13 +117,8 @@ def build_ensemble_arrays(
     from toolkit.plugins.ensemble_numpy import EnsembleArrays
 
     config = EnsembleConfig(**params)
-    registry = toolkit.load_registry()
     members = []
-    for (name, settings), label in zip(config.member_entries(), config.member_labels(), strict=True):
-        spec = registry.model(name)
-        if toolkit.CHAR_INDICES not in spec.consumes:
-            return None  # the torch model refuses it in one line
-        member_params, _ = toolkit.model_settings(spec, settings, f"ensemble member '{label}'")
+    for _, spec, member_params, _ in member_parts(config):
         member = spec.build_arrays(vocab_size=vocab_size, num_classes=num_classes, params=member_params,
                                    encoder=encoder, multi_label=multi_label)
         if member is None:

@@ -28,8 +28,7 @@ from typing import Any
 import torch
 from torch import nn
 
-import toolkit
-from toolkit.plugins.ensemble import EnsembleConfig
+from toolkit.plugins.ensemble import EnsembleConfig, member_parts
 
 #: Most expectation-maximisation steps when fitting the member weights.
 MAX_EM_STEPS = 500
@@ -49,32 +48,24 @@ class Ensemble(nn.Module):
         super().__init__()
         self.multi_label = multi_label
         config = config or EnsembleConfig()
-        entries, combine, training = config.member_entries(), config.combine, config.training
-        registry = toolkit.load_registry()
-        self.names = config.member_labels()
-        self.combine = combine
+        parts = member_parts(config)
+        self.names = [label for label, _, _, _ in parts]
+        self.combine = config.combine
         self.weighting = config.weighting
         self.members = nn.ModuleList()
         #: (label, member, its trainer defaults, its own trainer settings) for each member the
         #: trainer trains on its own.
         self.separate_members: list[tuple[str, nn.Module, dict[str, Any], dict[str, Any]]] = []
-        for (name, settings), label in zip(entries, self.names, strict=True):
-            spec = registry.model(name)  # an unknown name: one line with did-you-mean
-            if toolkit.CHAR_INDICES not in spec.consumes:
-                raise toolkit.ToolkitError(
-                    f"model 'ensemble' reads {toolkit.CHAR_INDICES}, but member '{name}' consumes "
-                    f"{' or '.join(spec.consumes)}; choose members that read character indices."
-                )
-            params, trainer = toolkit.model_settings(spec, settings, f"ensemble member '{label}'")
+        for label, spec, params, trainer in parts:
             member = spec.build(
                 vocab_size=vocab_size, num_classes=num_classes, params=params, encoder=encoder,
                 multi_label=multi_label,
             )
             self.members.append(member)
-            if training == "separate":
+            if config.training == "separate":
                 self.separate_members.append((label, member, dict(spec.train_defaults), trainer))
         # Saved with the members' weights, so a loaded ensemble mixes them as the trained one did.
-        self.register_buffer("member_weights", torch.full((len(entries),), 1 / len(entries)))
+        self.register_buffer("member_weights", torch.full((len(parts),), 1 / len(parts)))
 
     def weigh_members(self, log_probs: torch.Tensor, targets: torch.Tensor) -> None:
         """Set the member weights to the mixture of the members' probabilities most likely on
