@@ -45,16 +45,20 @@ def both_models(cell: str, classes: int = 7, **params):
 
 @pytest.mark.parametrize("params", SHAPES, ids=shape_id)
 @pytest.mark.parametrize("cell", CELLS)
-@pytest.mark.parametrize("chunk", ["default", "one", 37])
+@pytest.mark.parametrize("chunk", ["default", "one", 37, "no-prefix-tables"])
 def test_logits_are_the_torch_models_on_names_and_hostile_texts(monkeypatch, cell, params, chunk):
     """In the default chunks, in one, and in many (37 texts: lengths differ within and between
     chunks; the 300-character text alone in the first), rows in the order given, as torch's
-    packed forward."""
+    packed forward; with the first layer's two-character state tables and without them (a
+    vocabulary too wide for `PREFIX_BYTES`)."""
     if chunk == "one":
         monkeypatch.setattr(torch_rnn_numpy, "STEP_BYTES", 1 << 40)
+    elif chunk == "no-prefix-tables":
+        monkeypatch.setattr(torch_rnn_numpy, "PREFIX_BYTES", 0)
     elif chunk != "default":
         monkeypatch.setattr(longest_first, "CHUNK", chunk)
     torch_model, arrays, encoder = both_models(cell, **params)
+    assert (arrays.prefix is None) == (chunk == "no-prefix-tables")
     texts = real_names(1000) + HOSTILE
     indices, lengths = encoder.encode(texts)
     assert int(lengths.min()) == 1 and int(lengths.max()) == 300  # the empty text: one unknown character

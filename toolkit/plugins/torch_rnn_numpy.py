@@ -18,7 +18,13 @@ Computed as `scratch_numpy.py` computes its cells, without what is not the model
   last step, so the final states are what is left when the chunk's longest text ends; the
   first step's hidden products, of the zero state, are not computed;
 - the sigmoid gates are computed as (1 + tanh(x / 2)) / 2 with their weights halved (exactly:
-  a power of two), in place.
+  a power of two), in place;
+- the first layer's state after a direction's first two characters depends on those two
+  characters only: `load` computes it once for every pair (and for every single character, the
+  state of a text of one), by the same steps, so each text starts at its third step with a
+  table row. Every text reads at least two steps fewer: a fifth of a name's products and more
+  of its elementwise arithmetic. A vocabulary whose tables would exceed `PREFIX_BYTES` skips
+  them.
 
 The logits equal the torch model's within float32 rounding (the sums run in another order),
 which the plugin test kit's `check_model` checks.
@@ -43,6 +49,9 @@ HALF = np.float32(0.5)
 #: cache, and the elementwise arithmetic measured slower (the default GRU's and LSTM's gates:
 #: half of `CHUNK`).
 STEP_BYTES = 2 << 20
+#: The most the first layer's two-character state tables may take (a vocabulary of 57 characters
+#: and the default `gru`: 3.3 MB).
+PREFIX_BYTES = 64 << 20
 
 
 def _gate_order(cell: str, size: int) -> np.ndarray:
@@ -76,6 +85,8 @@ class TorchRNNArrays(toolkit.LongestFirst):
                 }
         features = hidden_size * self.directions * (2 if pooling == "last+max" else 1)
         self.shapes |= {"classifier.weight": (num_classes, features), "classifier.bias": (num_classes,)}
+        #: The first layer's two-character state tables (`_prefix_tables`), made by `load`.
+        self.prefix: tuple[list[np.ndarray], list[np.ndarray]] | None = None
 
     def chunk_size(self) -> int:
         """`CHUNK` texts, or fewer when their step arrays would be wider than `STEP_BYTES`."""
@@ -126,13 +137,11 @@ class TorchRNNArrays(toolkit.LongestFirst):
             (embedding @ self.input_weights[0] + self.input_biases[0]).reshape(gates, -1, size))
         self.classifier_weight = np.ascontiguousarray(np.asarray(weights["classifier.weight"], np.float32).T)
         self.classifier_bias = np.asarray(weights["classifier.bias"], dtype=np.float32)
+        self.prefix = None
+        self.prefix = self._prefix_tables()
 
     def chunk_logits(self, steps: np.ndarray, reading: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-        positions = np.arange(len(steps))[:, None]
-        # Row s of a text read backward: its position length - 1 - s; padding stays where it is.
-        backward = np.where(positions < lengths[None, :], lengths[None, :] - 1 - positions, positions)
-        characters = [steps, np.take_along_axis(steps, backward, axis=0)][: self.directions]
-        table_rows = np.stack(characters) + (np.arange(self.directions) * self.vocab_size)[:, None, None]
+        table_rows, backward = self._table_rows(steps, lengths)
         top = self.num_layers - 1
         outputs = None
         for layer in range(self.num_layers):
@@ -145,7 +154,7 @@ class TorchRNNArrays(toolkit.LongestFirst):
                 # (gates, directions, steps, texts, hidden)
                 inputs = np.matmul(np.stack(below)[None], self.input_weights[layer][:, :, None])
                 inputs += self.input_biases[layer][:, :, None]
-            hidden, outputs, highest = self._layer(
+            hidden, _, outputs, highest = self._layer(
                 layer, steps.shape, reading, table_rows if layer == 0 else None, inputs,
                 keep_outputs=layer < top, keep_max=layer == top and self.pooling == "last+max")
         features = [hidden[d] for d in range(self.directions)]
@@ -155,14 +164,59 @@ class TorchRNNArrays(toolkit.LongestFirst):
         logits += self.classifier_bias
         return logits
 
+    def _table_rows(self, steps: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(directions, steps, texts) the first layer's table row each direction reads at each step
+        (its character, plus the direction's offset), and (steps, texts) the position a text read
+        backward reads at each step."""
+        positions = np.arange(len(steps))[:, None]
+        # Row s of a text read backward: its position length - 1 - s; padding stays where it is.
+        backward = np.where(positions < lengths[None, :], lengths[None, :] - 1 - positions, positions)
+        characters = [steps, np.take_along_axis(steps, backward, axis=0)][: self.directions]
+        return np.stack(characters) + self._offsets()[:, None, None], backward
+
+    def _offsets(self) -> np.ndarray:
+        """Each direction's first row in the first layer's table: its characters' rows follow."""
+        return np.arange(self.directions) * self.vocab_size
+
+    def _prefix_tables(self) -> tuple[list[np.ndarray], list[np.ndarray]] | None:
+        """The first layer's states, and (LSTM) cells, (directions, rows, hidden) after a direction
+        has read one character (row: that character) and two (row: first * vocabulary + second),
+        computed by the same steps as the texts'; None when they would exceed `PREFIX_BYTES`."""
+        vocab, states = self.vocab_size, 2 if self.cell == "lstm" else 1
+        if vocab * (vocab + 1) * self.directions * self.hidden_size * 4 * states > PREFIX_BYTES:
+            return None
+        first, second = np.divmod(np.arange(vocab * vocab), vocab)
+        singles = self._final_states(np.arange(vocab)[None, :])
+        # Read backward, the text (a, b) is read b then a: its states are at row b * vocabulary + a.
+        pairs = self._final_states(np.stack([first, second]))
+        if self.directions == 2:
+            for kept in pairs:
+                kept[1] = kept[1][second * vocab + first]
+        return singles, pairs
+
+    def _final_states(self, steps: np.ndarray) -> list[np.ndarray]:
+        """The first layer's final states (and LSTM cells) of texts of one length, chunk by chunk."""
+        chunk, count = self.chunk_size(), steps.shape[1]
+        parts = []
+        for start in range(0, count, chunk):
+            part = np.ascontiguousarray(steps[:, start:start + chunk])
+            reading = np.full(len(part), part.shape[1])
+            lengths = np.full(part.shape[1], len(part))
+            table_rows, _ = self._table_rows(part, lengths)
+            hidden, cells, _, _ = self._layer(0, part.shape, reading, table_rows, None, False, False,
+                                              from_prefix=False)
+            parts.append([hidden] if cells is None else [hidden, cells])
+        return [np.concatenate(kept, axis=1) for kept in zip(*parts, strict=True)]
+
     def _layer(
         self, layer: int, shape: tuple[int, int], reading: np.ndarray, table_rows: np.ndarray | None,
-        inputs: np.ndarray | None, keep_outputs: bool, keep_max: bool,
-    ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+        inputs: np.ndarray | None, keep_outputs: bool, keep_max: bool, from_prefix: bool = True,
+    ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None, np.ndarray | None]:
         """One layer, every direction at once: the final hidden states (directions, texts, hidden),
-        the outputs at each direction's steps (directions, steps, texts, hidden) when kept, and
-        the max over each text's steps when kept. The input of step t is a table row (first
-        layer) or `inputs[:, :, t]`."""
+        the LSTM's final cells (else None), the outputs at each direction's steps (directions,
+        steps, texts, hidden) when kept, and the max over each text's steps when kept. The input
+        of step t is a table row (first layer) or `inputs[:, :, t]`; the first layer starts from
+        the two-character tables when `load` made them (`from_prefix`)."""
         longest, count = shape
         size, cell, directions = self.hidden_size, self.cell, self.directions
         hidden = np.zeros((directions, count, size), dtype=np.float32)
@@ -173,7 +227,10 @@ class TorchRNNArrays(toolkit.LongestFirst):
         weights, candidate_bias = self.hidden_weights[layer], self.candidate_biases[layer]
         # The gates whose hidden product is added to the input's: the GRU's candidate multiplies its own.
         summed = 2 if cell == "gru" else GATES[cell]
-        for t in range(longest):
+        start = 0
+        if table_rows is not None and from_prefix and self.prefix is not None:
+            start = self._start_from_prefix(table_rows, reading, hidden, cells, outputs, highest)
+        for t in range(start, longest):
             n = int(reading[t])
             state = hidden[:, :n]
             # (gates, directions, n, hidden): the step's input products, a fresh array or a part of
@@ -217,7 +274,36 @@ class TorchRNNArrays(toolkit.LongestFirst):
                 outputs[:, t, :n] = state
             if highest is not None:
                 np.maximum(highest[:, :n], state, out=highest[:, :n])
-        return hidden, outputs, highest
+        return hidden, cells, outputs, highest
+
+    def _start_from_prefix(
+        self, table_rows: np.ndarray, reading: np.ndarray, hidden: np.ndarray, cells: np.ndarray | None,
+        outputs: np.ndarray | None, highest: np.ndarray | None,
+    ) -> int:
+        """The first layer's states after each text's first two steps (one, for a text of one
+        character), read from the tables `load` made, into `hidden`, `cells`, `outputs` and
+        `highest`: the step the loop goes on from."""
+        singles, pairs = self.prefix
+        steps = min(len(reading), 2)
+        if not steps:
+            return 0
+        ones, twos = int(reading[0]), int(reading[1]) if steps == 2 else 0
+        read = table_rows[:, :steps] - self._offsets()[:, None, None]  # (directions, steps, texts)
+        pair_rows = read[:, 0, :twos] * self.vocab_size + read[:, 1, :twos] if twos else None
+        kept = [hidden] if cells is None else [hidden, cells]
+        for d in range(self.directions):
+            for into, single, pair in zip(kept, singles, pairs, strict=True):
+                into[d, twos:ones] = single[d][read[d, 0, twos:ones]]
+                if twos:
+                    into[d, :twos] = pair[d][pair_rows[d]]
+            if outputs is not None:
+                outputs[d, 0, :ones] = singles[0][d][read[d, 0, :ones]]
+                if twos:
+                    outputs[d, 1, :twos] = hidden[d, :twos]
+            if highest is not None:
+                highest[d, :ones] = singles[0][d][read[d, 0, :ones]]
+                np.maximum(highest[d, :twos], hidden[d, :twos], out=highest[d, :twos])
+        return steps
 
 
 def _add_product(state: np.ndarray, weight: np.ndarray, into: np.ndarray) -> None:
