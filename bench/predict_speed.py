@@ -230,13 +230,18 @@ def prediction_table(setup: Setup, models: Sequence[str]) -> str:
 
 #: Products of the hidden state per step and direction: (hidden, gates x hidden).
 RECURRENT_GATES = {"rnn": 1, "gru": 3, "lstm": 4}
+#: The first characters whose states the numpy pass reads from tables (torch_rnn_numpy.py).
+PREFIX_STEPS = 2
 
 
 def floor_table(setup: Setup, models: Sequence[str]) -> str:
-    """What the recurrent models' arithmetic alone costs here: at every character and direction
-    the hidden state times a (hidden, gates x hidden) matrix, which no table lookup removes (the
-    input's product can be a table; this cannot, as the state depends on the text so far), at
-    the float32 matrix-product rate numpy reaches here on one thread for the model's shapes."""
+    """What the recurrent models' arithmetic alone costs here: at every character after a text's
+    second, per direction, the hidden state times a (hidden, gates x hidden) matrix, at the float32
+    matrix-product rate numpy reaches here on one thread for the model's shapes. The input's
+    product is a table, and so is the state after the first two characters (a row per pair of
+    characters: `PREFIX_STEPS`); no table removes the rest, as a state depends on the whole
+    text read so far, and a table of three characters has a row per triple (185,193 for the
+    names' 57 characters, 190 MB for the default `gru`)."""
     import numpy as np
     from threadpoolctl import threadpool_limits
 
@@ -244,7 +249,9 @@ def floor_table(setup: Setup, models: Sequence[str]) -> str:
 
     config = TorchRNNConfig()
     size, directions = config.hidden_size, 2 if config.bidirectional else 1
-    characters = float(np.mean([len(name) for name in read_names(str(setup.names))]))
+    lengths = np.array([len(name) for name in read_names(str(setup.names))])
+    characters = float(lengths.mean())
+    multiplied = float(np.maximum(lengths - PREFIX_STEPS, 0).mean())  # characters whose step multiplies
     rows = []
     for model in [m for m in models if m in RECURRENT_GATES]:
         width = RECURRENT_GATES[model] * size
@@ -259,14 +266,16 @@ def floor_table(setup: Setup, models: Sequence[str]) -> str:
                     np.matmul(state, weights, out=out)
                 times.append((time.perf_counter() - started) / 200)
         rate = 1024 * size * width / statistics.median(times)
-        per_name = characters * config.num_layers * directions * size * width
+        per_name = multiplied * config.num_layers * directions * size * width
         rows.append({"model": f"`{model}` (defaults: hidden {size}, {directions} direction(s), "
                      f"{config.num_layers} layer(s))", "multiply_adds_per_name": per_name,
                      "float32_gmac_per_s": rate / 1e9, "floor_names_per_s": rate / per_name})
     if not rows:
         return "(no recurrent model asked for)"
     print(f"  arithmetic floor: {rows} ({load()})", flush=True)
-    return (f"Mean characters per drawn name: {characters:.2f}. A model cannot predict faster than "
+    return (f"Mean characters per drawn name: {characters:.2f}, of which {multiplied:.2f} multiply the "
+            f"hidden state (the states after the first {PREFIX_STEPS} are table rows). "
+            "A model cannot predict faster than "
             "`floor_names_per_s` on one thread here in float32, before reading, encoding, the "
             "gates' functions or writing:\n\n"
             + markdown(pd.DataFrame(rows), {"multiply_adds_per_name": ",.0f", "float32_gmac_per_s": ".1f",

@@ -18,6 +18,7 @@ from test_startup import heavy_imports, importtime
 
 import toolkit
 import toolkit.longest_first as longest_first
+import toolkit.plugins.scratch_numpy as scratch_numpy
 from toolkit.numpy_runtime import ArrayScorer
 from toolkit.plugins.onehot import OneHotEncoder
 from toolkit.testing import ARRAYS_ATOL, ARRAYS_RTOL
@@ -58,12 +59,18 @@ def both_models(model: str, classes: int = 7, **params):
     ("scratch-rnn", {}), ("scratch-rnn", {"nonlinearity": "sigmoid"}),
     ("scratch-rnn", {"nonlinearity": "none"}), ("scratch-gru", {}),
 ], ids=["rnn-tanh", "rnn-sigmoid", "rnn-none", "gru"])
-@pytest.mark.parametrize("chunk", [longest_first.CHUNK, 37])
+@pytest.mark.parametrize("chunk", [longest_first.CHUNK, 37, "no-prefix-tables"])
 def test_logits_are_the_torch_models_on_names_and_hostile_texts(monkeypatch, model, params, chunk):
     """In one chunk and in many (37 texts: lengths differ within and between chunks), rows in the
-    order given, as torch's forward on the whole padded batch."""
-    monkeypatch.setattr(longest_first, "CHUNK", chunk)
+    order given, as torch's forward on the whole padded batch; `scratch-gru` with its
+    two-character state tables and without them (a vocabulary too wide for `PREFIX_BYTES`)."""
+    if chunk == "no-prefix-tables":
+        monkeypatch.setattr(scratch_numpy, "PREFIX_BYTES", 0)
+    else:
+        monkeypatch.setattr(longest_first, "CHUNK", chunk)
     torch_model, arrays, encoder = both_models(model, **params)
+    if model == "scratch-gru":
+        assert (arrays.prefix is None) == (chunk == "no-prefix-tables")
     texts = real_names(1000) + HOSTILE
     indices, lengths = encoder.encode(texts)
     with torch.inference_mode():

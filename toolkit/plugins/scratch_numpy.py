@@ -9,7 +9,11 @@ The same cells as `scratch_model.py`, computed without what is not the model's a
 - the texts are sorted longest first, so the texts still reading at step t are the first rows:
   each step computes those rows only, instead of every row and a mask (what packed sequences do);
 - `scratch-rnn`'s i2o reads the input of each text's last step: the hidden state before it, and
-  the last character's column; the hidden state after the last step is never computed.
+  the last character's column; the hidden state after the last step is never computed;
+- `scratch-gru`'s state after a text's first two characters depends on those two only: `load`
+  computes it once for every pair (and every single character), by the same steps, so each
+  text starts at its third step with a table row (unless the tables would exceed
+  `PREFIX_BYTES`).
 
 The logits equal the torch model's within float32 rounding (the sums run in another order: a
 table row plus the hidden state's product, where torch multiplies the one-hot too), which
@@ -41,6 +45,10 @@ def _tanh(values: np.ndarray, out: np.ndarray) -> None:
 def _identity(values: np.ndarray, out: np.ndarray) -> None:
     out[...] = values
 
+
+#: The most `scratch-gru`'s two-character state tables may take (57 characters, the default
+#: hidden size: 1.7 MB).
+PREFIX_BYTES = 64 << 20
 
 #: `scratch-rnn`'s nonlinearities, each writing f(values) into `out`.
 NONLINEARITIES = {"none": _identity, "tanh": _tanh, "sigmoid": _sigmoid}
@@ -106,6 +114,8 @@ class ScratchGRUArrays(toolkit.LongestFirst):
         self.shapes = {f"{gate}.{kind}": (hidden_size, width) if kind == "weight" else (hidden_size,)
                        for gate in ("update_gate", "reset_gate", "candidate") for kind in ("weight", "bias")}
         self.shapes |= {"h2o.weight": (num_classes, hidden_size), "h2o.bias": (num_classes,)}
+        #: The states after the first two characters (`_prefix_tables`), made by `load`.
+        self.prefix: tuple[np.ndarray, np.ndarray] | None = None
 
     def load(self, weights: Mapping[str, np.ndarray]) -> None:
         vocab, gates = self.vocab_size, ("update_gate", "reset_gate")
@@ -120,13 +130,47 @@ class ScratchGRUArrays(toolkit.LongestFirst):
         self.candidate_hidden = _hidden_matrix([candidate_weight], vocab)
         self.h2o_weight = np.ascontiguousarray(np.asarray(weights["h2o.weight"], dtype=np.float32).T)
         self.h2o_bias = np.asarray(weights["h2o.bias"], dtype=np.float32)
+        self.prefix = None
+        self.prefix = self._prefix_tables()
 
     def chunk_logits(self, steps: np.ndarray, reading: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+        hidden = np.zeros((len(lengths), self.hidden_size), dtype=np.float32)
+        start = 0
+        if self.prefix is not None and len(steps):  # the states after the first two characters
+            singles, pairs = self.prefix
+            start, ones = min(len(steps), 2), int(reading[0])
+            twos = int(reading[1]) if start == 2 else 0
+            hidden[twos:ones] = singles[steps[0, twos:ones]]
+            hidden[:twos] = pairs[steps[0, :twos] * self.vocab_size + steps[1, :twos]]
+        self._read(steps, reading, hidden, start)
+        logits = hidden @ self.h2o_weight
+        logits += self.h2o_bias
+        return logits
+
+    def _prefix_tables(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """(rows, hidden) the states after one character (row: that character) and after two (row:
+        first * vocabulary + second), computed by the same steps as the texts'; None when they
+        would exceed `PREFIX_BYTES`."""
+        vocab, size = self.vocab_size, self.hidden_size
+        if vocab * (vocab + 1) * size * 4 > PREFIX_BYTES:
+            return None
+        singles = np.zeros((vocab, size), dtype=np.float32)
+        self._read(np.arange(vocab)[None, :], np.array([vocab]), singles)
+        pairs = np.zeros((vocab * vocab, size), dtype=np.float32)
+        first, second = np.divmod(np.arange(vocab * vocab), vocab)
+        chunk = self.chunk_size()
+        for start in range(0, vocab * vocab, chunk):
+            part = slice(start, start + chunk)
+            count = len(first[part])
+            self._read(np.stack([first[part], second[part]]), np.array([count, count]), pairs[part])
+        return singles, pairs
+
+    def _read(self, steps: np.ndarray, reading: np.ndarray, hidden: np.ndarray, start: int = 0) -> None:
+        """The steps from `start` on, each updating the states in `hidden` of the texts still reading."""
         size = self.hidden_size
-        hidden = np.zeros((len(lengths), size), dtype=np.float32)
-        gates = np.empty((len(lengths), 2 * size), dtype=np.float32)
+        gates = np.empty((len(hidden), 2 * size), dtype=np.float32)
         candidate = np.empty_like(hidden)
-        for t in range(len(steps)):
+        for t in range(start, len(steps)):
             count = int(reading[t])
             state, both, new = hidden[:count], gates[:count], candidate[:count]
             characters = steps[t, :count]
@@ -144,6 +188,3 @@ class ScratchGRUArrays(toolkit.LongestFirst):
             new -= state
             new *= update
             state += new
-        logits = hidden @ self.h2o_weight
-        logits += self.h2o_bias
-        return logits
