@@ -18,8 +18,9 @@ in a process of its own:
 - scikit-learn: TF-IDF character 1-5-grams (char_wb, sublinear tf) + LinearSVC on the same split:
   `decision_function(vectorizer.transform(names))` and an argsort, the names in memory.
 
-A second table is the arithmetic floor of `rnn`, `gru` and `lstm`: the hidden state's matrix
-products per name at the float32 rate numpy reaches here on one thread for their shapes.
+A second table is the arithmetic floor of `rnn`, `gru`, `lstm` and `scratch-gru`: the hidden
+state's matrix products and the gates' tanh per name at the float32 rates numpy reaches here on
+one thread for their shapes.
 
 Prints the table with the ratio to fastText and the load average before and after; `--write FILE`
 puts it in FILE's "Prediction speed" section. Usage:
@@ -80,6 +81,7 @@ class Setup:
     epochs: int
     split: Any = None
     notes: list[str] = field(default_factory=list)
+    reference: float = 0.0  # fastText's names/s, once measured
 
     def training_split(self) -> Any:
         if self.split is None:
@@ -224,62 +226,87 @@ def prediction_table(setup: Setup, models: Sequence[str]) -> str:
         print(f"  {rows[-1]['system']}: {rows[-1]['names_per_s']:,.0f} names/s ({load()})", flush=True)
     frame = pd.DataFrame(rows)
     reference = frame.loc[frame["system"].str.startswith("fastText"), "names_per_s"]
-    frame["x_fasttext"] = frame["names_per_s"] / reference.iloc[0] if len(reference) else float("nan")
+    setup.reference = float(reference.iloc[0]) if len(reference) else 0.0
+    frame["x_fasttext"] = frame["names_per_s"] / setup.reference if setup.reference else float("nan")
     return markdown(frame[["system", "timed", "names_per_s", "x_fasttext", "seconds"]], FORMATS)
 
 
-#: Products of the hidden state per step and direction: (hidden, gates x hidden).
-RECURRENT_GATES = {"rnn": 1, "gru": 3, "lstm": 4}
-#: The first characters whose states the numpy pass reads from tables (torch_rnn_numpy.py).
+#: Per step and direction of each recurrent model: the gates (each `hidden` wide) its hidden
+#: state's products make, and the values passed through tanh (the sigmoids are computed as tanh).
+RECURRENT = {"rnn": (1, 1), "gru": (3, 3), "lstm": (4, 5), "scratch-gru": (3, 3)}
+#: The first characters whose states the numpy passes read from tables (torch_rnn_numpy.py,
+#: scratch_numpy.py).
 PREFIX_STEPS = 2
 
 
-def floor_table(setup: Setup, models: Sequence[str]) -> str:
-    """What the recurrent models' arithmetic alone costs here: at every character after a text's
-    second, per direction, the hidden state times a (hidden, gates x hidden) matrix, at the float32
-    matrix-product rate numpy reaches here on one thread for the model's shapes. The input's
-    product is a table, and so is the state after the first two characters (a row per pair of
-    characters: `PREFIX_STEPS`); no table removes the rest, as a state depends on the whole
-    text read so far, and a table of three characters has a row per triple (185,193 for the
-    names' 57 characters, 190 MB for the default `gru`)."""
+def float32_rates(size: int, gates: int) -> tuple[float, float]:
+    """Multiply-adds per second of a chunk's hidden state (1,024 texts) times a (size, gates x
+    size) matrix, and tanh values per second over the product, float32 on one thread: medians
+    of five rounds of 200 calls."""
     import numpy as np
     from threadpoolctl import threadpool_limits
 
-    from toolkit.plugins.torch_rnn import TorchRNNConfig
-
-    config = TorchRNNConfig()
-    size, directions = config.hidden_size, 2 if config.bidirectional else 1
-    lengths = np.array([len(name) for name in read_names(str(setup.names))])
-    characters = float(lengths.mean())
-    multiplied = float(np.maximum(lengths - PREFIX_STEPS, 0).mean())  # characters whose step multiplies
-    rows = []
-    for model in [m for m in models if m in RECURRENT_GATES]:
-        width = RECURRENT_GATES[model] * size
-        state = np.random.default_rng(0).random((1024, size), dtype=np.float32)
-        weights = np.random.default_rng(1).random((size, width), dtype=np.float32)
-        out = np.empty((1024, width), dtype=np.float32)
-        with threadpool_limits(1):
+    state = np.random.default_rng(0).random((1024, size), dtype=np.float32)
+    weights = np.random.default_rng(1).random((size, gates * size), dtype=np.float32)
+    out = np.empty((1024, gates * size), dtype=np.float32)
+    rates = []
+    with threadpool_limits(1):
+        for work, count in ((lambda: np.matmul(state, weights, out=out), state.size * weights.shape[1]),
+                            (lambda: np.tanh(out, out=out), out.size)):
             times = []
             for _ in range(5):
                 started = time.perf_counter()
                 for _ in range(200):
-                    np.matmul(state, weights, out=out)
+                    work()
                 times.append((time.perf_counter() - started) / 200)
-        rate = 1024 * size * width / statistics.median(times)
-        per_name = multiplied * config.num_layers * directions * size * width
-        rows.append({"model": f"`{model}` (defaults: hidden {size}, {directions} direction(s), "
-                     f"{config.num_layers} layer(s))", "multiply_adds_per_name": per_name,
-                     "float32_gmac_per_s": rate / 1e9, "floor_names_per_s": rate / per_name})
+            rates.append(count / statistics.median(times))
+    return rates[0], rates[1]
+
+
+def floor_table(setup: Setup, models: Sequence[str]) -> str:
+    """What the recurrent models' arithmetic alone costs here, at the float32 rates numpy reaches
+    on one thread: at every character after a text's second, per direction, the hidden state
+    times a (hidden, gates x hidden) matrix, and one tanh per gate value. The input's product is
+    a table, and so is the state after the first two characters (a row per pair of characters:
+    `PREFIX_STEPS`); no table removes the rest, as a state depends on the whole text read so
+    far, and a table of three characters has a row per triple (185,193 for the names' 57
+    characters, 190 MB for the default `gru`)."""
+    import numpy as np
+
+    from toolkit.plugins.scratch import ScratchGRUConfig
+    from toolkit.plugins.torch_rnn import TorchRNNConfig
+
+    lengths = np.array([len(name) for name in read_names(str(setup.names))])
+    multiplied = float(np.maximum(lengths - PREFIX_STEPS, 0).mean())  # characters whose step multiplies
+    rows = []
+    for model in [m for m in models if m in RECURRENT]:
+        gates, functions = RECURRENT[model]
+        if model == "scratch-gru":
+            size, directions, layers = ScratchGRUConfig().hidden_size, 1, 1
+        else:
+            config = TorchRNNConfig()
+            size, directions, layers = config.hidden_size, 2 if config.bidirectional else 1, config.num_layers
+        product_rate, tanh_rate = float32_rates(size, gates)
+        steps = multiplied * layers * directions
+        products, tanhs = steps * size * gates * size, steps * functions * size
+        floor = 1 / (products / product_rate + tanhs / tanh_rate)
+        shape = f"hidden {size}, {directions} direction(s), {layers} layer(s)"
+        rows.append({"model": f"`{model}` (defaults: {shape})",
+                     "multiply_adds_per_name": products, "tanh_per_name": tanhs,
+                     "float32_gmac_per_s": product_rate / 1e9, "tanh_g_per_s": tanh_rate / 1e9,
+                     "floor_names_per_s": floor})
+        if setup.reference:
+            rows[-1]["floor_x_fasttext"] = floor / setup.reference
     if not rows:
         return "(no recurrent model asked for)"
     print(f"  arithmetic floor: {rows} ({load()})", flush=True)
-    return (f"Mean characters per drawn name: {characters:.2f}, of which {multiplied:.2f} multiply the "
-            f"hidden state (the states after the first {PREFIX_STEPS} are table rows). "
-            "A model cannot predict faster than "
-            "`floor_names_per_s` on one thread here in float32, before reading, encoding, the "
-            "gates' functions or writing:\n\n"
-            + markdown(pd.DataFrame(rows), {"multiply_adds_per_name": ",.0f", "float32_gmac_per_s": ".1f",
-                                           "floor_names_per_s": ",.0f"}))
+    return (f"Mean characters per drawn name: {lengths.mean():.2f}, of which {multiplied:.2f} multiply the "
+            f"hidden state (the states after the first {PREFIX_STEPS} are table rows). A model cannot "
+            "predict faster than `floor_names_per_s` on one thread here in float32, before reading, "
+            "encoding, the rest of its elementwise arithmetic, the classifier or writing:\n\n"
+            + markdown(pd.DataFrame(rows), {"multiply_adds_per_name": ",.0f", "tanh_per_name": ",.0f",
+                                           "float32_gmac_per_s": ".1f", "tanh_g_per_s": ".2f",
+                                           "floor_names_per_s": ",.0f", "floor_x_fasttext": ".2f"}))
 
 
 #: The tables of the section: a heading and the function that measures it.
