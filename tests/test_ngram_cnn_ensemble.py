@@ -200,6 +200,7 @@ def test_the_default_ensemble_predicts_the_normalised_weighted_geometric_mean(na
     encoder = OneHotEncoder(TUTORIAL_ALPHABET)
     model = build("ensemble", encoder)  # every parameter at its default
     assert [type(m).__name__ for m in model.members] == ["NgramModel", "CharCNN", "NgramModel"]
+    assert [model.members[0].max_n, model.members[2].max_n] == [4, 5]  # the third: character 1-5-grams
     for ngram in (model.members[0], model.members[2]):
         torch.nn.init.normal_(ngram.bag.weight)  # zero-initialised otherwise
     weights = torch.tensor([0.6, 0.3, 0.1])

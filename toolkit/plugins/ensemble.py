@@ -16,9 +16,9 @@ TRAINING = ("separate", "joint")
 WEIGHTING = ("validation", "equal")
 
 
-#: The default members: ngram, cnn, and an ngram whose weights decay (train.weight_decay=0.1), which
-#: errs on other texts than the plain one.
-DEFAULT_MEMBERS = "ngram,cnn,ngram:train.weight_decay=0.1"
+#: The default members: ngram, cnn, and an ngram of character 1-5-grams whose weights decay
+#: (model.max_n=5, train.weight_decay=0.1), which errs on other texts than the plain one.
+DEFAULT_MEMBERS = "ngram,cnn,ngram:model.max_n=5:train.weight_decay=0.1"
 
 #: Most member models in one ensemble.
 MAX_MEMBERS = 8
@@ -32,7 +32,8 @@ class EnsembleConfig(toolkit.Config):
     members: str = toolkit.param_field(
         DEFAULT_MEMBERS, "Member models, comma-separated; a member's own settings follow its name after "
         "colons, e.g. ngram:train.weight_decay=0.1:model.max_n=5. The default's third member, an ngram "
-        "with weight decay, was chosen on the panel's validation split (bench/ensemble_choices.py).",
+        "of character 1-5-grams with weight decay, was chosen on the panel's validation split "
+        "(bench/ensemble_choices.py).",
         search=toolkit.Space.choice(DEFAULT_MEMBERS, "ngram,cnn", "ngram,cnn,lstm"),
     )
     combine: str = toolkit.param_field(
