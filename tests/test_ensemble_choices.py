@@ -57,3 +57,29 @@ def test_a_fitted_rule_scores_each_validation_text_once_with_weights_fitted_on_t
     plain_mean = choices.combined(log_probs, np.array([0.5, 0.5]), "probability")
     assert equal == choices.accuracy(plain_mean, targets)
     assert 0.25 < value <= 1
+
+
+def test_a_fitted_rule_is_listed_cross_fitted_and_in_sample_as_the_ensemble_reports_it(choices, trained):
+    log_probs, targets = trained["log_probs"], trained["targets"]
+    rows = choices.rule_rows("four", 0, log_probs, targets, "", ["log-probability, mixture"])
+    by_system = {row["system"]: row["val_accuracy"] for row in rows}
+    assert list(by_system) == [f"log-probability, mixture ({how})" for how in ("cross-fitted", "in-sample")]
+    weights = choices.mixture_weights(log_probs, targets)
+    assert by_system["log-probability, mixture (in-sample)"] == choices.accuracy(
+        choices.combined(log_probs, weights, "log-probability"), targets)
+    assert by_system["log-probability, mixture (cross-fitted)"] == choices.cross_fitted(
+        log_probs, targets, choices.mixture_weights, "log-probability", seed=0)
+
+
+def test_a_candidate_is_scored_on_top_of_the_baseline_member_and_in_its_place(choices, trained):
+    log_probs = trained["log_probs"]
+    third, fourth = log_probs[0] - 1.0, log_probs[1] - 2.0  # stand-ins told apart by their values
+    sets = choices.member_sets(log_probs, {"third": third, "fourth": fourth}, on_top="third")
+    assert list(sets) == ["", "+ third: ", "+ third + fourth: ", "fourth for third: "]
+    np.testing.assert_array_equal(sets["+ third: "], np.stack([*log_probs, third]))
+    np.testing.assert_array_equal(sets["+ third + fourth: "], np.stack([*log_probs, third, fourth]))
+    np.testing.assert_array_equal(sets["fourth for third: "], np.stack([*log_probs, fourth]))
+    # without a baseline member, each candidate joins the trained members alone
+    plain = choices.member_sets(log_probs, {"third": third, "fourth": fourth})
+    assert list(plain) == ["", "+ third: ", "+ fourth: "]
+    np.testing.assert_array_equal(plain["+ fourth: "], np.stack([*log_probs, fourth]))
