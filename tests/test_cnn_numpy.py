@@ -121,14 +121,15 @@ def test_no_texts_give_no_logits():
     {"members": "cnn:model.kernels=1:model.filters=8,ngram:model.max_n=3:model.pooling=mean"},
 ], ids=["default", "probability", "own-settings"])
 def test_ensemble_logits_are_the_torch_models(params, multi_label):
-    """The default members (ngram, cnn, ngram with weight decay), combined by log-probability or
-    probability, single- and multi-label, and members with their own model settings."""
+    """The default members for names (ngram, cnn, a 1-5-gram ngram with weight decay, gru),
+    combined by log-probability or probability, single- and multi-label, and members with their
+    own model settings."""
     encoder = names_encoder()
     torch_model, arrays = both_models("ensemble", encoder, multi_label=multi_label, **params)
     assert isinstance(arrays, EnsembleArrays)
     members = [type(member).__name__ for member in arrays.members]
-    assert members == (["NgramArrays", "CNNArrays", "NgramArrays"] if not params.get("members")
-                       else ["CNNArrays", "NgramArrays"])
+    default = ["NgramArrays", "CNNArrays", "NgramArrays", "TorchRNNArrays"]
+    assert members == (default if not params.get("members") else ["CNNArrays", "NgramArrays"])
     if "members" in params:  # the member's own settings reached its numpy pass
         assert arrays.members[0].widths == [1] and arrays.members[0].filters == 8
         assert arrays.members[1].max_n == 3 and arrays.members[1].pooling == "mean"

@@ -199,11 +199,12 @@ def test_the_default_ensemble_predicts_the_normalised_weighted_geometric_mean(na
     log-probabilities averaged with the member weights, not their probabilities."""
     encoder = OneHotEncoder(TUTORIAL_ALPHABET)
     model = build("ensemble", encoder)  # every parameter at its default
-    assert [type(m).__name__ for m in model.members] == ["NgramModel", "CharCNN", "NgramModel"]
-    assert [model.members[0].max_n, model.members[2].max_n] == [4, 5]  # the third: character 1-5-grams
+    # no encoder's word count: the members for names, the third an ngram of character 1-5-grams
+    assert [type(m).__name__ for m in model.members] == ["NgramModel", "CharCNN", "NgramModel", "TorchRNN"]
+    assert [model.members[0].max_n, model.members[2].max_n] == [4, 5]
     for ngram in (model.members[0], model.members[2]):
         torch.nn.init.normal_(ngram.bag.weight)  # zero-initialised otherwise
-    weights = torch.tensor([0.6, 0.3, 0.1])
+    weights = torch.tensor([0.5, 0.3, 0.1, 0.1])
     model.member_weights.copy_(weights)
     x = encoder.encode(names)
     with torch.no_grad():
@@ -280,3 +281,52 @@ def test_label_smoothing_and_selection_by_accuracy(imbalanced):
 def test_bad_new_trainer_parameters_are_user_errors(params, message):
     with pytest.raises(toolkit.ToolkitError, match=message):
         TrainConfig.from_params(params)
+
+
+def module_summaries() -> list[str]:
+    """Real one-line descriptions of several words: the first lines of toolkit's modules' docstrings."""
+    import importlib
+    import pkgutil
+
+    import toolkit.plugins
+
+    lines = []
+    for package in (toolkit, toolkit.plugins):
+        for info in pkgutil.iter_modules(package.__path__):
+            if info.name.startswith("_"):  # __main__ runs the command line
+                continue
+            doc = importlib.import_module(f"{package.__name__}.{info.name}").__doc__
+            if doc and doc.strip():
+                lines.append(doc.strip().splitlines()[0])
+    return lines
+
+
+def test_auto_members_add_a_gru_for_names_and_single_words_only(names, small_names, tmp_path):
+    """members=auto reads the fitted encoder's median words per text: names get a gru beside the
+    three members several-word texts get; a run records which it trained (its stop reasons)."""
+    spec = toolkit.load_registry().model("ensemble")
+    defaults = {p.name: p.default for p in spec.params}
+    assert defaults["members"] == "auto"
+    summaries = module_summaries()
+    assert len(summaries) > 20
+    for texts, wanted in ((names, ["ngram", "cnn", "ngram:model.max_n=5:train.weight_decay=0.1", "gru"]),
+                          (summaries, ["ngram", "cnn", "ngram:model.max_n=5:train.weight_decay=0.1"])):
+        encoder = OneHotEncoder("auto")
+        encoder.fit(texts)
+        assert (encoder.words_per_text >= 2) == (texts is summaries)
+        model = spec.build(vocab_size=encoder.vocab_size, num_classes=2, params=defaults, encoder=encoder)
+        assert model.names == wanted
+    named = spec.build(vocab_size=encoder.vocab_size, num_classes=2, encoder=encoder,
+                       params=defaults | {"members": "ngram,cnn"})
+    assert named.names == ["ngram", "cnn"]
+    result = toolkit.run(dataset="folder", model="ensemble", progress=False, output=tmp_path / "run", params={
+        "dataset.data_dir": small_names, "train.epochs": 1, "train.threads": 1})
+    assert [reason.split(": ")[0] for reason in result.stop_reason.split("; ")] == [
+        "ngram", "cnn", "ngram:model.max_n=5:train.weight_decay=0.1", "gru"]
+    loaded = toolkit.load_run(result.run_dir, runtime="torch")  # the members rebuilt from the saved encoder
+    assert loaded.model.names == result.model.names
+    texts = ["Hinton", "Nakamura", "Dvořák"]
+    np.testing.assert_allclose(loaded.predict_proba(texts), result.predict_proba(texts), rtol=1e-5, atol=1e-7)
+    with pytest.raises(toolkit.ToolkitError, match="members=auto .* needs training=separate"):
+        toolkit.run(dataset="folder", model="ensemble", progress=False, output=tmp_path / "joint", params={
+            "dataset.data_dir": small_names, "model.training": "joint"})

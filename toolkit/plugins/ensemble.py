@@ -6,7 +6,7 @@ torch) only when a model is built, so the command line starts fast.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import toolkit
@@ -16,9 +16,15 @@ TRAINING = ("separate", "joint")
 WEIGHTING = ("validation", "equal")
 
 
-#: The default members: ngram, cnn, and an ngram of character 1-5-grams whose weights decay
-#: (model.max_n=5, train.weight_decay=0.1), which errs on other texts than the plain one.
-DEFAULT_MEMBERS = "ngram,cnn,ngram:model.max_n=5:train.weight_decay=0.1"
+AUTO = "auto"
+#: `members=auto` for texts of several words: ngram, cnn, and an ngram of character 1-5-grams whose
+#: weights decay (model.max_n=5, train.weight_decay=0.1), which errs on other texts than the plain one.
+WORDS_MEMBERS = "ngram,cnn,ngram:model.max_n=5:train.weight_decay=0.1"
+#: `members=auto` for names and single words (a median of fewer than two words per training
+#: text): the same and a `gru`, which gained there and is slow to train on longer texts.
+NAMES_MEMBERS = f"{WORDS_MEMBERS},gru"
+#: The median words per training text from which `auto` takes `WORDS_MEMBERS`.
+AUTO_WORDS = 2
 
 #: Most member models in one ensemble.
 MAX_MEMBERS = 8
@@ -30,11 +36,11 @@ class EnsembleConfig(toolkit.Config):
 
     owner = "model 'ensemble'"
     members: str = toolkit.param_field(
-        DEFAULT_MEMBERS, "Member models, comma-separated; a member's own settings follow its name after "
-        "colons, e.g. ngram:train.weight_decay=0.1:model.max_n=5. The default's third member, an ngram "
-        "of character 1-5-grams with weight decay, was chosen on the panel's validation split "
-        "(bench/ensemble_choices.py).",
-        search=toolkit.Space.choice(DEFAULT_MEMBERS, "ngram,cnn", "ngram,cnn,lstm"),
+        AUTO, "Member models, comma-separated; a member's own settings follow its name after colons, "
+        f"e.g. ngram:train.weight_decay=0.1:model.max_n=5. auto: {WORDS_MEMBERS} when the training "
+        f"texts have a median of {AUTO_WORDS} or more words, and a gru beside them otherwise (names, "
+        "single words); both chosen on the panel's validation split (bench/ensemble_choices.py).",
+        search=toolkit.Space.choice(AUTO, WORDS_MEMBERS, NAMES_MEMBERS, "ngram,cnn"),
     )
     combine: str = toolkit.param_field(
         "log-probability", "Average the members' log-probabilities (a weighted geometric mean, chosen on "
@@ -49,6 +55,15 @@ class EnsembleConfig(toolkit.Config):
         "separate", "Train each member on its own, with its own trainer defaults and early "
         "stopping, or all at once.", choices=TRAINING,
     )
+
+    def for_texts(self, encoder: Any) -> EnsembleConfig:
+        """This config with `members=auto` resolved from the fitted encoder's median words per
+        training text (`words_per_text`; an encoder without it reads names)."""
+        if self.members != AUTO:
+            return self
+        words = getattr(encoder, "words_per_text", None)
+        several = words is not None and words >= AUTO_WORDS
+        return replace(self, members=WORDS_MEMBERS if several else NAMES_MEMBERS)
 
     def member_entries(self) -> list[tuple[str, dict[str, str]]]:
         """Each member's model name and its own settings: `MODEL[:GROUP.NAME=VALUE...]`."""
@@ -65,6 +80,10 @@ class EnsembleConfig(toolkit.Config):
                 for name, settings in self.member_entries()]
 
     def check(self) -> str | None:
+        if self.members == AUTO:
+            return ("members=auto has a member with its own train.* settings, which needs "
+                    "training=separate; with training=joint name the members, e.g. members=ngram,cnn"
+                    if self.training == "joint" else None)
         entries = self.member_entries()
         names = [name for name, _ in entries]
         if not 1 <= len(names) <= MAX_MEMBERS or "ensemble" in names or "" in names:
@@ -83,11 +102,13 @@ class EnsembleConfig(toolkit.Config):
 
 
 def member_parts(
-    config: EnsembleConfig,
+    config: EnsembleConfig, encoder: Any = None,
 ) -> list[tuple[str, toolkit.ModelSpec, dict[str, Any], dict[str, Any]]]:
     """Each member's label, spec, model parameters (its own settings over its defaults) and own
-    trainer settings; a member that cannot be one is refused in one line."""
+    trainer settings, `auto` resolved for the encoder's texts; a member that cannot be one is
+    refused in one line."""
     registry = toolkit.load_registry()
+    config = config.for_texts(encoder)
     parts = []
     for (name, settings), label in zip(config.member_entries(), config.member_labels(), strict=True):
         spec = registry.model(name)  # an unknown name: one line with did-you-mean
@@ -119,7 +140,7 @@ def build_ensemble_arrays(
 
     config = EnsembleConfig(**params)
     members = []
-    for _, spec, member_params, _ in member_parts(config):
+    for _, spec, member_params, _ in member_parts(config, encoder):
         member = spec.build_arrays(vocab_size=vocab_size, num_classes=num_classes, params=member_params,
                                    encoder=encoder, multi_label=multi_label)
         if member is None:

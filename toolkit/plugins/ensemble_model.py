@@ -48,7 +48,7 @@ class Ensemble(nn.Module):
         super().__init__()
         self.multi_label = multi_label
         config = config or EnsembleConfig()
-        parts = member_parts(config)
+        parts = member_parts(config, encoder)
         self.names = [label for label, _, _, _ in parts]
         self.combine = config.combine
         self.weighting = config.weighting
