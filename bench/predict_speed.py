@@ -312,7 +312,8 @@ def floor_table(setup: Setup, models: Sequence[str]) -> str:
 #: The tables of the section: a heading and the function that measures it.
 TABLES: list[tuple[str, Callable[[Setup, Sequence[str]], str]]] = [
     ("Prediction, top 3, names per second", prediction_table),
-    ("The recurrent models' hidden-state products alone (their arithmetic floor)", floor_table),
+    ("The recurrent models' hidden-state products and gate functions alone (their arithmetic floor)",
+     floor_table),
 ]
 
 
