@@ -218,17 +218,21 @@ def test_sigterm_to_the_launcher_stops_every_rank_and_exits_143(tmp_path):
         os.killpg(launcher.pid, 0)
 
 
-def test_nproc_is_bounded(cli):
+def test_nproc_is_bounded(cli, monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)  # the default output, runs/..., would go here
     result = cli(["run", *DATA, *TRAIN, "--nproc", "0"])
     assert result.exit_code == 2
     assert "--nproc must be between 1 and 64; got 0." in result.stderr
+    assert list(tmp_path.iterdir()) == []  # refused before any folder was made
 
 
-def test_nproc_under_torchrun_is_refused(cli, monkeypatch):
+def test_nproc_under_torchrun_is_refused(cli, monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("WORLD_SIZE", "2")
     result = cli(["run", *DATA, *TRAIN, "--nproc", "2"])
     assert result.exit_code == 2
     assert "already runs under torchrun; leave out --nproc" in result.stderr
+    assert list(tmp_path.iterdir()) == []
 
 
 @pytest.mark.slow

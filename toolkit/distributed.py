@@ -230,6 +230,15 @@ def launcher_reports() -> bool:
     return os.environ.get(LAUNCHER_ENV) == "1"
 
 
+def check_launch(nproc: int) -> None:
+    """Refuse in one line `nproc` ranks this machine or process cannot start."""
+    if not 1 <= nproc <= MAX_NPROC:
+        raise ToolkitError(f"--nproc must be between 1 and {MAX_NPROC}; got {nproc}.")
+    if under_torchrun():
+        raise ToolkitError("this process already runs under torchrun; leave out --nproc.")
+    check_processes("--nproc", nproc)
+
+
 def launch(nproc: int, toolkit_args: Sequence[str]) -> None:
     """Run `python -m toolkit <toolkit_args>` as `nproc` ranks on this machine with torchrun's
     launcher (as `torchrun --standalone --nproc-per-node nproc -m toolkit ...` would).
@@ -238,11 +247,7 @@ def launch(nproc: int, toolkit_args: Sequence[str]) -> None:
     and a ToolkitError says which rank failed and why, in one line; Ctrl-C stops every rank
     and raises KeyboardInterrupt, SIGTERM stops them and raises SystemExit(143).
     """
-    if not 1 <= nproc <= MAX_NPROC:
-        raise ToolkitError(f"--nproc must be between 1 and {MAX_NPROC}; got {nproc}.")
-    if under_torchrun():
-        raise ToolkitError("this process already runs under torchrun; leave out --nproc.")
-    check_processes("--nproc", nproc)
+    check_launch(nproc)
     from torch.distributed.elastic.multiprocessing import DefaultLogsSpecs
     from torch.distributed.elastic.multiprocessing.api import SignalException
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError

@@ -141,10 +141,11 @@ def _launch(
     output: Path | None, track: list[str],
 ) -> None:
     """Run this command as `nproc` ranks (torchrun's launcher), after checking it here."""
-    from toolkit.distributed import launch
+    from toolkit.distributed import check_launch, launch
     from toolkit.rundir import CONFIG, claim_default_run_dir, claim_run_dir
 
-    # fail early, here
+    # fail early, here, before a run folder (or the runs folder holding it) is made
+    check_launch(nproc)
     plan = api.plan_run(**names, params=params, output=output, plugins=cli_plugins(ctx), track=track)
     # The run folder, claimed here so a taken one is refused before any rank starts, then left
     # empty and unlocked for rank 0 to claim and fill.
