@@ -130,7 +130,6 @@ class ScratchGRUArrays(toolkit.LongestFirst):
         self.candidate_hidden = _hidden_matrix([candidate_weight], vocab)
         self.h2o_weight = np.ascontiguousarray(np.asarray(weights["h2o.weight"], dtype=np.float32).T)
         self.h2o_bias = np.asarray(weights["h2o.bias"], dtype=np.float32)
-        self.prefix = None
         self.prefix = self._prefix_tables()
 
     def chunk_logits(self, steps: np.ndarray, reading: np.ndarray, lengths: np.ndarray) -> np.ndarray:

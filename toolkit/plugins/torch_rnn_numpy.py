@@ -137,7 +137,7 @@ class TorchRNNArrays(toolkit.LongestFirst):
             (embedding @ self.input_weights[0] + self.input_biases[0]).reshape(gates, -1, size))
         self.classifier_weight = np.ascontiguousarray(np.asarray(weights["classifier.weight"], np.float32).T)
         self.classifier_bias = np.asarray(weights["classifier.bias"], dtype=np.float32)
-        self.prefix = None
+        self.prefix = None  # the tables are computed by the steps themselves, from no table
         self.prefix = self._prefix_tables()
 
     def chunk_logits(self, steps: np.ndarray, reading: np.ndarray, lengths: np.ndarray) -> np.ndarray:
@@ -203,20 +203,19 @@ class TorchRNNArrays(toolkit.LongestFirst):
             reading = np.full(len(part), part.shape[1])
             lengths = np.full(part.shape[1], len(part))
             table_rows, _ = self._table_rows(part, lengths)
-            hidden, cells, _, _ = self._layer(0, part.shape, reading, table_rows, None, False, False,
-                                              from_prefix=False)
+            hidden, cells, _, _ = self._layer(0, part.shape, reading, table_rows, None, False, False)
             parts.append([hidden] if cells is None else [hidden, cells])
         return [np.concatenate(kept, axis=1) for kept in zip(*parts, strict=True)]
 
     def _layer(
         self, layer: int, shape: tuple[int, int], reading: np.ndarray, table_rows: np.ndarray | None,
-        inputs: np.ndarray | None, keep_outputs: bool, keep_max: bool, from_prefix: bool = True,
+        inputs: np.ndarray | None, keep_outputs: bool, keep_max: bool,
     ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None, np.ndarray | None]:
         """One layer, every direction at once: the final hidden states (directions, texts, hidden),
         the LSTM's final cells (else None), the outputs at each direction's steps (directions,
         steps, texts, hidden) when kept, and the max over each text's steps when kept. The input
         of step t is a table row (first layer) or `inputs[:, :, t]`; the first layer starts from
-        the two-character tables when `load` made them (`from_prefix`)."""
+        the two-character tables once `load` has made them."""
         longest, count = shape
         size, cell, directions = self.hidden_size, self.cell, self.directions
         hidden = np.zeros((directions, count, size), dtype=np.float32)
@@ -228,7 +227,7 @@ class TorchRNNArrays(toolkit.LongestFirst):
         # The gates whose hidden product is added to the input's: the GRU's candidate multiplies its own.
         summed = 2 if cell == "gru" else GATES[cell]
         start = 0
-        if table_rows is not None and from_prefix and self.prefix is not None:
+        if table_rows is not None and self.prefix is not None:
             start = self._start_from_prefix(table_rows, reading, hidden, cells, outputs, highest)
         for t in range(start, longest):
             n = int(reading[t])
@@ -296,12 +295,15 @@ class TorchRNNArrays(toolkit.LongestFirst):
                 into[d, twos:ones] = single[d][read[d, 0, twos:ones]]
                 if twos:
                     into[d, :twos] = pair[d][pair_rows[d]]
+            if outputs is None and highest is None:
+                continue
+            after_one = singles[0][d][read[d, 0, :ones]]
             if outputs is not None:
-                outputs[d, 0, :ones] = singles[0][d][read[d, 0, :ones]]
+                outputs[d, 0, :ones] = after_one
                 if twos:
                     outputs[d, 1, :twos] = hidden[d, :twos]
             if highest is not None:
-                highest[d, :ones] = singles[0][d][read[d, 0, :ones]]
+                highest[d, :ones] = after_one
                 np.maximum(highest[d, :twos], hidden[d, :twos], out=highest[d, :twos])
         return steps
 
