@@ -6,6 +6,7 @@ in many chunks and one; real trained runs predicted without importing torch, wit
 
 from __future__ import annotations
 
+import concurrent.futures
 import csv
 import io
 import itertools
@@ -189,5 +190,26 @@ def test_a_product_is_added_into_its_array_in_place_or_by_numpy():
     for into in (generator.standard_normal((5, 3), dtype=np.float32),
                  generator.standard_normal((3, 5), dtype=np.float32).T):
         wanted = into + state @ weight
-        torch_rnn_numpy._add_product(state, weight, into)
+        toolkit.LongestFirst.add_product(state, weight, into)
         np.testing.assert_allclose(into, wanted, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("cell", ["scratch-rnn", "scratch-gru", *CELLS])
+def test_threads_sharing_a_model_get_the_logits_each_gets_alone(cell):
+    """A pass's step arrays are reused from chunk to chunk and call to call, one set per thread:
+    four threads predicting other texts on the same loaded model at once get what each gets
+    alone, and a short batch after a long one keeps nothing of it."""
+    _, arrays, encoder = (scratch_models(cell) if cell.startswith("scratch") else
+                          both_models(cell, num_layers=2, pooling="last+max"))
+    batches = [real_names(1000)[i::4] + HOSTILE[i:] for i in range(4)]
+    encoded = [tuple(tensor.numpy() for tensor in encoder.encode(texts)) for texts in batches]
+    alone = [arrays.logits(*pair) for pair in encoded]
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        for _ in range(3):
+            together = list(pool.map(lambda pair: arrays.logits(*pair), encoded))
+            for found, wanted in zip(together, alone, strict=True):
+                np.testing.assert_allclose(found, wanted, rtol=1e-6, atol=1e-6)
+    short = encoded[0][0][:5, :3], np.minimum(encoded[0][1][:5], 3)
+    fresh = (scratch_models(cell) if cell.startswith("scratch") else
+             both_models(cell, num_layers=2, pooling="last+max"))[1]
+    np.testing.assert_allclose(arrays.logits(*short), fresh.logits(*short), rtol=1e-6, atol=1e-6)

@@ -186,8 +186,10 @@ def _predict(
                 _print(prediction)
         _say_cut(predictor.truncated, predictor.max_length)
         return
+    from toolkit.allocator import keep_freed_memory
     from toolkit.prediction_output import write_csv, write_json_lines
 
+    keep_freed_memory()  # this process predicts batch after batch: their memory is reused
     input_path = Path(input_file)
     batches = _with_progress(_read_batches(input_path, column, batch_size), input_path)
     rankings = predictor.rank_stream(batches, top, **options)

@@ -24,6 +24,7 @@ def serve(
 ) -> None:
     """Serve predictions as JSON (/predict/{name}, POST /predict, /labels, /health), the API
     docs at /docs and a page to try names at /."""
+    from toolkit.allocator import keep_freed_memory
     from toolkit.server import listening_socket
     from toolkit.server import serve as run_server
 
@@ -33,6 +34,7 @@ def serve(
         port = sock.getsockname()[1]  # the free port chosen for --port 0
         base = f"http://{'[' + host + ']' if ':' in host else host}:{port}"
         typer.echo(f"Playground: {base}/   API docs: {base}/docs")
+        keep_freed_memory()  # this process answers request after request
         run_server(predictor, host, port, max_length, max_batch, sock=sock)
 
 

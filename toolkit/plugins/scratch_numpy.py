@@ -85,15 +85,16 @@ class ScratchRNNArrays(toolkit.LongestFirst):
         self.i2o_bias = np.asarray(weights["i2o.bias"], dtype=np.float32)
 
     def chunk_logits(self, steps: np.ndarray, reading: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-        hidden = np.zeros((len(lengths), self.hidden_size), dtype=np.float32)
-        product = np.empty_like(hidden)
+        shape = (len(lengths), self.hidden_size)
+        hidden, product = (self.buffer(key, shape) for key in ("hidden", "product"))
+        hidden.fill(0)
         for t in range(len(steps) - 1):
             count = int(reading[t + 1])  # the texts with a step after this one
             if not count:
                 break
             state, new = hidden[:count], product[:count]
-            np.matmul(state, self.i2h_hidden, out=new)
-            new += self.i2h_characters[steps[t, :count]]
+            np.take(self.i2h_characters, steps[t, :count], axis=0, out=new, mode="clip")
+            self.add_product(state, self.i2h_hidden, new)
             self.activation(new, state)
         # Each text's hidden state is now the one before its last step; a text of no characters
         # (none reach here from an encoder) keeps the zero state and reads no character, as in torch.
@@ -133,14 +134,16 @@ class ScratchGRUArrays(toolkit.LongestFirst):
         self.prefix = self._prefix_tables()
 
     def chunk_logits(self, steps: np.ndarray, reading: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-        hidden = np.zeros((len(lengths), self.hidden_size), dtype=np.float32)
+        hidden = self.buffer("hidden", (len(lengths), self.hidden_size))
+        hidden.fill(0)
         start = 0
         if self.prefix is not None and len(steps):  # the states after the first two characters
             singles, pairs = self.prefix
             start, ones = min(len(steps), 2), int(reading[0])
             twos = int(reading[1]) if start == 2 else 0
-            hidden[twos:ones] = singles[steps[0, twos:ones]]
-            hidden[:twos] = pairs[steps[0, :twos] * self.vocab_size + steps[1, :twos]]
+            np.take(singles, steps[0, twos:ones], axis=0, out=hidden[twos:ones], mode="clip")
+            np.take(pairs, steps[0, :twos] * self.vocab_size + steps[1, :twos], axis=0, out=hidden[:twos],
+                    mode="clip")
         self._read(steps, reading, hidden, start)
         logits = hidden @ self.h2o_weight
         logits += self.h2o_bias
@@ -167,23 +170,25 @@ class ScratchGRUArrays(toolkit.LongestFirst):
     def _read(self, steps: np.ndarray, reading: np.ndarray, hidden: np.ndarray, start: int = 0) -> None:
         """The steps from `start` on, each updating the states in `hidden` of the texts still reading."""
         size = self.hidden_size
-        gates = np.empty((len(hidden), 2 * size), dtype=np.float32)
-        candidate = np.empty_like(hidden)
+        gates = self.buffer("gates", (len(hidden), 2 * size))
+        candidate, seen = (self.buffer(key, hidden.shape) for key in ("candidate", "seen"))
         for t in range(start, len(steps)):
             count = int(reading[t])
             state, both, new = hidden[:count], gates[:count], candidate[:count]
             characters = steps[t, :count]
-            np.matmul(state, self.gate_hidden, out=both)
-            both += self.gate_characters[characters]
+            np.take(self.gate_characters, characters, axis=0, out=both, mode="clip")
+            self.add_product(state, self.gate_hidden, both)
             np.tanh(both, out=both)  # the sigmoid of twice these: both gates, in three passes
             both *= np.float32(0.5)
             both += np.float32(0.5)
             update, reset = both[:, :size], both[:, size:]
-            reset *= state  # what of the old state the candidate sees
-            np.matmul(reset, self.candidate_hidden, out=new)
-            new += self.candidate_characters[characters]
+            # What of the old state the candidate sees, contiguous for the product.
+            np.multiply(reset, state, out=seen[:count])
+            np.take(self.candidate_characters, characters, axis=0, out=new, mode="clip")
+            self.add_product(seen[:count], self.candidate_hidden, new)
             np.tanh(new, out=new)
             # (1 - update) * hidden + update * candidate, in three passes
             new -= state
             new *= update
             state += new
+

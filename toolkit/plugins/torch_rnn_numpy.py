@@ -35,7 +35,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import numpy as np
-from scipy.linalg.blas import sgemm
 
 import toolkit
 
@@ -160,7 +159,8 @@ class TorchRNNArrays(toolkit.LongestFirst):
         features = [hidden[d] for d in range(self.directions)]
         if highest is not None:
             features += [highest[d] for d in range(self.directions)]
-        logits = np.concatenate(features, axis=1) @ self.classifier_weight
+        joined = self.buffer("features", (len(hidden[0]), len(features) * self.hidden_size))
+        logits = np.concatenate(features, axis=1, out=joined) @ self.classifier_weight
         logits += self.classifier_bias
         return logits
 
@@ -204,7 +204,8 @@ class TorchRNNArrays(toolkit.LongestFirst):
             lengths = np.full(part.shape[1], len(part))
             table_rows, _ = self._table_rows(part, lengths)
             hidden, cells, _, _ = self._layer(0, part.shape, reading, table_rows, None, False, False)
-            parts.append([hidden] if cells is None else [hidden, cells])
+            # Copies: the next chunk's layer reuses the same buffers.
+            parts.append([hidden.copy()] if cells is None else [hidden.copy(), cells.copy()])
         return [np.concatenate(kept, axis=1) for kept in zip(*parts, strict=True)]
 
     def _layer(
@@ -218,11 +219,19 @@ class TorchRNNArrays(toolkit.LongestFirst):
         the two-character tables once `load` has made them."""
         longest, count = shape
         size, cell, directions = self.hidden_size, self.cell, self.directions
-        hidden = np.zeros((directions, count, size), dtype=np.float32)
-        candidate_product = np.empty_like(hidden) if cell == "gru" else None
-        cells = np.zeros_like(hidden) if cell == "lstm" else None
+        shape = (directions, count, size)
+        hidden = self.buffer(("hidden", layer), shape)
+        hidden.fill(0)
+        candidate_product = self.buffer(("candidate", layer), shape) if cell == "gru" else None
+        cells = self.buffer(("cells", layer), shape) if cell == "lstm" else None
+        if cells is not None:
+            cells.fill(0)
         outputs = np.zeros((directions, longest, count, size), dtype=np.float32) if keep_outputs else None
-        highest = np.full((directions, count, size), -np.inf, dtype=np.float32) if keep_max else None
+        highest = self.buffer(("highest", layer), shape) if keep_max else None
+        if highest is not None:
+            highest.fill(-np.inf)
+        # The first layer's step inputs, table rows gathered into the same memory at every step.
+        gathered = self.buffer("gathered", (GATES[cell], directions, count, size)) if inputs is None else None
         weights, candidate_bias = self.hidden_weights[layer], self.candidate_biases[layer]
         # The gates whose hidden product is added to the input's: the GRU's candidate multiplies its own.
         summed = 2 if cell == "gru" else GATES[cell]
@@ -234,11 +243,17 @@ class TorchRNNArrays(toolkit.LongestFirst):
             state = hidden[:, :n]
             # (gates, directions, n, hidden): the step's input products, a fresh array or a part of
             # `inputs` read only at this step, so the hidden state's products are added into it.
-            new = np.take(self.table, table_rows[:, t, :n], axis=1) if inputs is None else inputs[:, :, t, :n]
+            if inputs is None:
+                new = gathered[:, :, :n]
+                for gate in range(len(new)):
+                    for d in range(directions):
+                        np.take(self.table[gate], table_rows[d, t, :n], axis=0, out=new[gate, d], mode="clip")
+            else:
+                new = inputs[:, :, t, :n]
             if t > 0:  # the state starts at zero: so do its products
                 for gate in range(summed):
                     for d in range(directions):
-                        _add_product(hidden[d, :n], weights[gate, d], new[gate, d])
+                        self.add_product(hidden[d, :n], weights[gate, d], new[gate, d])
             if cell == "rnn":
                 np.tanh(new[0], out=state)
             elif cell == "gru":
@@ -292,9 +307,9 @@ class TorchRNNArrays(toolkit.LongestFirst):
         kept = [hidden] if cells is None else [hidden, cells]
         for d in range(self.directions):
             for into, single, pair in zip(kept, singles, pairs, strict=True):
-                into[d, twos:ones] = single[d][read[d, 0, twos:ones]]
+                np.take(single[d], read[d, 0, twos:ones], axis=0, out=into[d, twos:ones], mode="clip")
                 if twos:
-                    into[d, :twos] = pair[d][pair_rows[d]]
+                    np.take(pair[d], pair_rows[d], axis=0, out=into[d, :twos], mode="clip")
             if outputs is None and highest is None:
                 continue
             after_one = singles[0][d][read[d, 0, :ones]]
@@ -306,17 +321,6 @@ class TorchRNNArrays(toolkit.LongestFirst):
                 highest[d, :ones] = after_one
                 np.maximum(highest[d, :twos], hidden[d, :twos], out=highest[d, :twos])
         return steps
-
-
-def _add_product(state: np.ndarray, weight: np.ndarray, into: np.ndarray) -> None:
-    """`into += state @ weight` in one BLAS call when the arrays are C-ordered (their transposes
-    are the Fortran-ordered ones BLAS reads, so `into` is written where it is; another would be
-    copied): numpy's matmul has no accumulating form, and the separate sum measured a tenth of
-    the plain RNN's step."""
-    if into.flags.c_contiguous and state.flags.c_contiguous and weight.flags.c_contiguous:
-        sgemm(1.0, weight.T, state.T, beta=1.0, c=into.T, overwrite_c=True)
-    else:
-        into += state @ weight
 
 
 def _halved_sigmoid(values: np.ndarray, tanh_done: bool = False) -> None:
