@@ -66,7 +66,7 @@ class LongestFirst:
         """An array of `shape` whose values are left over from its last use: the same memory for
         `key` on every chunk and call in this thread, grown when a larger one is asked for. A
         chunk's arrays allocated afresh went back to the operating system between chunks, and
-        faulting their pages in again took a seventh of `rnn`'s prediction time."""
+        faulting their pages in again took a tenth of `rnn`'s prediction time."""
         arrays: dict[Hashable, np.ndarray] = self._buffers.__dict__.setdefault("arrays", {})
         size = int(np.prod(shape))
         kept = arrays.get(key)

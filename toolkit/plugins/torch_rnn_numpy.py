@@ -230,7 +230,6 @@ class TorchRNNArrays(toolkit.LongestFirst):
         highest = self.buffer(("highest", layer), shape) if keep_max else None
         if highest is not None:
             highest.fill(-np.inf)
-        # The first layer's step inputs, table rows gathered into the same memory at every step.
         gathered = self.buffer("gathered", (GATES[cell], directions, count, size)) if inputs is None else None
         weights, candidate_bias = self.hidden_weights[layer], self.candidate_biases[layer]
         # The gates whose hidden product is added to the input's: the GRU's candidate multiplies its own.
@@ -241,8 +240,10 @@ class TorchRNNArrays(toolkit.LongestFirst):
         for t in range(start, longest):
             n = int(reading[t])
             state = hidden[:, :n]
-            # (gates, directions, n, hidden): the step's input products, a fresh array or a part of
-            # `inputs` read only at this step, so the hidden state's products are added into it.
+            # (gates, directions, n, hidden): the step's input products, table rows gathered into
+            # `gathered` or a part of `inputs` read only at this step, so the hidden state's
+            # products are added into it. (mode="clip": the indices are the encoder's, each in the
+            # table; "raise" would gather through a copy.)
             if inputs is None:
                 new = gathered[:, :, :n]
                 for gate in range(len(new)):
