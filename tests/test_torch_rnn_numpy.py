@@ -199,8 +199,11 @@ def test_threads_sharing_a_model_get_the_logits_each_gets_alone(cell):
     """A pass's step arrays are reused from chunk to chunk and call to call, one set per thread:
     four threads predicting other texts on the same loaded model at once get what each gets
     alone, and a short batch after a long one keeps nothing of it."""
-    _, arrays, encoder = (scratch_models(cell) if cell.startswith("scratch") else
-                          both_models(cell, num_layers=2, pooling="last+max"))
+    def loaded():
+        return (scratch_models(cell) if cell.startswith("scratch") else
+                both_models(cell, num_layers=2, pooling="last+max"))
+
+    _, arrays, encoder = loaded()
     batches = [real_names(1000)[i::4] + HOSTILE[i:] for i in range(4)]
     encoded = [tuple(tensor.numpy() for tensor in encoder.encode(texts)) for texts in batches]
     alone = [arrays.logits(*pair) for pair in encoded]
@@ -210,6 +213,5 @@ def test_threads_sharing_a_model_get_the_logits_each_gets_alone(cell):
             for found, wanted in zip(together, alone, strict=True):
                 np.testing.assert_allclose(found, wanted, rtol=1e-6, atol=1e-6)
     short = encoded[0][0][:5, :3], np.minimum(encoded[0][1][:5], 3)
-    fresh = (scratch_models(cell) if cell.startswith("scratch") else
-             both_models(cell, num_layers=2, pooling="last+max"))[1]
+    fresh = loaded()[1]
     np.testing.assert_allclose(arrays.logits(*short), fresh.logits(*short), rtol=1e-6, atol=1e-6)

@@ -62,14 +62,19 @@ class LongestFirst:
         else:
             into += state @ weight
 
-    def buffer(self, key: Hashable, shape: tuple[int, ...], dtype: type = np.float32) -> np.ndarray:
-        """An array of `shape` whose values are left over from its last use: the same memory for
-        `key` on every chunk and call in this thread, grown when a larger one is asked for. A
-        chunk's arrays allocated afresh went back to the operating system between chunks, and
-        faulting their pages in again took a tenth of `rnn`'s prediction time."""
+    def buffer(
+        self, key: Hashable, shape: tuple[int, ...], fill: float | None = None, dtype: type = np.float32,
+    ) -> np.ndarray:
+        """An array of `shape`, set to `fill` or else holding what its last use left: the same
+        memory for `key` on every chunk and call in this thread, grown when a larger one is asked
+        for. A chunk's arrays allocated afresh went back to the operating system between chunks,
+        and faulting their pages in again took a tenth of `rnn`'s prediction time."""
         arrays: dict[Hashable, np.ndarray] = self._buffers.__dict__.setdefault("arrays", {})
         size = int(np.prod(shape))
         kept = arrays.get(key)
         if kept is None or kept.size < size or kept.dtype != dtype:
             kept = arrays[key] = np.empty(size, dtype=dtype)
-        return kept[:size].reshape(shape)
+        array = kept[:size].reshape(shape)
+        if fill is not None:
+            array.fill(fill)
+        return array

@@ -86,8 +86,7 @@ class ScratchRNNArrays(toolkit.LongestFirst):
 
     def chunk_logits(self, steps: np.ndarray, reading: np.ndarray, lengths: np.ndarray) -> np.ndarray:
         shape = (len(lengths), self.hidden_size)
-        hidden, product = (self.buffer(key, shape) for key in ("hidden", "product"))
-        hidden.fill(0)
+        hidden, product = self.buffer("hidden", shape, fill=0), self.buffer("product", shape)
         for t in range(len(steps) - 1):
             count = int(reading[t + 1])  # the texts with a step after this one
             if not count:
@@ -134,8 +133,7 @@ class ScratchGRUArrays(toolkit.LongestFirst):
         self.prefix = self._prefix_tables()
 
     def chunk_logits(self, steps: np.ndarray, reading: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-        hidden = self.buffer("hidden", (len(lengths), self.hidden_size))
-        hidden.fill(0)
+        hidden = self.buffer("hidden", (len(lengths), self.hidden_size), fill=0)
         start = 0
         if self.prefix is not None and len(steps):  # the states after the first two characters
             singles, pairs = self.prefix
@@ -191,4 +189,3 @@ class ScratchGRUArrays(toolkit.LongestFirst):
             new -= state
             new *= update
             state += new
-

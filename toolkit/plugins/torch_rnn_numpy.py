@@ -219,17 +219,12 @@ class TorchRNNArrays(toolkit.LongestFirst):
         the two-character tables once `load` has made them."""
         longest, count = shape
         size, cell, directions = self.hidden_size, self.cell, self.directions
-        shape = (directions, count, size)
-        hidden = self.buffer(("hidden", layer), shape)
-        hidden.fill(0)
-        candidate_product = self.buffer(("candidate", layer), shape) if cell == "gru" else None
-        cells = self.buffer(("cells", layer), shape) if cell == "lstm" else None
-        if cells is not None:
-            cells.fill(0)
+        states = (directions, count, size)
+        hidden = self.buffer(("hidden", layer), states, fill=0)
+        candidate_product = self.buffer(("candidate", layer), states) if cell == "gru" else None
+        cells = self.buffer(("cells", layer), states, fill=0) if cell == "lstm" else None
         outputs = np.zeros((directions, longest, count, size), dtype=np.float32) if keep_outputs else None
-        highest = self.buffer(("highest", layer), shape) if keep_max else None
-        if highest is not None:
-            highest.fill(-np.inf)
+        highest = self.buffer(("highest", layer), states, fill=-np.inf) if keep_max else None
         gathered = self.buffer("gathered", (GATES[cell], directions, count, size)) if inputs is None else None
         weights, candidate_bias = self.hidden_weights[layer], self.candidate_biases[layer]
         # The gates whose hidden product is added to the input's: the GRU's candidate multiplies its own.
