@@ -273,7 +273,66 @@ def test_label_smoothing_and_selection_by_accuracy(imbalanced):
     assert result.history["train_loss"].min() > 0.5
 
 
+def test_the_squared_hinge_is_linear_svcs_loss_one_class_against_the_rest():
+    """Each class's logit past +1 for its texts and below -1 for the others, squared, summed
+    over the classes: computed here term by term, for class indices, label sets and class weights."""
+    from toolkit.training import _Batches, _Loop
+
+    data = toolkit.TextDataset.from_pairs(["ab", "ba", "abc", "c"], ["x", "x", "y", "z"])
+    encoder = OneHotEncoder(TUTORIAL_ALPHABET)
+    batches = _Batches(encoder, data, torch.device("cpu"))
+    logits = torch.tensor([[2.0, -0.5, -3.0], [0.25, 1.5, -1.0], [-2.0, 0.0, 0.5], [0.0, -1.0, -0.75]])
+    y = torch.tensor([0, 0, 1, 2])
+
+    def by_terms(targets: list[list[int]]) -> list[float]:
+        return [sum(max(0.0, 1 - (1 if c in classes else -1) * float(logits[t, c])) ** 2 for c in range(3))
+                for t, classes in enumerate(targets)]
+
+    per_text = by_terms([[0], [0], [1], [2]])
+    assert per_text == [0.25, 0.5625 + 6.25, 1.0 + 2.25, 1.0 + 3.0625]
+    plain = _Loop(torch.nn.Linear(1, 3), TrainConfig(loss="squared-hinge"), batches, data, 10, ())
+    assert float(plain._loss(logits, y)) == pytest.approx(sum(per_text) / 4)
+    weighted = _Loop(torch.nn.Linear(1, 3), TrainConfig(loss="squared-hinge", class_weights=1.0),
+                     batches, data, 10, ())
+    weights = [float(weighted.class_weights[c]) for c in y]
+    assert weights == pytest.approx([4 / 6, 4 / 6, 4 / 3, 4 / 3])
+    assert float(weighted._loss(logits, y)) == pytest.approx(
+        sum(w * term for w, term in zip(weights, per_text, strict=True)) / sum(weights))
+    label_sets = torch.tensor([[1.0, 1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 1.0, 1.0], [0.0, 0.0, 1.0]])
+    assert float(plain._loss(logits, label_sets)) == pytest.approx(
+        sum(by_terms([[0, 1], [0], [1, 2], [2]])) / 4)
+
+
+def test_ngram_trained_on_the_squared_hinge_stops_at_the_margin_and_validates_on_it(imbalanced):
+    """Cross-entropy keeps pushing the right class's logit up; the squared hinge stops once it
+    passes +1, so the right classes' logits gather near 1. The validation loss is the hinge too."""
+    from toolkit.training import _squared_hinge
+
+    train_data, val_data = imbalanced
+    encoder = OneHotEncoder(TUTORIAL_ALPHABET)
+    medians = {}
+    for loss in ("cross-entropy", "squared-hinge"):
+        torch.manual_seed(0)
+        model = NgramModel(encoder.vocab_size, 3)
+        params = {"epochs": 5, "batch_size": 32, "lr": 0.03, "threads": 1, "loss": loss, "select": "loss"}
+        result = toolkit.train(model, encoder, train_data, val_data, params)
+        with torch.no_grad():
+            logits = model(*encoder.encode(list(train_data.texts)))
+            val_logits = model(*encoder.encode(list(val_data.texts)))
+        right = logits[torch.arange(len(logits)), torch.tensor(train_data.targets)]
+        medians[loss] = float(right.median())
+        if loss == "squared-hinge":
+            kept = result.history.loc[result.history["epoch"] == result.best_epoch, "val_loss"]
+            expected = float(_squared_hinge(val_logits, torch.tensor(val_data.targets)).mean())
+            assert float(kept.iloc[0]) == pytest.approx(expected, rel=1e-5)
+    assert 0.8 < medians["squared-hinge"] < 1.2
+    assert medians["cross-entropy"] > 1.5
+
+
 @pytest.mark.parametrize(("params", "message"), [
+    ({"loss": "hinge"}, "must be one of cross-entropy, squared-hinge"),
+    ({"loss": "squared-hinge", "label_smoothing": 0.1},
+     "label_smoothing applies to the cross-entropy loss only; use loss=cross-entropy or label_smoothing=0"),
     ({"label_smoothing": 1.0}, "'label_smoothing' must be at least 0 and below 1; got 1.0"),
     ({"logit_adjust": -1}, "'logit_adjust' must be at least 0; got -1.0"),
     ({"select": "f1"}, "must be one of loss, accuracy"),

@@ -18,6 +18,7 @@ from toolkit.params import Config, Param, Space, param_field, params_of
 from toolkit.types import (
     CHAR_INDICES,
     PAD,
+    SEVERAL_WORDS,
     TUTORIAL_ALPHABET,
     ArrayModel,
     DatasetSpec,
@@ -26,6 +27,7 @@ from toolkit.types import (
     ModelSpec,
     RowBag,
     TextDataset,
+    reads_several_words,
 )
 
 __version__ = "0.1.0"
@@ -101,6 +103,7 @@ __all__ = [
     "ModelSpec",
     "PAD",
     "Param",
+    "SEVERAL_WORDS",
     "RowBag",
     "Space",
     "TUTORIAL_ALPHABET",
@@ -111,6 +114,7 @@ __all__ = [
     "hookimpl",
     "param_field",
     "params_of",
+    "reads_several_words",
     *_LAZY,
 ]
 

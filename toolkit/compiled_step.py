@@ -155,11 +155,13 @@ class LinearStep:
 def linear_step(
     compiled: CompiledStep | None, dense: Sequence[nn.Parameter], optimizers: Sequence[torch.optim.Optimizer],
     targets: torch.Tensor, clip: float, smoothing: float, class_weights: float,
-    logit_shift: torch.Tensor | None,
+    logit_shift: torch.Tensor | None, loss: str = "cross-entropy",
 ) -> LinearStep | None:
     """The whole compiled step where it applies: a row bag naming its bias, the bias the only dense
-    parameter, an Adam or AdamW optimiser for it, class indices as targets, no class weights."""
-    if compiled is None or compiled.form.bias is None or targets.dim() != 1 or class_weights:
+    parameter, an Adam or AdamW optimiser for it, class indices as targets, no class weights, the
+    cross-entropy loss (its gradient is the compiled one)."""
+    if compiled is None or compiled.form.bias is None or targets.dim() != 1 or class_weights \
+            or loss != "cross-entropy":
         return None
     optimizer = next((o for o in optimizers if o is not compiled.optimizer), None)
     if [id(p) for p in dense] != [id(compiled.form.bias)] or not isinstance(optimizer, torch.optim.Adam):

@@ -82,6 +82,12 @@ class TrainConfig(Config):
         choices=("shuffle", "balanced"),
     )
     bucket: bool = param_field(True, "Batch names of similar length together (less padding, faster).")
+    loss: str = param_field(
+        "cross-entropy", "The training loss: cross-entropy (softmax over the classes; binary per class "
+        "for multi-label data), or squared-hinge (one-vs-rest, LinearSVC's: each class's logit pushed "
+        "past +1 for its texts and below -1 for the others).",
+        choices=("cross-entropy", "squared-hinge"),
+    )
     label_smoothing: float = param_field(
         0.0, "Share of the target spread over the other classes.",
         min=0, below=1, search=Space.range(0.0, 0.2), zero="off",
@@ -149,6 +155,9 @@ class TrainConfig(Config):
     )
 
     def check(self) -> str | None:
+        if self.loss == "squared-hinge" and self.label_smoothing:
+            return ("label_smoothing applies to the cross-entropy loss only; use loss=cross-entropy "
+                    "or label_smoothing=0")
         if self.lr * self.weight_decay >= 1:
             return (f"needs lr * weight_decay below 1 (each step multiplies the weights by 1 - lr * "
                     f"weight_decay); got lr={self.lr}, weight_decay={self.weight_decay}")

@@ -162,7 +162,7 @@ def _train_one(
     loop.compiled = compiled_step(config.engine, network, data.precomputed, loop.optimizers, target,
                                   ranks.world_size)
     loop.linear = linear_step(loop.compiled, loop.dense, loop.optimizers, data.targets, config.clip,
-                              config.label_smoothing, config.class_weights, loop.logit_shift)
+                              config.label_smoothing, config.class_weights, loop.logit_shift, config.loss)
     average = EpochAverage(network, config.average) if config.average else None
     rows: list[dict[str, Any]] = []
     best: tuple[float, int, dict[str, torch.Tensor]] | None = None
@@ -183,7 +183,7 @@ def _train_one(
                 validated = average.applied() if average is not None else contextlib.nullcontext()
                 with validated:
                     if val is not None and ranks.is_main:
-                        row["val_loss"], row["val_acc"] = _evaluate(network, val)
+                        row["val_loss"], row["val_acc"] = _evaluate(network, val, config.loss)
                         if not math.isfinite(row["val_loss"]):
                             raise _diverged(row["val_loss"], epoch, loop.step, config, "validation ")
                         score = row["val_loss"] if config.select == "loss" else -row["val_acc"]
@@ -395,7 +395,14 @@ class _Loop:
                 optimizer.settle()
 
     def _loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """Cross-entropy for class indices; binary cross-entropy per class for multi-hot targets."""
+        """Cross-entropy for class indices; binary cross-entropy per class for multi-hot targets;
+        or the one-vs-rest squared hinge (loss=squared-hinge), summed over classes, mean over texts."""
+        if self.config.loss == "squared-hinge":
+            per_text = _squared_hinge(logits, y)
+            if self.class_weights is None:
+                return per_text.mean()
+            weights = self.class_weights[y] if y.dim() == 1 else (y * self.class_weights).amax(1)
+            return (per_text * weights).sum() / weights.sum()
         if y.dim() == 1:
             return F.cross_entropy(
                 logits, y, weight=self.class_weights, label_smoothing=self.config.label_smoothing
@@ -567,20 +574,33 @@ def _member_log_probs(model: nn.Module, data: _Batches) -> tuple[torch.Tensor, t
     return torch.cat(parts, dim=1), torch.cat(targets)
 
 
-def _evaluate(model: nn.Module, data: _Batches) -> tuple[float, float]:
-    """Mean cross-entropy and accuracy on a whole encoded dataset (for multi-label data, mean
-    binary cross-entropy per class and micro-F1 at threshold 0.5)."""
+def _squared_hinge(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Each text's one-vs-rest squared hinge, summed over the classes: its classes' logits pushed
+    past +1, the others' below -1 (class indices, or multi-hot targets)."""
+    signs = (F.one_hot(y, logits.shape[1]).to(logits.dtype) if y.dim() == 1 else y) * 2 - 1
+    return F.relu(1 - signs * logits).square().sum(1)
+
+
+def _evaluate(model: nn.Module, data: _Batches, loss: str = "cross-entropy") -> tuple[float, float]:
+    """The mean loss and the accuracy on a whole encoded dataset: cross-entropy (for multi-label
+    data, binary cross-entropy per class, and micro-F1 at threshold 0.5), or with
+    loss=squared-hinge the mean squared hinge per text, as the trainer minimises them (without
+    class weights or smoothing)."""
     model.eval()
     loss_sum, correct, scored, terms = 0.0, 0, 0, 0
     with torch.inference_mode():
         for rows in data.in_batches(PREDICT_BATCH):
             inputs, y = data.inputs(rows)
             logits = data.forward(model, inputs)
-            if y.dim() == 1:
+            if loss == "squared-hinge":
+                loss_sum += float(_squared_hinge(logits, y).sum())
+                terms += len(y)
+            elif y.dim() == 1:
                 loss_sum += float(F.cross_entropy(logits, y, reduction="sum"))
+                terms += len(y)
             else:
                 loss_sum += float(F.binary_cross_entropy_with_logits(logits, y, reduction="sum"))
-            terms += y.numel()
+                terms += y.numel()
             hits, out_of = _hits(logits, y)
             correct, scored = correct + hits, scored + out_of
     model.train()

@@ -172,6 +172,19 @@ class Encoder(Protocol):
     def load_state(self, state: Mapping[str, Any]) -> None: ...
 
 
+#: The median words per training text from which texts count as several words (titles,
+#: descriptions, messages) rather than names or single words.
+SEVERAL_WORDS = 2
+
+
+def reads_several_words(encoder: Any) -> bool:
+    """Whether `encoder` was fitted on texts of several words: its `words_per_text` (the median
+    words per training text) is `SEVERAL_WORDS` or more. An encoder without it, or a run saved
+    before it existed, read names. Models choose their `auto` defaults with it."""
+    words = getattr(encoder, "words_per_text", None)
+    return words is not None and words >= SEVERAL_WORDS
+
+
 @dataclass(frozen=True)
 class DatasetSpec:
     """A dataset a plugin provides. `load(**params)` returns a `TextDataset`.

@@ -23,8 +23,6 @@ WORDS_MEMBERS = "ngram,cnn,ngram:model.max_n=5:train.weight_decay=0.1"
 #: `members=auto` for names and single words (a median of fewer than two words per training
 #: text): the same and a `gru`, which gained there and is slow to train on longer texts.
 NAMES_MEMBERS = f"{WORDS_MEMBERS},gru"
-#: The median words per training text from which `auto` takes `WORDS_MEMBERS`.
-AUTO_WORDS = 2
 
 #: Most member models in one ensemble.
 MAX_MEMBERS = 8
@@ -38,8 +36,8 @@ class EnsembleConfig(toolkit.Config):
     members: str = toolkit.param_field(
         AUTO, "Member models, comma-separated; a member's own settings follow its name after colons, "
         f"e.g. ngram:train.weight_decay=0.1:model.max_n=5. auto: {WORDS_MEMBERS} when the training "
-        f"texts have a median of {AUTO_WORDS} or more words, and a gru beside them otherwise (names, "
-        "single words); both chosen on the panel's validation split (bench/ensemble_choices.py).",
+        f"texts have a median of {toolkit.SEVERAL_WORDS} or more words, and a gru beside them otherwise "
+        "(names, single words); both chosen on the panel's validation split (bench/ensemble_choices.py).",
         search=toolkit.Space.choice(AUTO, WORDS_MEMBERS, NAMES_MEMBERS, "ngram,cnn"),
     )
     combine: str = toolkit.param_field(
@@ -57,12 +55,11 @@ class EnsembleConfig(toolkit.Config):
     )
 
     def for_texts(self, encoder: Any) -> EnsembleConfig:
-        """This config with `members=auto` resolved from the fitted encoder's median words per
-        training text (`words_per_text`; an encoder without it reads names)."""
+        """This config with `members=auto` resolved for the texts the encoder was fitted on
+        (`toolkit.reads_several_words`)."""
         if self.members != AUTO:
             return self
-        words = getattr(encoder, "words_per_text", None)
-        several = words is not None and words >= AUTO_WORDS
+        several = toolkit.reads_several_words(encoder)
         return replace(self, members=WORDS_MEMBERS if several else NAMES_MEMBERS)
 
     def member_entries(self) -> list[tuple[str, dict[str, str]]]:

@@ -56,7 +56,8 @@ class NgramConfig(toolkit.Config):
     )
     word_ngrams: str = toolkit.param_field(
         AUTO, "Hashed word 1..N-grams beside the character n-grams: 0 off; auto turns on word "
-        f"1-{AUTO_WORD_NGRAMS}-grams when the training texts have a median of two or more words.",
+        f"1-{AUTO_WORD_NGRAMS}-grams when the training texts have a median of "
+        f"{toolkit.SEVERAL_WORDS} or more words.",
         choices=WORD_NGRAMS, search=toolkit.Space.choice("0", "1", "2"),
     )
 
@@ -69,12 +70,11 @@ class NgramConfig(toolkit.Config):
 
 
 def word_order(setting: str, encoder: Any) -> int:
-    """The longest word n-gram for `word_ngrams=setting` with this fitted encoder: 'auto' reads
-    the median words per training text (`words_per_text`; runs without it had no words)."""
+    """The longest word n-gram for `word_ngrams=setting` with this fitted encoder: 'auto' turns
+    them on for texts of several words (`toolkit.reads_several_words`)."""
     if setting != AUTO:
         return int(setting)
-    words = getattr(encoder, "words_per_text", None)
-    return AUTO_WORD_NGRAMS if words is not None and words >= 2 else 0
+    return AUTO_WORD_NGRAMS if toolkit.reads_several_words(encoder) else 0
 
 
 def build_ngram(vocab_size: int, num_classes: int, encoder: Any = None, **params: Any) -> Any:
