@@ -18,7 +18,6 @@ from test_startup import heavy_imports, importtime
 
 import toolkit
 import toolkit.longest_first as longest_first
-import toolkit.plugins.scratch_numpy as scratch_numpy
 from toolkit.numpy_runtime import ArrayScorer
 from toolkit.plugins.onehot import OneHotEncoder
 from toolkit.testing import ARRAYS_ATOL, ARRAYS_RTOL
@@ -63,9 +62,9 @@ def both_models(model: str, classes: int = 7, **params):
 def test_logits_are_the_torch_models_on_names_and_hostile_texts(monkeypatch, model, params, chunk):
     """In one chunk and in many (37 texts: lengths differ within and between chunks), rows in the
     order given, as torch's forward on the whole padded batch; `scratch-gru` with its
-    two-character state tables and without them (a vocabulary too wide for `PREFIX_BYTES`)."""
+    two-character state tables and without them (a vocabulary too wide for `LongestFirst.prefix_bytes`)."""
     if chunk == "no-prefix-tables":
-        monkeypatch.setattr(scratch_numpy, "PREFIX_BYTES", 0)
+        monkeypatch.setattr(toolkit.LongestFirst, "prefix_bytes", 0)
     else:
         monkeypatch.setattr(longest_first, "CHUNK", chunk)
     torch_model, arrays, encoder = both_models(model, **params)

@@ -51,11 +51,11 @@ def test_logits_are_the_torch_models_on_names_and_hostile_texts(monkeypatch, cel
     """In the default chunks, in one, and in many (37 texts: lengths differ within and between
     chunks; the 300-character text alone in the first), rows in the order given, as torch's
     packed forward; with the first layer's two-character state tables and without them (a
-    vocabulary too wide for `PREFIX_BYTES`)."""
+    vocabulary too wide for `LongestFirst.prefix_bytes`)."""
     if chunk == "one":
         monkeypatch.setattr(torch_rnn_numpy, "STEP_BYTES", 1 << 40)
     elif chunk == "no-prefix-tables":
-        monkeypatch.setattr(torch_rnn_numpy, "PREFIX_BYTES", 0)
+        monkeypatch.setattr(toolkit.LongestFirst, "prefix_bytes", 0)
     elif chunk != "default":
         monkeypatch.setattr(longest_first, "CHUNK", chunk)
     torch_model, arrays, encoder = both_models(cell, **params)

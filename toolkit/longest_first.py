@@ -22,6 +22,9 @@ class LongestFirst:
     It declares `shapes` (the torch model's weights it reads) and `load`s them."""
 
     shapes: dict[str, tuple[int, ...]]
+    #: The most a model's tables of the states after a text's first one and two characters may
+    #: take (`prefix_pairs`; a vocabulary of 57 characters and the default `gru`: 3.3 MB).
+    prefix_bytes: int = 64 << 20
 
     def __init__(self, vocab_size: int, num_classes: int, hidden_size: int) -> None:
         self.vocab_size, self.num_classes, self.hidden_size = vocab_size, num_classes, hidden_size
@@ -46,6 +49,17 @@ class LongestFirst:
     def chunk_size(self) -> int:
         """Texts computed together: `CHUNK`."""
         return CHUNK
+
+    def prefix_pairs(self, bytes_per_row: int) -> tuple[np.ndarray, np.ndarray] | None:
+        """Every pair of characters, as the (first, second) characters of the rows of a table of
+        the states after two characters (row: first * vocabulary + second); None when that table
+        and the one of the states after one character, `bytes_per_row` a row, would exceed
+        `prefix_bytes`. The state after a text's first two characters depends on them alone, so
+        a model that keeps these tables starts each text at its third step with a table row."""
+        vocab = self.vocab_size
+        if vocab * (vocab + 1) * bytes_per_row > self.prefix_bytes:
+            return None
+        return np.divmod(np.arange(vocab * vocab), vocab)
 
     def chunk_logits(self, steps: np.ndarray, reading: np.ndarray, lengths: np.ndarray) -> np.ndarray:
         raise NotImplementedError

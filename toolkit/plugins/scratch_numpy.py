@@ -13,7 +13,7 @@ The same cells as `scratch_model.py`, computed without what is not the model's a
 - `scratch-gru`'s state after a text's first two characters depends on those two only: `load`
   computes it once for every pair (and every single character), by the same steps, so each
   text starts at its third step with a table row (unless the tables would exceed
-  `PREFIX_BYTES`).
+  `prefix_bytes`).
 
 The logits equal the torch model's within float32 rounding (the sums run in another order: a
 table row plus the hidden state's product, where torch multiplies the one-hot too), which
@@ -45,10 +45,6 @@ def _tanh(values: np.ndarray, out: np.ndarray) -> None:
 def _identity(values: np.ndarray, out: np.ndarray) -> None:
     out[...] = values
 
-
-#: The most `scratch-gru`'s two-character state tables may take (57 characters, the default
-#: hidden size: 1.7 MB).
-PREFIX_BYTES = 64 << 20
 
 #: `scratch-rnn`'s nonlinearities, each writing f(values) into `out`.
 NONLINEARITIES = {"none": _identity, "tanh": _tanh, "sigmoid": _sigmoid}
@@ -150,14 +146,15 @@ class ScratchGRUArrays(toolkit.LongestFirst):
     def _prefix_tables(self) -> tuple[np.ndarray, np.ndarray] | None:
         """(rows, hidden) the states after one character (row: that character) and after two (row:
         first * vocabulary + second), computed by the same steps as the texts'; None when they
-        would exceed `PREFIX_BYTES`."""
+        would exceed `prefix_bytes` (`toolkit.LongestFirst.prefix_pairs`)."""
         vocab, size = self.vocab_size, self.hidden_size
-        if vocab * (vocab + 1) * size * 4 > PREFIX_BYTES:
+        enumerated = self.prefix_pairs(size * 4)
+        if enumerated is None:
             return None
+        first, second = enumerated
         singles = np.zeros((vocab, size), dtype=np.float32)
         self._read(np.arange(vocab)[None, :], np.array([vocab]), singles)
         pairs = np.zeros((vocab * vocab, size), dtype=np.float32)
-        first, second = np.divmod(np.arange(vocab * vocab), vocab)
         chunk = self.chunk_size()
         for start in range(0, vocab * vocab, chunk):
             part = slice(start, start + chunk)

@@ -23,7 +23,7 @@ Computed as `scratch_numpy.py` computes its cells, without what is not the model
   characters only: `load` computes it once for every pair (and for every single character, the
   state of a text of one), by the same steps, so each text starts at its third step with a
   table row. Every text reads at least two steps fewer: a fifth of a name's products and more
-  of its elementwise arithmetic. A vocabulary whose tables would exceed `PREFIX_BYTES` skips
+  of its elementwise arithmetic. A vocabulary whose tables would exceed `prefix_bytes` skips
   them.
 
 The logits equal the torch model's within float32 rounding (the sums run in another order),
@@ -48,9 +48,6 @@ HALF = np.float32(0.5)
 #: cache, and the elementwise arithmetic measured slower (the default GRU's and LSTM's gates:
 #: half of `CHUNK`).
 STEP_BYTES = 2 << 20
-#: The most the first layer's two-character state tables may take (a vocabulary of 57 characters
-#: and the default `gru`: 3.3 MB).
-PREFIX_BYTES = 64 << 20
 
 
 def _gate_order(cell: str, size: int) -> np.ndarray:
@@ -181,11 +178,13 @@ class TorchRNNArrays(toolkit.LongestFirst):
     def _prefix_tables(self) -> tuple[list[np.ndarray], list[np.ndarray]] | None:
         """The first layer's states, and (LSTM) cells, (directions, rows, hidden) after a direction
         has read one character (row: that character) and two (row: first * vocabulary + second),
-        computed by the same steps as the texts'; None when they would exceed `PREFIX_BYTES`."""
+        computed by the same steps as the texts'; None when they would exceed `prefix_bytes`
+        (`toolkit.LongestFirst.prefix_pairs`)."""
         vocab, states = self.vocab_size, 2 if self.cell == "lstm" else 1
-        if vocab * (vocab + 1) * self.directions * self.hidden_size * 4 * states > PREFIX_BYTES:
+        enumerated = self.prefix_pairs(self.directions * self.hidden_size * 4 * states)
+        if enumerated is None:
             return None
-        first, second = np.divmod(np.arange(vocab * vocab), vocab)
+        first, second = enumerated
         singles = self._final_states(np.arange(vocab)[None, :])
         # Read backward, the text (a, b) is read b then a: its states are at row b * vocabulary + a.
         pairs = self._final_states(np.stack([first, second]))
