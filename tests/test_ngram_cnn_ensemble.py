@@ -222,6 +222,21 @@ def test_new_models_save_and_load_through_a_run_folder(model, small_names, tmp_p
     np.testing.assert_allclose(loaded.predict_proba(texts), expected, rtol=1e-6, atol=1e-9)
 
 
+def test_a_member_whose_trainer_cannot_be_is_refused_before_any_member_trains(small_names, tmp_path, capfd):
+    """cnn trains with label smoothing by default, which the squared hinge has no use for: the
+    ensemble names the member in one line before ngram, the first member, has trained."""
+    with pytest.raises(toolkit.ToolkitError) as refused:
+        run_small("ensemble", small_names, tmp_path / "run",
+                  **{"model.members": "ngram,cnn", "train.loss": "squared-hinge", "train.epochs": 1})
+    assert str(refused.value).startswith("ensemble member 'cnn': the trainer label_smoothing=0.1")
+    assert str(refused.value).endswith("go in model.members (e.g. cnn:train.NAME=VALUE).")
+    assert "training member" not in capfd.readouterr().err and not (tmp_path / "run").exists()
+    fixed = run_small("ensemble", small_names, tmp_path / "fixed", **{
+        "model.members": "ngram,cnn:train.label_smoothing=0", "train.loss": "squared-hinge",
+        "train.epochs": 1})
+    assert fixed.stop_reason.startswith("ngram: ")
+
+
 def test_joint_training_trains_the_ensemble_as_one_model(small_names, tmp_path):
     result = run_small(
         "ensemble", small_names, tmp_path / "run",
@@ -331,8 +346,12 @@ def test_ngram_trained_on_the_squared_hinge_stops_at_the_margin_and_validates_on
 
 @pytest.mark.parametrize(("params", "message"), [
     ({"loss": "hinge"}, "must be one of cross-entropy, squared-hinge"),
-    ({"loss": "squared-hinge", "label_smoothing": 0.1},
-     "label_smoothing applies to the cross-entropy loss only; use loss=cross-entropy or label_smoothing=0"),
+    ({"loss": "squared-hinge", "label_smoothing": 0.1}, "label_smoothing=0.1 \\(a model may set it as its "
+     "own trainer default\\) applies to the cross-entropy loss only; set label_smoothing=0 or use "
+     "loss=cross-entropy"),
+    ({"loss": "squared-hinge", "logit_adjust": 1.0}, "logit_adjust=1.0 \\(a model may set it as its own "
+     "trainer default\\) applies to the cross-entropy loss only; set logit_adjust=0 or use "
+     "loss=cross-entropy"),
     ({"label_smoothing": 1.0}, "'label_smoothing' must be at least 0 and below 1; got 1.0"),
     ({"logit_adjust": -1}, "'logit_adjust' must be at least 0; got -1.0"),
     ({"select": "f1"}, "must be one of loss, accuracy"),

@@ -547,6 +547,24 @@ def test_23_a_root_option_after_the_command_says_where_it_goes(tmp_path):
     assert "No such option: --bogus" in run_toolkit(["run", "--bogus"]).stderr  # others as before
 
 
+@pytest.mark.parametrize(("args", "line"), [
+    (["frobnicate"], "Error: No such command 'frobnicate'; see 'toolkit --help'."),
+    (["run", "--bogus"], "Error: No such option: --bogus; see 'toolkit run --help'."),
+    (["run", "--seed", "abc"], "Error: Invalid value for '--seed': Input should be a valid integer, unable "
+     "to parse string as an integer; see 'toolkit run --help'."),
+    (["predict", "Nakamura"], "Error: Missing option '--run' / '-r'; see 'toolkit predict --help'."),
+    (["report"], "Error: Missing argument 'run_dir'; see 'toolkit report --help'."),
+    ([], "Error: Missing command; see 'toolkit --help'."),
+])
+def test_usage_errors_of_the_command_line_itself_are_one_line(args, line):
+    """What click finds before a command runs (an unknown command or option, a value of the wrong
+    type, a missing argument) is one line and exit code 2, as toolkit's own errors are."""
+    result = run_toolkit(args)
+    assert result.returncode == 2
+    assert result.stderr == line + "\n"
+    assert result.stdout == ""
+
+
 def test_23_a_module_that_is_not_there_is_one_line_not_a_line_of_importlib(cli, tmp_path, monkeypatch):
     error = one_error_line(cli(["--plugin", "no_such_module_xyz", "models"]))
     assert ("Error: plugin 'no_such_module_xyz' (--plugin no_such_module_xyz) failed to load: no module "

@@ -89,7 +89,7 @@ class TrainConfig(Config):
         choices=("cross-entropy", "squared-hinge"),
     )
     label_smoothing: float = param_field(
-        0.0, "Share of the target spread over the other classes.",
+        0.0, "Share of the target spread over the other classes (cross-entropy only).",
         min=0, below=1, search=Space.range(0.0, 0.2), zero="off",
     )
     clip: float = param_field(
@@ -102,7 +102,8 @@ class TrainConfig(Config):
     )
     logit_adjust: float = param_field(
         0.0, "Train on logits plus this times the log class prior (logit-adjusted loss); "
-        "predictions then lean towards rare classes: 0 off, 1 the balanced-error optimum.",
+        "predictions then lean towards rare classes: 0 off, 1 the balanced-error optimum "
+        "(cross-entropy only).",
         min=0, zero="off",
     )
     select: str = param_field(
@@ -155,9 +156,11 @@ class TrainConfig(Config):
     )
 
     def check(self) -> str | None:
-        if self.loss == "squared-hinge" and self.label_smoothing:
-            return ("label_smoothing applies to the cross-entropy loss only; use loss=cross-entropy "
-                    "or label_smoothing=0")
+        for name in ("label_smoothing", "logit_adjust"):
+            value = getattr(self, name)
+            if self.loss == "squared-hinge" and value:
+                return (f"{name}={value} (a model may set it as its own trainer default) applies to the "
+                        f"cross-entropy loss only; set {name}=0 or use loss=cross-entropy")
         if self.lr * self.weight_decay >= 1:
             return (f"needs lr * weight_decay below 1 (each step multiplies the weights by 1 - lr * "
                     f"weight_decay); got lr={self.lr}, weight_decay={self.weight_decay}")

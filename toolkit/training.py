@@ -255,11 +255,19 @@ def _train_members(
     interrupted, completed, planned = False, 0, 0
     defaults = TrainConfig().as_dict()
     changed = {k: v for k, v in config.as_dict().items() if v != defaults[k]}
-    for name, member, member_defaults, member_settings in model.separate_members:
+    member_configs = []
+    for name, _, member_defaults, member_settings in model.separate_members:
+        try:  # every member's trainer checked before any trains
+            member_configs.append(TrainConfig.from_params({**member_defaults, **changed, **member_settings}))
+        except ToolkitError as exc:
+            raise ToolkitError(
+                f"ensemble member '{name}': {exc} A member's own trainer values go in model.members "
+                f"(e.g. {name}:train.NAME=VALUE)."
+            ) from None
+    for (name, member, _, _), member_config in zip(model.separate_members, member_configs, strict=True):
         if _logs_epochs(options["progress"]) and distributed.current().is_main:
             print(f"training member {name}", file=sys.stderr, flush=True)
-        params = {**member_defaults, **changed, **member_settings}
-        result = train(member, encoder, train_data, val_data, params, **options)
+        result = train(member, encoder, train_data, val_data, member_config, **options)
         history = result.history.assign(epoch=result.history["epoch"] + last_epoch)
         last_epoch += len(history)
         histories.append(history)

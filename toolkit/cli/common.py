@@ -97,6 +97,28 @@ class ToolkitGroup(TyperGroup):
             _report(ctx, self.startup_error, show_traceback="--traceback" in args)
         return super().parse_args(ctx, args)
 
+    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+        """Click's own usage errors (an unknown command or option, a bad or missing value) as
+        one line on stderr and exit code 2, as toolkit's errors are; typer prints a box."""
+        if not standalone_mode:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        try:
+            code = super().main(*args, standalone_mode=False, **kwargs)
+        except typer.Abort:
+            typer.echo("Aborted!", err=True)
+            sys.exit(1)
+        except Exception as exc:
+            if _is_click(exc, "UsageError"):
+                message = " ".join(exc.format_message().split()).rstrip(".")
+                command = exc.ctx.command_path if exc.ctx is not None else "toolkit"
+                typer.echo(f"Error: {message}; see '{command} --help'.", err=True)
+            elif _is_click(exc, "ClickException"):
+                exc.show()
+            else:
+                raise
+            sys.exit(exc.exit_code)
+        sys.exit(code if isinstance(code, int) else 0)
+
     def invoke(self, ctx: click.Context) -> Any:
         try:
             if ctx.parent is None:
@@ -134,6 +156,12 @@ def _misplaced(option: str, command_ctx: click.Context | None) -> str:
         f"{option} is an option of toolkit itself and goes before the command: "
         f"toolkit {option}{value} {command} ..."
     )
+
+
+def _is_click(exc: BaseException, name: str) -> bool:
+    """Whether `exc` is click's exception `name` or a subclass of it, from whichever click typer
+    runs on (typer 0.2x carries its own copy of click)."""
+    return any(cls.__name__ == name for cls in type(exc).__mro__)
 
 
 def _report(ctx: click.Context, exc: ToolkitError, show_traceback: bool = False) -> NoReturn:
