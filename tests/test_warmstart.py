@@ -76,6 +76,23 @@ def test_added_classes_get_new_rows_and_the_old_rows_are_kept(first_run, tmp_pat
     assert "Scottish" in added.report.per_class.index
 
 
+def test_ngram_adds_classes_as_columns_of_its_table(tmp_path):
+    """ngram's table holds a score per class in its columns (buckets, classes): an added class
+    is a new column, the trained ones kept."""
+    data = names_csv(tmp_path, LANGUAGES, per_class=100)
+    params = {"dataset.path": str(data), "train.epochs": 1, "train.threads": 1}
+    first = toolkit.run("csv", "ngram", params=params, output=tmp_path / "first", progress=False)
+    (tmp_path / "more").mkdir()
+    more = names_csv(tmp_path / "more", (*LANGUAGES, "Scottish"), per_class=60)
+    added = toolkit.run("csv", params={"dataset.path": str(more), "train.epochs": 1, "train.lr": 1e-9,
+                                       "train.new_classes": "add", "train.threads": 1},
+                        init=first.run_dir, output=tmp_path / "added", progress=False)
+    old, new = load_file(first.run_dir / "model.safetensors"), load_file(added.run_dir / "model.safetensors")
+    assert new["bag.weight"].shape == (old["bag.weight"].shape[0], 5)
+    assert (new["bag.weight"][:, :4] - old["bag.weight"]).abs().max() < 1e-5
+    assert added.classes == (*first.classes, "Scottish") and "Scottish" in added.report.per_class.index
+
+
 def test_characters_the_encoder_does_not_know_are_said(cli, first_run, tmp_path):
     first, data = first_run
     odd = tmp_path / "odd.csv"

@@ -140,7 +140,8 @@ def _reordered(data: TextDataset, classes: Sequence[str]) -> TextDataset:
 
 def _with_added_rows(fresh: nn.Module, trained: nn.Module, old: int) -> nn.Module:
     """`fresh` (a model for more classes) holding the trained weights: every tensor copied,
-    the output tensors' first `old` rows from the trained model."""
+    the output tensors' first `old` entries along their class axis from the trained model (a
+    classifier's rows; the columns of `ngram`'s table, which holds a score per class)."""
     import torch
 
     state = fresh.state_dict()
@@ -148,12 +149,14 @@ def _with_added_rows(fresh: nn.Module, trained: nn.Module, old: int) -> nn.Modul
         target = state.get(key)
         if target is None:
             continue
+        differ = [axis for axis, (was, now) in enumerate(zip(value.shape, target.shape, strict=False))
+                  if was != now] if value.dim() == target.dim() else []
         if target.shape == value.shape:
             state[key] = value.clone()
-        elif target.shape[1:] == value.shape[1:] and value.shape[0] == old < target.shape[0]:
-            rows = target.clone()
-            rows[:old] = value
-            state[key] = rows
+        elif len(differ) == 1 and value.shape[differ[0]] == old < target.shape[differ[0]]:
+            grown = target.clone()
+            grown.narrow(differ[0], 0, old).copy_(value)
+            state[key] = grown
         else:
             raise ToolkitError(
                 f"the model's tensor '{key}' has shape {tuple(value.shape)} in the --init "
