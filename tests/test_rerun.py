@@ -124,3 +124,19 @@ def test_differences_in_metrics_and_library_versions_are_said(cli, small_run, tm
 
     note = f"Note: the original ran with torch 1.0.0, this with {torch.__version__}; results may differ."
     assert note in lines
+
+
+def test_a_data_file_given_relative_to_the_working_folder_is_recorded_whole(tmp_path, monkeypatch):
+    """`--param dataset.path=names.csv` in one folder: the run records the absolute path, so its
+    config file and `toolkit rerun` find the data from any other folder."""
+    (tmp_path / "data").mkdir()
+    names_csv(tmp_path / "data", per_class=40)
+    monkeypatch.chdir(tmp_path / "data")
+    params = {"dataset.path": "names.csv", "train.epochs": 1, "train.threads": 1}
+    first = toolkit.run("csv", "ngram", params=params, output=tmp_path / "first", progress=False)
+    recorded = str(tmp_path / "data" / "names.csv")
+    assert first.plan.params["dataset"]["path"] == recorded
+    assert f'path = "{recorded}"' in (first.run_dir / "config.toml").read_text(encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    again = toolkit.rerun(first.run_dir, output=tmp_path / "again")
+    assert again.result.test_accuracy() == first.test_accuracy() and again.same_weights

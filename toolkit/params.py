@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+import os
 import types as types_module
 import typing
 from collections.abc import Mapping, Sequence
@@ -64,6 +65,8 @@ class Param:
     `search` is how `toolkit tune` searches it by default (None: tune leaves it alone).
     `zero` is what the value 0 means, in a word or two ("off", "auto: one thread"), for a
     number where 0 is a switch rather than an amount; reports show it beside the 0.
+    `path` marks a file or folder (a str): a value is made absolute (`~` expanded) where it is
+    given, so a run's config, and `toolkit rerun`, name the same file from any folder.
     """
 
     name: str
@@ -77,10 +80,13 @@ class Param:
     below: float | None = None
     search: Space | None = None
     zero: str | None = None
+    path: bool = False
 
     def __post_init__(self) -> None:
         if self.type not in _TYPE_NAMES:
             raise TypeError(f"Param {self.name!r}: type must be int, float, str or bool")
+        if self.path and self.type is not str:
+            raise TypeError(f"Param {self.name!r}: a path is a str")
         if self.search is not None and self.search.values == ():
             every = self.choices if self.choices is not None else (False, True) if self.type is bool else ()
             object.__setattr__(self, "search", Space.choice(*every))
@@ -88,6 +94,8 @@ class Param:
     def convert(self, value: Any, owner: str) -> Any:
         """Return `value` as this parameter's type, or raise a ToolkitError naming `owner`."""
         converted = self._convert_type(value, owner)
+        if self.path and converted:
+            converted = os.path.abspath(os.path.expanduser(converted))
         if self.choices is not None and converted not in self.choices:
             options = ", ".join(str(c) for c in self.choices)
             raise ToolkitError(
@@ -273,6 +281,7 @@ def param_field(
     below: float | None = None,
     search: Space | None = None,
     zero: str | None = None,
+    path: bool = False,
 ) -> Any:
     """A config dataclass field that is also a parameter: `params_of` reads it back.
 
@@ -282,7 +291,7 @@ def param_field(
     """
     declaration = {"help": help, "choices": tuple(choices) if choices is not None else None,
                    "min": min, "max": max, "above": above, "below": below, "search": search,
-                   "zero": zero}
+                   "zero": zero, "path": path}
     return dataclasses.field(default=default, metadata={_FIELD_KEY: declaration})
 
 

@@ -89,7 +89,9 @@ class CsvConfig(toolkit.Config):
     """`csv`'s parameters."""
 
     owner = "dataset 'csv'"
-    path: str = toolkit.param_field("", "The CSV or TSV file; its first row names the columns (required).")
+    path: str = toolkit.param_field(
+        "", "The CSV or TSV file; its first row names the columns (required).", path=True,
+    )
     text_column: str = toolkit.param_field("text", "The column holding the texts to classify.")
     label_column: str = toolkit.param_field("label", "The column holding each text's class.")
     delimiter: str = toolkit.param_field(

@@ -16,7 +16,7 @@ class FolderConfig(toolkit.Config):
     """`folder`'s parameters."""
 
     owner = "dataset 'folder'"
-    data_dir: str = toolkit.param_field("", "The folder of <label>.txt files (required).")
+    data_dir: str = toolkit.param_field("", "The folder of <label>.txt files (required).", path=True)
     normalization: str = toolkit.normalization_field("raw")
     labels: str = toolkit.labels_field()
 

@@ -101,7 +101,7 @@ class NamesConfig(toolkit.Config):
         "",
         "A folder of <Language>.txt files or the tutorial's data.zip (default: "
         f"${DATA_ENV}, then a copy fetched by `toolkit datasets download names`, then the copy "
-        "bundled with toolkit).",
+        "bundled with toolkit).", path=True,
     )
     normalization: str = toolkit.normalization_field("ascii")
     labels: str = toolkit.labels_field()
