@@ -238,7 +238,8 @@ def test_incomplete_folder_is_refused(cli, trained_run, tmp_path):
     (copy / "metrics.json").unlink()
     result = cli(["report", str(copy)])
     assert result.exit_code == 2
-    assert result.stderr == f"Error: '{copy}' is not a complete toolkit run folder (missing metrics.json).\n"
+    assert result.stderr == (f"Error: '{copy}' is not a complete toolkit run folder (missing metrics.json); "
+                             "copy the run folder whole, or train it again.\n")
 
 
 def test_class_names_read_back_exactly(trained_run, tmp_path):

@@ -148,7 +148,12 @@ def test_a_missing_or_incomplete_run_folder_is_refused_before_any_heavy_import(t
 
 @pytest.mark.parametrize(("args", "message"), [
     (["--input", "{tmp}/missing.txt"], "input file '{tmp}/missing.txt' does not exist."),
-    (["--input", "{tmp}/people.csv"], "'{tmp}/people.csv' looks like a CSV file; name the text column"),
+    (["--input", "{tmp}/people.csv"], "'{tmp}/people.csv' looks like a CSV file; name the text column with "
+     "--column (its first line: id,surname)."),
+    (["--input", "{tmp}"],
+     "--input '{tmp}' is a folder; give a file with a text a line (or a CSV with --column)."),
+    (["--run", "{tmp}/people.csv", "Hinton"],
+     "'{tmp}/people.csv' is a file, not a run folder; give a folder made by `toolkit run`."),
 ])
 def test_a_bad_input_file_is_refused_before_the_model_loads(trained_run, tmp_path, args, message):
     (tmp_path / "people.csv").write_text("id,surname\n1,Hinton\n", encoding="utf-8")

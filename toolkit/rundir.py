@@ -289,6 +289,10 @@ def open_run(path: str | Path, required: Sequence[str] = REQUIRED) -> tuple[Path
     """Check that `path` is a run folder with the `required` files and a config.json of this
     format version; return the folder and its config."""
     folder = Path(path)
+    if folder.is_file():
+        raise ToolkitError(
+            f"'{shown(folder)}' is a file, not a run folder; give a folder made by `toolkit run`."
+        )
     if not folder.is_dir():
         raise ToolkitError(
             f"run folder '{shown(folder)}' does not exist; give a folder made by `toolkit run`."
@@ -296,7 +300,8 @@ def open_run(path: str | Path, required: Sequence[str] = REQUIRED) -> tuple[Path
     missing = [name for name in required if not (folder / name).is_file()]
     if missing:
         raise ToolkitError(
-            f"'{shown(folder)}' is not a complete toolkit run folder (missing {', '.join(missing)})."
+            f"'{shown(folder)}' is not a complete toolkit run folder (missing {', '.join(missing)}); "
+            "copy the run folder whole, or train it again."
         )
     config = read_json(folder / CONFIG)
     found = config.get("format_version") if isinstance(config, dict) else None

@@ -222,10 +222,26 @@ def _say_cut(count: int, max_length: int) -> None:
 
 def _check_input_file(path: Path, column: str | None) -> None:
     """Refuse an --input that is missing or needs --column, before the model loads."""
+    if path.is_dir():
+        raise ToolkitError(f"--input '{shown(path)}' is a folder; give a file with a text a line (or a CSV "
+                           "with --column).")
     if not path.is_file():
         raise ToolkitError(f"input file '{shown(path)}' does not exist.")
     if column is None and path.suffix.lower() in (".csv", ".tsv"):
-        raise ToolkitError(f"'{shown(path)}' looks like a CSV file; name the text column with --column.")
+        header = _first_line(path)
+        raise ToolkitError(
+            f"'{shown(path)}' looks like a CSV file; name the text column with --column"
+            + (f" (its first line: {shown(header)[:200]})." if header else ".")
+        )
+
+
+def _first_line(path: Path) -> str:
+    """The file's first line (at most 4 KiB of it), or "" when it cannot be read as text."""
+    try:
+        with path.open(encoding="utf-8", errors="replace", newline="") as file:
+            return file.readline(4096).strip()
+    except OSError:
+        return ""
 
 
 def _check_output_file(output: Path) -> None:
