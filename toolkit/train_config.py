@@ -39,15 +39,15 @@ class TrainConfig(Config):
     owner = "the trainer"
 
     epochs: int = param_field(
-        8, "Passes over the training data (one epoch = as many names as it holds).",
+        8, "Passes over the training data (one epoch = as many texts as it holds).",
         min=1, max=limits.MAX_EPOCHS,
     )
     examples: int = param_field(
-        0, "Train on this many names in total instead (the tutorial: 100000); 0 counts epochs.",
+        0, "Train on this many texts in total instead (the tutorial: 100000); 0 counts epochs.",
         min=0, max=limits.MAX_EXAMPLES, zero="off: count epochs",
     )
     batch_size: int = param_field(
-        32, "Names per mini-batch (1 is the tutorial's one name at a time).",
+        32, "Texts per mini-batch (1 is the tutorial's one name at a time).",
         min=1, max=limits.MAX_BATCH_SIZE, search=Space.choice(16, 32, 64, 128, 256),
     )
     optimizer: str = param_field(
@@ -81,7 +81,7 @@ class TrainConfig(Config):
         "shuffle: every name once per epoch; balanced: the tutorial's random class, then random name.",
         choices=("shuffle", "balanced"),
     )
-    bucket: bool = param_field(True, "Batch names of similar length together (less padding, faster).")
+    bucket: bool = param_field(True, "Batch texts of similar length together (less padding, faster).")
     loss: str = param_field(
         "cross-entropy", "The training loss: cross-entropy (softmax over the classes; binary per class "
         "for multi-label data), or squared-hinge (one-vs-rest, LinearSVC's: each class's logit pushed "

@@ -367,9 +367,9 @@ def _with_progress_lines(batches: Iterator[list[str]], path: Path, size: int) ->
 def interactive(
     ctx: typer.Context, run: RunOption, top: TopOption = 3, runtime: RuntimeOption = DEFAULT_RUNTIME
 ) -> None:
-    """Type a name, see the guesses; an empty line or Ctrl-D quits."""
+    """Type a text, see the guesses; an empty line or Ctrl-D quits."""
     predictor = load_predictor(ctx, run, runtime=runtime)
-    typer.echo(f"{len(predictor.classes)} classes. Type a name (empty line or Ctrl-D to quit).")
+    typer.echo(f"{len(predictor.classes)} classes. Type a text (empty line or Ctrl-D to quit).")
     prompt = "> " if sys.stdin.isatty() else ""
     while True:
         try:
