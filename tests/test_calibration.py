@@ -294,6 +294,14 @@ def test_an_old_run_without_calibration_predicts_but_refuses_sets(cli, trained_r
 
     folder = shutil.copytree(trained_run.run_dir, tmp_path / "old")
     (folder / "calibration.json").unlink()
+    # a run whose metrics were measured calibrated is damaged without the file, not old
+    damaged = cli(["predict", "--run", str(folder), "Hinton"])
+    assert damaged.exit_code == 2 and damaged.stderr == (
+        f"Error: '{folder}' is not a complete toolkit run folder (missing calibration.json, which its "
+        "metrics.json was measured with); copy the run folder whole, or train it again.\n")
+    metrics = json.loads((folder / "metrics.json").read_text())
+    del metrics["calibration"]  # as a run written before calibration existed
+    (folder / "metrics.json").write_text(json.dumps(metrics))
     old = toolkit.load_run(folder)
     assert old.calibration is None
     result = cli(["predict", "--run", str(folder), "--coverage", "0.9", "Hinton"])

@@ -27,7 +27,7 @@ from toolkit.memory import shapes_only
 from toolkit.params import Section, resolve
 from toolkit.ranking import Guess, Prediction, Ranking  # noqa: F401  (Guess: imported from here)
 from toolkit.registry import Registry, load_registry
-from toolkit.rundir import CALIBRATION, CONFIG, ENCODER, LABELS, WEIGHTS, open_run, read_json
+from toolkit.rundir import CALIBRATION, CONFIG, ENCODER, LABELS, METRICS, WEIGHTS, open_run, read_json
 from toolkit.runtimes import DEFAULT_RUNTIME, check_runtime
 from toolkit.safe_files import shown
 
@@ -394,10 +394,18 @@ def _check_scorer_fits(scorer: OnnxScorer, encoder: Any, classes: Sequence[str])
 
 
 def _calibration(folder: Path) -> Calibration | None:
-    """The run's calibration.json, checked; None for a run written before it existed."""
+    """The run's calibration.json, checked; None for a run written before it existed (its
+    metrics.json has no calibration either: a run whose metrics do, and that lacks the file, is
+    damaged, and its probabilities would silently be uncalibrated)."""
     from toolkit.calibration import Calibration
 
     if not (folder / CALIBRATION).is_file():
+        metrics = read_json(folder / METRICS)
+        if isinstance(metrics, dict) and "calibration" in metrics:
+            raise ToolkitError(
+                f"'{shown(folder)}' is not a complete toolkit run folder (missing {CALIBRATION}, which "
+                "its metrics.json was measured with); copy the run folder whole, or train it again."
+            )
         return None
     return Calibration.from_json(read_json(folder / CALIBRATION), shown(folder / CALIBRATION))
 
