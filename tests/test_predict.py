@@ -277,3 +277,18 @@ def test_a_large_input_file_shows_progress_in_a_log_as_plain_lines(cli, trained_
         f"Predicting names.txt: {percent}% read" for percent in range(10, 100, 10)
     ]
     assert lines[-1] == f"Wrote {len(NAMES) * 20} predictions to {tmp_path / 'out.csv'}"
+
+
+def test_an_output_that_is_one_of_the_run_s_own_files_is_refused(cli, trained_run, tmp_path):
+    folder = shutil.copytree(trained_run.run_dir, tmp_path / "run")
+    names = tmp_path / "names.txt"
+    names.write_text("Hinton\nNakamura\n", encoding="utf-8")
+    weights = (folder / "model.safetensors").read_bytes()
+    for target in (folder / "model.safetensors", folder / "config.json"):
+        result = cli(["predict", "--run", str(folder), "--input", str(names), "--output", str(target)])
+        assert result.exit_code == 2 and result.stderr == (
+            f"Error: --output '{target}' is the run's own {target.name}; write the predictions elsewhere.\n")
+    assert (folder / "model.safetensors").read_bytes() == weights
+    preds = folder / "preds.csv"
+    beside = cli(["predict", "--run", str(folder), "--input", str(names), "--output", str(preds)])
+    assert beside.exit_code == 0 and len(preds.read_text().splitlines()) == 3

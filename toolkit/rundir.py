@@ -64,6 +64,11 @@ EVALUATION_SECTIONS = ("calibration", "reliability", "abstention", "conformal", 
 LOSS_PNG, CONFUSION_PNG, REPORT_HTML = "loss.png", "confusion.png", "report.html"
 RELIABILITY_PNG, ABSTENTION_PNG = "reliability.png", "abstention.png"  # optional, as mistakes.csv
 REQUIRED = (CONFIG, WEIGHTS, ENCODER, LABELS, METRICS, PER_CLASS, CONFUSION, HISTORY)
+#: Every file a run folder may hold that toolkit wrote (the list at the top of this module).
+OWN_FILES = frozenset((
+    *REQUIRED, MISTAKES, CALIBRATION, "config.toml", "explain.json", "model.onnx", LOSS_PNG, CONFUSION_PNG,
+    RELIABILITY_PNG, ABSTENTION_PNG, REPORT_HTML, "per_class.md", "confusion.md",
+))
 #: The lock file of a run folder being written: its presence refuses a second run at once.
 CLAIM = ".toolkit-run.lock"
 

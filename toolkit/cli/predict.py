@@ -168,7 +168,7 @@ def _predict(
     if scheduler is not None or workers is not None:
         raise ToolkitError("--scheduler and --workers belong to --engine dask.")
     if output is not None:
-        _check_output_file(Path(output))
+        _check_output_file(Path(output), run)
     if input_file is not None:
         _check_input_file(Path(input_file), column)
     predictor = load_predictor(ctx, run, threads, runtime)
@@ -244,11 +244,18 @@ def _first_line(path: Path) -> str:
         return ""
 
 
-def _check_output_file(output: Path) -> None:
-    """Refuse an --output that cannot be written, before predicting anything."""
+def _check_output_file(output: Path, run: Path) -> None:
+    """Refuse an --output that cannot be written, or that is one of the run's own files, before
+    predicting anything."""
+    from toolkit.rundir import OWN_FILES
+
     parent = output.parent
     if output.is_dir():
         raise ToolkitError(f"--output '{shown(output)}' is a folder; give a file name.")
+    if output.name in OWN_FILES and parent.is_dir() and run.is_dir() and parent.samefile(run):
+        raise ToolkitError(
+            f"--output '{shown(output)}' is the run's own {output.name}; write the predictions elsewhere."
+        )
     if not parent.is_dir():
         raise ToolkitError(
             f"the folder of --output '{shown(output)}' does not exist; create it or choose another path."
