@@ -153,9 +153,9 @@ def test_playground_shows_japanese_first_for_nakamura(page, server, predictor, t
     first = predictor.predict(["Schmidhuber"], 3)[0].guesses[0]
     assert rows.nth(1).locator("td").nth(1).inner_text() == f"{first.label} {100 * first.probability:.1f}%"
 
-    page.tab.fill("#name", "x" * 65)  # longer than the server's max_length: its message, shown
+    page.tab.fill("#name", "x" * 257)  # longer than the server's max_length: its message, shown
     page.tab.wait_for_function("document.getElementById('one-error').textContent.length > 0")
-    assert "65 characters" in page.tab.inner_text("#one-error")
+    assert "257 characters" in page.tab.inner_text("#one-error")
     assert page.errors == [] and page.overflow() <= 0
     assert page.hosts() == {urlparse(server).netloc}
     assert all(urlparse(u).netloc == urlparse(server).netloc for u in page.resource_urls())
@@ -272,13 +272,13 @@ def test_playground_batch_with_bad_lines_clears_old_results_and_classifies_other
     assert page.tab.locator("#results tbody tr").count() == 2
 
     # Line 2 too long, line 4 nothing left after normalisation, line 5 blank (skipped).
-    page.tab.fill("#names", "Nakamura\n" + "x" * 65 + "\nSchmidhuber\n\U0001F600\n\nNguyen")
+    page.tab.fill("#names", "Nakamura\n" + "x" * 257 + "\nSchmidhuber\n\U0001F600\n\nNguyen")
     page.tab.click("#classify")
     page.tab.wait_for_function("document.querySelectorAll('#results tbody tr').length === 5")
     rows = page.tab.locator("#results tbody tr")
     inputs = [rows.nth(i).locator("td").first.inner_text() for i in range(5)]
-    assert inputs == ["Nakamura", "x" * 65, "Schmidhuber", "\U0001F600", "Nguyen"]  # Hinton and Rossi gone
-    assert "line 2: it has 65 characters; the limit is 64" in rows.nth(1).inner_text()
+    assert inputs == ["Nakamura", "x" * 257, "Schmidhuber", "\U0001F600", "Nguyen"]  # Hinton and Rossi gone
+    assert "line 2: it has 257 characters; the limit is 256" in rows.nth(1).inner_text()
     assert "line 4: nothing of it is left after the model's normalisation" in rows.nth(3).inner_text()
     assert page.tab.locator("#results tr.bad").count() == 2
     for index, name in ((0, "Nakamura"), (2, "Schmidhuber"), (4, "Nguyen")):

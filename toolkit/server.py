@@ -40,6 +40,7 @@ from pydantic import BaseModel, Field
 
 from toolkit import __version__
 from toolkit.errors import ToolkitError
+from toolkit.limits import MAX_TEXT_LENGTH
 from toolkit.predictor import Predictor
 from toolkit.rundir import METRICS, read_json
 
@@ -148,7 +149,7 @@ class InvalidNames(Exception):
         super().__init__(self.detail)
 
 
-def create_app(predictor: Predictor, max_length: int = 64, max_batch: int = 1000) -> FastAPI:
+def create_app(predictor: Predictor, max_length: int = MAX_TEXT_LENGTH, max_batch: int = 1000) -> FastAPI:
     """A FastAPI app serving `predictor`."""
     app = FastAPI(
         title="toolkit prediction API",
@@ -365,8 +366,8 @@ def _bind_error(host: str, port: int, exc: OSError) -> str:
     return f"cannot listen on {host} port {port} ({exc.strerror}); choose another --host or --port."
 
 
-def serve(predictor: Predictor, host: str = "127.0.0.1", port: int = 5533,
-          max_length: int = 64, max_batch: int = 1000, sock: socket.socket | None = None) -> None:
+def serve(predictor: Predictor, host: str = "127.0.0.1", port: int = 5533, max_length: int = MAX_TEXT_LENGTH,
+          max_batch: int = 1000, sock: socket.socket | None = None) -> None:
     """Serve `predictor` with uvicorn until interrupted, on `sock` if given (from
     `listening_socket`), else on a socket bound to `host`:`port` here."""
     import uvicorn

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from toolkit.cli.common import RunOption, RuntimeOption, load_predictor
+from toolkit.limits import MAX_TEXT_LENGTH
 from toolkit.runtimes import DEFAULT_RUNTIME
 
 
@@ -18,8 +19,10 @@ def serve(
         "127.0.0.1"
     ),
     port: Annotated[int, typer.Option(min=0, max=65535, help="TCP port.")] = 5533,
-    max_length: Annotated[int, typer.Option(min=1, help="Longest name accepted.")] = 64,
-    max_batch: Annotated[int, typer.Option(min=1, help="Most names in one POST.")] = 1000,
+    max_length: Annotated[int, typer.Option(
+        min=1, help="Longest text accepted, in characters (longer ones are refused, 422)."),
+    ] = MAX_TEXT_LENGTH,
+    max_batch: Annotated[int, typer.Option(min=1, help="Most texts in one POST.")] = 1000,
     runtime: RuntimeOption = DEFAULT_RUNTIME,
 ) -> None:
     """Serve predictions as JSON (/predict/{name}, POST /predict, /labels, /health), the API
