@@ -500,3 +500,8 @@ def test_export_refuses_a_multi_label_run_in_one_line(cli, tagged_run):
     assert refused.exit_code == 2 and refused.stderr.count("\n") == 1
     assert "is multi-label" in refused.stderr and "--runtime torch" in refused.stderr
     assert not (tagged_run.run_dir / "model.onnx").exists()
+    # predicting through onnx says so too, instead of sending the user to `toolkit export`
+    onnx = cli(["predict", "--run", str(tagged_run.run_dir), "--runtime", "onnx", "Mackenzie"])
+    assert onnx.exit_code == 2 and onnx.stderr == (
+        f"Error: run '{tagged_run.run_dir}' is multi-label, and the ONNX runtime runs single-label runs only "
+        "(an export ends in a softmax over the classes); predict with --runtime auto, numpy or torch.\n")

@@ -152,11 +152,16 @@ def test_a_missing_or_incomplete_run_folder_is_refused_before_any_heavy_import(t
      "--column (its first line: id,surname)."),
     (["--input", "{tmp}"],
      "--input '{tmp}' is a folder; give a file with a text a line (or a CSV with --column)."),
+    (["--input", "{tmp}/latin.csv", "--column", "surname"], "input file '{tmp}/latin.csv' is not UTF-8"),
+    (["--input", "{tmp}/people.parquet", "--column", "surname"], "'{tmp}/people.parquet' is a Parquet file, "
+     "which the batch engine reads: give --output a folder (a trailing slash, e.g. --output preds/)"),
     (["--run", "{tmp}/people.csv", "Hinton"],
      "'{tmp}/people.csv' is a file, not a run folder; give a folder made by `toolkit run`."),
 ])
 def test_a_bad_input_file_is_refused_before_the_model_loads(trained_run, tmp_path, args, message):
     (tmp_path / "people.csv").write_text("id,surname\n1,Hinton\n", encoding="utf-8")
+    (tmp_path / "latin.csv").write_bytes("id,surname\n1,Müller\n".encode("latin-1"))  # decoded at the header
+    (tmp_path / "people.parquet").write_bytes(b"PAR1")
     args = [a.format(tmp=tmp_path) for a in args]
     result = importtime("-m", "toolkit", "predict", "--run", str(trained_run.run_dir), *args)
     assert result.returncode == 2, result.stderr[-2000:]

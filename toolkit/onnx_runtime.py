@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from toolkit.errors import ToolkitError
+from toolkit.rundir import CONFIG, read_json
 from toolkit.safe_files import read_bounded, shown
 
 #: The export's file name in a run folder.
@@ -98,6 +99,12 @@ def read_export(folder: Path) -> bytes:
     """The run folder's ONNX export, read (bounded); one line when the run has none or when
     onnxruntime, which will run it, is missing."""
     path = folder / ONNX_FILE
+    config = read_json(folder / CONFIG) if not path.is_file() and (folder / CONFIG).is_file() else None
+    if isinstance(config, dict) and config.get("multi_label") is not None:
+        raise ToolkitError(
+            f"run '{shown(folder)}' is multi-label, and the ONNX runtime runs single-label runs only (an "
+            "export ends in a softmax over the classes); predict with --runtime auto, numpy or torch."
+        )
     if not path.is_file():
         raise ToolkitError(
             f"run '{shown(folder)}' has no ONNX export ({ONNX_FILE}); run `toolkit export --run "

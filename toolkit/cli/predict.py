@@ -227,6 +227,11 @@ def _check_input_file(path: Path, column: str | None) -> None:
                            "with --column).")
     if not path.is_file():
         raise ToolkitError(f"input file '{shown(path)}' does not exist.")
+    if path.suffix.lower() == ".parquet":
+        raise ToolkitError(
+            f"'{shown(path)}' is a Parquet file, which the batch engine reads: give --output a folder "
+            "(a trailing slash, e.g. --output preds/) and --column."
+        )
     if column is None and path.suffix.lower() in (".csv", ".tsv"):
         header = _first_line(path)
         raise ToolkitError(
@@ -306,6 +311,11 @@ def _read_batches(path: Path, column: str | None, size: int) -> Iterator[list[st
     handle = path.open(encoding="utf-8-sig", newline="")  # an Excel CSV starts with a BOM
     if column is not None:
         reader = csv.DictReader(handle, delimiter="\t" if path.suffix.lower() == ".tsv" else ",")
+        try:
+            reader.fieldnames  # noqa: B018 - reads the header, where a file that is not UTF-8 shows first
+        except UnicodeDecodeError as exc:
+            handle.close()
+            raise ToolkitError(f"input file '{shown(path)}' is not UTF-8 ({exc.reason}).") from None
         if column not in (reader.fieldnames or []):
             handle.close()
             raise ToolkitError(
