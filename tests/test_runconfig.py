@@ -42,6 +42,19 @@ def test_flags_beside_the_config_win(cli, tmp_path):
     assert written["dataset"]["path"] == str(data)
 
 
+def test_a_flag_that_replaces_the_file_s_model_says_how_to_start_from_the_file(cli, tmp_path):
+    config = tmp_path / "run.toml"
+    config.write_text('[run]\ndataset = "names"\nmodel = "gru"\n\n[model]\nhidden_size = 12\n',
+                      encoding="utf-8")
+    result = cli(["run", "--config", str(config), "--model", "ngram", "-o", str(tmp_path / "out")])
+    assert result.exit_code == 2 and result.stderr.count("\n") == 1
+    assert result.stderr.startswith(f"Error: config file '{config}', table [model], key 'hidden_size': model "
+                                    "'ngram' has no parameter 'hidden_size'")
+    assert result.stderr.endswith("The table is for model 'gru', which --model ngram replaces: delete the "
+                                  "[model] table from a copy of the file to start from it.\n")
+    assert not (tmp_path / "out").exists()
+
+
 def test_a_config_given_as_a_dict_in_python():
     plan = toolkit.plan_run(config={"run": {"dataset": "names", "model": "ngram"}, "train": {"epochs": 2}},
                             params={"train.lr": 0.01})

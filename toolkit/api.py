@@ -148,7 +148,9 @@ def plan_run(
     values: dict[str, Any] = {}
     if started_from is not None:
         values |= init_params(Path(init), started_from, model, encoder, same_data)
-    values |= run_file.checked_params(sections)
+    chosen = {"dataset": dataset, "model": model, "encoder": encoder}
+    replaced = {group: name for group, name in chosen.items() if settings.get(group) not in (None, name)}
+    values |= run_file.checked_params(sections, replaced)
     resolved = resolve(sections, {**values, **(params or {})})
     if started_from is not None:
         check_kept_params(Path(init), started_from, resolved)

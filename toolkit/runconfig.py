@@ -57,9 +57,13 @@ class RunFile:
     def label(self) -> str:
         return f"config file '{shown(self.path)}'" if self.path is not None else "the config"
 
-    def checked_params(self, sections: Sequence[Section]) -> dict[str, Any]:
+    def checked_params(
+        self, sections: Sequence[Section], replaced: Mapping[str, str] | None = None,
+    ) -> dict[str, Any]:
         """The file's parameters as `group.name` keys, each checked against `sections`; a bad
-        one is refused naming the file, table and key."""
+        one is refused naming the file, table and key. `replaced` maps a group (dataset, encoder,
+        model) to the part a flag chose instead of the file's: a key of that table that the new
+        part does not have says so, and how to start from the file anyway."""
         flat: dict[str, Any] = {}
         for group, values in self.params.items():
             for name, value in values.items():
@@ -67,7 +71,12 @@ class RunFile:
                 try:
                     resolve(sections, {key: value})
                 except ToolkitError as exc:
-                    raise ToolkitError(f"{self.label}, table [{group}], key '{name}': {exc}") from None
+                    fix = ""
+                    if replaced and group in replaced:
+                        fix = (f" The table is for {group} '{self.run[group]}', which --{group} "
+                               f"{replaced[group]} replaces: delete the [{group}] table from a copy of the "
+                               "file to start from it.")
+                    raise ToolkitError(f"{self.label}, table [{group}], key '{name}': {exc}{fix}") from None
                 flat[key] = value
         return flat
 
