@@ -319,6 +319,22 @@ def test_predicting_into_a_full_stdout_is_one_line(trained_run, tmp_path, names_
     assert "cannot write to standard output (No space left on device)" in _one_line(done.stderr)
 
 
+@pytest.mark.parametrize("command", [["report"], ["compare"], ["explain"]])
+def test_a_reader_that_stops_early_is_one_line_for_every_command(trained_run, command):
+    """`toolkit report RUN | head`: rich's tables on a closed pipe are the one line a print's are
+    (rich alone exits with code 1 and says nothing)."""
+    run = str(trained_run.run_dir)
+    args = {"report": [run], "compare": [run, run], "explain": ["--run", run, "Hinton"]}[command[0]]
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone before the first line, as `head` may be: no race
+    done = subprocess.run([sys.executable, "-m", "toolkit", *command, *args], stdout=write_end,
+                          stderr=subprocess.PIPE, text=True, timeout=300)
+    os.close(write_end)
+    assert done.returncode == 2
+    assert _one_line(done.stderr) == ("Error: cannot write to standard output (Broken pipe); the output is "
+                                 "incomplete: the program reading it stopped early.")
+
+
 # -- 12: SIGTERM leaves no temporary files -------------------------------------------------
 
 

@@ -84,6 +84,14 @@ def writing_stdout() -> Iterator[None]:
         ) from None
 
 
+class StdoutConsole(Console):
+    """rich's Console on stdout whose closed pipe is an OSError, as a print's is, which
+    `writing_stdout` says in one line (rich's own exits with code 1 and says nothing)."""
+
+    def on_broken_pipe(self) -> None:
+        raise BrokenPipeError(errno.EPIPE, os.strerror(errno.EPIPE))
+
+
 class ToolkitGroup(TyperGroup):
     """Turns a ToolkitError anywhere below into one line on stderr and exit code 2 (with the
     traceback first under --traceback or TOOLKIT_DEBUG=1)."""
@@ -124,7 +132,8 @@ class ToolkitGroup(TyperGroup):
             if ctx.parent is None:
                 ctx.obj = load_registry(cli_plugins(ctx))  # before the command name is looked up
             try:
-                return super().invoke(ctx)
+                with writing_stdout():  # every command's: a closed pipe or full disk is one line
+                    return super().invoke(ctx)
             except Exception as exc:  # click's NoSuchOption, whichever click typer runs on
                 option = getattr(exc, "option_name", None)
                 if ctx.parent is None and option in ROOT_OPTIONS:
@@ -289,7 +298,7 @@ SHORT_HEADERS = {
 
 def print_report(report: Report, console: Console | None = None) -> None:
     """The overall numbers and the per-class table."""
-    console = console or Console()
+    console = console or StdoutConsole()
     console.print(frame_table(report.summary, "Test results"))
     per_class = report.per_class.rename(columns=lambda c: SHORT_HEADERS.get(c, c.replace("_accuracy", "")))
     console.print(frame_table(per_class, "Per class"))

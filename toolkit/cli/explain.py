@@ -6,10 +6,9 @@ import json
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
 from rich.text import Text
 
-from toolkit.cli.common import RunOption, load_predictor, refuse_unreadable
+from toolkit.cli.common import RunOption, StdoutConsole, load_predictor, refuse_unreadable
 from toolkit.safe_files import shown
 
 if TYPE_CHECKING:  # torch loads only when the command runs
@@ -39,12 +38,12 @@ def explain(
     if as_json:
         typer.echo(json.dumps([e.to_dict() for e in explanations], indent=2, ensure_ascii=False))
         return
-    console = Console(highlight=False)
+    console = StdoutConsole(highlight=False)
     for explanation in explanations:
         _print(console, explanation)
 
 
-def _print(console: Console, explanation: Explanation) -> None:
+def _print(console: StdoutConsole, explanation: Explanation) -> None:
     """The text with each character on a background as strong as its score (green raises the
     class, red lowers it), the strongest characters, the flip and any n-grams."""
     assert explanation.probability is not None

@@ -6,9 +6,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
-from toolkit.cli.common import frame_table, print_report
+from toolkit.cli.common import StdoutConsole, frame_table, print_report
 
 
 def report(run_dir: Annotated[Path, typer.Argument(help="A run folder made by `toolkit run`.")]) -> None:
@@ -34,7 +33,7 @@ def compare(
     from toolkit.compare import compare_runs
 
     summary, per_class = compare_runs(run_dirs)
-    console = Console()
+    console = StdoutConsole()
     console.print(frame_table(summary, "Overall"))
     console.print(frame_table(per_class, "Per-class accuracy"))
     if html is not None:
