@@ -125,3 +125,15 @@ def test_without_a_dataset_it_trains_on_with_the_run_s_data_split_and_seed(first
     assert more.plan.dataset.name == "csv" and more.plan.params["dataset"]["path"] == str(data)
     assert more.plan.seed == first.plan.seed and more.plan.params["split"] == first.plan.params["split"]
     assert more.split.test.texts == first.split.test.texts  # the run's test texts stay held out
+
+
+def test_a_run_to_start_from_that_is_gone_is_named_as_such(cli, tmp_path):
+    """A config file (a warm-started run's config.toml) may name the --init run: its message
+    says which folder it is, not only that a folder is missing."""
+    config = tmp_path / "run.toml"
+    config.write_text(f'[run]\ndataset = "names"\nmodel = "ngram"\ninit = "{tmp_path / "gone"}"\n',
+                      encoding="utf-8")
+    result = cli(["run", "--config", str(config), "-o", str(tmp_path / "out")])
+    assert result.exit_code == 2 and result.stderr == (
+        "Error: the run to start from (--init, or a config file's [run] init): run folder "
+        f"'{tmp_path / 'gone'}' does not exist; give a folder made by `toolkit run`.\n")

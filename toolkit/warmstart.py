@@ -30,7 +30,10 @@ def init_config(path: str | Path) -> dict[str, Any]:
     """The config.json of the run folder a warm start begins from (checked to be complete)."""
     from toolkit.rundir import open_run
 
-    _, config = open_run(path)
+    try:
+        _, config = open_run(path)
+    except ToolkitError as exc:  # the folder may come from a config file's [run] init, not a flag
+        raise ToolkitError(f"the run to start from (--init, or a config file's [run] init): {exc}") from None
     return config
 
 
