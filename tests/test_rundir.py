@@ -199,6 +199,10 @@ def test_compare_two_runs(cli, trained_run, tmp_path):
     result = cli(["compare", str(trained_run.run_dir), str(other)])
     assert result.exit_code == 0, result.output
     assert "Per-class accuracy" in result.stdout and "Scottish" in result.stdout
+    nowhere = tmp_path / "missing" / "page.html"
+    refused = cli(["compare", str(trained_run.run_dir), str(other), "--html", str(nowhere)])
+    assert refused.exit_code == 2 and refused.stderr.count("\n") == 1
+    assert refused.stdout == ""  # refused before any table is printed
 
 
 def test_existing_output_folder_is_refused_before_training(cli, trained_run):

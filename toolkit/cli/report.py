@@ -33,13 +33,16 @@ def compare(
     from toolkit.compare import compare_runs
 
     summary, per_class = compare_runs(run_dirs)
+    page = None
+    if html is not None:  # first: a page that cannot be written is refused before any table prints
+        from toolkit.rendering import write_compare
+
+        page = write_compare(run_dirs, html)
     console = StdoutConsole()
     console.print(frame_table(summary, "Overall"))
     console.print(frame_table(per_class, "Per-class accuracy"))
-    if html is not None:
-        from toolkit.rendering import write_compare
-
-        typer.echo(f"Comparison page: {write_compare(run_dirs, html)}")
+    if page is not None:
+        typer.echo(f"Comparison page: {page}")
 
 
 def add_to(app: typer.Typer) -> None:
