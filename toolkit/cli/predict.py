@@ -206,7 +206,7 @@ def _predict(
     else:
         with atomic_file(Path(output), text=True) as out:
             count = write(rankings, out=out)
-        typer.echo(f"Wrote {count:,} predictions to {output}", err=True)
+        typer.echo(f"Wrote {count:,} prediction{'s' if count != 1 else ''} to {output}", err=True)
     _say_cut(predictor.truncated, predictor.max_length)
 
 
@@ -298,7 +298,8 @@ def _predict_batch(
     )
     on = f" on {result.workers} Dask worker{'s' if result.workers != 1 else ''}" if result.workers else ""
     typer.echo(
-        f"Wrote {result.rows:,} predictions in {len(result.files)} {output_format} partitions to "
+        f"Wrote {result.rows:,} prediction{'s' if result.rows != 1 else ''} in {len(result.files)} "
+        f"{output_format} partition{'s' if len(result.files) != 1 else ''} to "
         f"{result.output}{on} ({result.seconds:.1f} s).", err=True,
     )
 

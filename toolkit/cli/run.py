@@ -181,9 +181,11 @@ def print_warm_start(result: api.RunResult) -> None:
     added = f"; classes added: {', '.join(start.added_classes)}" if start.added_classes else ""
     typer.echo(f"Started from run {start.run} ({len(start.classes)} classes{added}).")
     if start.texts_with_unknown_characters:
+        count = start.texts_with_unknown_characters
+        texts = f"{count:,} training text holds" if count == 1 else f"{count:,} training texts hold"
         typer.echo(
-            f"Note: {start.texts_with_unknown_characters:,} training texts hold characters the --init "
-            f"run's encoder does not know ({start.unknown_characters!r}); it reads them as unknown."
+            f"Note: {texts} characters the --init run's encoder does not know "
+            f"({start.unknown_characters!r}); it reads them as unknown."
         )
 
 
