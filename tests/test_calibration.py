@@ -253,6 +253,10 @@ def test_partitions_carry_abstained_and_set(trained_run, predictor, tmp_path):
     assert frame["abstained"].tolist() == [p.abstained for p in expected]
     assert [json.loads(s) for s in frame["set"]] == [[g.label for g in p.set] for p in expected]
     assert frame["class_1"].isna().tolist() == [p.abstained for p in expected]
+    as_csv = predict_files(trained_run.run_dir, str(source), tmp_path / "csv", top=2, output_format="csv",
+                           min_confidence=cut, coverage=0.9)
+    rows = list(csv.DictReader(io.StringIO((tmp_path / "csv" / as_csv.files[0]).read_text())))
+    assert [r["abstained"] for r in rows] == [str(p.abstained).lower() for p in expected]  # as predict's CSV
 
 
 def test_server_abstains_and_gives_sets(predictor):

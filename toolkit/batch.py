@@ -414,6 +414,7 @@ def write_partition(frame: pd.DataFrame, path: str, output_format: str, escape_c
     """One partition as Parquet or CSV; a CSV's text columns (inputs, classes) made safe for
     spreadsheets unless `escape_csv` is false."""
     import fsspec
+    import numpy as np
 
     with fsspec.open(path, "wb") as handle:
         if output_format == "parquet":
@@ -424,6 +425,9 @@ def write_partition(frame: pd.DataFrame, path: str, output_format: str, escape_c
 
                 texts = [c for c in frame if not is_numeric_dtype(frame[c])]
                 frame = frame.assign(**{c: frame[c].map(safe_cell) for c in texts})
+            # true and false, as `toolkit predict --output FILE.csv` writes them (pandas: True, False)
+            flags = [c for c in frame if frame[c].dtype == bool]
+            frame = frame.assign(**{c: np.where(frame[c], "true", "false") for c in flags})
             # CRLF, as RFC 4180 and `toolkit predict` write: pandas quotes a text holding a CR
             # only when CR is part of the line terminator, and a bare CR splits the row for readers.
             frame.to_csv(handle, index=False, encoding="utf-8", lineterminator="\r\n")
