@@ -256,6 +256,11 @@ def test_trial_0_trains_the_real_defaults_even_outside_the_searched_space(cli, p
     assert shown.exit_code == 0, shown.output
     row = next(line for line in shown.stdout.splitlines() if "COMPLETE" in line)
     assert "0.01" in row and " 8 " in f" {row} "
+    # a study of one trial shows no importances (Optuna would give equal shares and warn), and
+    # in a real process, where Python prints warnings (pytest records them), no warning either
+    printed = run_toolkit(["--plugin", str(plugin), "tune", "--study", str(out / "study.db"), "--show"])
+    assert printed.returncode == 0 and "Warning" not in printed.stderr, printed.stderr
+    assert "Parameter importances" not in printed.stdout
 
 
 def test_tune_from_python_returns_the_study_and_the_best_run(plugin, tmp_path):

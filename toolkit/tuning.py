@@ -20,6 +20,7 @@ import shlex
 import shutil
 import sys
 import time
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -273,8 +274,18 @@ def show_study(study: str | Path) -> tuple[Any, dict[str, float]]:
         if not (pd.api.types.is_numeric_dtype(table[column]) or pd.api.types.is_datetime64_any_dtype(
                 table[column]) or pd.api.types.is_timedelta64_dtype(table[column])):
             table[column] = table[column].map(lambda v: shown(v) if isinstance(v, str) else v)
+    # fANOVA named, as `toolkit tune --show` says it (Optuna's default evaluator changed in 5.x),
+    # seeded so a study shows the same numbers every time; its warning that a few trials make
+    # rough importances is said by the heading's trial count, not as a Python warning.
+    evaluator = optuna.importance.FanovaImportanceEvaluator(seed=0)
+    complete = [t for t in handle.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    if len(complete) < 2:  # one trial says nothing of what matters: Optuna returns equal shares
+        return table, {}
     try:
-        importances = {shown(k): v for k, v in optuna.importance.get_param_importances(handle).items()}
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            found = optuna.importance.get_param_importances(handle, evaluator=evaluator)
+        importances = {shown(k): v for k, v in found.items()}
     except (ValueError, RuntimeError):
         importances = {}
     return table, importances
