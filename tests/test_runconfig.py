@@ -55,6 +55,18 @@ def test_a_flag_that_replaces_the_file_s_model_says_how_to_start_from_the_file(c
     assert not (tmp_path / "out").exists()
 
 
+def test_a_relative_data_path_in_a_config_file_is_read_from_the_file_s_folder(tmp_path, monkeypatch):
+    data = names_csv(tmp_path, per_class=40)
+    (tmp_path / "configs").mkdir()
+    config = tmp_path / "configs" / "run.toml"
+    config.write_text('[run]\ndataset = "csv"\nmodel = "ngram"\n\n[dataset]\npath = "../names.csv"\n\n'
+                      '[train]\nepochs = 1\nthreads = 1\n', encoding="utf-8")
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")  # where ../names.csv does not exist
+    plan = toolkit.plan_run(config=config)
+    assert plan.params["dataset"]["path"] == str(data)
+
+
 def test_a_config_given_as_a_dict_in_python():
     plan = toolkit.plan_run(config={"run": {"dataset": "names", "model": "ngram"}, "train": {"epochs": 2}},
                             params={"train.lr": 0.01})

@@ -16,7 +16,8 @@ written into every run folder as config.toml, which runs as is.
     epochs = 4
 
 Every table and key is checked: an unknown one, or a value of the wrong kind, is refused in
-one line naming the file, the table and the key. Values are checked against the parameters'
+one line naming the file, the table and the key. A relative file or folder in a table (the csv
+dataset's `path`) is read from the config file's own folder. Values are checked against the parameters'
 declarations when the run is planned (`toolkit.plan_run`), where the plugins are known.
 """
 
@@ -29,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from toolkit.errors import ToolkitError, did_you_mean
-from toolkit.params import Section, resolve
+from toolkit.params import Section, locate, resolve
 from toolkit.safe_files import read_bounded, shown
 
 #: The file every run folder holds: `toolkit run --config RUN/config.toml` trains it again.
@@ -69,6 +70,7 @@ class RunFile:
             for name, value in values.items():
                 key = f"{group}.{name}"
                 try:
+                    value = self._beside_the_file(key, value, sections)
                     resolve(sections, {key: value})
                 except ToolkitError as exc:
                     fix = ""
@@ -79,6 +81,15 @@ class RunFile:
                     raise ToolkitError(f"{self.label}, table [{group}], key '{name}': {exc}{fix}") from None
                 flat[key] = value
         return flat
+
+    def _beside_the_file(self, key: str, value: Any, sections: Sequence[Section]) -> Any:
+        """A relative file or folder (a parameter declared `path=True`) read from the file's own
+        folder, as a path written in a file means; other values as they are."""
+        _, param = locate(key, sections)
+        if not (param.path and isinstance(value, str) and value and self.path is not None):
+            return value
+        written = Path(value).expanduser()
+        return value if written.is_absolute() else str(self.path.parent / written)
 
 
 def read_run_file(path: str | Path) -> RunFile:
