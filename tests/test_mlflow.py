@@ -60,3 +60,18 @@ def test_an_unknown_tracker_is_one_line(cli):
     result = cli(["run", "-d", "names", "--track", "mlflo"])
     assert result.exit_code == 2
     assert result.stderr == "Error: unknown tracker 'mlflo'. Did you mean 'mlflow'? Trackers: mlflow.\n"
+
+
+def test_mlflow_s_own_info_lines_are_not_printed(tmp_path):
+    """Creating its SQLite store, MLflow logs INFO lines to stderr; a tracked run's output is the
+    run's own (a real process: MLflow's log handler writes to the real stderr)."""
+    from conftest import run_toolkit
+
+    data = names_csv(tmp_path, per_class=40)
+    env = {"MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}", "MLFLOW_EXPERIMENT_NAME": "quiet"}
+    done = run_toolkit(["run", "-d", "csv", "-p", f"path={data}", "-m", "ngram", "-p", "epochs=1",
+                        "-p", "threads=1", "--track", "mlflow", "-o", str(tmp_path / "run")], env=env,
+                       cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "mlflow" not in done.stderr.lower(), done.stderr
+    assert (tmp_path / "mlflow.db").is_file()

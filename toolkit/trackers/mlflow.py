@@ -11,6 +11,7 @@ MLflow is imported only when a run starts, so loading this plugin costs nothing.
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import time
@@ -34,6 +35,9 @@ def run_started(plan: Any) -> None:
     from mlflow.entities import Param
     from mlflow.tracking import MlflowClient
 
+    # MLflow's own INFO lines (creating and upgrading its database) are not the run's output
+    quiet = logging.getLogger("mlflow")
+    quiet.setLevel(max(quiet.getEffectiveLevel(), logging.WARNING))
     client = MlflowClient()  # MLFLOW_TRACKING_URI, or MLflow's default
     name = os.environ.get("MLFLOW_EXPERIMENT_NAME") or EXPERIMENT
     experiment = client.get_experiment_by_name(name)
