@@ -188,6 +188,16 @@ def test_cli_json_and_errors(toy_runs, cli):
     assert missing.exit_code == 2 and len(missing.stderr.strip().splitlines()) == 1
 
 
+def test_cli_says_when_a_text_is_cut_to_what_the_model_reads(toy_runs, cli):
+    run = toy_runs["ngram"]
+    long = "kbdfa" * ((run.max_length // 5) + 2)
+    result = cli(["explain", "--run", str(run.path), long, "kbdfa"])
+    assert result.exit_code == 0, result.output
+    assert result.stderr == (f"1 text was longer than {run.max_length:,} characters and cut to that length, "
+                             "as at training.\n")
+    assert cli(["explain", "--run", str(run.path), "kbdfa"]).stderr == ""
+
+
 def test_cli_refuses_a_text_the_normalisation_empties(names_predictor, cli):
     result = cli(["explain", "--run", str(names_predictor.path), "😀"])
     assert result.exit_code == 2

@@ -139,7 +139,7 @@ def only_word_order_separates(path) -> None:
 
 
 @pytest.mark.parametrize(("word_ngrams", "low", "high"), [("2", 0.95, 1.0), ("0", 0.0, 0.65)])
-def test_only_word_features_learn_word_order(tmp_path, word_ngrams, low, high):
+def test_only_word_features_learn_word_order(cli, tmp_path, word_ngrams, low, high):
     path = tmp_path / "order.csv"
     only_word_order_separates(path)
     result = toolkit.run(
@@ -150,3 +150,9 @@ def test_only_word_features_learn_word_order(tmp_path, word_ngrams, low, high):
     accuracy = result.report.summary.loc["accuracy", "value"]
     assert low <= accuracy <= high, accuracy
     assert torch.isfinite(torch.as_tensor(result.test_probabilities)).all()
+    if word_ngrams == "2":  # `toolkit explain` names the word bigram that decides, as a word n-gram
+        shown = cli(["explain", "--run", str(result.run_dir), "qqdefqq qqbetaqq qqalphaqq qqghiqq"])
+        assert shown.exit_code == 0, shown.output
+        listed = " ".join(shown.stdout.split())
+        assert "n-grams (exact shares of the logit; word:" in listed
+        assert "word 'qqbetaqq qqalphaqq' +" in listed

@@ -167,6 +167,16 @@ def _misplaced(option: str, command_ctx: click.Context | None) -> str:
     )
 
 
+def say_cut(count: int, max_length: int) -> None:
+    """The notice that `count` texts were cut to the run's train.max_length, if any were."""
+    if count:
+        were = "text was" if count == 1 else "texts were"
+        typer.echo(
+            f"{count:,} {were} longer than {max_length:,} characters and cut to that length, as at "
+            "training.", err=True,
+        )
+
+
 def _is_click(exc: BaseException, name: str) -> bool:
     """Whether `exc` is click's exception `name` or a subclass of it, from whichever click typer
     runs on (typer 0.2x carries its own copy of click)."""

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.text import Text
 
-from toolkit.cli.common import RunOption, StdoutConsole, load_predictor, refuse_unreadable
+from toolkit.cli.common import RunOption, StdoutConsole, load_predictor, refuse_unreadable, say_cut
 from toolkit.safe_files import shown
 
 if TYPE_CHECKING:  # torch loads only when the command runs
@@ -37,10 +37,14 @@ def explain(
     refuse_unreadable(unreadable, (predictor.config.get("provenance") or {}).get("normalization"))
     if as_json:
         typer.echo(json.dumps([e.to_dict() for e in explanations], indent=2, ensure_ascii=False))
-        return
-    console = StdoutConsole(highlight=False)
-    for explanation in explanations:
-        _print(console, explanation)
+    else:
+        console = StdoutConsole(highlight=False)
+        for explanation in explanations:
+            _print(console, explanation)
+    # what lies past train.max_length has no share: the model never reads it
+    cut_before = predictor.truncated
+    predictor.prepare(texts)
+    say_cut(predictor.truncated - cut_before, predictor.max_length)
 
 
 def _print(console: StdoutConsole, explanation: Explanation) -> None:
@@ -66,8 +70,10 @@ def _print(console: StdoutConsole, explanation: Explanation) -> None:
         console.print(Text(f"  flip: {shown(how)} -> '{shown(flip.text)}' is {shown(flip.label)} "
                            f"({flip.probability:.1%})"))
     if explanation.ngrams:
-        shares = ", ".join(f"{shown(n.ngram)!r} {n.score:+.2f}" for n in explanation.ngrams)
-        console.print(Text(f"  n-grams (exact shares of the logit): {shares}"))
+        shares = ", ".join(f"{'word ' if n.kind == 'word' else ''}{shown(n.ngram)!r} {n.score:+.2f}"
+                           for n in explanation.ngrams)
+        console.print(Text(f"  n-grams (exact shares of the logit; word: a word n-gram, else characters): "
+                           f"{shares}"))
 
 
 def _style(weight: float) -> str:

@@ -22,6 +22,7 @@ from toolkit.cli.common import (
     load_predictor,
     refuse_unreadable,
     registry_from,
+    say_cut,
     sigterm_unwinds,
     writing_stdout,
 )
@@ -184,7 +185,7 @@ def _predict(
         else:
             for prediction in predictions:
                 _print(prediction)
-        _say_cut(predictor.truncated, predictor.max_length)
+        say_cut(predictor.truncated, predictor.max_length)
         return
     from toolkit.allocator import keep_freed_memory
     from toolkit.prediction_output import write_csv, write_json_lines
@@ -207,17 +208,7 @@ def _predict(
         with atomic_file(Path(output), text=True) as out:
             count = write(rankings, out=out)
         typer.echo(f"Wrote {count:,} prediction{'s' if count != 1 else ''} to {output}", err=True)
-    _say_cut(predictor.truncated, predictor.max_length)
-
-
-def _say_cut(count: int, max_length: int) -> None:
-    """The notice that `count` texts were cut to the run's train.max_length, if any were."""
-    if count:
-        were = "text was" if count == 1 else "texts were"
-        typer.echo(
-            f"{count:,} {were} longer than {max_length:,} characters and cut to that length, as at "
-            "training.", err=True,
-        )
+    say_cut(predictor.truncated, predictor.max_length)
 
 
 def _check_input_file(path: Path, column: str | None) -> None:
@@ -400,7 +391,7 @@ def interactive(
             typer.echo(f"> {shown(text)}")
         cut_before = predictor.truncated
         _print_guesses(predictor.predict([text], top)[0])
-        _say_cut(predictor.truncated - cut_before, predictor.max_length)
+        say_cut(predictor.truncated - cut_before, predictor.max_length)
 
 
 def add_to(app: typer.Typer) -> None:
