@@ -431,6 +431,10 @@ def test_an_untrusted_folder_cannot_dictate_pip_advice(cli, trained_run, tmp_pat
     result = cli(["predict", "--run", str(evil), "Hinton"])
     one_line_error(result, "from the plugin distribution 'toolkit-charcnn', as its config.json records")
     assert "pip install" not in result.stderr and "from a source you trust" in result.stderr
+    # `toolkit rerun` names the distribution too, instead of only an unknown model
+    result = cli(["rerun", str(evil), "--output", str(tmp_path / "again")])
+    one_line_error(result, "from the plugin distribution 'toolkit-charcnn', as its config.json records")
+    assert not (tmp_path / "again").exists()
 
 
 def test_names_with_nothing_left_after_normalisation_get_no_prediction(cli, trained_run, tmp_path):

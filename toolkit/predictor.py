@@ -259,8 +259,8 @@ def load_run(
         )
 
     registry = load_registry(plugins)
-    model_spec = _spec(registry, "model", model_name, config.get("model"), folder)
-    encoder_spec = _spec(registry, "encoder", encoder_name, config.get("encoder"), folder)
+    model_spec = recorded_spec(registry, "model", model_name, config.get("model"), folder)
+    encoder_spec = recorded_spec(registry, "encoder", encoder_name, config.get("encoder"), folder)
     try:
         checked = resolve([
             Section("model", f"model '{model_name}'", model_spec.params),
@@ -410,7 +410,7 @@ def _calibration(folder: Path) -> Calibration | None:
     return Calibration.from_json(read_json(folder / CALIBRATION), shown(folder / CALIBRATION))
 
 
-def _spec(registry: Registry, kind: str, name: str, recorded: Any, folder: Path) -> Any:
+def recorded_spec(registry: Registry, kind: str, name: str, recorded: Any, folder: Path) -> Any:
     """The registered spec the run used, or one line saying which plugin provides it."""
     if name not in registry.specs[kind] and isinstance(recorded, dict):
         distribution, plugin = recorded.get("distribution"), recorded.get("plugin")

@@ -64,7 +64,11 @@ def rerun(
     folder, config = open_run(run)
     check_plugin_files(folder, config)
     recorded = run_file_of(folder, config)
-    plan = plan_run(config=recorded, output=output, plugins=plugins, track=track)
+    try:
+        plan = plan_run(config=recorded, output=output, plugins=plugins, track=track)
+    except ToolkitError:
+        _say_missing_plugin(folder, config, (*recorded.run.get("plugins", ()), *plugins))
+        raise
     changed: list[str] = []
 
     def check_data(provenance: Mapping[str, Any]) -> None:
@@ -92,6 +96,19 @@ def rerun(
     versions = {name: (then[name], now[name]) for name in now if name in then and then[name] != now[name]}
     return RerunResult(folder, result, differences, _same_weights(folder, result.run_dir), tuple(changed),
                        versions)
+
+
+def _say_missing_plugin(folder: Path, config: Mapping[str, Any], plugins: Sequence[str]) -> None:
+    """When a recorded dataset, encoder or model is not registered here, the one line that names
+    the plugin distribution the run recorded for it (as `toolkit predict` says), if it did."""
+    from toolkit.predictor import recorded_spec
+    from toolkit.registry import load_registry
+
+    registry = load_registry(plugins)
+    for kind in ("dataset", "encoder", "model"):
+        recorded = config.get(kind)
+        if isinstance(recorded, Mapping) and isinstance(recorded.get("name"), str):
+            recorded_spec(registry, kind, recorded["name"], recorded, folder)
 
 
 def check_plugin_files(folder: Path, config: Mapping[str, Any]) -> None:
