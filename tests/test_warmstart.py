@@ -42,6 +42,8 @@ def test_init_continues_where_the_run_stopped(first_run, tmp_path):
     assert recorded["init"]["classes"] == list(first.classes) and recorded["init"]["added_classes"] == []
     written = tomllib.loads((warm.run_dir / "config.toml").read_text())
     assert written["run"]["init"] == str(first.run_dir.resolve())
+    shown = toolkit.runs_table(tmp_path).shown()  # `toolkit runs` says where a warm start began
+    assert shown.set_index("run").loc["warm", "init"] == first.run_dir.name
 
 
 def test_new_classes_are_refused_without_add(cli, first_run, tmp_path):

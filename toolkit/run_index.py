@@ -2,8 +2,9 @@
 
 One row per run folder: its name, when it was made, dataset, model, encoder, every parameter
 (`model.hidden_size`...), test accuracy and macro-F1, training seconds, whether it was
-interrupted or stopped early, and its size on disk. Folders that are not complete runs are
-skipped and counted. Only config.json and metrics.json are read (bounded), never the weights.
+interrupted or stopped early, its size on disk, and the run a warm start began from (`init`).
+Folders that are not complete runs are skipped and counted. Only config.json and metrics.json
+are read (bounded), never the weights.
 """
 
 from __future__ import annotations
@@ -21,7 +22,9 @@ if TYPE_CHECKING:
 
 #: The columns before the parameters, and after them.
 LEADING = ("run", "time", "dataset", "model", "encoder")
-TRAILING = ("accuracy", "macro_f1", "micro_f1", "seconds", "interrupted", "stopped_early", "size_bytes")
+TRAILING = (
+    "accuracy", "macro_f1", "micro_f1", "seconds", "interrupted", "stopped_early", "size_bytes", "init",
+)
 GROUPS = ("dataset", "encoder", "model", "split", "train")
 
 
@@ -45,7 +48,9 @@ class RunsTable:
         ]
         # multi-label runs score micro-F1 (and no accuracy): a column only when one is listed
         micro = ["micro_f1"] if frame["micro_f1"].notna().any() else []
-        return frame[[*LEADING, *varying, "accuracy", "macro_f1", *micro, "seconds"]].assign(
+        # the run a warm start began from (--init), by folder name: a column only when one did
+        started = ["init"] if frame["init"].astype(bool).any() else []
+        return frame[[*LEADING, *started, *varying, "accuracy", "macro_f1", *micro, "seconds"]].assign(
             time=frame["time"].astype(str).str.slice(0, 16).str.replace("T", " "),
             accuracy=frame["accuracy"].round(4), macro_f1=frame["macro_f1"].round(4),
             **({"micro_f1": frame["micro_f1"].round(4)} if micro else {}),
@@ -113,6 +118,7 @@ def _row(folder: Path) -> dict[str, Any] | None:
             "stopped_early": not training.get("interrupted") and planned is not None and completed is not None
             and completed < planned,
             "size_bytes": sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()),
+            "init": Path(config["init"]["run"]).name if config.get("init") else "",
         }
     except (ToolkitError, KeyError, TypeError, AttributeError, OSError):
         return None
