@@ -27,7 +27,17 @@ from toolkit.memory import shapes_only
 from toolkit.params import Section, resolve
 from toolkit.ranking import Guess, Prediction, Ranking  # noqa: F401  (Guess: imported from here)
 from toolkit.registry import Registry, load_registry
-from toolkit.rundir import CALIBRATION, CONFIG, ENCODER, LABELS, METRICS, WEIGHTS, open_run, read_json
+from toolkit.rundir import (
+    CALIBRATION,
+    CONFIG,
+    ENCODER,
+    LABELS,
+    METRICS,
+    WEIGHTS,
+    incomplete_run,
+    open_run,
+    read_json,
+)
 from toolkit.runtimes import DEFAULT_RUNTIME, check_runtime
 from toolkit.safe_files import shown
 
@@ -402,10 +412,7 @@ def _calibration(folder: Path) -> Calibration | None:
     if not (folder / CALIBRATION).is_file():
         metrics = read_json(folder / METRICS)
         if isinstance(metrics, dict) and "calibration" in metrics:
-            raise ToolkitError(
-                f"'{shown(folder)}' is not a complete toolkit run folder (missing {CALIBRATION}, which "
-                "its metrics.json was measured with); copy the run folder whole, or train it again."
-            )
+            raise incomplete_run(folder, f"{CALIBRATION}, which its {METRICS} was measured with")
         return None
     return Calibration.from_json(read_json(folder / CALIBRATION), shown(folder / CALIBRATION))
 

@@ -290,6 +290,14 @@ class RunRecord:
         return (self.folder or self.path).name
 
 
+def incomplete_run(folder: Path, missing: str) -> ToolkitError:
+    """The one line for a run folder that lacks `missing` (its files, said in words)."""
+    return ToolkitError(
+        f"'{shown(folder)}' is not a complete toolkit run folder (missing {missing}); copy the run "
+        "folder whole, or train it again."
+    )
+
+
 def open_run(path: str | Path, required: Sequence[str] = REQUIRED) -> tuple[Path, dict[str, Any]]:
     """Check that `path` is a run folder with the `required` files and a config.json of this
     format version; return the folder and its config."""
@@ -304,10 +312,7 @@ def open_run(path: str | Path, required: Sequence[str] = REQUIRED) -> tuple[Path
         )
     missing = [name for name in required if not (folder / name).is_file()]
     if missing:
-        raise ToolkitError(
-            f"'{shown(folder)}' is not a complete toolkit run folder (missing {', '.join(missing)}); "
-            "copy the run folder whole, or train it again."
-        )
+        raise incomplete_run(folder, ", ".join(missing))
     config = read_json(folder / CONFIG)
     found = config.get("format_version") if isinstance(config, dict) else None
     if found != FORMAT_VERSION:
