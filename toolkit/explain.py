@@ -193,10 +193,8 @@ def _explain_one(predictor: Predictor, text: str, label: str | None, flip: bool,
 def model_text(predictor: Predictor, text: str) -> tuple[str, list[int]]:
     """The text as the model reads it, and for each of its characters the position of the
     input character it came from."""
-    from toolkit.normalization import cut_texts, normalize_like
-
     provenance = predictor.config.get("provenance") or {}
-    prepared = cut_texts(normalize_like([text], provenance), predictor.max_length)[0][0]
+    prepared = predictor.prepare([text])[0]
     pieces = [_normalize_char(char, provenance.get("normalization")) for char in text]
     owners = [i for i, piece in enumerate(pieces) for _ in piece]
     joined = "".join(pieces)

@@ -24,7 +24,6 @@ from toolkit.cli.common import (
     registry_from,
     say_cut,
     sigterm_unwinds,
-    writing_stdout,
 )
 from toolkit.errors import ToolkitError
 from toolkit.runtimes import DEFAULT_RUNTIME
@@ -147,7 +146,7 @@ def predict(
     files into a folder of partitions (locally or on a Dask cluster; see docs/scale.md).
     SIGTERM stops it at once, leaving no partial output (exit 143)."""
     options = _options(min_confidence, coverage, threshold)
-    with sigterm_unwinds(), writing_stdout():
+    with sigterm_unwinds():  # stdout is held to one line by ToolkitGroup (writing_stdout)
         _predict(ctx, run, names, top, as_json, input_file, column, output, batch_size, threads, engine,
                  scheduler, workers, output_format, raw_csv, options, runtime)
 
